@@ -1,0 +1,299 @@
+"""Models: architectures by name, the backbone/head split, and the model directory.
+
+A model directory holds ``config.json`` (architecture, preprocessing, label,
+sensitive columns, group names, threshold) and ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from fairtune.errors import FairtuneError
+from fairtune.io import atomic_dir, atomic_write_text
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron for tabular data with a one-logit head named ``head``."""
+
+    def __init__(self, in_features: int, hidden: tuple[int, ...] = (64, 32), dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"mlp": MLP}
+
+
+def register_architecture(name: str, builder: Callable[..., nn.Module]) -> None:
+    """Make ``build_model({"name": name, ...})`` call ``builder(**rest)``."""
+    ARCHITECTURES[name] = builder
+
+
+def build_model(arch: dict[str, Any]) -> nn.Module:
+    """Instantiate an architecture from its JSON description ``{"name": ..., **kwargs}``."""
+    spec = dict(arch)
+    name = spec.pop("name", None)
+    if name not in ARCHITECTURES:
+        raise FairtuneError(f"unknown architecture '{name}'; known: {sorted(ARCHITECTURES)}")
+    if "hidden" in spec:
+        spec["hidden"] = tuple(spec["hidden"])
+    return ARCHITECTURES[name](**spec)
+
+
+def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's binary logits as a 1-D tensor, whether it returns (n,) or (n, 1)."""
+    out = model(x)
+    if out.dim() == 2 and out.shape[1] == 1:
+        return out[:, 0]
+    if out.dim() != 1:
+        raise FairtuneError(
+            f"the model returns shape {tuple(out.shape)}; a binary classifier must return "
+            "one logit per sample, shape (n,) or (n, 1)"
+        )
+    return out
+
+
+# ---------------------------------------------------------------- backbone / head
+
+
+def find_head(model: nn.Module, name: str | None = None) -> str:
+    """The module name of the classification head.
+
+    ``name`` if given; else timm's ``get_classifier()``, torchvision's ``fc`` or
+    ``classifier`` (its last Linear when a Sequential), else the last
+    ``nn.Linear`` in module order.
+    """
+    modules = dict(model.named_modules())
+    if name is not None:
+        if name not in modules or name == "":
+            raise FairtuneError(
+                f"no module named '{name}' in the model; candidates: "
+                f"{[n for n, m in modules.items() if isinstance(m, nn.Linear)][-5:]}"
+            )
+        return name
+    if hasattr(model, "get_classifier"):
+        clf = model.get_classifier()
+        for n, m in modules.items():
+            if m is clf and isinstance(m, nn.Linear):
+                return n
+    for attr in ("fc", "classifier", "head"):
+        m = modules.get(attr)
+        if isinstance(m, nn.Linear):
+            return attr
+        if isinstance(m, nn.Sequential):
+            linears = [f"{attr}.{n}" for n, s in m.named_modules() if isinstance(s, nn.Linear)]
+            if linears:
+                return linears[-1]
+    linears = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise FairtuneError(
+            "no classification head found (no nn.Linear in the model): "
+            "name the head module with --head"
+        )
+    return linears[-1]
+
+
+@dataclass
+class ModelSplit:
+    """A model seen as backbone E and head C, with C the module named ``head``."""
+
+    model: nn.Module
+    head: str
+
+    @classmethod
+    def of(cls, model: nn.Module, head: str | None = None) -> ModelSplit:
+        return cls(model, find_head(model, head))
+
+    @property
+    def head_module(self) -> nn.Module:
+        return self.model.get_submodule(self.head)
+
+    def head_params(self) -> list[str]:
+        """Names (as in ``model.named_parameters()``) of the head's parameters."""
+        return [f"{self.head}.{n}" for n, _ in self.head_module.named_parameters()]
+
+    def backbone_params(self) -> list[str]:
+        head = set(self.head_params())
+        return [n for n, _ in self.model.named_parameters() if n not in head]
+
+    def all_params(self) -> list[str]:
+        return [n for n, _ in self.model.named_parameters()]
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's output for ``x``: the input the head receives."""
+        captured: list[torch.Tensor] = []
+
+        def grab(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            captured.append(args[0].detach())
+
+        handle = self.head_module.register_forward_pre_hook(grab)
+        try:
+            self.model(x)
+        finally:
+            handle.remove()
+        return captured[0]
+
+    def reset_head(self, mode: str = "zeros", seed: int = 0) -> None:
+        """Re-initialise the head: zeros (as the BMFT authors) or PyTorch's default init."""
+        head = self.head_module
+        with torch.no_grad():
+            if mode == "zeros":
+                for p in head.parameters():
+                    p.zero_()
+            elif mode == "default":
+                torch.manual_seed(seed)
+                head.reset_parameters()
+            else:
+                raise FairtuneError(f"head reset must be 'zeros' or 'default', not '{mode}'")
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the block, the previous mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, data: Any, batch_size: int = 1024) -> torch.Tensor:
+    """Probabilities for every row of a :class:`~fairtune.data.FairData`, in eval mode."""
+    out = []
+    with evaluating(model):
+        for x, _, _ in data.loader(batch_size):
+            out.append(torch.sigmoid(logits(model, x)))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+# ---------------------------------------------------------------- model directory
+
+
+@dataclass
+class ModelConfig:
+    """Everything besides the weights that a saved model needs to be applied again."""
+
+    arch: dict[str, Any]
+    label: str
+    sensitive: list[str]
+    group_names: list[str]
+    head: str | None = None
+    features: list[str] = field(default_factory=list)
+    preprocessing: dict[str, Any] | None = None
+    positive: str | None = None
+    threshold: float = 0.5
+    sensitive_as_feature: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise FairtuneError(f"{CONFIG_FILE} has unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def save_model(directory: str | Path, model: nn.Module, config: ModelConfig) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_dir(directory) as tmp:
+        save_file(state, str(tmp / WEIGHTS_FILE))
+        atomic_write_text(tmp / CONFIG_FILE, json.dumps(asdict(config), indent=2))
+    return Path(directory)
+
+
+def load_model(directory: str | Path) -> tuple[nn.Module, ModelConfig]:
+    """Load a model directory written by :func:`save_model`."""
+    directory = Path(directory)
+    cfg_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not cfg_path.is_file() or not weights.is_file():
+        raise FairtuneError(
+            f"'{directory}' is not a fairtune model directory (needs {CONFIG_FILE} and "
+            f"{WEIGHTS_FILE}); create one with 'fairtune train'"
+        )
+    try:
+        config = ModelConfig.from_dict(json.loads(cfg_path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise FairtuneError(f"cannot read {cfg_path}: {exc}") from None
+    model = build_model(config.arch)
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types
+        raise FairtuneError(f"cannot read weights {weights}: {exc}") from None
+    load_weights(model, state, str(weights))
+    return model, config
+
+
+def load_state_dict_file(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a user's checkpoint (``.pt``/``.pth`` state dict or ``.safetensors``) safely."""
+    path = Path(path)
+    if not path.is_file():
+        raise FairtuneError(f"checkpoint '{path}' does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise FairtuneError(
+            f"cannot load checkpoint '{path}' safely ({type(exc).__name__}): "
+            "save a plain state dict with torch.save(model.state_dict(), path)"
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise FairtuneError(f"checkpoint '{path}' holds a {type(state).__name__}, not a state dict")
+    load_weights(model, state, str(path))
+    return model
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` strictly, turning a mismatch into one line that names the keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}")
+        if wrong:
+            parts.append(f"wrong shape {wrong[:3]}")
+        raise FairtuneError(
+            f"checkpoint {source} does not match the architecture: {'; '.join(parts)}. "
+            "Check --arch and its options"
+        )
+    model.load_state_dict(state)

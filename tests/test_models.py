@@ -1,0 +1,139 @@
+"""Models: head finding, feature capture, the model directory, safe checkpoint loading."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from fairtune.errors import FairtuneError
+from fairtune.models import (
+    MLP,
+    ModelConfig,
+    ModelSplit,
+    find_head,
+    load_model,
+    load_state_dict_file,
+    logits,
+    save_model,
+)
+
+
+class TorchvisionLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.proj = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.fc(self.proj(self.conv(x).mean((2, 3))))
+
+
+class ClassifierSeq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Linear(3, 4)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(4, 1))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class TimmLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(3, 4)
+        self.last = nn.Linear(4, 1)
+        self.extra = nn.Linear(1, 1)  # after the head in module order
+
+    def get_classifier(self):
+        return self.last
+
+    def forward(self, x):
+        return self.last(self.stem(x))
+
+
+def test_find_head_conventions():
+    assert find_head(MLP(5)) == "head"
+    assert find_head(TorchvisionLike()) == "fc"
+    assert find_head(ClassifierSeq()) == "classifier.1"
+    assert find_head(TimmLike()) == "last"
+    assert find_head(nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))) == "2"
+    assert find_head(MLP(5), "body.0") == "body.0"
+
+
+def test_missing_head_names_the_option():
+    with pytest.raises(FairtuneError, match="--head"):
+        find_head(nn.Sequential(nn.Conv1d(1, 1, 1)))
+    with pytest.raises(FairtuneError, match="no module named"):
+        find_head(MLP(5), "nope")
+
+
+def test_split_partitions_parameters_and_captures_features():
+    model = MLP(5, hidden=(4, 3))
+    split = ModelSplit.of(model)
+    assert split.head_params() == ["head.weight", "head.bias"]
+    assert set(split.backbone_params()) | set(split.head_params()) == set(split.all_params())
+    x = torch.randn(7, 5)
+    feats = split.features(x)
+    assert torch.allclose(feats, model.body(x))
+    assert torch.allclose(model.head(feats)[:, 0], logits(model, x))
+
+
+def test_reset_head():
+    split = ModelSplit.of(MLP(5))
+    split.reset_head("zeros")
+    assert all((p == 0).all() for p in split.head_module.parameters())
+
+
+def _config() -> ModelConfig:
+    return ModelConfig(
+        arch={"name": "mlp", "in_features": 5, "hidden": [4]},
+        label="y",
+        sensitive=["sex"],
+        group_names=["Female", "Male"],
+    )
+
+
+def test_save_load_round_trip(tmp_path):
+    model = MLP(5, hidden=(4,))
+    save_model(tmp_path / "m", model, _config())
+    loaded, cfg = load_model(tmp_path / "m")
+    x = torch.randn(3, 5)
+    assert torch.equal(model(x), loaded(x))
+    assert cfg.group_names == ["Female", "Male"]
+    assert not [p for p in (tmp_path).iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_load_rejects_non_model_directory_and_mismatch(tmp_path):
+    with pytest.raises(FairtuneError, match="not a fairtune model directory"):
+        load_model(tmp_path)
+    save_model(tmp_path / "m", MLP(5, hidden=(4,)), _config())
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["arch"]["hidden"] = [8]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(FairtuneError, match="does not match the architecture"):
+        load_model(tmp_path / "m")
+
+
+def test_user_state_dict_loads_safely(tmp_path):
+    model = MLP(5, hidden=(4,))
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    other = load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "w.pt")
+    assert torch.equal(other.head.weight, model.head.weight)
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "wrapped.pt")
+    load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "wrapped.pt")
+    torch.save(model, tmp_path / "pickled.pt")  # a whole module: refused by weights_only
+    with pytest.raises(FairtuneError, match="safely"):
+        load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "pickled.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(FairtuneError):
+        load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "bad.pt")
+    with pytest.raises(FairtuneError, match="wrong shape"):
+        load_state_dict_file(MLP(5, hidden=(6,)), tmp_path / "w.pt")
+
+
+def test_logits_shape_check():
+    with pytest.raises(FairtuneError, match="one logit per sample"):
+        logits(nn.Linear(3, 2), torch.randn(4, 3))
