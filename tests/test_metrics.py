@@ -1,0 +1,356 @@
+"""Metrics against fairlearn and scikit-learn, a hand-computed case, and input checks."""
+
+import json
+import math
+import time
+import warnings
+
+import numpy as np
+import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    false_positive_rate,
+    true_positive_rate,
+)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from fairtune.errors import FairtuneError
+from fairtune.metrics import (
+    METRIC_KEYS,
+    THRESHOLD_RULES,
+    FairnessWarning,
+    binary_metrics,
+    bootstrap_ci,
+    choose_threshold,
+)
+
+GROUP_KEYS = {"n", "positives", "auc", "accuracy", "tpr", "fpr", "positive_rate", "ece"}
+
+
+def make_data(n: int, n_groups: int, seed: int = 0, decimals: int | None = None):
+    """Labels, scores and groups whose base rates and score shifts differ by group."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_groups, n)
+    y = (rng.random(n) < 0.25 + 0.1 * g).astype(int)
+    s = np.clip(0.3 * y + 0.08 * g + 0.6 * rng.random(n), 0.0, 1.0)
+    if decimals is not None:  # coarse scores: many ties, some exactly at thresholds
+        s = np.round(s, decimals)
+    names = [f"g{k}" for k in range(n_groups)]
+    return y, s, g, names
+
+
+@pytest.mark.parametrize("n_groups", [2, 4])
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.65])
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_matches_fairlearn_and_sklearn(n_groups, threshold, decimals):
+    y, s, g, names = make_data(3000, n_groups, seed=n_groups, decimals=decimals)
+    m = binary_metrics(y, s, g, names, threshold=threshold)
+    pred = (s >= threshold).astype(int)
+
+    assert m["auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred), abs=1e-12)
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+    assert m["f1"] == pytest.approx(f1_score(y, pred), abs=1e-12)
+
+    kw = {"sensitive_features": g, "method": "between_groups"}
+    assert m["eodds_worst"] == pytest.approx(
+        equalized_odds_difference(y, pred, agg="worst_case", **kw), abs=1e-12
+    )
+    assert m["eodds_mean"] == pytest.approx(
+        equalized_odds_difference(y, pred, agg="mean", **kw), abs=1e-12
+    )
+    assert m["dp"] == pytest.approx(demographic_parity_difference(y, pred, **kw), abs=1e-12)
+
+    frame = MetricFrame(
+        metrics={"tpr": true_positive_rate, "fpr": false_positive_rate, "acc": accuracy_score},
+        y_true=y,
+        y_pred=pred,
+        sensitive_features=g,
+    )
+    diff = frame.difference(method="between_groups")
+    assert m["eopp"] == pytest.approx(diff["tpr"], abs=1e-12)
+    assert m["eodds_mean"] == pytest.approx(0.5 * (diff["tpr"] + diff["fpr"]), abs=1e-12)
+    assert m["eodds_worst"] == pytest.approx(max(diff["tpr"], diff["fpr"]), abs=1e-12)
+
+    auc_frame = MetricFrame(metrics=roc_auc_score, y_true=y, y_pred=s, sensitive_features=g)
+    assert m["worst_group_auc"] == pytest.approx(auc_frame.group_min(), abs=1e-12)
+    assert m["auc_gap"] == pytest.approx(auc_frame.difference(), abs=1e-12)
+
+    assert list(m["by_group"]) == names
+    for k, name in enumerate(names):
+        row = m["by_group"][name]
+        assert set(row) == GROUP_KEYS
+        assert row["n"] == int((g == k).sum())
+        assert row["positives"] == int(y[g == k].sum())
+        assert row["tpr"] == pytest.approx(frame.by_group["tpr"][k], abs=1e-12)
+        assert row["fpr"] == pytest.approx(frame.by_group["fpr"][k], abs=1e-12)
+        assert row["accuracy"] == pytest.approx(frame.by_group["acc"][k], abs=1e-12)
+        assert row["auc"] == pytest.approx(auc_frame.by_group[k], abs=1e-12)
+        assert row["positive_rate"] == pytest.approx(pred[g == k].mean(), abs=1e-12)
+
+
+def test_keys_and_json_ready():
+    y, s, g, names = make_data(500, 3)
+    m = binary_metrics(y, s, g, names)
+    assert set(m) == {*METRIC_KEYS, "threshold", "n", "by_group"}
+    assert m["n"] == 500 and m["threshold"] == 0.5
+    for key in METRIC_KEYS:
+        assert type(m[key]) is float
+    for row in m["by_group"].values():
+        assert type(row["n"]) is int and type(row["positives"]) is int
+        assert all(type(row[k]) is float for k in GROUP_KEYS - {"n", "positives"})
+    assert json.loads(json.dumps(m)) == m
+
+
+def test_hand_computed_case():
+    # group A: labels 1 1 0 0, scores .9 .4 .6 .2 -> preds 1 0 1 0
+    # group B: labels 1 0 0 1, scores .8 .3 .1 .7 -> preds 1 0 0 1
+    y = [1, 1, 0, 0, 1, 0, 0, 1]
+    s = [0.92, 0.43, 0.61, 0.24, 0.85, 0.33, 0.15, 0.75]
+    g = [0, 0, 0, 0, 1, 1, 1, 1]
+    m = binary_metrics(y, s, g, ["A", "B"])
+    a, b = m["by_group"]["A"], m["by_group"]["B"]
+    assert (a["tpr"], a["fpr"], a["positive_rate"], a["accuracy"]) == (0.5, 0.5, 0.5, 0.5)
+    assert (b["tpr"], b["fpr"], b["positive_rate"], b["accuracy"]) == (1.0, 0.0, 0.5, 1.0)
+    assert a["auc"] == 0.75 and b["auc"] == 1.0
+    assert m["eopp"] == 0.5
+    assert m["dp"] == 0.0
+    assert m["eodds_mean"] == pytest.approx(0.5 * (0.5 + 0.5))
+    assert m["eodds_worst"] == pytest.approx(0.5)
+    assert m["worst_group_auc"] == 0.75 and m["auc_gap"] == 0.25
+    # ECE, 10 equal-width bins, bin_weight * |mean score - positive fraction|.
+    # A: bins 9 {.92:1}, 4 {.43:1}, 6 {.61:0}, 2 {.24:0}, one row each:
+    ece_a = (0.08 + 0.57 + 0.61 + 0.24) / 4
+    # B: bins 8 {.85:1}, 3 {.33:0}, 1 {.15:0}, 7 {.75:1}:
+    ece_b = (0.15 + 0.33 + 0.15 + 0.25) / 4
+    assert a["ece"] == pytest.approx(ece_a)
+    assert b["ece"] == pytest.approx(ece_b)
+    # Overall: bin 2 {.24:0}, bin 3 {.33:0}, bin 1 {.15:0}, bin 4 {.43:1}, bin 6 {.61:0},
+    # bin 7 {.75:1}, bin 8 {.85:1}, bin 9 {.92:1}: all bins single rows.
+    assert m["ece"] == pytest.approx((0.08 + 0.57 + 0.61 + 0.24 + 0.15 + 0.33 + 0.15 + 0.25) / 8)
+
+
+def test_ece_shared_bin():
+    # Two rows in bin 7 (.72, .78) with one positive: |0.75 - 0.5| * 2/4; bin 1 {.1:0}, bin 9 {.9:1}
+    m = binary_metrics([1, 0, 0, 1], [0.72, 0.78, 0.12, 0.92], [0, 1, 0, 1], ["A", "B"])
+    assert m["ece"] == pytest.approx(0.25 * 2 / 4 + 0.12 / 4 + 0.08 / 4)
+    # Per group each bin holds one row.
+    assert m["by_group"]["A"]["ece"] == pytest.approx((0.28 + 0.12) / 2)
+    assert m["by_group"]["B"]["ece"] == pytest.approx((0.78 + 0.08) / 2)
+
+
+def test_group_without_positives_is_nan_and_skipped():
+    y, s, g, _ = make_data(2000, 3, seed=5)
+    y = y.copy()
+    y[g == 1] = 0
+    names = ["a", "b", "c"]
+    with pytest.warns(FairnessWarning, match="'b'"):
+        m = binary_metrics(y, s, g, names)
+    b = m["by_group"]["b"]
+    assert math.isnan(b["tpr"]) and math.isnan(b["auc"])
+    assert not math.isnan(b["fpr"])
+    tpr_a, tpr_c = m["by_group"]["a"]["tpr"], m["by_group"]["c"]["tpr"]
+    assert m["eopp"] == pytest.approx(abs(tpr_a - tpr_c))
+    fprs = [m["by_group"][k]["fpr"] for k in names]
+    assert m["eodds_mean"] == pytest.approx(0.5 * (abs(tpr_a - tpr_c) + max(fprs) - min(fprs)))
+    aucs = [m["by_group"][k]["auc"] for k in ("a", "c")]
+    assert m["auc_gap"] == pytest.approx(max(aucs) - min(aucs))
+    assert m["worst_group_auc"] == pytest.approx(min(aucs))
+
+
+def test_gap_nan_when_fewer_than_two_groups_defined():
+    y = [1, 0, 0, 0, 0, 0]
+    s = [0.9, 0.2, 0.6, 0.1, 0.3, 0.7]
+    g = [0, 0, 0, 1, 1, 1]
+    with pytest.warns(FairnessWarning) as record:
+        m = binary_metrics(y, s, g, ["A", "B"])
+    assert any("'B'" in str(w.message) for w in record)
+    assert math.isnan(m["eopp"]) and math.isnan(m["auc_gap"])
+    assert math.isnan(m["eodds_mean"]) and math.isnan(m["eodds_worst"])
+    assert m["worst_group_auc"] == m["by_group"]["A"]["auc"] == 1.0
+    assert m["dp"] == pytest.approx(2 / 3 - 1 / 3)
+
+
+def test_single_class_auc_nan_with_warning():
+    with pytest.warns(FairnessWarning) as record:
+        m = binary_metrics([0, 0, 0, 0], [0.1, 0.6, 0.3, 0.8], [0, 0, 1, 1], ["A", "B"])
+    assert any("only label 0" in str(w.message) for w in record)
+    assert math.isnan(m["auc"]) and math.isnan(m["balanced_accuracy"])
+    assert m["accuracy"] == 0.5
+    assert m["dp"] == 0.0
+
+
+def test_empty_group_left_out():
+    y, s, g, _ = make_data(800, 2, seed=3)
+    g = np.where(g == 1, 2, g)  # group "mid" has no rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = binary_metrics(y, s, g, ["low", "mid", "high"])
+    assert list(m["by_group"]) == ["low", "high"]
+    assert m["eopp"] == pytest.approx(
+        abs(m["by_group"]["low"]["tpr"] - m["by_group"]["high"]["tpr"])
+    )
+
+
+def test_inputs_not_modified():
+    y, s, g, names = make_data(300, 2)
+    copies = (y.copy(), s.copy(), g.copy())
+    binary_metrics(y, s, g, names)
+    bootstrap_ci(y, s, g, names, n_boot=5)
+    for before, after in zip(copies, (y, s, g), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+# ------------------------------------------------------------------ bootstrap
+
+
+def test_bootstrap_reproducible_and_covers_point():
+    y, s, g, names = make_data(4000, 3, seed=7)
+    point = binary_metrics(y, s, g, names)
+    ci = bootstrap_ci(y, s, g, names, n_boot=200, seed=11)
+    again = bootstrap_ci(y, s, g, names, n_boot=200, seed=11)
+    other = bootstrap_ci(y, s, g, names, n_boot=200, seed=12)
+    assert ci == again
+    assert ci != other
+    assert list(ci) == list(METRIC_KEYS)
+    for key in METRIC_KEYS:
+        lo, hi = ci[key]
+        assert lo <= hi, key
+        assert lo <= point[key] <= hi, key
+        assert hi - lo < 0.2, key
+
+
+def test_bootstrap_weights_equal_repeated_rows():
+    from fairtune.metrics import _evaluate, _sort_by_score
+
+    y, s, g, names = make_data(200, 3, seed=9, decimals=2)
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 3, size=len(y)).astype(float)
+    counts[:3] = 1.0
+    rows = np.repeat(np.arange(len(y)), counts.astype(int))
+    direct = binary_metrics(y[rows], s[rows], g[rows], names, threshold=0.45)
+    ys, ss, gs = _sort_by_score(y.astype(float), s, g)
+    order = np.argsort(s, kind="stable")
+    _, m = _evaluate(counts[order][None, :], ys, ss, gs, 3, 0.45)
+    for key in METRIC_KEYS:
+        assert m[key][0] == pytest.approx(direct[key], abs=1e-12), key
+
+
+def test_bootstrap_fast_and_quiet():
+    y, s, g, names = make_data(15000, 2, seed=1)
+    y = y.copy()
+    y[(g == 1) & (np.arange(len(y)) % 50 != 0)] = 0  # a group with few positives
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ci = bootstrap_ci(y, s, g, names, n_boot=200)
+    assert time.perf_counter() - start < 5.0
+    assert all(not math.isnan(v) for lo_hi in ci.values() for v in lo_hi)
+
+
+def test_bootstrap_all_nan_metric():
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.2, 0.8, 0.3, 0.6, 0.1, 0.4, 0.7])
+    g = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    ci = bootstrap_ci(y, s, g, ["A", "B"], n_boot=20)
+    assert all(math.isnan(v) for v in ci["eopp"])
+    assert not any(math.isnan(v) for v in ci["dp"])
+
+
+# ----------------------------------------------------------- choose_threshold
+
+
+def test_threshold_rules_exported():
+    assert THRESHOLD_RULES == ("0.5", "balanced_accuracy", "positive_rate")
+    y, s, _, _ = make_data(100, 2)
+    assert choose_threshold(y, s, "0.5") == 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_balanced_accuracy_rule(seed):
+    y, s, _, _ = make_data(1500, 2, seed=seed)
+    s = s * 0.6  # a model whose scores sit low: 0.5 is a poor cut
+    t = choose_threshold(y, s, "balanced_accuracy")
+    assert 0.0 < t < 1.0
+    best = balanced_accuracy_score(y, s >= t)
+    assert best >= balanced_accuracy_score(y, s >= 0.5)
+    assert best > balanced_accuracy_score(y, s >= 0.5) + 0.05
+    # No cut point does better: the best over sklearn's full ROC curve.
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    assert best == pytest.approx(np.max(0.5 * (tpr + 1 - fpr)), abs=1e-12)
+
+
+def test_balanced_accuracy_rule_anti_informative_scores():
+    y = np.array([1, 1, 1, 0, 0, 0])
+    s = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    t = choose_threshold(y, s, "balanced_accuracy")
+    assert balanced_accuracy_score(y, s >= t) >= balanced_accuracy_score(y, s >= 0.5)
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.3, 0.5, 0.87])
+def test_positive_rate_rule(rate):
+    y, s, _, _ = make_data(997, 2, seed=3)
+    t = choose_threshold(y, s, "positive_rate", reference_rate=rate)
+    assert abs((s >= t).mean() - rate) <= 1 / len(s)
+
+
+def test_positive_rate_rule_needs_reference():
+    y, s, _, _ = make_data(100, 2)
+    with pytest.raises(FairtuneError, match="reference_rate"):
+        choose_threshold(y, s, "positive_rate")
+    with pytest.raises(FairtuneError, match="reference_rate"):
+        choose_threshold(y, s, "positive_rate", reference_rate=1.5)
+
+
+def test_threshold_rule_errors():
+    y, s, _, _ = make_data(100, 2)
+    with pytest.raises(FairtuneError, match="unknown threshold rule"):
+        choose_threshold(y, s, "youden")
+    with pytest.raises(FairtuneError, match="both labels"):
+        choose_threshold(np.zeros(100), s, "balanced_accuracy")
+
+
+# --------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    ("y", "s", "g", "threshold", "match"),
+    [
+        ([1, 0, 1], [0.2, 0.4], [0, 1, 1], 0.5, "length"),
+        ([1, 0, 1], [0.2, 0.4, 0.3], [0, 1], 0.5, "length"),
+        ([1, 0, 1], [0.2, np.nan, 0.3], [0, 1, 1], 0.5, "NaN"),
+        ([1, 2, 1], [0.2, 0.4, 0.3], [0, 1, 1], 0.5, "0 and 1"),
+        ([1, np.nan, 1], [0.2, 0.4, 0.3], [0, 1, 1], 0.5, "0 and 1"),
+        ([1, 0, 1], [0.2, 1.4, 0.3], [0, 1, 1], 0.5, r"\[0, 1\]"),
+        ([1, 0, 1], [-0.2, 0.4, 0.3], [0, 1, 1], 0.5, r"\[0, 1\]"),
+        ([1, 0, 1], [0.2, 0.4, 0.3], [0, 1, 1], 0.0, "threshold"),
+        ([1, 0, 1], [0.2, 0.4, 0.3], [0, 1, 1], 1.0, "threshold"),
+        ([1, 0, 1], [0.2, 0.4, 0.3], [0, 1, 2], 0.5, "group ids"),
+        ([1, 0, 1], [0.2, 0.4, 0.3], [0, 1.5, 1], 0.5, "integer"),
+        ([], [], [], 0.5, "no rows"),
+    ],
+)
+def test_bad_inputs_raise(y, s, g, threshold, match):
+    with pytest.raises(FairtuneError, match=match):
+        binary_metrics(y, s, g, ["A", "B"], threshold=threshold)
+    with pytest.raises(FairtuneError, match=match):
+        bootstrap_ci(y, s, g, ["A", "B"], threshold=threshold, n_boot=3)
+
+
+def test_bad_inputs_choose_threshold_and_names():
+    with pytest.raises(FairtuneError, match="NaN"):
+        choose_threshold([1, 0], [0.3, np.nan], "balanced_accuracy")
+    with pytest.raises(FairtuneError, match="length"):
+        choose_threshold([1, 0, 1], [0.3, 0.4], "positive_rate", reference_rate=0.5)
+    with pytest.raises(FairtuneError, match="two groups"):
+        binary_metrics([1, 0], [0.3, 0.4], [0, 0], ["only"])
+    with pytest.raises(FairtuneError, match="n_boot"):
+        bootstrap_ci([1, 0], [0.3, 0.4], [0, 1], ["A", "B"], n_boot=0)
