@@ -1,0 +1,194 @@
+"""Parameter importance: the empirical Fisher diagonal of a loss on the external set.
+
+For each objective (e.g. L_pred and L_bias) and each parameter, the elementwise
+mean of squared gradients, with the model in eval mode (METHODS.md, "Parameter
+importance"). Two modes: squared batch gradients (the authors' way) and squared
+per-sample gradients (the textbook empirical Fisher).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+from fairtune.data import FairData
+from fairtune.errors import FairtuneError
+from fairtune.models import evaluating, logits
+
+Loss = Callable[[Tensor, Tensor, Tensor], Tensor]
+FISHER_MODES = ("batch", "per_sample")
+
+
+def _logits_with(model: nn.Module, tensors: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """``logits(model, x)`` with the parameters in ``tensors`` swapped in."""
+
+    def call(inp: Tensor) -> Tensor:
+        return functional_call(model, dict(tensors), (inp,))
+
+    return logits(call, x)  # type: ignore[arg-type]  # logits only calls its model
+
+
+def _chosen(model: nn.Module, params: Sequence[str] | None) -> dict[str, Tensor]:
+    """The named parameters to differentiate, detached from the model (same storage)."""
+    named = dict(model.named_parameters())
+    names = list(named) if params is None else list(params)
+    unknown = [n for n in names if n not in named]
+    if unknown:
+        raise FairtuneError(f"no parameter(s) {unknown[:3]} in the model; it has {list(named)[:5]}")
+    if not names:
+        raise FairtuneError("no parameters to compute importance for")
+    return {n: named[n].detach() for n in names}
+
+
+def _logit_gradients(
+    model: nn.Module, tensors: Mapping[str, Tensor], x: Tensor
+) -> dict[str, Tensor]:
+    """Per-sample gradients dz_i/dtheta of each sample's logit, shape (n, *param.shape).
+
+    One vmapped pass over the batch; ``tensors`` are the parameters to
+    differentiate (the rest of the model is held fixed). The model should be in
+    eval mode so that each sample's logit depends on that sample alone.
+    """
+
+    def one_logit(t: dict[str, Tensor], xi: Tensor) -> Tensor:
+        return _logits_with(model, t, xi.unsqueeze(0))[0]
+
+    return vmap(grad(one_logit), in_dims=(None, 0))(dict(tensors), x)
+
+
+def _logit_weights(
+    objectives: Mapping[str, Loss], z: Tensor, labels: Tensor, groups: Tensor
+) -> dict[str, Tensor]:
+    """n * dL/dz_i for each objective: each sample's share of the batch gradient."""
+    z = z.detach().requires_grad_()
+    out = {}
+    for name, objective in objectives.items():
+        (dz,) = torch.autograd.grad(objective(z, labels, groups), z)
+        out[name] = len(z) * dz
+    return out
+
+
+def per_sample_gradients(
+    model: nn.Module,
+    x: Tensor,
+    labels: Tensor,
+    groups: Tensor,
+    objective: Loss,
+    params: Sequence[str] | None = None,
+) -> dict[str, Tensor]:
+    """Per-sample gradients g_i = n * (dL/dz_i) * dz_i/dtheta of a batch objective.
+
+    Their mean over the batch is the batch gradient dL/dtheta. For a mean of
+    per-sample losses (L_pred) g_i is the gradient of sample i's own term; for a
+    batch statistic (L_bias) it is sample i's share. The model runs in eval mode.
+    """
+    tensors = _chosen(model, params)
+    with evaluating(model):
+        with torch.no_grad():
+            z = _logits_with(model, tensors, x)
+        c = _logit_weights({"L": objective}, z, labels.to(z.dtype), groups)["L"]
+        per_sample = _logit_gradients(model, tensors, x)
+    return {n: _times(c, j) for n, j in per_sample.items()}
+
+
+def _times(c: Tensor, per_sample: Tensor) -> Tensor:
+    """Scale row i of ``per_sample`` by c[i]."""
+    return c.reshape(-1, *([1] * (per_sample.dim() - 1))) * per_sample
+
+
+def _batches(data: FairData, batch_size: int, progress: bool) -> Iterable:
+    loader = data.loader(batch_size)
+    if not progress:
+        return loader
+    from rich.progress import track
+
+    return track(loader, description="importance", total=len(loader), transient=True)
+
+
+def _finish(sums: dict[str, dict[str, Tensor]], count: int) -> dict[str, dict[str, Tensor]]:
+    """Mean = sum / count, as float32.
+
+    The only place that needs the whole data: a distributed run all-reduces
+    ``sums`` and ``count`` here, before dividing.
+    """
+    return {
+        k: {n: (s / count).to(torch.float32) for n, s in per_param.items()}
+        for k, per_param in sums.items()
+    }
+
+
+def fisher_diagonal(
+    model: nn.Module,
+    data: FairData,
+    objectives: Mapping[str, Loss],
+    params: list[str] | None = None,
+    mode: str = "batch",
+    batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, dict[str, Tensor]]:
+    """Empirical Fisher diagonal of each objective: {objective: {param name: importance}}.
+
+    ``mode="batch"`` (the authors' way): mean over batches of (dL_batch/dtheta)^2,
+    all objectives differentiated from one forward pass per batch.
+
+    ``mode="per_sample"`` (the textbook empirical Fisher): mean over samples of
+    g_i^2. A bias loss is a statistic of the whole batch and has no per-sample
+    term, so for any objective L(z_1..z_n) of the batch logits the per-sample
+    gradient is defined uniformly as g_i = n * (dL/dz_i) * dz_i/dtheta: sample
+    i's share of the batch gradient, scaled so that mean_i g_i = dL/dtheta. For a
+    mean of per-sample losses (L_pred) it is the gradient of sample i's own term.
+    dL/dz comes from autograd on the batch logits; dz_i/dtheta from one vmapped
+    pass shared by all objectives. Memory grows with batch_size x parameters.
+
+    ``params`` restricts the parameters (all by default); no gradient is taken
+    for the others. Batches are taken in order, the model runs in eval mode and
+    is left unchanged. Importances are float32 tensors shaped like the parameters.
+    """
+    if mode not in FISHER_MODES:
+        raise FairtuneError(f"unknown Fisher mode '{mode}'; choose one of {list(FISHER_MODES)}")
+    if not objectives:
+        raise FairtuneError("no objectives to compute importance for")
+    tensors = _chosen(model, params)
+    if mode == "batch":
+        # Leaves of our own (sharing storage), so no gradient ever reaches the model.
+        tensors = {n: t.requires_grad_() for n, t in tensors.items()}
+    device = next(iter(tensors.values())).device
+    sums = {
+        k: {
+            n: torch.zeros_like(t, dtype=torch.promote_types(t.dtype, torch.float32))
+            for n, t in tensors.items()
+        }
+        for k in objectives
+    }
+    count = 0
+    with evaluating(model):
+        for x, y, a in _batches(data, batch_size, progress):
+            x, y, a = x.to(device), y.to(device), a.to(device)
+            if mode == "batch":
+                z = _logits_with(model, tensors, x)
+                for i, (k, objective) in enumerate(objectives.items()):
+                    grads = torch.autograd.grad(
+                        objective(z, y.to(z.dtype), a),
+                        list(tensors.values()),
+                        retain_graph=i < len(objectives) - 1,
+                        allow_unused=True,
+                    )
+                    for n, g in zip(tensors, grads, strict=True):
+                        if g is not None:
+                            sums[k][n] += g.square()
+                count += 1
+            else:
+                with torch.no_grad():
+                    z = _logits_with(model, tensors, x)
+                weights = _logit_weights(objectives, z, y.to(z.dtype), a)
+                squares = {n: j.square() for n, j in _logit_gradients(model, tensors, x).items()}
+                for k, c in weights.items():
+                    for n, j2 in squares.items():
+                        sums[k][n] += torch.tensordot(c.square(), j2, dims=1)
+                count += len(y)
+    if count == 0:
+        raise FairtuneError("no data to compute importance on")
+    return _finish(sums, count)
