@@ -1,0 +1,307 @@
+"""Training: the one masked fine-tuning loop that every method's steps run in.
+
+A :class:`Phase` says what to minimise, which parameters may move and by how
+much (``trainable`` and a :class:`~fairtune.masks.Mask`), and how (optimiser,
+schedule, epochs). :func:`run_phase` keeps the promises of METHODS.md, "Masks
+that really hold":
+
+- a parameter outside ``trainable`` (or absent from the mask) ends bit-identical;
+- an entry whose mask value is 0 ends bit-identical, whatever the optimiser:
+  weight decay joins the gradient before the mask scales it, so the masked
+  update and the optimiser state of that entry stay exactly zero;
+- BatchNorm running statistics do not change unless ``bn_stats="update"``, and
+  then only in BatchNorm layers that own a trainable parameter;
+- the same seed gives bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+from rich.progress import Progress
+from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+
+from fairtune.data import FairData
+from fairtune.errors import FairtuneError
+from fairtune.masks import Mask
+from fairtune.models import ModelSplit, evaluating, logits
+
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULERS = ("none", "cosine", "step")
+BN_STATS = ("frozen", "update")
+FEATURE_BATCH = 256
+
+
+@dataclass(kw_only=True)
+class Phase:
+    """One fine-tuning step: objective, what may change, and the optimiser's settings."""
+
+    objective: Objective = field(
+        metadata={"help": "loss(logits, labels, groups) -> scalar tensor, computed per batch"}
+    )
+    trainable: list[str] = field(
+        metadata={
+            "help": "names (as in model.named_parameters()) of the parameters that may change; "
+            "every other parameter ends bit-identical"
+        }
+    )
+    mask: Mask | None = field(
+        default=None,
+        metadata={
+            "help": "multiplier in [0, 1] for each trainable entry's update; a trainable "
+            "parameter the mask does not name is frozen; None: every entry multiplied by 1"
+        },
+    )
+    epochs: int = field(metadata={"help": "passes over the data"})
+    lr: float = field(metadata={"help": "learning rate at the first epoch"})
+    optimizer: str = field(default="sgd", metadata={"help": "'sgd' or 'adam'"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum (ignored by Adam)"})
+    weight_decay: float = field(
+        default=5e-4,
+        metadata={"help": "L2 weight decay, added to the gradient before the mask scales it"},
+    )
+    batch_size: int = field(default=64, metadata={"help": "rows per optimiser step"})
+    scheduler: str = field(
+        default="none",
+        metadata={
+            "help": "learning-rate schedule, stepped once per epoch: 'none', 'cosine' "
+            "(annealed towards 0 over the epochs) or 'step' (x0.1 every max(1, epochs // 3))"
+        },
+    )
+    bn_stats: str = field(
+        default="frozen",
+        metadata={
+            "help": "'frozen': BatchNorm running statistics never change; 'update': BatchNorm "
+            "layers owning a trainable parameter update theirs"
+        },
+    )
+    name: str = field(default="finetune", metadata={"help": "shown in progress and history"})
+
+    def __post_init__(self) -> None:
+        for value, options, what in (
+            (self.optimizer, OPTIMIZERS, "optimizer"),
+            (self.scheduler, SCHEDULERS, "scheduler"),
+            (self.bn_stats, BN_STATS, "bn_stats"),
+        ):
+            if value not in options:
+                raise FairtuneError(f"{what} must be one of {list(options)}, not '{value}'")
+        if self.epochs < 0 or self.batch_size < 1:
+            raise FairtuneError(
+                f"phase '{self.name}' needs epochs >= 0 and batch_size >= 1 "
+                f"(got {self.epochs} and {self.batch_size})"
+            )
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise FairtuneError(
+                f"phase '{self.name}' needs lr > 0, weight_decay >= 0 and momentum in [0, 1) "
+                f"(got {self.lr}, {self.weight_decay}, {self.momentum})"
+            )
+
+
+def run_phase(
+    model: nn.Module,
+    data: FairData,
+    phase: Phase,
+    seed: int = 0,
+    progress: bool = False,
+    split: ModelSplit | None = None,
+    cache_features: bool = True,
+) -> list[dict[str, Any]]:
+    """Fine-tune ``model`` in place for one phase; return one record per epoch.
+
+    Records hold ``phase``, ``epoch`` (from 1), ``loss`` (mean over batches),
+    ``lr`` (used in that epoch) and ``seconds``. The model runs in train mode
+    (dropout active) with BatchNorm handled as ``phase.bn_stats`` says.
+
+    Given ``split``, a phase that trains only head parameters treats the
+    backbone as a fixed feature extractor: it runs in eval mode, and with
+    ``cache_features`` its features are computed once and the head trained on
+    them (same result as the uncached loop, far faster). Parameter flags and
+    module modes are restored afterwards.
+    """
+    if len(data) == 0:
+        raise FairtuneError(f"phase '{phase.name}': no rows to train on")
+    params = _trainable(model, phase)
+    multipliers = (
+        {n: phase.mask.values[n].to(p.dtype) for n, p in params.items()} if phase.mask else {}
+    )
+    head_only = split is not None and set(params) <= set(split.head_params())
+    flags = {p: p.requires_grad for p in model.parameters()}
+    modes = {m: m.training for m in model.modules()}
+    try:
+        forward, train_data = partial(logits, model), data
+        if head_only and cache_features:
+            cached = _head_inputs(split, data)
+            if cached is not None:
+                forward, train_data = partial(logits, split.head_module), cached
+        for n, p in model.named_parameters():
+            p.requires_grad_(n in params)
+        _set_modes(model, list(params.values()), phase.bn_stats, split if head_only else None)
+        return _fit(forward, train_data, params, multipliers, phase, seed, progress)
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _trainable(model: nn.Module, phase: Phase) -> dict[str, nn.Parameter]:
+    """The parameters the phase may change: in ``trainable`` and, with a mask, named by it."""
+    named = dict(model.named_parameters())
+    unknown = [n for n in phase.trainable if n not in named]
+    if unknown:
+        raise FairtuneError(
+            f"phase '{phase.name}' names parameter(s) {unknown[:3]} that the model does not "
+            f"have; it has e.g. {list(named)[:3]}"
+        )
+    params = {n: named[n] for n in phase.trainable if phase.mask is None or n in phase.mask.values}
+    if not params:
+        raise FairtuneError(
+            f"phase '{phase.name}' has nothing to train: 'trainable' is empty or its mask "
+            "names none of those parameters"
+        )
+    for n, p in params.items():
+        if phase.mask is not None and phase.mask.values[n].shape != p.shape:
+            raise FairtuneError(
+                f"mask of '{n}' has shape {tuple(phase.mask.values[n].shape)}, "
+                f"the parameter {tuple(p.shape)}: the mask was built for another model"
+            )
+    return params
+
+
+@torch.no_grad()
+def _head_inputs(split: ModelSplit, data: FairData) -> FairData | None:
+    """Every row's head input, computed once with the model in eval mode.
+
+    None when the model's output is not its head's output on those inputs (the
+    model computes more after the head): then the head must train through it.
+    """
+    features = []
+    with evaluating(split.model):
+        for x, _, _ in data.loader(FEATURE_BATCH):
+            f = split.features(x)
+            if not features and not torch.allclose(
+                logits(split.head_module, f), logits(split.model, x), atol=1e-6
+            ):
+                return None
+            features.append(f)
+    return FairData(torch.cat(features), data.labels, data.groups, data.group_names, data.attribute)
+
+
+def _set_modes(
+    model: nn.Module, params: list[nn.Parameter], bn_stats: str, head_only: ModelSplit | None
+) -> None:
+    """Train mode for what trains (the head alone in a head-only phase), eval for BatchNorm.
+
+    A layer with running statistics goes to train mode only when ``bn_stats`` is
+    "update" and the layer owns a trainable parameter.
+    """
+    model.train(head_only is None)
+    if head_only is not None:
+        head_only.head_module.train()
+    ids = {id(p) for p in params}
+    for module in model.modules():
+        if isinstance(module, _NormBase) and module.track_running_stats:
+            owns = any(id(p) in ids for p in module.parameters(recurse=False))
+            module.train(bn_stats == "update" and owns)
+
+
+def _fit(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    data: FairData,
+    params: dict[str, nn.Parameter],
+    multipliers: dict[str, torch.Tensor],
+    phase: Phase,
+    seed: int,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """The epochs of a phase over ``data``, ``forward`` mapping a batch's inputs to logits."""
+    optimizer = _optimizer(list(params.values()), phase)
+    scheduler = _scheduler(optimizer, phase)
+    loader = data.loader(phase.batch_size, shuffle=True, seed=seed)
+    history: list[dict[str, Any]] = []
+    with (
+        torch.random.fork_rng(devices=[]),
+        _progress(progress, phase.name, phase.epochs * len(loader)) as advance,
+    ):
+        torch.manual_seed(seed)
+        for epoch in range(1, phase.epochs + 1):
+            start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            total = 0.0
+            for x, y, a in loader:
+                optimizer.zero_grad(set_to_none=True)
+                loss = phase.objective(forward(x), y, a)
+                if not torch.isfinite(loss):
+                    raise FairtuneError(
+                        f"phase '{phase.name}': the loss became {loss.item()} in epoch {epoch}; "
+                        f"training diverged, try a learning rate below {lr:g}"
+                    )
+                loss.backward()
+                _scale_gradients(params, multipliers, phase.weight_decay)
+                optimizer.step()
+                total += loss.item()
+                advance()
+            if scheduler is not None:
+                scheduler.step()
+            history.append(
+                {
+                    "phase": phase.name,
+                    "epoch": epoch,
+                    "loss": total / len(loader),
+                    "lr": lr,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+    return history
+
+
+def _scale_gradients(
+    params: dict[str, nn.Parameter], multipliers: dict[str, torch.Tensor], weight_decay: float
+) -> None:
+    """grad <- (grad + weight_decay * p) * mask: the mask scales the whole update."""
+    for name, p in params.items():
+        if p.grad is None:
+            continue
+        if weight_decay:
+            p.grad.add_(p.detach(), alpha=weight_decay)
+        if name in multipliers:
+            p.grad.mul_(multipliers[name])
+
+
+def _optimizer(params: list[nn.Parameter], phase: Phase) -> torch.optim.Optimizer:
+    """The phase's optimiser without its own weight decay (``_scale_gradients`` applies it)."""
+    if phase.optimizer == "adam":
+        return torch.optim.Adam(params, lr=phase.lr, weight_decay=0.0)
+    return torch.optim.SGD(params, lr=phase.lr, momentum=phase.momentum, weight_decay=0.0)
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, phase: Phase
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if phase.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, phase.epochs))
+    if phase.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=max(1, phase.epochs // 3), gamma=0.1
+        )
+    return None
+
+
+@contextmanager
+def _progress(show: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
+    """Yield a function that advances a transient rich progress bar by one batch."""
+    if not show:
+        yield lambda: None
+        return
+    with Progress(*Progress.get_default_columns(), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
