@@ -171,3 +171,21 @@ def test_frame_to_data(frame):
     x, y, a = data[0]
     assert x.shape == (4,) and y.item() == frame.y.iloc[0]
     assert data.group_names[a] == frame.sex.iloc[0]
+
+
+def test_loader_gathers_batches_in_the_seeded_order():
+    n = 50
+    data = FairData(
+        torch.randn(n, 3), torch.randint(0, 2, (n,)).float(), torch.randint(0, 2, (n,)), ["a", "b"]
+    )
+    order = torch.cat(
+        list(
+            torch.utils.data.DataLoader(
+                range(n), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(4)
+            )
+        )
+    )
+    x = torch.cat([b[0] for b in data.loader(8, shuffle=True, seed=4)])
+    y = torch.cat([b[1] for b in data.loader(8, shuffle=True, seed=4)])
+    assert torch.equal(x, data.inputs[order]) and torch.equal(y, data.labels[order])
+    assert not torch.equal(order, torch.arange(n))

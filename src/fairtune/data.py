@@ -93,10 +93,35 @@ class FairData(Dataset):
         np.add.at(counts, (self.groups.numpy(), self.labels.numpy().astype(np.int64)), 1)
         return counts
 
-    def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
-        """A DataLoader whose shuffling order depends on ``seed`` alone."""
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...] | list:
+        """A whole batch at once: one indexing operation for in-memory inputs."""
+        if not isinstance(self.inputs, torch.Tensor):
+            return [self[i] for i in indices]
+        idx = torch.as_tensor(indices)
+        return self.inputs[idx], self.labels[idx], self.groups[idx]
+
+    def loader(
+        self, batch_size: int, shuffle: bool = False, seed: int = 0, num_workers: int = 0
+    ) -> DataLoader:
+        """A DataLoader whose shuffling order depends on ``seed`` alone.
+
+        In-memory inputs are gathered a batch at a time; lazy ones (images) item
+        by item, in ``num_workers`` worker processes.
+        """
         generator = torch.Generator().manual_seed(seed)
-        return DataLoader(self, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        in_memory = isinstance(self.inputs, torch.Tensor)
+        return DataLoader(
+            self,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=_as_batch if in_memory else None,
+            num_workers=0 if in_memory else num_workers,
+        )
+
+
+def _as_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return batch
 
 
 def check_groups(data: FairData, min_groups: int = 2) -> None:
@@ -372,9 +397,7 @@ def split_frame(
         raise FairtuneError(
             f"(label, group) cell(s) {rare} have fewer than 3 rows: too few to split"
         )
-    rest, test = train_test_split(
-        frame, test_size=fractions[2], stratify=strata, random_state=seed
-    )
+    rest, test = train_test_split(frame, test_size=fractions[2], stratify=strata, random_state=seed)
     external_share = fractions[1] / (fractions[0] + fractions[1])
     train, external = train_test_split(
         rest, test_size=external_share, stratify=strata.loc[rest.index], random_state=seed

@@ -220,12 +220,17 @@ class ModelConfig:
         return cls(**d)
 
 
-def save_model(directory: str | Path, model: nn.Module, config: ModelConfig) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
+def write_model_files(directory: Path, model: nn.Module, config: ModelConfig) -> None:
+    """Write ``config.json`` and ``model.safetensors`` into an existing directory."""
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE))
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(asdict(config), indent=2))
+
+
+def save_model(directory: str | Path, model: nn.Module, config: ModelConfig) -> Path:
+    """Write a model directory; it appears whole or not at all."""
     with atomic_dir(directory) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE))
-        atomic_write_text(tmp / CONFIG_FILE, json.dumps(asdict(config), indent=2))
+        write_model_files(tmp, model, config)
     return Path(directory)
 
 

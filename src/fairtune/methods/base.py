@@ -1,0 +1,242 @@
+"""The interface every debiasing method shares, its registry, and the steps they reuse."""
+
+from __future__ import annotations
+
+import copy
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from fairtune.data import FairData, balance, check_groups
+from fairtune.errors import FairtuneError
+from fairtune.importance import fisher_diagonal
+from fairtune.io import atomic_dir
+from fairtune.losses import BIAS_KINDS, Objective
+from fairtune.masks import Mask, relative_importance
+from fairtune.metrics import binary_metrics
+from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
+from fairtune.report import write_json
+from fairtune.training import Phase, run_phase
+
+REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available by its ``name``."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def opt(default: Any, help: str, **extra: Any) -> Any:
+    """A config field with its help text (shown by ``--help`` and saved with results)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class MethodConfig:
+    """Settings every method has."""
+
+    seed: int = opt(0, "seed of masks, re-initialisation and batch order")
+    bias_kind: str = opt(
+        "eodds", "bias loss: eodds, eopp, dp, eodds_signed (authors' form)", choices=BIAS_KINDS
+    )
+    balance: str = opt(
+        "down",
+        "group-and-class balancing of the external set: down, up, none",
+        choices=("down", "up", "none"),
+    )
+    batch_size: int = opt(64, "rows per batch")
+    bn_stats: str = opt(
+        "frozen",
+        "BatchNorm running statistics: frozen, or update where trained",
+        choices=("frozen", "update"),
+    )
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass
+class MaskedConfig(MethodConfig):
+    """Settings of methods that build a mask from parameter importance."""
+
+    importance: str = opt(
+        "batch",
+        "Fisher estimate: batch (authors) or per_sample (textbook)",
+        choices=("batch", "per_sample"),
+    )
+
+
+@dataclass
+class DebiasResult:
+    """What a method returns: the new model, its mask, the history and the settings used."""
+
+    method: str
+    model: nn.Module
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    mask: Mask | None = None
+    wall_time_s: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path, model_config: ModelConfig) -> Path:
+        """Write the model directory with ``mask.safetensors``, ``debias.json`` beside it."""
+        with atomic_dir(directory) as tmp:
+            write_model_files(tmp, self.model, model_config)
+            if self.mask is not None:
+                self.mask.save(tmp / "mask.safetensors")
+            write_json(
+                tmp / "debias.json",
+                {
+                    "method": self.method,
+                    "config": self.config,
+                    "wall_time_s": self.wall_time_s,
+                    "info": self.info,
+                    "history": self.history,
+                    "mask": None
+                    if self.mask is None
+                    else {
+                        "kind": self.mask.kind,
+                        "density": self.mask.density(),
+                        "mean": self.mask.mean(),
+                        "layers": self.mask.stats(),
+                    },
+                },
+            )
+        return Path(directory)
+
+
+def extreme_groups(model: torch.nn.Module, data: FairData) -> tuple[int, int]:
+    """The groups with the highest and the lowest AUC of ``model`` on ``data``."""
+    scores = predict_proba(model, data).numpy()
+    by_group = binary_metrics(data.labels.numpy(), scores, data.groups.numpy(), data.group_names)[
+        "by_group"
+    ]
+    auc = {
+        data.group_names.index(g): m["auc"] for g, m in by_group.items() if not np.isnan(m["auc"])
+    }
+    if len(auc) < 2:
+        raise FairtuneError(
+            "picking the best- and worst-AUC groups needs two groups with both classes in "
+            "the external set: add rows or merge groups"
+        )
+    ranked = sorted(auc, key=auc.get)
+    return ranked[-1], ranked[0]
+
+
+class Method(ABC):
+    """A debiasing method: ``Method(config).fit(model, external) -> DebiasResult``.
+
+    ``fit`` never changes the model it is given; it works on a copy.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(self, config: MethodConfig | None = None, **overrides: Any) -> None:
+        config = config or self.config_class()
+        unknown = set(overrides) - set(config.field_names())
+        if unknown:
+            raise FairtuneError(
+                f"{self.name} has no setting(s) {sorted(unknown)}; it has {config.field_names()}"
+            )
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        self.config = config
+
+    def fit(
+        self,
+        model: nn.Module,
+        external: FairData,
+        head: str | None = None,
+        progress: bool = False,
+    ) -> DebiasResult:
+        """Debias a copy of ``model`` with the external set; ``head`` names its head module."""
+        check_groups(external)
+        split = ModelSplit.of(copy.deepcopy(model), head)
+        self.progress = progress
+        start = time.perf_counter()
+        mask, history, info = self._fit(split, external)
+        return DebiasResult(
+            self.name,
+            split.model,
+            asdict(self.config),
+            history,
+            mask,
+            time.perf_counter() - start,
+            info,
+        )
+
+    @abstractmethod
+    def _fit(
+        self, split: ModelSplit, external: FairData
+    ) -> tuple[Mask | None, list[dict[str, Any]], dict[str, Any]]:
+        """Change ``split.model`` in place; return the mask, the history and extra facts."""
+
+    # ------------------------------------------------------------ shared steps
+
+    def balanced(self, data: FairData) -> FairData:
+        """The group-and-class balanced set, unless balancing is switched off."""
+        if self.config.balance == "none":
+            return data
+        return balance(data, seed=self.config.seed, mode=self.config.balance)
+
+    def objective(self, data: FairData, w_pred: float, w_bias: float) -> Objective:
+        return Objective(
+            w_pred=w_pred, w_bias=w_bias, bias_kind=self.config.bias_kind, n_groups=data.n_groups
+        )
+
+    def train(
+        self,
+        split: ModelSplit,
+        data: FairData,
+        name: str,
+        objective: Objective,
+        trainable: list[str],
+        mask: Mask | None = None,
+        on_epoch: Callable[[int], bool] | None = None,
+        **settings: Any,
+    ) -> list[dict[str, Any]]:
+        """Run one fine-tuning phase with the method's shared settings."""
+        phase = Phase(
+            objective=objective,
+            trainable=trainable,
+            mask=mask,
+            name=name,
+            batch_size=self.config.batch_size,
+            bn_stats=self.config.bn_stats,
+            **settings,
+        )
+        return run_phase(
+            split.model,
+            data,
+            phase,
+            seed=self.config.seed,
+            progress=self.progress,
+            split=split,
+            on_epoch=on_epoch,
+        )
+
+    def relative_importance(self, split: ModelSplit, data: FairData) -> dict[str, torch.Tensor]:
+        """R = norm(I_bias) / norm(I_pred) for every parameter (METHODS.md)."""
+        fisher = fisher_diagonal(
+            split.model,
+            data,
+            {
+                "bias": Objective.bias(self.config.bias_kind, data.n_groups),
+                "pred": Objective.pred(n_groups=data.n_groups),
+            },
+            mode=self.config.importance,
+            batch_size=self.config.batch_size,
+            progress=self.progress,
+        )
+        return relative_importance(fisher["bias"], fisher["pred"])

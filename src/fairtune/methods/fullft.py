@@ -1,0 +1,44 @@
+"""Full fine-tuning baseline: every weight, L_pred (+ beta * L_bias), balanced external set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fairtune.data import FairData
+from fairtune.methods.base import Method, MethodConfig, opt, register
+from fairtune.models import ModelSplit
+
+
+@dataclass
+class FullFTConfig(MethodConfig):
+    """Full fine-tuning settings."""
+
+    epochs: int = opt(10, "epochs")
+    lr: float = opt(1e-4, "learning rate (SGD, momentum 0.9, weight decay 5e-4)")
+    beta: float = opt(0.0, "weight of L_bias added to L_pred (0: plain fine-tuning)")
+
+
+@register
+class FullFT(Method):
+    """Fine-tune all weights on the balanced external set."""
+
+    name = "fullft"
+    summary = "baseline: fine-tune every weight on the balanced external set"
+    config_class = FullFTConfig
+
+    def _fit(
+        self, split: ModelSplit, external: FairData
+    ) -> tuple[None, list[dict[str, Any]], dict[str, Any]]:
+        c = self.config
+        balanced = self.balanced(external)
+        history = self.train(
+            split,
+            balanced,
+            "fullft",
+            self.objective(balanced, 1.0, c.beta),
+            split.all_params(),
+            epochs=c.epochs,
+            lr=c.lr,
+        )
+        return None, history, {}
