@@ -67,7 +67,8 @@ class Augment:
     square images), each with probability ``p_flip``, then a rotation by an
     angle drawn uniformly from ``[-rotate, rotate]`` degrees (bilinear
     ``affine_grid``/``grid_sample``; ``padding`` is ``"zeros"``, black corners
-    as torchvision's ``RandomRotation``, or ``"reflection"``).
+    as torchvision's ``RandomRotation``, or ``"reflection"``). :class:`ImageSource`
+    applies it to the [0, 1] pixels, before normalisation.
 
     Randomness: every call draws from a fresh ``torch.Generator`` seeded from
     ``(seed, epoch, key)``, where ``key`` is the image's CSV row. There is no
@@ -89,6 +90,8 @@ class Augment:
             raise FairtuneError(f"augment flip probability must lie in [0, 1], not {self.p_flip}")
         if not 0.0 <= self.rotate <= 180.0:
             raise FairtuneError(f"augment rotation must lie in [0, 180] degrees, not {self.rotate}")
+        if int(self.seed) < 0:
+            raise FairtuneError(f"augment seed must be a non-negative integer, not {self.seed}")
         if self.padding not in ("zeros", "reflection", "border"):
             raise FairtuneError(
                 f"augment padding must be 'zeros', 'reflection' or 'border', not '{self.padding}'"
@@ -121,7 +124,11 @@ class Augment:
 
 
 def rotate_image(x: torch.Tensor, degrees: float, padding: str = "zeros") -> torch.Tensor:
-    """Rotate a (C, H, W) image by ``degrees`` about its centre, bilinear."""
+    """Rotate a (C, H, W) image by ``degrees`` about its centre, bilinear.
+
+    Positive angles turn the image counter-clockwise as displayed (row 0 at the
+    top): 90 degrees equals ``torch.rot90(x, 1, (1, 2))``.
+    """
     angle = math.radians(degrees)
     cos, sin = math.cos(angle), math.sin(angle)
     theta = torch.tensor([[[cos, -sin, 0.0], [sin, cos, 0.0]]], dtype=x.dtype)

@@ -53,13 +53,13 @@ def register_architecture(name: str, builder: Callable[..., nn.Module]) -> None:
 
 def build_model(arch: dict[str, Any]) -> nn.Module:
     """Instantiate an architecture from its JSON description ``{"name": ..., **kwargs}``."""
+    from fairtune.backbones import resolve_architecture  # registers the image backbones
+
     spec = dict(arch)
-    name = spec.pop("name", None)
-    if name not in ARCHITECTURES:
-        raise FairtuneError(f"unknown architecture '{name}'; known: {sorted(ARCHITECTURES)}")
+    builder = resolve_architecture(spec.pop("name", None))
     if "hidden" in spec:
         spec["hidden"] = tuple(spec["hidden"])
-    return ARCHITECTURES[name](**spec)
+    return builder(**spec)
 
 
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
