@@ -1,3 +1,27 @@
-"""fairtune: debias a trained PyTorch classifier by fine-tuning the weights that carry the bias."""
+"""fairtune: debias a trained PyTorch classifier by fine-tuning the weights that carry the bias.
+
+>>> import fairtune
+>>> result = fairtune.debias(model, external, method="swift")
+>>> rows = fairtune.compare(model, external, test, methods="all", grid=True)
+"""
+
+from fairtune.api import compare, debias
+from fairtune.data import FairData, balance, skew_groups, split_frame
+from fairtune.evaluation import evaluate_model
+from fairtune.methods import REGISTRY as METHODS
+from fairtune.models import ModelSplit, load_model, save_model
 
 __version__ = "0.1.0"
+__all__ = [
+    "METHODS",
+    "FairData",
+    "ModelSplit",
+    "balance",
+    "compare",
+    "debias",
+    "evaluate_model",
+    "load_model",
+    "save_model",
+    "skew_groups",
+    "split_frame",
+]

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
+
+from rich.table import Table
 
 from fairtune import report
+from fairtune.api import debias
 from fairtune.baseline import TrainConfig, train_tabular
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
+from fairtune.comparison import CompareSettings, compare
 from fairtune.data import split_frame
+from fairtune.demo import DemoSettings, run_demo
+from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import atomic_dir, refuse_inputs
 from fairtune.loading import PARTS, data_for_model, read_table, resolve_columns
+from fairtune.methods import REGISTRY
+from fairtune.metrics import THRESHOLD_RULES
 from fairtune.models import load_model, save_model
 
 DATA_HELP = "CSV file or built-in set ('adult', 'german', 'adult:test', ...)"
@@ -125,3 +135,255 @@ def evaluate_command(args: argparse.Namespace) -> None:
             args.json, {"model": args.model, "data": table.source, "metrics": metrics, "ci": ci}
         )
         report.console.print(f"metrics written to {args.json}")
+
+
+def parse_settings(pairs: list[str] | None, method: str | None = None) -> dict[str, Any]:
+    """``KEY=VALUE`` (or ``METHOD.KEY=VALUE``) pairs, typed by the method's config fields."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise FairtuneError(f"--set '{pair}' must look like KEY=VALUE")
+        name, _, field_name = key.rpartition(".") if "." in key else (method, "", key)
+        if name not in REGISTRY:
+            raise FairtuneError(f"--set '{pair}': name the method, e.g. swift.{key}=...")
+        types = {f.name: f.type for f in fields(REGISTRY[name].config_class)}
+        if field_name not in types:
+            raise FairtuneError(
+                f"{name} has no setting '{field_name}'; see 'fairtune methods {name}'"
+            )
+        kind = {"int": int, "float": float, "bool": _boolean}.get(str(types[field_name]), str)
+        try:
+            out.setdefault(name, {})[field_name] = kind(raw)
+        except ValueError:
+            raise FairtuneError(f"--set '{pair}': '{raw}' is not a {types[field_name]}") from None
+    return out
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(raw)
+
+
+def _methods_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="a method, to list its settings")
+
+
+@command(
+    "methods", "List the debiasing methods, or one method's settings and defaults.", _methods_args
+)
+def methods_command(args: argparse.Namespace) -> None:
+    if args.name is None:
+        table = Table(title="debiasing methods ('fairtune methods NAME' for settings)")
+        table.add_column("name")
+        table.add_column("what it does")
+        for name, cls in sorted(REGISTRY.items()):
+            table.add_row(name, cls.summary)
+        report.console.print(table)
+        return
+    if args.name not in REGISTRY:
+        raise FairtuneError(f"unknown method '{args.name}'; choose from {sorted(REGISTRY)}")
+    cls = REGISTRY[args.name]
+    table = Table(title=f"{args.name}: {cls.summary}", caption="set with --set KEY=VALUE")
+    for col in ("setting", "default", "grid (compare --grid)", "meaning"):
+        table.add_column(col)
+    for f in fields(cls.config_class):
+        grid = cls.grid.get(f.name)
+        table.add_row(
+            f.name, str(f.default), "" if grid is None else str(grid), f.metadata.get("help", "")
+        )
+    report.console.print(table)
+
+
+def _debias_args(p: argparse.ArgumentParser) -> None:
+    add_data_options(
+        p, "external set: CSV or built-in set (a built-in name means its external part)"
+    )
+    p.add_argument("--model", required=True, help="model directory to debias")
+    p.add_argument(
+        "--method",
+        default="swift",
+        choices=sorted(REGISTRY),
+        help="debiasing method (default: %(default)s); see 'fairtune methods'",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="directory for the debiased model, its mask "
+        "(mask.safetensors) and debias.json (settings and history)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="change a setting of the method, e.g. --set step1_lr=1e-3 (repeatable)",
+    )
+    p.add_argument("--seed", type=int, help="seed (default: the method's, 0)")
+
+
+@command(
+    "debias",
+    "Debias a model with one method on an external set; write the new model.",
+    _debias_args,
+)
+def debias_command(args: argparse.Namespace) -> None:
+    refuse_inputs(args.out, [args.data, args.model])
+    model, config = load_model(args.model)
+    table = read_table(args.data, default_part="external", split_seed=args.split_seed)
+    external = data_for_model(table, config, args.label, args.sensitive)
+    settings = parse_settings(args.set, args.method).get(args.method, {})
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    result = debias(model, external, args.method, head=config.head, progress=True, **settings)
+    before = evaluate_model(model, external)[0]
+    after = evaluate_model(result.model, external)[0]
+    config.history = [*config.history, *result.history]
+    config.data = {**config.data, "debiased_with": args.method, "external": table.source}
+    result.save(args.out, config)
+    report.console.print(
+        f"{args.method} took {result.wall_time_s:.1f} s. On the external set "
+        f"({len(external)} rows, threshold 0.5): EOdds (mean) {before['eodds_mean']:.3f} -> "
+        f"{after['eodds_mean']:.3f}, AUC {before['auc']:.3f} -> {after['auc']:.3f}. "
+        f"Model written to {args.out}; evaluate it on test data with 'fairtune evaluate'."
+    )
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model directory every method starts from")
+    p.add_argument(
+        "--external",
+        required=True,
+        help="external set (CSV or e.g. 'adult:external') the methods fine-tune on",
+    )
+    p.add_argument(
+        "--test", required=True, help="test set (CSV or e.g. 'adult:test'); used only to measure"
+    )
+    p.add_argument("--label", help="label column (default: the model's)")
+    p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of a built-in set's 60/20/20 split (default: %(default)s)",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["all"],
+        help=f"methods to run, or 'all' (default): {', '.join(sorted(REGISTRY))}",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="directory for results.json, results.csv, settings.json and the plot",
+    )
+    add_compare_options(p)
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="METHOD.KEY=VALUE",
+        help="change a method's setting, e.g. --set bmft.keep=0.25 (repeatable)",
+    )
+
+
+def add_compare_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by compare and demo."""
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="seeds; with several, tables show mean±std (default: %(default)s)",
+    )
+    p.add_argument(
+        "--grid",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="try each method's grid of key settings and select on held-out "
+        "external data (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threshold-rule",
+        default="positive_rate",
+        choices=THRESHOLD_RULES,
+        help="how the second threshold is chosen on held-out external data: keep "
+        "the starting model's positive rate, best balanced accuracy, or 0.5 "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.3,
+        help="share of the external set held out for thresholds and selection "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--auc-tolerance",
+        type=float,
+        default=0.01,
+        help="selection keeps settings whose held-out AUC is within this of the "
+        "starting model's (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n-boot",
+        type=int,
+        default=200,
+        help="bootstrap resamples for intervals on the test set (default: %(default)s)",
+    )
+
+
+def compare_settings(args: argparse.Namespace, methods: list[str], **extra: Any) -> CompareSettings:
+    return CompareSettings(
+        methods=methods,
+        seeds=args.seeds,
+        grid=args.grid,
+        holdout=args.holdout,
+        auc_tolerance=args.auc_tolerance,
+        threshold_rule=args.threshold_rule,
+        n_boot=args.n_boot,
+        **extra,
+    )
+
+
+@command(
+    "compare",
+    "Run several methods from one model on the same data and report them side by side.",
+    _compare_args,
+)
+def compare_command(args: argparse.Namespace) -> None:
+    refuse_inputs(args.out, [args.model, args.external, args.test])
+    model, config = load_model(args.model)
+    ext_table = read_table(args.external, default_part="external", split_seed=args.split_seed)
+    test_table = read_table(args.test, default_part="test", split_seed=args.split_seed)
+    external = data_for_model(ext_table, config, args.label, args.sensitive)
+    test = data_for_model(test_table, config, args.label, args.sensitive)
+    methods = sorted(REGISTRY) if args.methods == ["all"] else args.methods
+    settings = compare_settings(args, methods, overrides=parse_settings(args.set))
+    rows = compare(model, external, test, settings, head=config.head, progress=True)
+    title = f"{args.model}: external {ext_table.source}, test {test_table.source}"
+    report.write_comparison(args.out, rows, title, settings, {"model": args.model})
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo-output", help="report directory (default: %(default)s)")
+    p.add_argument(
+        "--keep",
+        type=float,
+        default=0.1,
+        help="share of the women with income >50K kept in the baseline's training "
+        "split; 1 for the representative split (default: %(default)s)",
+    )
+    add_compare_options(p)
+    p.set_defaults(grid=True)
+
+
+@command(
+    "demo",
+    "Bundled Adult data: train a biased baseline, debias it with every method, report.",
+    _demo_args,
+)
+def demo_command(args: argparse.Namespace) -> None:
+    run_demo(args.out, DemoSettings(keep=args.keep), compare_settings(args, sorted(REGISTRY)))

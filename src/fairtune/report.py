@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ EXPLAIN = (
     "max(|ΔTPR|,|ΔFPR|) as fairlearn; Δ = largest minus smallest group; lower is fairer."
 )
 
-console = Console()
+# Tables are wide; outside a terminal (logs, CI) rich would otherwise assume 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
@@ -101,3 +104,140 @@ def save_figure(fig: Any, path: str | Path) -> None:
     """Save a matplotlib figure as PNG, atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
+
+
+COMPARE_KEYS = ("auc", "accuracy", "eodds_mean", "eodds_worst", "dp", "worst_group_auc")
+BOTH_THRESHOLDS = ("accuracy", "eodds_mean", "eodds_worst", "dp")
+
+
+def _cell(stat: dict[str, Any]) -> str:
+    """mean±std over seeds, or the value±half its 95% interval for one seed."""
+    mean = stat["mean"]
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    if stat["n_seeds"] > 1:
+        return f"{mean:.3f}±{stat['std']:.3f}"
+    ci = stat.get("ci")
+    if ci and not any(c is None or math.isnan(c) for c in ci):
+        return f"{mean:.3f}±{(ci[1] - ci[0]) / 2:.3f}"
+    return f"{mean:.3f}"
+
+
+def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """Method x metrics; threshold-dependent metrics at 0.5 and at the chosen threshold."""
+    from fairtune.comparison import summarise
+
+    n_seeds = len({r["seed"] for r in rows})
+    spread = (
+        f"mean±std over {n_seeds} seeds" if n_seeds > 1 else "value±half the 95% bootstrap interval"
+    )
+    table = Table(
+        title=title,
+        caption=f"{spread}; '0.5 | t': at threshold 0.5 and at the chosen threshold t. {EXPLAIN}",
+    )
+    table.add_column("method")
+    for key in COMPARE_KEYS:
+        suffix = "\n0.5 | t" if key in BOTH_THRESHOLDS else ""
+        table.add_column(LABELS[key] + suffix, justify="right")
+    table.add_column("time s", justify="right")
+    at_half = {k: summarise(rows, k) for k in COMPARE_KEYS}
+    tuned = {k: summarise(rows, k, tuned=True) for k in BOTH_THRESHOLDS}
+    times = summarise(rows, "wall_time_s")
+    for method in at_half["auc"]:
+        cells = []
+        for key in COMPARE_KEYS:
+            cell = _cell(at_half[key][method])
+            if key in BOTH_THRESHOLDS:
+                cell += " | " + _cell(tuned[key][method])
+            cells.append(cell)
+        table.add_row(method, *cells, f"{times[method]['mean']:.1f}")
+    return table
+
+
+def fairness_plot(rows: list[dict[str, Any]], path: str | Path, title: str) -> None:
+    """EOdds (mean) against AUC per method, at 0.5 and at the chosen threshold (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fairtune.comparison import summarise
+
+    auc = summarise(rows, "auc")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, tuned, label in (
+        (axes[0], False, "threshold 0.5"),
+        (axes[1], True, "chosen threshold"),
+    ):
+        eodds = summarise(rows, "eodds_mean", tuned=tuned)
+        for method, stat in eodds.items():
+            x, y = auc[method]["mean"], stat["mean"]
+            xerr = None if math.isnan(auc[method]["std"]) else auc[method]["std"]
+            yerr = None if math.isnan(stat["std"]) else stat["std"]
+            marker = "*" if method == "baseline" else "o"
+            ax.errorbar(
+                x,
+                y,
+                xerr=xerr,
+                yerr=yerr,
+                fmt=marker,
+                markersize=10 if marker == "*" else 6,
+                capsize=3,
+                label=method,
+            )
+            ax.annotate(method, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        ax.set_xlabel("AUC (test)")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("EOdds, mean of |ΔTPR| and |ΔFPR| (test; lower is fairer)")
+    fig.suptitle(title)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One CSV line per (method, seed): the settings chosen and every test metric."""
+    flat = []
+    for r in rows:
+        line: dict[str, Any] = {
+            "method": r["method"],
+            "seed": r["seed"],
+            "wall_time_s": r["wall_time_s"],
+            "threshold": r["threshold"],
+        }
+        line.update({f"{k}@0.5": v for k, v in r["metrics"].items() if k != "by_group"})
+        line.update({f"{k}@t": v for k, v in r["metrics_tuned"].items() if k != "by_group"})
+        line["chosen"] = str(r["selection"].get("chosen", ""))
+        flat.append(line)
+    return flat
+
+
+def write_comparison(
+    out: str | Path, rows: list[dict[str, Any]], title: str, settings: Any, extra: dict[str, Any]
+) -> None:
+    """Write results.json, results.csv, settings.json and the plot; print the table."""
+    from fairtune.io import atomic_dir
+
+    with atomic_dir(out) as tmp:
+        write_json(tmp / "results.json", rows)
+        write_csv(tmp / "results.csv", flat_rows(rows))
+        write_json(
+            tmp / "settings.json",
+            {
+                **extra,
+                "compare": asdict(settings),
+                "selection_rule": settings.selection_rule(),
+                "threshold_rule": settings.threshold_text(),
+            },
+        )
+        fairness_plot(rows, tmp / "fairness_vs_auc.png", title)
+    console.print(compare_table(rows, title))
+    if settings.grid:
+        console.print(f"Selection: {settings.selection_rule()}.")
+        for r in rows:
+            if r["method"] != "baseline":
+                console.print(f"  {r['method']} (seed {r['seed']}): {r['selection']['chosen']}")
+    console.print(f"Threshold t: {settings.threshold_text()}.")
+    console.print(
+        f"Report written to {out}/ (results.json, results.csv, settings.json, fairness_vs_auc.png)"
+    )

@@ -141,6 +141,8 @@ class Method(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    grid: ClassVar[dict[str, list[Any]]] = {}
+    """Key settings and the values ``compare --grid`` tries (the learning rate at least)."""
 
     def __init__(self, config: MethodConfig | None = None, **overrides: Any) -> None:
         config = config or self.config_class()

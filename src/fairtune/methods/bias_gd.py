@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_model
@@ -32,6 +32,7 @@ class BiasGD(Method):
     name = "bias_gd"
     summary = "baseline: gradient descent on the bias loss alone, balanced-accuracy floor"
     config_class = BiasGDConfig
+    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-4, 1e-3, 1e-2]}
 
     def _fit(
         self, split: ModelSplit, external: FairData

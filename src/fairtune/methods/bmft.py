@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, hard_mask
@@ -33,6 +33,7 @@ class BMFT(Method):
     name = "bmft"
     summary = "BMFT: hard bias-importance mask, impair the backbone, repair a new head"
     config_class = BMFTConfig
+    grid: ClassVar[dict[str, list[Any]]] = {"impair_lr": [1e-4, 1e-3, 1e-2], "keep": [0.25, 0.5]}
 
     def make_mask(self, split: ModelSplit, external: FairData) -> Mask:
         """The top ``keep`` share of backbone weights by relative importance."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -23,6 +23,11 @@ class FairPruneConfig(MaskedConfig):
     beta: float = opt(1.0, "weight of the privileged group's curvature in the saliency")
     step: float = opt(0.005, "share of the still unpruned weights zeroed per round")
     max_rounds: int = opt(20, "most pruning rounds")
+    max_drop: float = opt(
+        0.05,
+        "a round is kept only if balanced accuracy on the external set "
+        "stays within this of the starting model's",
+    )
 
 
 def group_curvature(
@@ -48,12 +53,14 @@ class FairPrune(Method):
     The privileged group is the one with the highest AUC on the external set, the
     unprivileged the lowest. Each round prunes ``step`` of the remaining weights
     (every weight matrix and kernel, biases and norms kept) and is kept only if
-    equalized odds (mean) on the external set improves.
+    equalized odds (mean) on the external set improves while balanced accuracy
+    stays above a floor (else all-positive predictions would count as fair).
     """
 
     name = "fairprune"
     summary = "baseline: prune weights salient for the privileged group while EOdds improves"
     config_class = FairPruneConfig
+    grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.5, 1.0], "step": [0.005, 0.02]}
 
     def _fit(
         self, split: ModelSplit, external: FairData
@@ -62,7 +69,8 @@ class FairPrune(Method):
         params = dict(split.model.named_parameters())
         names = [n for n, p in params.items() if p.dim() >= 2]
         keep = {n: torch.ones_like(params[n]) for n in names}
-        best = evaluate_model(split.model, external)[0]["eodds_mean"]
+        start = evaluate_model(split.model, external)[0]
+        best, floor = start["eodds_mean"], start["balanced_accuracy"] - c.max_drop
         history: list[dict[str, Any]] = [{"round": 0, "eodds_mean": best, "pruned": 0.0}]
         privileged, unprivileged = extreme_groups(split.model, external)
         kept = 0
@@ -79,12 +87,13 @@ class FairPrune(Method):
             with torch.no_grad():
                 for n in names:
                     params[n].mul_(trial[n])
-            eodds = evaluate_model(split.model, external)[0]["eodds_mean"]
+            after = evaluate_model(split.model, external)[0]
+            eodds = after["eodds_mean"]
             pruned = 1 - sum(float(t.sum()) for t in trial.values()) / sum(
                 t.numel() for t in trial.values()
             )
             history.append({"round": round_, "eodds_mean": eodds, "pruned": pruned})
-            if not eodds < best:
+            if not (eodds < best and after["balanced_accuracy"] >= floor):
                 with torch.no_grad():
                     for n in names:
                         params[n].copy_(before[n])

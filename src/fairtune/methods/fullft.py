@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.methods.base import Method, MethodConfig, opt, register
@@ -26,6 +26,7 @@ class FullFT(Method):
     name = "fullft"
     summary = "baseline: fine-tune every weight on the balanced external set"
     config_class = FullFTConfig
+    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-4, 1e-3, 1e-2], "beta": [0.0, 0.5]}
 
     def _fit(
         self, split: ModelSplit, external: FairData

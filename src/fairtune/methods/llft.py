@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.methods.base import Method, MethodConfig, opt, register
@@ -31,6 +31,7 @@ class LLFT(Method):
     name = "llft"
     summary = "baseline: re-initialise and train only the head"
     config_class = LLFTConfig
+    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}
 
     def _fit(
         self, split: ModelSplit, external: FairData

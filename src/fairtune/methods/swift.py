@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -51,6 +51,7 @@ class SWiFT(Method):
     name = "swift"
     summary = "SWiFT: soft mask scales every gradient; backbone step, partial head reset, head step"
     config_class = SWiFTConfig
+    grid: ClassVar[dict[str, list[Any]]] = {"step1_lr": [1e-4, 1e-3, 1e-2], "beta": [0.1, 0.3]}
 
     def _fit(
         self, split: ModelSplit, external: FairData

@@ -1,0 +1,51 @@
+"""The Python API in two calls: ``debias`` one model, ``compare`` every method."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from fairtune.comparison import CompareSettings
+from fairtune.comparison import compare as _compare
+from fairtune.data import FairData
+from fairtune.methods import REGISTRY, DebiasResult, get_method
+
+
+def debias(
+    model: nn.Module,
+    external: FairData,
+    method: str = "swift",
+    head: str | None = None,
+    progress: bool = False,
+    **config: Any,
+) -> DebiasResult:
+    """Debias a copy of ``model`` with ``method`` on the external set.
+
+    ``config`` overrides the method's settings (see ``fairtune methods NAME``);
+    ``head`` names the classification head when it cannot be found.
+    """
+    return get_method(method, **config).fit(model, external, head=head, progress=progress)
+
+
+def compare(
+    model: nn.Module,
+    external: FairData,
+    test: FairData,
+    methods: str | Sequence[str] = "all",
+    seeds: Sequence[int] = (0,),
+    grid: bool = False,
+    head: str | None = None,
+    progress: bool = False,
+    **settings: Any,
+) -> list[dict[str, Any]]:
+    """Run ``methods`` from ``model`` on the same data; one row per (method, seed).
+
+    ``settings`` are further :class:`~fairtune.comparison.CompareSettings`
+    fields (``threshold_rule``, ``holdout``, ``auc_tolerance``, ``n_boot``,
+    ``overrides``).
+    """
+    names = sorted(REGISTRY) if methods == "all" else list(methods)
+    config = CompareSettings(methods=names, seeds=list(seeds), grid=grid, **settings)
+    return _compare(model, external, test, config, head=head, progress=progress)

@@ -1,0 +1,261 @@
+"""Comparison: every method from the same starting model, on the same data, measured alike.
+
+Per seed, the external set is split (stratified on group and label) into a
+part the fine-tuning sees and a held-out part it never sees. Decision
+thresholds and, with a grid, each method's settings are chosen on the held-out
+part; the test set only measures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from fairtune.data import FairData, check_groups
+from fairtune.errors import FairtuneError
+from fairtune.evaluation import evaluate_scores
+from fairtune.methods import REGISTRY, get_method
+from fairtune.metrics import THRESHOLD_RULES, choose_threshold
+from fairtune.models import predict_proba
+
+
+@dataclass
+class CompareSettings:
+    """How ``compare`` runs, selects and thresholds; saved with every result."""
+
+    methods: list[str] = field(default_factory=lambda: sorted(REGISTRY))
+    seeds: list[int] = field(default_factory=lambda: [0])
+    grid: bool = False
+    holdout: float = 0.3
+    auc_tolerance: float = 0.01
+    threshold_rule: str = "positive_rate"
+    n_boot: int = 200
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in REGISTRY]
+        if unknown:
+            raise FairtuneError(f"unknown method(s) {unknown}; choose from {sorted(REGISTRY)}")
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise FairtuneError(
+                f"threshold rule '{self.threshold_rule}' is not one of {list(THRESHOLD_RULES)}"
+            )
+        if not 0 < self.holdout < 1:
+            raise FairtuneError(f"holdout share must lie in (0, 1), not {self.holdout}")
+
+    def selection_rule(self) -> str:
+        return (
+            f"per method, the grid setting with the lowest EOdds (mean) on the held-out "
+            f"{self.holdout:.0%} of the external set, at the threshold chosen there, among those "
+            f"whose held-out AUC is at least the starting model's minus {self.auc_tolerance}; "
+            "if none qualifies, the best held-out AUC"
+        )
+
+    def threshold_text(self) -> str:
+        return {
+            "0.5": "0.5",
+            "balanced_accuracy": "the best balanced accuracy on the held-out external part",
+            "positive_rate": "the starting model's positive rate (at 0.5) on the held-out "
+            "external part",
+        }[self.threshold_rule]
+
+
+def holdout_split(data: FairData, share: float, seed: int) -> tuple[FairData, FairData]:
+    """Split rows into (fit, held-out), ``share`` of every (group, label) cell held out."""
+    rng = np.random.default_rng(seed)
+    cells = data.groups.numpy() * 2 + data.labels.numpy().astype(np.int64)
+    held = []
+    for cell in np.unique(cells):
+        rows = rng.permutation(np.flatnonzero(cells == cell))
+        held.append(rows[: round(share * len(rows))])
+    held_rows = np.sort(np.concatenate(held))
+    fit_rows = np.setdiff1d(np.arange(len(data)), held_rows)
+    return data.subset(fit_rows), data.subset(held_rows)
+
+
+def grid_points(method: str, use_grid: bool) -> list[dict[str, Any]]:
+    """Every combination of the method's grid values, or the defaults alone."""
+    grid = REGISTRY[method].grid if use_grid else {}
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+@dataclass
+class Candidate:
+    """One fitted setting of a method, judged on the held-out part."""
+
+    point: dict[str, Any]
+    model: nn.Module
+    result: Any
+    threshold: float
+    held_auc: float
+    held_eodds: float
+
+
+def select(candidates: list[Candidate], start_auc: float, tolerance: float) -> Candidate:
+    """Apply the selection rule of :meth:`CompareSettings.selection_rule`."""
+    ok = [c for c in candidates if c.held_auc >= start_auc - tolerance]
+    if ok:
+        return min(ok, key=lambda c: (_nan_high(c.held_eodds), -c.held_auc))
+    return max(candidates, key=lambda c: _nan_low(c.held_auc))
+
+
+def _nan_high(x: float) -> float:
+    return math.inf if math.isnan(x) else x
+
+
+def _nan_low(x: float) -> float:
+    return -math.inf if math.isnan(x) else x
+
+
+def judge(
+    model: nn.Module, held: FairData, rule: str, reference_rate: float
+) -> tuple[float, float, float]:
+    """Threshold chosen on the held-out part by ``rule``, and held-out AUC and EOdds there."""
+    scores = predict_proba(model, held)
+    threshold = choose_threshold(held.labels.numpy(), scores.numpy(), rule, reference_rate)
+    metrics = evaluate_scores(held, scores, threshold)[0]
+    return threshold, metrics["auc"], metrics["eodds_mean"]
+
+
+def compare(
+    model: nn.Module,
+    external: FairData,
+    test: FairData,
+    settings: CompareSettings | None = None,
+    head: str | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Run every method from ``model``; one result row per (method, seed), baseline first."""
+    settings = settings or CompareSettings()
+    check_groups(external)
+    check_groups(test)
+    if external.group_names != test.group_names:
+        raise FairtuneError(
+            f"external groups {external.group_names} differ from test groups {test.group_names}"
+        )
+    rows = []
+    for seed in settings.seeds:
+        fit, held = holdout_split(external, settings.holdout, seed)
+        start_scores = predict_proba(model, held)
+        reference_rate = float((start_scores >= 0.5).float().mean())
+
+        t0, start_auc, start_eodds = judge(model, held, settings.threshold_rule, reference_rate)
+        rows.append(
+            _row(
+                "baseline",
+                seed,
+                {},
+                0.0,
+                model,
+                t0,
+                test,
+                settings,
+                {"held_out_auc": start_auc, "held_out_eodds_mean": start_eodds},
+            )
+        )
+        for name in settings.methods:
+            candidates, spent = [], 0.0
+            for point in grid_points(name, settings.grid):
+                config = {**settings.overrides.get(name, {}), **point, "seed": seed}
+                begin = time.perf_counter()
+                result = get_method(name, **config).fit(model, fit, head=head, progress=progress)
+                spent += time.perf_counter() - begin
+                candidates.append(
+                    Candidate(
+                        point,
+                        result.model,
+                        result,
+                        *judge(result.model, held, settings.threshold_rule, reference_rate),
+                    )
+                )
+            best = select(candidates, start_auc, settings.auc_tolerance)
+            selection = {
+                "rule": settings.selection_rule() if settings.grid else "defaults (no grid)",
+                "chosen": best.point,
+                "tried": [
+                    {
+                        "setting": c.point,
+                        "held_out_auc": c.held_auc,
+                        "held_out_eodds_mean": c.held_eodds,
+                    }
+                    for c in candidates
+                ],
+                "held_out_auc": best.held_auc,
+                "held_out_eodds_mean": best.held_eodds,
+                "search_time_s": spent,
+            }
+            rows.append(
+                _row(
+                    name,
+                    seed,
+                    best.result.config,
+                    best.result.wall_time_s,
+                    best.model,
+                    best.threshold,
+                    test,
+                    settings,
+                    selection,
+                )
+            )
+    return rows
+
+
+def _row(
+    method: str,
+    seed: int,
+    config: dict[str, Any],
+    wall_time: float,
+    model: nn.Module,
+    threshold: float,
+    test: FairData,
+    settings: CompareSettings,
+    selection: dict[str, Any],
+) -> dict[str, Any]:
+    """One results row: test metrics at 0.5 and at the chosen threshold, with intervals."""
+    scores = predict_proba(model, test)
+    metrics, ci = evaluate_scores(test, scores, 0.5, settings.n_boot, seed)
+    tuned, ci_tuned = evaluate_scores(test, scores, threshold, settings.n_boot, seed)
+    return {
+        "method": method,
+        "seed": seed,
+        "config": config,
+        "wall_time_s": wall_time,
+        "threshold": threshold,
+        "threshold_rule": settings.threshold_rule,
+        "metrics": metrics,
+        "metrics_tuned": tuned,
+        "ci": ci,
+        "ci_tuned": ci_tuned,
+        "selection": selection,
+    }
+
+
+def summarise(rows: Sequence[dict[str, Any]], key: str, tuned: bool = False) -> dict[str, Any]:
+    """Per method: mean, standard deviation over seeds and (one seed) the bootstrap interval."""
+    out: dict[str, Any] = {}
+    part = "metrics_tuned" if tuned else "metrics"
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        values = np.array([_value(r, part, key) for r in mine], dtype=float)
+        ci = mine[0]["ci_tuned" if tuned else "ci"] if len(mine) == 1 else None
+        out[method] = {
+            "mean": float(np.nanmean(values)) if not np.isnan(values).all() else math.nan,
+            "std": float(np.nanstd(values)) if len(values) > 1 else math.nan,
+            "ci": None if ci is None else ci.get(key),
+            "n_seeds": len(mine),
+        }
+    return out
+
+
+def _value(row: dict[str, Any], part: str, key: str) -> float:
+    if key == "wall_time_s":
+        return row["wall_time_s"]
+    return row[part][key]
