@@ -1,0 +1,327 @@
+"""The command line: the whole flow on a small table, and one clear line for bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairtune.cli import main
+from fairtune.data import TabularPreprocessor, frame_to_data
+from fairtune.evaluation import evaluate_model
+from fairtune.metrics import METRIC_KEYS
+from fairtune.models import load_model
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    n = 900
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(size=n),
+            "job": rng.choice(["a", "b", "c"], n),
+            "sex": rng.choice(["Female", "Male"], n),
+        }
+    )
+    df["y"] = ((df.x1 + 0.8 * (df.sex == "Male") + rng.normal(0, 0.5, n)) > 0.4).astype(int)
+    df.to_csv(path / "table.csv", index=False)
+    assert (
+        main(
+            [
+                "split",
+                "--data",
+                str(path / "table.csv"),
+                "--label",
+                "y",
+                "--sensitive",
+                "sex",
+                "--out",
+                str(path / "parts"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(path / "parts" / "train.csv"),
+                "--label",
+                "y",
+                "--sensitive",
+                "sex",
+                "--out",
+                str(path / "model"),
+                "--epochs",
+                "3",
+            ]
+        )
+        == 0
+    )
+    return path
+
+
+def test_split_writes_three_disjoint_parts(workdir):
+    parts = {p: pd.read_csv(workdir / "parts" / f"{p}.csv") for p in ("train", "external", "test")}
+    assert sum(len(p) for p in parts.values()) == 900
+    assert len(parts["train"]) == 540
+    joined = pd.concat(parts.values())
+    assert not joined.duplicated().any()
+
+
+def test_evaluate_json_matches_the_library(workdir, capsys):
+    out = workdir / "eval.json"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(workdir / "model"),
+            "--data",
+            str(workdir / "parts" / "test.csv"),
+            "--json",
+            str(out),
+            "--n-boot",
+            "20",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Female" in printed and "EOdds (mean)" in printed
+    saved = json.loads(out.read_text())
+    assert set(METRIC_KEYS) <= set(saved["metrics"])
+    assert set(saved["metrics"]["by_group"]) == {"Female", "Male"}
+    model, config = load_model(workdir / "model")
+    test = frame_to_data(
+        pd.read_csv(workdir / "parts" / "test.csv"),
+        "y",
+        ["sex"],
+        TabularPreprocessor.from_dict(config.preprocessing),
+        config.group_names,
+    )
+    direct = evaluate_model(model, test)[0]
+    for key in METRIC_KEYS:
+        assert saved["metrics"][key] == pytest.approx(direct[key], nan_ok=True)
+    lo, hi = saved["ci"]["auc"]
+    assert lo <= direct["auc"] <= hi
+
+
+def test_debias_writes_model_mask_and_history(workdir):
+    out = workdir / "swift"
+    code = main(
+        [
+            "debias",
+            "--model",
+            str(workdir / "model"),
+            "--data",
+            str(workdir / "parts" / "external.csv"),
+            "--method",
+            "swift",
+            "--out",
+            str(out),
+            "--set",
+            "step1_epochs=2",
+            "--set",
+            "step2_epochs=2",
+        ]
+    )
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "mask.safetensors",
+        "debias.json",
+    }
+    record = json.loads((out / "debias.json").read_text())
+    assert record["method"] == "swift" and record["config"]["step1_epochs"] == 2
+    assert [h["phase"] for h in record["history"]] == ["step1"] * 2 + ["step2"] * 2
+    load_model(out)
+
+
+def test_compare_writes_json_csv_and_plot(workdir, capsys):
+    out = workdir / "cmp"
+    code = main(
+        [
+            "compare",
+            "--model",
+            str(workdir / "model"),
+            "--external",
+            str(workdir / "parts" / "external.csv"),
+            "--test",
+            str(workdir / "parts" / "test.csv"),
+            "--methods",
+            "llft",
+            "bmft",
+            "--out",
+            str(out),
+            "--n-boot",
+            "10",
+            "--set",
+            "bmft.impair_epochs=1",
+            "--set",
+            "bmft.repair_epochs=1",
+            "--set",
+            "llft.epochs=2",
+        ]
+    )
+    assert code == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["baseline", "llft", "bmft"]
+    assert rows[2]["config"]["impair_epochs"] == 1
+    for row in rows:
+        assert {
+            "method",
+            "seed",
+            "config",
+            "wall_time_s",
+            "threshold",
+            "metrics",
+            "metrics_tuned",
+        } <= set(row)
+    assert (out / "fairness_vs_auc.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(pd.read_csv(out / "results.csv")) == 3
+    assert "EOdds (mean)" in capsys.readouterr().out
+
+
+def _error_line(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda df: df.drop(columns="y"), "label column(s) ['y'] not in the data"),
+        (lambda df: df.assign(sex="Female"), "only one group"),
+        (lambda df: df.assign(y=df.y.where(df.index != 4)), "missing values"),
+        (lambda df: df.assign(x1=df.x1.where(df.index != 7)), "'x1' has 1 missing"),
+        (lambda df: df.assign(y=df.y.map({0: "no", 1: "yes"})), "--positive"),
+    ],
+)
+def test_bad_tables_get_one_line(workdir, capsys, tmp_path, mutate, expected):
+    table = mutate(pd.read_csv(workdir / "table.csv"))
+    table.to_csv(tmp_path / "bad.csv", index=False)
+    err = _error_line(
+        capsys,
+        [
+            "train",
+            "--data",
+            str(tmp_path / "bad.csv"),
+            "--label",
+            "y",
+            "--sensitive",
+            "sex",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert expected in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_unreadable_and_missing_files(workdir, capsys, tmp_path):
+    (tmp_path / "binary.csv").write_bytes(b"\x00\xff\xfe\x00garbage")
+    err = _error_line(
+        capsys,
+        [
+            "train",
+            "--data",
+            str(tmp_path / "binary.csv"),
+            "--label",
+            "y",
+            "--sensitive",
+            "sex",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert "cannot read" in err
+    err = _error_line(
+        capsys,
+        ["evaluate", "--model", str(tmp_path / "none"), "--data", str(workdir / "table.csv")],
+    )
+    assert "not a fairtune model directory" in err
+
+
+def test_mismatched_checkpoint(workdir, capsys, tmp_path):
+    import shutil
+
+    shutil.copytree(workdir / "model", tmp_path / "model")
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    cfg["arch"]["hidden"] = [5]
+    (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
+    err = _error_line(
+        capsys,
+        ["evaluate", "--model", str(tmp_path / "model"), "--data", str(workdir / "table.csv")],
+    )
+    assert "does not match the architecture" in err
+
+
+def test_output_never_overwrites_an_input(workdir, capsys):
+    before = (workdir / "table.csv").read_bytes()
+    err = _error_line(
+        capsys,
+        [
+            "evaluate",
+            "--model",
+            str(workdir / "model"),
+            "--data",
+            str(workdir / "table.csv"),
+            "--json",
+            str(workdir / "table.csv"),
+        ],
+    )
+    assert "would overwrite the input" in err
+    err = _error_line(
+        capsys,
+        [
+            "debias",
+            "--model",
+            str(workdir / "model"),
+            "--data",
+            str(workdir / "table.csv"),
+            "--out",
+            str(workdir / "model"),
+        ],
+    )
+    assert "would overwrite the input" in err
+    assert (workdir / "table.csv").read_bytes() == before
+
+
+def test_unknown_setting(workdir, capsys, tmp_path):
+    err = _error_line(
+        capsys,
+        [
+            "debias",
+            "--model",
+            str(workdir / "model"),
+            "--data",
+            str(workdir / "table.csv"),
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            "nonsense=1",
+        ],
+    )
+    assert "has no setting 'nonsense'" in err
+
+
+def test_help_explains_every_command(capsys):
+    for name in ("split", "train", "evaluate", "methods", "debias", "compare", "demo"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert "default" in text or name == "methods"
+
+
+def test_builtin_data_by_name(tmp_path):
+    assert main(["train", "--data", "german", "--out", str(tmp_path / "g"), "--epochs", "2"]) == 0
+    _, config = load_model(tmp_path / "g")
+    assert config.label == "credit_risk" and config.group_names == ["female", "male"]
