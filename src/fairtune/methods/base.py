@@ -143,6 +143,7 @@ class Method(ABC):
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     grid: ClassVar[dict[str, list[Any]]] = {}
     """Key settings and the values ``compare --grid`` tries (the learning rate at least)."""
+    progress: bool = False  # set by fit(); the default lets shared steps run before it
 
     def __init__(self, config: MethodConfig | None = None, **overrides: Any) -> None:
         config = config or self.config_class()

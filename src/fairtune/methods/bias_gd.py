@@ -17,7 +17,7 @@ class BiasGDConfig(MethodConfig):
     """Bias gradient descent settings."""
 
     epochs: int = opt(10, "most epochs")
-    lr: float = opt(1e-4, "Adam learning rate")
+    lr: float = opt(1e-5, "Adam learning rate")
     max_drop: float = opt(
         0.05,
         "stop once balanced accuracy on the external set falls more than "
@@ -32,7 +32,7 @@ class BiasGD(Method):
     name = "bias_gd"
     summary = "baseline: gradient descent on the bias loss alone, balanced-accuracy floor"
     config_class = BiasGDConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-4, 1e-3, 1e-2]}
+    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-6, 1e-5, 1e-4]}
 
     def _fit(
         self, split: ModelSplit, external: FairData

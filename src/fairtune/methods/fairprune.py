@@ -21,7 +21,7 @@ class FairPruneConfig(MaskedConfig):
     """FairPrune settings."""
 
     beta: float = opt(1.0, "weight of the privileged group's curvature in the saliency")
-    step: float = opt(0.005, "share of the still unpruned weights zeroed per round")
+    step: float = opt(0.001, "share of the still unpruned weights zeroed per round")
     max_rounds: int = opt(20, "most pruning rounds")
     max_drop: float = opt(
         0.05,
@@ -60,7 +60,7 @@ class FairPrune(Method):
     name = "fairprune"
     summary = "baseline: prune weights salient for the privileged group while EOdds improves"
     config_class = FairPruneConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.5, 1.0], "step": [0.005, 0.02]}
+    grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.5, 1.0], "step": [0.001, 0.005]}
 
     def _fit(
         self, split: ModelSplit, external: FairData
