@@ -302,3 +302,17 @@ def resolve_architecture(name: str) -> Callable[..., nn.Module]:
 
 register_architecture("cnn", SmallCNN)
 register_architecture("efficientnet_lite0", efficientnet_lite0)
+
+
+def image_arch(
+    name: str, channels: int = 3
+) -> tuple[dict[str, Any], tuple[float, ...] | None, tuple[float, ...] | None]:
+    """Architecture spec for ``name`` on ``channels``-channel images, and the normalisation
+    (mean, std) its weights expect (None: the reader's default)."""
+    if name == "cnn":
+        return {"name": "cnn", "in_channels": channels}, None, None
+    if name == "efficientnet_lite0":
+        arch = {"name": name, "pretrained": True, "in_channels": channels}
+        return arch, EFFICIENTNET_LITE_MEAN[:channels], EFFICIENTNET_LITE_STD[:channels]
+    resolve_architecture(name)
+    return {"name": name}, None, None

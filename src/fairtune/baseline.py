@@ -9,9 +9,15 @@ from typing import Any
 import pandas as pd
 import torch
 
-from fairtune.data import TabularPreprocessor, check_groups, feature_columns, frame_to_data
+from fairtune.data import (
+    FairData,
+    TabularPreprocessor,
+    check_groups,
+    feature_columns,
+    frame_to_data,
+)
 from fairtune.losses import Objective
-from fairtune.models import MLP, ModelConfig, ModelSplit
+from fairtune.models import MLP, ModelConfig, ModelSplit, build_model, load_state_dict_file
 from fairtune.training import Phase, run_phase
 
 
@@ -45,13 +51,32 @@ def train_tabular(
     columns = feature_columns(frame, label, sensitive, features, sensitive_as_feature)
     prep = TabularPreprocessor.fit(frame, columns)
     data = frame_to_data(frame, label, sensitive, prep, positive=positive)
-    check_groups(data)
     torch.manual_seed(config.seed)
     model = MLP(prep.n_features, config.hidden)
-    split = ModelSplit.of(model)
+    history = fit_baseline(model, data, config, progress)
+    model_config = ModelConfig(
+        arch={"name": "mlp", "in_features": prep.n_features, "hidden": list(config.hidden)},
+        label=label,
+        sensitive=list(sensitive),
+        group_names=list(data.group_names),
+        head=ModelSplit.of(model).head,
+        features=columns,
+        preprocessing=prep.to_dict(),
+        positive=None if positive is None else str(positive),
+        sensitive_as_feature=sensitive_as_feature,
+        history=history,
+    )
+    return model, model_config
+
+
+def fit_baseline(
+    model: torch.nn.Module, data: FairData, config: TrainConfig, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Train every weight of ``model`` on ``data`` with Adam (ERM); return the history."""
+    check_groups(data)
     phase = Phase(
         objective=Objective.pred(kind=config.loss),
-        trainable=split.all_params(),
+        trainable=[n for n, _ in model.named_parameters()],
         epochs=config.epochs,
         lr=config.lr,
         optimizer="adam",
@@ -59,17 +84,40 @@ def train_tabular(
         batch_size=config.batch_size,
         name="train",
     )
-    history = run_phase(model, data, phase, seed=config.seed, progress=progress)
+    return run_phase(model, data, phase, seed=config.seed, progress=progress)
+
+
+def train_images(
+    data: FairData,
+    arch: dict[str, Any],
+    images: dict[str, Any],
+    label: str,
+    sensitive: Sequence[str],
+    config: TrainConfig,
+    checkpoint: str | None = None,
+    head: str | None = None,
+    positive: Any = None,
+    progress: bool = False,
+) -> tuple[torch.nn.Module, ModelConfig]:
+    """Train (or, from ``checkpoint``, fine-tune) an image classifier; return it and its config.
+
+    ``images`` are the reader settings (column, size, channels, normalisation,
+    binarising rules), saved so every later command reads images alike.
+    """
+    torch.manual_seed(config.seed)
+    model = build_model(arch)
+    if checkpoint is not None:
+        load_state_dict_file(model, checkpoint)
+    history = fit_baseline(model, data, config, progress)
+    saved_arch = {**arch, "pretrained": False} if "pretrained" in arch else arch
     model_config = ModelConfig(
-        arch={"name": "mlp", "in_features": prep.n_features, "hidden": list(config.hidden)},
+        arch=saved_arch,
         label=label,
         sensitive=list(sensitive),
         group_names=list(data.group_names),
-        head=split.head,
-        features=columns,
-        preprocessing=prep.to_dict(),
+        head=ModelSplit.of(model, head).head,
+        images=images,
         positive=None if positive is None else str(positive),
-        sensitive_as_feature=sensitive_as_feature,
         history=history,
     )
     return model, model_config

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from fairtune import report
 from fairtune.api import debias
-from fairtune.baseline import TrainConfig, train_tabular
+from fairtune.baseline import TrainConfig, train_images, train_tabular
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
 from fairtune.comparison import CompareSettings, compare
 from fairtune.data import split_frame
@@ -20,12 +20,38 @@ from fairtune.demo import DemoSettings, run_demo
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import atomic_dir, refuse_inputs
-from fairtune.loading import PARTS, data_for_model, read_table, resolve_columns
+from fairtune.loading import PARTS, load_for_model, read_images, read_table, resolve_columns
 from fairtune.methods import REGISTRY
 from fairtune.metrics import THRESHOLD_RULES
 from fairtune.models import load_model, save_model
 
 DATA_HELP = "CSV file or built-in set ('adult', 'german', 'adult:test', ...)"
+
+
+def add_image_reading_options(p: Any) -> None:
+    """Options of every command that may read an image CSV."""
+    p.add_argument(
+        "--image-root", help="folder the image paths are relative to (default: the CSV's folder)"
+    )
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip unreadable or missing images and report them, instead of stopping",
+    )
+
+
+def _load(args: argparse.Namespace, spec: str, config: Any, part: str) -> tuple[Any, str]:
+    """The data named by ``spec`` (a built-in name means its ``part``), read as the model's."""
+    return load_for_model(
+        spec,
+        config,
+        args.label,
+        args.sensitive,
+        default_part=part,
+        split_seed=args.split_seed,
+        image_root=args.image_root,
+        skip_bad=args.skip_bad_images,
+    )
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
@@ -71,6 +97,46 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="also give the sensitive column(s) to the model as input",
     )
     add_dataclass_options(p, TrainConfig)
+    images = p.add_argument_group("image data (an image CSV: one row per image)")
+    images.add_argument("--image-col", help="column of image paths; makes --data an image CSV")
+    images.add_argument(
+        "--image-size",
+        type=int,
+        default=64,
+        help="images are resized to this square size (default: %(default)s)",
+    )
+    images.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=3,
+        help="3 for RGB, 1 for grayscale such as X-rays (default: %(default)s)",
+    )
+    images.add_argument(
+        "--arch",
+        default="cnn",
+        help="cnn (small built-in), efficientnet_lite0 (ImageNet weights, extra "
+        "'pretrained'), torchvision:NAME or timm:NAME (extra 'vision') "
+        "(default: %(default)s)",
+    )
+    images.add_argument(
+        "--checkpoint",
+        help="start from this state dict (.pt, .pth or "
+        ".safetensors, loaded safely); with --epochs 0 it is only imported",
+    )
+    images.add_argument("--head", help="module name of the classification head (default: found)")
+    images.add_argument(
+        "--binarize",
+        nargs="+",
+        metavar="COL:RULE",
+        help="turn a several-valued attribute into two groups, e.g. fitzpatrick:1-3 or age:0-60",
+    )
+    images.add_argument(
+        "--augment",
+        action="store_true",
+        help="random flips, transposes and small rotations while training",
+    )
+    add_image_reading_options(images)
 
 
 @command(
@@ -78,10 +144,74 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 )
 def train_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [args.data])
-    table = read_table(args.data, default_part="train", split_seed=args.split_seed)
-    label, sensitive = resolve_columns(table, args.label, args.sensitive)
     config = TrainConfig(**dataclass_values(args, TrainConfig))
     start = time.perf_counter()
+    if args.image_col:
+        model, model_config, rows = _train_images(args, config)
+        source = args.data
+    else:
+        model, model_config, rows, source = _train_table(args, config)
+    model_config.data = {"source": source, "rows": rows, "train": vars(config)}
+    save_model(args.out, model, model_config)
+    report.console.print(
+        f"trained on {rows} rows of {source} in "
+        f"{time.perf_counter() - start:.1f} s; model written to {args.out}"
+    )
+
+
+def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, Any, int]:
+    from fairtune.backbones import image_arch
+    from fairtune.images import Augment, parse_binarize
+
+    if not args.label or not args.sensitive:
+        raise FairtuneError("an image CSV needs --label and --sensitive")
+    arch, mean, std = image_arch(args.arch, args.channels)
+    options = {
+        "image_col": args.image_col,
+        "image_size": args.image_size,
+        "channels": args.channels,
+        "mean": mean,
+        "std": std,
+        "binarize": parse_binarize(args.binarize) if args.binarize else None,
+    }
+    data, read = read_images(
+        args.data,
+        options,
+        args.label,
+        args.sensitive,
+        image_root=args.image_root,
+        skip_bad=args.skip_bad_images,
+        positive=args.positive,
+        augment=Augment(seed=config.seed) if args.augment else None,
+    )
+    _say_skipped(read)
+    model, model_config = train_images(
+        data,
+        arch,
+        options,
+        args.label,
+        args.sensitive,
+        config,
+        checkpoint=args.checkpoint,
+        head=args.head,
+        positive=args.positive,
+        progress=True,
+    )
+    return model, model_config, len(data)
+
+
+def _say_skipped(read: dict[str, Any]) -> None:
+    if read["bad_rows"]:
+        first = read["bad_rows"][0]
+        report.console.print(
+            f"skipped {len(read['bad_rows'])} unreadable image(s) of {read['rows_read']}, "
+            f"first {first['file']} (row {first['row']}): {first['reason']}"
+        )
+
+
+def _train_table(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, Any, int, str]:
+    table = read_table(args.data, default_part="train", split_seed=args.split_seed)
+    label, sensitive = resolve_columns(table, args.label, args.sensitive)
     model, model_config = train_tabular(
         table.frame,
         label,
@@ -92,12 +222,7 @@ def train_command(args: argparse.Namespace) -> None:
         positive=args.positive,
         progress=True,
     )
-    model_config.data = {"source": table.source, "rows": len(table.frame), "train": vars(config)}
-    save_model(args.out, model, model_config)
-    report.console.print(
-        f"trained on {len(table.frame)} rows of {table.source} in "
-        f"{time.perf_counter() - start:.1f} s; model written to {args.out}"
-    )
+    return model, model_config, len(table.frame), table.source
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
@@ -112,6 +237,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         help="bootstrap resamples for 95%% intervals, 0 for none (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    add_image_reading_options(p)
 
 
 @command(
@@ -123,16 +249,15 @@ def evaluate_command(args: argparse.Namespace) -> None:
     if args.json:
         refuse_inputs(args.json, [args.data, args.model])
     model, config = load_model(args.model)
-    table = read_table(args.data, default_part="test", split_seed=args.split_seed)
-    data = data_for_model(table, config, args.label, args.sensitive)
+    data, source = _load(args, args.data, config, "test")
     threshold = config.threshold if args.threshold is None else args.threshold
     metrics, ci = evaluate_model(model, data, threshold, args.n_boot, args.seed)
-    title = f"{args.model} on {table.source} ({len(data)} rows), threshold {threshold:.3f}"
+    title = f"{args.model} on {source} ({len(data)} rows), threshold {threshold:.3f}"
     report.console.print(report.overall_table(metrics, ci, title))
     report.console.print(report.groups_table(metrics, data.attribute))
     if args.json:
         report.write_json(
-            args.json, {"model": args.model, "data": table.source, "metrics": metrics, "ci": ci}
+            args.json, {"model": args.model, "data": source, "metrics": metrics, "ci": ci}
         )
         report.console.print(f"metrics written to {args.json}")
 
@@ -222,6 +347,7 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
         help="change a setting of the method, e.g. --set step1_lr=1e-3 (repeatable)",
     )
     p.add_argument("--seed", type=int, help="seed (default: the method's, 0)")
+    add_image_reading_options(p)
 
 
 @command(
@@ -232,8 +358,7 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
 def debias_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [args.data, args.model])
     model, config = load_model(args.model)
-    table = read_table(args.data, default_part="external", split_seed=args.split_seed)
-    external = data_for_model(table, config, args.label, args.sensitive)
+    external, source = _load(args, args.data, config, "external")
     settings = parse_settings(args.set, args.method).get(args.method, {})
     if args.seed is not None:
         settings["seed"] = args.seed
@@ -241,7 +366,7 @@ def debias_command(args: argparse.Namespace) -> None:
     before = evaluate_model(model, external)[0]
     after = evaluate_model(result.model, external)[0]
     config.history = [*config.history, *result.history]
-    config.data = {**config.data, "debiased_with": args.method, "external": table.source}
+    config.data = {**config.data, "debiased_with": args.method, "external": source}
     result.save(args.out, config)
     report.console.print(
         f"{args.method} took {result.wall_time_s:.1f} s. On the external set "
@@ -287,6 +412,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
         metavar="METHOD.KEY=VALUE",
         help="change a method's setting, e.g. --set bmft.keep=0.25 (repeatable)",
     )
+    add_image_reading_options(p)
 
 
 def add_compare_options(p: argparse.ArgumentParser) -> None:
@@ -356,14 +482,12 @@ def compare_settings(args: argparse.Namespace, methods: list[str], **extra: Any)
 def compare_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [args.model, args.external, args.test])
     model, config = load_model(args.model)
-    ext_table = read_table(args.external, default_part="external", split_seed=args.split_seed)
-    test_table = read_table(args.test, default_part="test", split_seed=args.split_seed)
-    external = data_for_model(ext_table, config, args.label, args.sensitive)
-    test = data_for_model(test_table, config, args.label, args.sensitive)
+    external, ext_source = _load(args, args.external, config, "external")
+    test, test_source = _load(args, args.test, config, "test")
     methods = sorted(REGISTRY) if args.methods == ["all"] else args.methods
     settings = compare_settings(args, methods, overrides=parse_settings(args.set))
     rows = compare(model, external, test, settings, head=config.head, progress=True)
-    title = f"{args.model}: external {ext_table.source}, test {test_table.source}"
+    title = f"{args.model}: external {ext_source}, test {test_source}"
     report.write_comparison(args.out, rows, title, settings, {"model": args.model})
 
 

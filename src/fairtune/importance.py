@@ -144,8 +144,10 @@ def fisher_diagonal(
     pass shared by all objectives. Memory grows with batch_size x parameters.
 
     ``params`` restricts the parameters (all by default); no gradient is taken
-    for the others. Batches are taken in order, the model runs in eval mode and
-    is left unchanged. Importances are float32 tensors shaped like the parameters.
+    for the others. Batches are taken in order and moved to the parameters'
+    device; the model runs in eval mode, in its own precision (no autocast), and
+    is left unchanged. Importances are float32 tensors shaped like the
+    parameters, on their device.
     """
     if mode not in FISHER_MODES:
         raise FairtuneError(f"unknown Fisher mode '{mode}'; choose one of {list(FISHER_MODES)}")
@@ -166,7 +168,7 @@ def fisher_diagonal(
     count = 0
     with evaluating(model):
         for x, y, a in _batches(data, batch_size, progress):
-            x, y, a = x.to(device), y.to(device), a.to(device)
+            x, y, a = (t.to(device, non_blocking=True) for t in (x, y, a))
             if mode == "batch":
                 z = _logits_with(model, tensors, x)
                 for i, (k, objective) in enumerate(objectives.items()):

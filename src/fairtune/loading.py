@@ -1,9 +1,10 @@
-"""Reading what the user names: a CSV file or a built-in data set, and its part."""
+"""Reading what the user names: a CSV file, an image CSV, or a built-in data set and its part."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -73,12 +74,72 @@ def resolve_columns(
     return label, list(sensitive)
 
 
+def load_for_model(
+    spec: str,
+    config: ModelConfig,
+    label: str | None = None,
+    sensitive: list[str] | None = None,
+    default_part: str = "test",
+    split_seed: int = 0,
+    image_root: str | None = None,
+    skip_bad: bool = False,
+) -> tuple[FairData, str]:
+    """Data read as the model's training data was: same preprocessing or image reading, same
+    group ids. Returns the data and a description of its source."""
+    if config.images is not None:
+        data, report = read_images(
+            spec,
+            config.images,
+            label or config.label,
+            sensitive or config.sensitive,
+            image_root=image_root,
+            skip_bad=skip_bad,
+            group_names=config.group_names,
+            positive=config.positive,
+        )
+        return data, f"{spec} ({report['rows_used']} of {report['rows_read']} images)"
+    table = read_table(spec, default_part=default_part, split_seed=split_seed)
+    return data_for_model(table, config, label, sensitive), table.source
+
+
+def read_images(
+    spec: str,
+    options: dict[str, Any],
+    label: str,
+    sensitive: list[str],
+    image_root: str | None = None,
+    skip_bad: bool = False,
+    group_names: list[str] | None = None,
+    positive: Any = None,
+    augment: Any = None,
+) -> tuple[FairData, dict[str, Any]]:
+    """Read an image CSV with the reader ``options`` saved in a model's config."""
+    from fairtune.images import read_image_csv
+
+    return read_image_csv(
+        spec,
+        image_root,
+        options["image_col"],
+        label,
+        sensitive,
+        image_size=options["image_size"],
+        positive=positive,
+        group_names=group_names,
+        binarize=options.get("binarize"),
+        skip_bad=skip_bad,
+        augment=augment,
+        channels=options.get("channels", 3),
+        mean=options.get("mean"),
+        std=options.get("std"),
+    )
+
+
 def data_for_model(
     table: Table, config: ModelConfig, label: str | None = None, sensitive: list[str] | None = None
 ) -> FairData:
     """The table as the model saw its training data: same preprocessing and group ids."""
     if config.preprocessing is None:
-        raise FairtuneError("this model has no tabular preprocessing; give an image CSV instead")
+        raise FairtuneError("this model reads images; give an image CSV")
     label, sensitive = resolve_columns(table, label, sensitive, config)
     same_groups = sensitive == config.sensitive
     return frame_to_data(

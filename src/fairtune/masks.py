@@ -177,9 +177,19 @@ def hard_mask(r: dict[str, torch.Tensor], params: Sequence[str], keep: float = 0
 
 
 def soft_mask(r: dict[str, torch.Tensor], params: Sequence[str]) -> Mask:
-    """SWiFT's mask: tanh(R), in [0, 1) since R >= 0, and increasing in R."""
+    """SWiFT's mask: tanh(R), in [0, 1) since R >= 0, and non-decreasing in R.
+
+    In float32 tanh rounds to 1.0 for R above about 9 (R reaches 1e10 where the
+    normalised I_pred is 0), so values are capped at the largest float below 1.
+    """
     chosen = _select(r, params)
-    return Mask({p: torch.tanh(v.detach().to(torch.float32)) for p, v in chosen.items()}, "soft")
+    return Mask(
+        {
+            p: torch.tanh(v.detach().to(torch.float32)).clamp_(max=1 - 2**-24)
+            for p, v in chosen.items()
+        },
+        "soft",
+    )
 
 
 def random_mask(shapes: dict[str, torch.Size], density: float, seed: int) -> Mask:

@@ -143,7 +143,10 @@ class ModelSplit:
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The backbone's output for ``x``: the input the head receives."""
+        """The backbone's output for ``x``: the input the head receives, on the model's device.
+
+        ``x`` is moved to the model's device first.
+        """
         captured: list[torch.Tensor] = []
 
         def grab(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -151,7 +154,7 @@ class ModelSplit:
 
         handle = self.head_module.register_forward_pre_hook(grab)
         try:
-            self.model(x)
+            self.model(x.to(model_device(self.model), non_blocking=True))
         finally:
             handle.remove()
         return captured[0]
@@ -181,13 +184,24 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, data: Any, batch_size: int = 1024) -> torch.Tensor:
-    """Probabilities for every row of a :class:`~fairtune.data.FairData`, in eval mode."""
+    """Probabilities for every row of a :class:`~fairtune.data.FairData`, in eval mode.
+
+    Batches run on the model's device (float32); the result is a CPU tensor.
+    """
+    device = model_device(model)
     out = []
     with evaluating(model):
         for x, _, _ in data.loader(batch_size):
-            out.append(torch.sigmoid(logits(model, x)))
+            z = logits(model, x.to(device, non_blocking=True))
+            out.append(torch.sigmoid(z).cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -205,6 +219,7 @@ class ModelConfig:
     head: str | None = None
     features: list[str] = field(default_factory=list)
     preprocessing: dict[str, Any] | None = None
+    images: dict[str, Any] | None = None
     positive: str | None = None
     threshold: float = 0.5
     sensitive_as_feature: bool = False

@@ -11,7 +11,15 @@ that really hold":
   update and the optimiser state of that entry stay exactly zero;
 - BatchNorm running statistics do not change unless ``bn_stats="update"``, and
   then only in BatchNorm layers that own a trainable parameter;
-- the same seed gives bit-identical weights.
+- the same seed gives bit-identical weights (on one device; augmented images
+  included, since their augmentation is seeded per epoch).
+
+Device and precision: the phase runs where the model is (the device of its
+first parameter); batches are moved there. On CUDA it runs in mixed precision
+(float16 autocast with a gradient scaler, unless ``Phase.amp`` is off) and in
+channels_last memory format (4-D inputs and weights; the weights' layout is
+restored afterwards, their values never change by it). On the CPU it runs in
+float32, as written. :class:`_Precision` holds these decisions.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from torch.nn.modules.batchnorm import _NormBase
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.masks import Mask
-from fairtune.models import ModelSplit, evaluating, logits
+from fairtune.models import ModelSplit, evaluating, logits, model_device
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -84,6 +92,11 @@ class Phase:
             "layers owning a trainable parameter update theirs"
         },
     )
+    amp: bool = field(default=True, metadata={"help": "mixed precision on CUDA; ignored on CPU"})
+    num_workers: int = field(
+        default=0,
+        metadata={"help": "DataLoader worker processes for lazily loaded inputs such as images"},
+    )
     name: str = field(default="finetune", metadata={"help": "shown in progress and history"})
 
     def __post_init__(self) -> None:
@@ -94,10 +107,10 @@ class Phase:
         ):
             if value not in options:
                 raise FairtuneError(f"{what} must be one of {list(options)}, not '{value}'")
-        if self.epochs < 0 or self.batch_size < 1:
+        if self.epochs < 0 or self.batch_size < 1 or self.num_workers < 0:
             raise FairtuneError(
-                f"phase '{self.name}' needs epochs >= 0 and batch_size >= 1 "
-                f"(got {self.epochs} and {self.batch_size})"
+                f"phase '{self.name}' needs epochs >= 0, batch_size >= 1 and num_workers >= 0 "
+                f"(got {self.epochs}, {self.batch_size} and {self.num_workers})"
             )
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise FairtuneError(
@@ -120,34 +133,45 @@ def run_phase(
 
     Records hold ``phase``, ``epoch`` (from 1), ``loss`` (mean over batches),
     ``lr`` (used in that epoch) and ``seconds``. The model runs in train mode
-    (dropout active) with BatchNorm handled as ``phase.bn_stats`` says.
+    (dropout active) with BatchNorm handled as ``phase.bn_stats`` says, on its
+    own device (see the module's notes on precision). If ``data.inputs`` has a
+    ``set_epoch`` method (augmented images), it is called with the epoch number
+    (from 1) before every epoch.
 
     Given ``split``, a phase that trains only head parameters treats the
     backbone as a fixed feature extractor: it runs in eval mode, and with
-    ``cache_features`` its features are computed once and the head trained on
-    them (same result as the uncached loop, far faster). Parameter flags and
-    module modes are restored afterwards. ``on_epoch(epoch)`` runs after each
+    ``cache_features`` its features are computed once (float32) and the head
+    trained on them (same result as the uncached loop, far faster). Not when
+    the inputs are augmented: every epoch sees other images then, so the
+    backbone runs on every batch. Parameter flags, module modes and weight
+    memory formats are restored afterwards. ``on_epoch(epoch)`` runs after each
     epoch; returning True ends the phase early.
     """
     if len(data) == 0:
         raise FairtuneError(f"phase '{phase.name}': no rows to train on")
     params = _trainable(model, phase)
     multipliers = (
-        {n: phase.mask.values[n].to(p.dtype) for n, p in params.items()} if phase.mask else {}
+        {n: phase.mask.values[n].to(device=p.device, dtype=p.dtype) for n, p in params.items()}
+        if phase.mask
+        else {}
     )
     head_only = split is not None and set(params) <= set(split.head_params())
+    precision = _Precision.choose(model_device(model), phase.amp)
     flags = {p: p.requires_grad for p in model.parameters()}
     modes = {m: m.training for m in model.modules()}
     try:
-        forward, train_data = partial(logits, model), data
-        if head_only and cache_features:
-            cached = _head_inputs(split, data)
-            if cached is not None:
-                forward, train_data = partial(logits, split.head_module), cached
-        for n, p in model.named_parameters():
-            p.requires_grad_(n in params)
-        _set_modes(model, list(params.values()), phase.bn_stats, split if head_only else None)
-        return _fit(forward, train_data, params, multipliers, phase, seed, progress, on_epoch)
+        with _memory_format(model, precision.channels_last):
+            forward, train_data = partial(logits, model), data
+            if head_only and cache_features and not _augmented(data):
+                cached = _head_inputs(split, data, precision, phase.num_workers)
+                if cached is not None:
+                    forward, train_data = partial(logits, split.head_module), cached
+            for n, p in model.named_parameters():
+                p.requires_grad_(n in params)
+            _set_modes(model, list(params.values()), phase.bn_stats, split if head_only else None)
+            return _fit(
+                forward, train_data, params, multipliers, phase, seed, progress, on_epoch, precision
+            )
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)
@@ -180,22 +204,133 @@ def _trainable(model: nn.Module, phase: Phase) -> dict[str, nn.Parameter]:
 
 
 @torch.no_grad()
-def _head_inputs(split: ModelSplit, data: FairData) -> FairData | None:
-    """Every row's head input, computed once with the model in eval mode.
+def _head_inputs(
+    split: ModelSplit,
+    data: FairData,
+    precision: _Precision | None = None,
+    num_workers: int = 0,
+) -> FairData | None:
+    """Every row's head input, computed once with the model in eval mode, in float32.
 
-    None when the model's output is not its head's output on those inputs (the
-    model computes more after the head): then the head must train through it.
+    Batches run on the model's device; the features are kept on the CPU, like
+    any :class:`FairData`. None when the model's output is not its head's output
+    on those inputs (the model computes more after the head): then the head must
+    train through it.
     """
+    precision = precision or _Precision.choose(model_device(split.model), amp=False)
     features = []
     with evaluating(split.model):
-        for x, _, _ in data.loader(FEATURE_BATCH):
+        for x, _, _ in data.loader(FEATURE_BATCH, num_workers=num_workers):
+            x = precision.inputs(x)
             f = split.features(x)
             if not features and not torch.allclose(
                 logits(split.head_module, f), logits(split.model, x), atol=1e-6
             ):
                 return None
-            features.append(f)
+            features.append(f.cpu())
     return FairData(torch.cat(features), data.labels, data.groups, data.group_names, data.attribute)
+
+
+def _augmented(data: FairData) -> bool:
+    """Whether the inputs change from epoch to epoch (an image source with augmentation)."""
+    return getattr(data.inputs, "augment", None) is not None
+
+
+@contextmanager
+def _memory_format(model: nn.Module, channels_last: bool) -> Iterator[None]:
+    """Hold the model's 4-D weights and buffers in channels_last for the block.
+
+    Only the layout changes (values stay bit-identical); the tensors keep their
+    identity (``.data`` is swapped), and their previous layout is restored after.
+    """
+    if not channels_last:
+        yield
+        return
+    fmt = torch.channels_last
+    tensors = [
+        t
+        for t in (*model.parameters(), *model.buffers())
+        if t.dim() == 4 and not t.is_contiguous(memory_format=fmt)
+    ]
+    for t in tensors:
+        t.data = t.data.contiguous(memory_format=fmt)
+    try:
+        yield
+    finally:
+        for t in tensors:
+            t.data = t.data.contiguous()
+
+
+class _Precision:
+    """Where a phase computes and in what precision: the one place that decides.
+
+    CPU: float32, no autocast, no gradient scaler, default memory format. CUDA:
+    channels_last and, with ``amp``, float16 autocast for the forward pass and a
+    :class:`torch.amp.GradScaler`. Build it with :meth:`choose`; the constructor
+    takes each part explicitly (as the tests do).
+    """
+
+    def __init__(
+        self,
+        device: torch.device,
+        autocast_dtype: torch.dtype | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+        channels_last: bool = False,
+    ) -> None:
+        self.device = device
+        self.autocast_dtype = autocast_dtype
+        self.scaler = scaler
+        self.channels_last = channels_last
+
+    @classmethod
+    def choose(cls, device: torch.device, amp: bool) -> _Precision:
+        if device.type != "cuda":
+            return cls(device)
+        if not amp:
+            return cls(device, channels_last=True)
+        return cls(device, torch.float16, torch.amp.GradScaler("cuda"), channels_last=True)
+
+    def rng_devices(self) -> list[int]:
+        """The CUDA devices whose random state a phase forks (dropout draws from it)."""
+        if self.device.type != "cuda":
+            return []
+        return [self.device.index if self.device.index is not None else 0]
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch's inputs on the device (channels_last for images when enabled)."""
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def logits(
+        self, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
+        """``forward(x)``; under autocast, with the logits cast back to float32 for the loss."""
+        if self.autocast_dtype is None:
+            return forward(x)
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
+            return forward(x).float()
+
+    def step(
+        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, adjust: Callable[[], None]
+    ) -> None:
+        """Backward, ``adjust`` the gradients (mask, weight decay), optimiser step.
+
+        With a scaler, ``adjust`` sees the true (unscaled) gradients, and a step
+        whose gradients overflowed is skipped whole: no parameter nor optimiser
+        state changes, and the scale is lowered for the next batch.
+        """
+        if self.scaler is None:
+            loss.backward()
+            adjust()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(optimizer)
+        adjust()
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
 
 def _set_modes(
@@ -225,32 +360,43 @@ def _fit(
     seed: int,
     progress: bool,
     on_epoch: Callable[[int], bool] | None,
+    precision: _Precision | None = None,
 ) -> list[dict[str, Any]]:
-    """The epochs of a phase over ``data``, ``forward`` mapping a batch's inputs to logits."""
+    """The epochs of a phase over ``data``, ``forward`` mapping a batch's inputs to logits.
+
+    Without ``precision``: float32 on the device of the first parameter.
+    """
+    if precision is None:
+        precision = _Precision.choose(next(iter(params.values())).device, amp=False)
     optimizer = _optimizer(list(params.values()), phase)
     scheduler = _scheduler(optimizer, phase)
-    loader = data.loader(phase.batch_size, shuffle=True, seed=seed)
+    loader = data.loader(phase.batch_size, shuffle=True, seed=seed, num_workers=phase.num_workers)
+    set_epoch = getattr(data.inputs, "set_epoch", None)
+    adjust = partial(_scale_gradients, params, multipliers, phase.weight_decay)
     history: list[dict[str, Any]] = []
     with (
-        torch.random.fork_rng(devices=[]),
+        torch.random.fork_rng(devices=precision.rng_devices()),
         _progress(progress, phase.name, phase.epochs * len(loader)) as advance,
     ):
         torch.manual_seed(seed)
         for epoch in range(1, phase.epochs + 1):
+            if set_epoch is not None:
+                set_epoch(epoch)  # before the epoch's iterator, so workers see it too
             start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             total = 0.0
             for x, y, a in loader:
+                x = precision.inputs(x)
+                y = y.to(precision.device, non_blocking=True)
+                a = a.to(precision.device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                loss = phase.objective(forward(x), y, a)
+                loss = phase.objective(precision.logits(forward, x), y, a)
                 if not torch.isfinite(loss):
                     raise FairtuneError(
                         f"phase '{phase.name}': the loss became {loss.item()} in epoch {epoch}; "
                         f"training diverged, try a learning rate below {lr:g}"
                     )
-                loss.backward()
-                _scale_gradients(params, multipliers, phase.weight_decay)
-                optimizer.step()
+                precision.step(loss, optimizer, adjust)
                 total += loss.item()
                 advance()
             if scheduler is not None:

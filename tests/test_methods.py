@@ -1,0 +1,415 @@
+"""Methods: every registered method runs, is seeded, leaves its input alone and saves;
+each keeps the promises of METHODS.md (masks that really hold, frozen parts frozen,
+the head resets, SWiFT's group choice, FairPrune's zeros, bias_gd's floor)."""
+
+import copy
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from fairtune.data import FairData
+from fairtune.errors import FairtuneError
+from fairtune.evaluation import evaluate_model
+from fairtune.losses import Objective
+from fairtune.masks import Mask
+from fairtune.methods import REGISTRY, DebiasResult, get_method
+from fairtune.models import MLP, ModelConfig, ModelSplit, load_model, predict_proba
+from fairtune.training import Phase, run_phase
+
+# Few epochs per method, so that the whole file runs in seconds.
+FAST = {
+    "bias_gd": {"epochs": 2},
+    "bmft": {"impair_epochs": 2, "repair_epochs": 2},
+    "fairprune": {"max_rounds": 2},
+    "fullft": {"epochs": 2},
+    "llft": {"epochs": 2},
+    "random_mask": {"impair_epochs": 2, "repair_epochs": 2},
+    "swift": {"step1_epochs": 2, "step2_epochs": 2},
+}
+BN_BUFFERS = ("1.running_mean", "1.running_var", "1.num_batches_tracked")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train many times faster on one thread than on two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_data(
+    n: int = 300, seed: int = 0, skew: float = 1.0, noise: tuple[float, ...] = (0.5, 0.5)
+) -> FairData:
+    """6 features; the label follows x0, x1 and the group; x5 encodes the group.
+
+    ``noise`` is the label noise per group (its length is the number of groups);
+    ``skew`` keeps that share of group 1's positives (a skewed training set).
+    """
+    g = torch.Generator().manual_seed(seed)
+    n_groups = len(noise)
+    x = torch.randn(n, 6, generator=g)
+    a = torch.randint(0, n_groups, (n,), generator=g)
+    sigma = torch.tensor(noise)[a]
+    logit = 1.5 * x[:, 0] + 0.5 * x[:, 1] + 0.5 * (a == 0).float() - 0.3
+    y = (logit + sigma * torch.randn(n, generator=g) > 0).float()
+    x[:, 5] = 2 * a.float() / max(1, n_groups - 1) - 1
+    keep = ~((a == 1) & (y == 1) & (torch.rand(n, generator=g) > skew))
+    return FairData(x[keep], y[keep], a[keep], [f"g{i}" for i in range(n_groups)])
+
+
+def pretrain(model: nn.Module, data: FairData, epochs: int = 30) -> nn.Module:
+    names = [n for n, _ in model.named_parameters()]
+    phase = Phase(
+        objective=Objective.pred(kind="bce"),
+        trainable=names,
+        epochs=epochs,
+        lr=1e-2,
+        optimizer="adam",
+        weight_decay=0.0,
+        bn_stats="update",
+    )
+    run_phase(model, data, phase, seed=0)
+    return model
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def external() -> FairData:
+    return make_data(300, seed=0)
+
+
+@pytest.fixture(scope="module")
+def start_model() -> nn.Module:
+    """A tiny MLP trained on data with few positives in group 1: biased against it."""
+    torch.manual_seed(0)
+    return pretrain(MLP(6, (8,)), make_data(1000, seed=1, skew=0.1))
+
+
+@pytest.fixture(scope="module")
+def bn_model() -> nn.Module:
+    """Linear, BatchNorm1d, ReLU, Linear: the head is the last Linear, '3'."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+    return pretrain(model, make_data(1000, seed=1, skew=0.1), epochs=5)
+
+
+def eodds(model: nn.Module, data: FairData) -> float:
+    return evaluate_model(model, data)[0]["eodds_mean"]
+
+
+# ------------------------------------------------------------------ every method
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_method_runs_is_seeded_keeps_its_input_and_saves(
+    name, start_model, external, tmp_path
+):
+    before = snapshot(start_model)
+    overrides = FAST.get(name, {})
+    result = get_method(name, **overrides).fit(start_model, external)
+
+    assert isinstance(result, DebiasResult)
+    assert result.method == name
+    assert isinstance(result.config, dict)
+    assert result.config == asdict(REGISTRY[name].config_class(**overrides))
+    assert all(result.config[k] == v for k, v in overrides.items())
+    assert isinstance(result.history, list) and result.history
+    assert all(isinstance(h, dict) for h in result.history)
+    assert result.wall_time_s > 0
+    assert all(torch.isfinite(v.float()).all() for v in result.model.state_dict().values())
+    scores = predict_proba(result.model, external)
+    assert scores.shape == (len(external),)
+    assert torch.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+
+    # the model it was given is untouched
+    assert result.model is not start_model
+    assert_same_state(snapshot(start_model), before)
+
+    # same seed, same bits
+    again = get_method(name, **overrides).fit(start_model, external)
+    assert_same_state(result.model.state_dict(), again.model.state_dict())
+    assert (result.mask is None) == (again.mask is None)
+    if result.mask is not None:
+        assert result.mask.values.keys() == again.mask.values.keys()
+        assert all(torch.equal(v, again.mask.values[k]) for k, v in result.mask.values.items())
+
+    # saved, and loaded back alike
+    config = ModelConfig(
+        arch={"name": "mlp", "in_features": 6, "hidden": [8]},
+        label="y",
+        sensitive=["a"],
+        group_names=list(external.group_names),
+    )
+    out = result.save(tmp_path / "debiased", config)
+    expected = {"config.json", "model.safetensors", "debias.json"}
+    if result.mask is not None:
+        expected.add("mask.safetensors")
+    assert {p.name for p in out.iterdir()} == expected
+    loaded, _ = load_model(out)
+    assert_same_state(loaded.state_dict(), result.model.state_dict())
+    assert torch.equal(predict_proba(loaded, external), scores)
+    meta = json.loads((out / "debias.json").read_text())
+    assert meta["method"] == name
+    assert meta["config"] == result.config
+    assert len(meta["history"]) == len(result.history)
+    if result.mask is None:
+        assert meta["mask"] is None
+    else:
+        mask = Mask.load(out / "mask.safetensors")
+        assert mask.kind == result.mask.kind
+        assert mask.values.keys() == result.mask.values.keys()
+        assert all(torch.equal(v, result.mask.values[k]) for k, v in mask.values.items())
+        assert meta["mask"]["density"] == pytest.approx(result.mask.density())
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_unknown_setting_is_refused(name):
+    with pytest.raises(FairtuneError, match="no_such_setting"):
+        get_method(name, no_such_setting=1)
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(FairtuneError, match="unknown method"):
+        get_method("no_such_method")
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("names", [["g0", "g1"], ["only"]])
+def test_a_single_group_is_refused(name, names, start_model):
+    data = make_data(100)
+    one = FairData(data.inputs, data.labels, torch.zeros(len(data), dtype=torch.long), names)
+    with pytest.raises(FairtuneError, match="only one group"):
+        get_method(name, **FAST.get(name, {})).fit(start_model, one)
+
+
+# ------------------------------------------------------------------ BMFT and its ablation
+
+
+@pytest.mark.parametrize("name", ["bmft", "random_mask"])
+def test_masked_backbone_weights_and_batchnorm_statistics_end_bit_identical(
+    name, bn_model, external
+):
+    start = snapshot(bn_model)
+    assert not torch.equal(start["1.running_mean"], torch.zeros(8))  # trained statistics
+    result = get_method(name, impair_epochs=3, impair_lr=0.05, repair_epochs=2).fit(
+        bn_model, external
+    )
+    split = ModelSplit.of(bn_model)
+    assert split.head == "3"
+    assert set(result.mask.values) == set(split.backbone_params())
+    assert set(split.backbone_params()) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+    end = result.model.state_dict()
+    kept = moved = 0
+    for param, m in result.mask.values.items():
+        assert set(m.unique().tolist()) <= {0.0, 1.0}
+        frozen = m == 0
+        assert torch.equal(end[param][frozen], start[param][frozen]), param
+        kept += int((~frozen).sum())
+        moved += int((end[param][~frozen] != start[param][~frozen]).sum())
+    assert 0 < kept < sum(m.numel() for m in result.mask.values.values())
+    assert moved >= 0.9 * kept  # the impair step really ran on the kept weights
+    for buffer in BN_BUFFERS:
+        assert torch.equal(end[buffer], start[buffer]), buffer
+
+
+@pytest.mark.parametrize("keep", [0.25, 0.5])
+def test_bmft_mask_is_the_top_keep_share_of_relative_importance(keep, start_model, external):
+    method = get_method("bmft", keep=keep, impair_epochs=1, repair_epochs=1)
+    result = method.fit(start_model, external)
+    split = ModelSplit.of(copy.deepcopy(start_model))
+    backbone = split.backbone_params()
+    assert list(result.mask.values) == backbone  # head excluded
+    r = method.relative_importance(split, external)
+    flat_r = torch.cat([r[p].flatten() for p in backbone])
+    flat_m = torch.cat([result.mask.values[p].flatten() for p in backbone])
+    n, n_kept = flat_r.numel(), int(flat_m.sum())
+    # every kept weight ranks above every dropped one
+    assert flat_r[flat_m == 1].min() > flat_r[flat_m == 0].max()
+    # density is keep, less only the entries tied at the threshold
+    ties = int((flat_r == flat_r[flat_m == 0].max()).sum())
+    assert round(keep * n) - ties < n_kept <= round(keep * n)
+    if ties == 1:
+        assert n_kept == round(keep * n)
+    assert result.mask.density() == pytest.approx(n_kept / n)
+    assert result.info["mask_density"] == pytest.approx(n_kept / n)
+
+
+def test_bmft_repair_starts_from_a_zero_head_on_the_frozen_backbone(start_model, external):
+    settings = {"impair_epochs": 2, "impair_lr": 0.05}
+    no_repair = get_method("bmft", repair_epochs=0, **settings).fit(start_model, external)
+    split = ModelSplit.of(no_repair.model)
+    head = dict(no_repair.model.named_parameters())
+    for p in split.head_params():
+        assert torch.count_nonzero(head[p]) == 0, p
+    assert any(torch.count_nonzero(start_model.state_dict()[p]) for p in split.head_params())
+
+    repaired = get_method("bmft", repair_epochs=3, **settings).fit(start_model, external)
+    a, b = no_repair.model.state_dict(), repaired.model.state_dict()
+    for p in split.backbone_params():
+        assert torch.equal(a[p], b[p]), p  # the repair step leaves the backbone alone
+    assert any(not torch.equal(a[p], b[p]) for p in split.head_params())
+
+
+def test_random_mask_has_density_keep_and_is_not_bmfts_mask(start_model, external):
+    settings = {"keep": 0.25, "impair_epochs": 1, "repair_epochs": 0}
+    rand = get_method("random_mask", **settings).fit(start_model, external)
+    bmft = get_method("bmft", **settings).fit(start_model, external)
+    backbone = ModelSplit.of(start_model).backbone_params()
+    assert list(rand.mask.values) == backbone
+    values = torch.cat([v.flatten() for v in rand.mask.values.values()])
+    assert set(values.unique().tolist()) == {0.0, 1.0}
+    assert int(values.sum()) == round(0.25 * values.numel())
+    assert rand.mask.kind == "random" and bmft.mask.kind == "hard"
+    assert rand.mask.jaccard(bmft.mask) < 1.0
+    other_seed = get_method("random_mask", seed=1, **settings).fit(start_model, external)
+    assert other_seed.mask.jaccard(rand.mask) < 1.0
+
+
+# ------------------------------------------------------------------ SWiFT
+
+
+def test_swift_mask_is_tanh_of_relative_importance_over_every_parameter(start_model, external):
+    method = get_method("swift", step1_epochs=1, step2_epochs=1)
+    result = method.fit(start_model, external)
+    names = [n for n, _ in start_model.named_parameters()]
+    assert list(result.mask.values) == names  # head included
+    assert result.mask.kind == "soft"
+    # R on the balanced external set, as SWiFT computes it
+    r = method.relative_importance(
+        ModelSplit.of(copy.deepcopy(start_model)), method.balanced(external)
+    )
+    for name, v in result.mask.values.items():
+        assert v.shape == dict(start_model.named_parameters())[name].shape
+        assert ((v >= 0) & (v <= 1)).all(), name
+        assert torch.equal(v, torch.tanh(r[name].float())), name
+    values = torch.cat([v.flatten() for v in result.mask.values.values()])
+    assert (values > 0).any() and len(values.unique()) > 2  # soft, not a 0/1 mask
+
+
+def test_swift_mask_stays_below_one(start_model, external):
+    result = get_method("swift", step1_epochs=1, step2_epochs=1).fit(start_model, external)
+    for name, v in result.mask.values.items():
+        assert (v < 1).all(), name
+
+
+def test_swift_step1_moves_the_backbone_only_then_resets_the_head_partially(start_model, external):
+    start = snapshot(start_model)
+    result = get_method("swift", step1_epochs=3, step1_lr=1e-2, step2_epochs=0).fit(
+        start_model, external
+    )
+    split = ModelSplit.of(start_model)
+    end, mask = result.model.state_dict(), result.mask.values
+    zeroed = 0
+    for p in split.head_params():
+        above = mask[p] > mask[p].mean()
+        expected = start[p].clone()
+        expected[above] = 0.0
+        assert torch.equal(end[p], expected), p
+        zeroed += int(above.sum())
+    assert zeroed > 0
+    assert result.info["head_weights_reset"] == zeroed
+    moved = 0
+    for p in split.backbone_params():
+        zero = mask[p] == 0
+        assert torch.equal(end[p][zero], start[p][zero]), p  # a 0 multiplier holds exactly
+        moved += int((end[p] != start[p]).sum())
+    assert moved > 0
+
+
+def test_swift_keeps_the_best_and_worst_auc_groups(external):
+    noise = (3.0, 0.1, 1.0)  # g1 easiest, g0 hardest: not the index order
+    torch.manual_seed(0)
+    model = pretrain(MLP(6, (8,)), make_data(1000, seed=1, noise=noise), epochs=10)
+    data = make_data(600, seed=2, noise=noise)
+    model.eval()
+    with torch.no_grad():
+        scores = torch.sigmoid(model(data.inputs)).squeeze(1).numpy()
+    y, a = data.labels.numpy(), data.groups.numpy()
+    auc = [roc_auc_score(y[a == g], scores[a == g]) for g in range(3)]
+    order = np.argsort(auc)
+    assert auc[order[-1]] - auc[order[1]] > 0.02 and auc[order[1]] - auc[order[0]] > 0.02
+    result = get_method("swift", step1_epochs=1, step2_epochs=1).fit(model, data)
+    assert result.info["groups"] == [f"g{order[-1]}", f"g{order[0]}"]
+
+
+# ------------------------------------------------------------------ baselines
+
+
+def test_llft_leaves_the_backbone_and_its_batchnorm_bit_identical(bn_model, external):
+    start = snapshot(bn_model)
+    result = get_method("llft", epochs=3).fit(bn_model, external)
+    split = ModelSplit.of(bn_model)
+    end = result.model.state_dict()
+    for p in (*split.backbone_params(), *BN_BUFFERS):
+        assert torch.equal(end[p], start[p]), p
+    for p in split.head_params():
+        assert not torch.equal(end[p], start[p]), p
+
+
+@pytest.mark.parametrize("bn_stats", ["frozen", "update"])
+def test_fullft_moves_every_weight(bn_stats, bn_model, external):
+    start = snapshot(bn_model)
+    result = get_method("fullft", epochs=2, lr=1e-2, bn_stats=bn_stats).fit(bn_model, external)
+    end = result.model.state_dict()
+    for p, _ in bn_model.named_parameters():
+        assert not torch.equal(end[p], start[p]), p
+    stats_same = all(torch.equal(end[b], start[b]) for b in BN_BUFFERS)
+    assert stats_same == (bn_stats == "frozen")
+
+
+def test_fairprune_zeros_exactly_the_masked_weights_and_lowers_eodds(start_model, external):
+    start = snapshot(start_model)
+    config = get_method("fairprune").config
+    result = get_method("fairprune").fit(start_model, external)
+    assert result.info["rounds_kept"] >= 1  # it did prune, so the checks below bite
+    weights = [n for n, p in start_model.named_parameters() if p.dim() >= 2]
+    assert list(result.mask.values) == weights
+    end = result.model.state_dict()
+    pruned = 0
+    for p, m in result.mask.values.items():
+        assert set(m.unique().tolist()) <= {0.0, 1.0}
+        assert (end[p][m == 0] == 0).all(), p
+        assert torch.equal(end[p][m == 1], start[p][m == 1]), p
+        pruned += int((m == 0).sum())
+    assert pruned > 0
+    for p, _ in start_model.named_parameters():
+        if p not in result.mask.values:
+            assert torch.equal(end[p], start[p]), p
+    before, after = (
+        evaluate_model(start_model, external)[0],
+        evaluate_model(result.model, external)[0],
+    )
+    assert after["eodds_mean"] < before["eodds_mean"]
+    assert after["balanced_accuracy"] >= before["balanced_accuracy"] - config.max_drop
+
+
+@pytest.mark.parametrize("lr", [1e-2, 1e-1])
+def test_bias_gd_keeps_balanced_accuracy_above_its_floor(lr, start_model, external):
+    max_drop = 0.02
+    start = evaluate_model(start_model, external)[0]
+    result = get_method("bias_gd", lr=lr, epochs=5, max_drop=max_drop).fit(start_model, external)
+    after = evaluate_model(result.model, external)[0]
+    assert after["balanced_accuracy"] >= start["balanced_accuracy"] - max_drop
+    assert result.info["floor"] == pytest.approx(start["balanced_accuracy"] - max_drop)
+    if lr == 1e-1:  # too fast: the floor stops it after the first epoch, on the start model
+        assert result.info["stopped_at_epoch"] == 1
+        assert_same_state(result.model.state_dict(), start_model.state_dict())
+    else:  # gentle: runs all epochs and lowers the bias
+        assert result.info["stopped_at_epoch"] is None
+        assert len(result.history) == 5
+        assert after["eodds_mean"] < 0.5 * start["eodds_mean"]
