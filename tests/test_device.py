@@ -1,0 +1,371 @@
+"""Device, precision and augmentation in the training loop.
+
+A GPU cannot be faked on the CPU, so the CUDA recipe (float16 autocast, gradient
+scaler, channels_last) is tested here through its parts: the helper that decides
+it, and a phase run on the CPU with the same recipe forced (a CPU gradient
+scaler, CPU autocast). Tests marked for CUDA run only where a GPU is present.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from fairtune.backbones import SmallCNN
+from fairtune.data import FairData
+from fairtune.errors import FairtuneError
+from fairtune.images import Augment, ImageSource
+from fairtune.importance import fisher_diagonal
+from fairtune.losses import Objective
+from fairtune.masks import random_mask
+from fairtune.models import MLP, ModelSplit, model_device, predict_proba
+from fairtune.training import Phase, _memory_format, _Precision, run_phase
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
+N_IMAGES, SIZE = 16, 8
+
+
+def bce(z, y, a):
+    return F.binary_cross_entropy_with_logits(z, y)
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def cnn(seed: int = 0) -> SmallCNN:
+    torch.manual_seed(seed)
+    return SmallCNN(in_channels=3, width=4, blocks=2)
+
+
+@pytest.fixture
+def image_paths(tmp_path: Path) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(N_IMAGES):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def image_data(paths: list[Path], augment: Augment | None = None) -> FairData:
+    labels = torch.tensor([i % 2 for i in range(len(paths))], dtype=torch.float32)
+    groups = torch.tensor([(i // 2) % 2 for i in range(len(paths))])
+    return FairData(ImageSource(paths, SIZE, augment=augment), labels, groups, ["a", "b"])
+
+
+def count_calls(module: nn.Module) -> list[int]:
+    calls = [0]
+    module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def test_model_device_is_the_first_parameters_device():
+    assert model_device(MLP(3)) == torch.device("cpu")
+    assert model_device(nn.ReLU()) == torch.device("cpu")  # no parameters
+    assert model_device(nn.Linear(2, 1, device="meta")) == torch.device("meta")
+
+
+def test_precision_on_cpu_is_plain_float32():
+    precision = _Precision.choose(torch.device("cpu"), amp=True)
+    assert precision.autocast_dtype is None and precision.scaler is None
+    assert not precision.channels_last and precision.rng_devices() == []
+    x = torch.randn(2, 3, 5, 5)
+    moved = precision.inputs(x)
+    assert moved.is_contiguous() and torch.equal(moved, x)
+    model = MLP(4).double()
+    z = precision.logits(model, torch.randn(3, 4, dtype=torch.float64))
+    assert z.dtype == torch.float64  # no autocast, no cast
+
+
+def test_precision_on_cuda_decides_amp_and_channels_last():
+    """The decision table for CUDA, checked without a GPU (nothing runs on it)."""
+    cuda = torch.device("cuda", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "GradScaler is enabled, but CUDA is not available"
+        amp = _Precision.choose(cuda, amp=True)
+    assert amp.autocast_dtype == torch.float16
+    assert isinstance(amp.scaler, torch.amp.GradScaler)
+    assert amp.channels_last and amp.rng_devices() == [0]
+    plain = _Precision.choose(cuda, amp=False)
+    assert plain.autocast_dtype is None and plain.scaler is None and plain.channels_last
+
+
+def test_phase_amp_and_workers_fields():
+    phase = Phase(objective=bce, trainable=["head.bias"], epochs=1, lr=0.1)
+    assert phase.amp is True and phase.num_workers == 0
+    with pytest.raises(FairtuneError, match="num_workers"):
+        Phase(objective=bce, trainable=["head.bias"], epochs=1, lr=0.1, num_workers=-1)
+
+
+def test_memory_format_swaps_layout_only_and_restores_it():
+    model = cnn()
+    conv = model.body[0].weight
+    before, param = conv.detach().clone(), conv
+    with _memory_format(model, True):
+        assert conv.is_contiguous(memory_format=torch.channels_last)
+        assert not conv.is_contiguous()
+        assert torch.equal(conv, before)
+    assert conv.is_contiguous() and torch.equal(conv, before)
+    assert next(iter(model.body[0].parameters())) is param  # same Parameter object
+    with _memory_format(model, False):
+        assert conv.is_contiguous()
+
+
+def test_scaler_skips_an_overflowing_step_whole():
+    model = cnn().eval()  # BatchNorm statistics stay put
+    before = snapshot(model)
+    precision = _Precision(torch.device("cpu"), scaler=torch.amp.GradScaler("cpu"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    adjusted = []
+    x = torch.randn(4, 3, SIZE, SIZE)
+    loss = model(x).sum() * 1e35  # finite, but its scaled gradients overflow
+    assert torch.isfinite(loss)
+    precision.step(loss, optimizer, lambda: adjusted.append(True))
+    after = snapshot(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert optimizer.state_dict()["state"] == {}  # no momentum buffer either
+    assert adjusted == [True]
+    assert precision.scaler.get_scale() < 65536.0  # lowered for the next batch
+
+
+def test_scaler_adjusts_true_gradients():
+    """With a scaler, the mask and weight decay see unscaled gradients."""
+    model = nn.Linear(3, 1)
+    x = torch.randn(8, 3)
+    expected = torch.autograd.grad(model(x).sum(), model.weight)[0]
+    precision = _Precision(torch.device("cpu"), scaler=torch.amp.GradScaler("cpu"))
+    seen = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    precision.step(model(x).sum(), optimizer, lambda: seen.append(model.weight.grad.clone()))
+    torch.testing.assert_close(seen[0], expected)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cuda_recipe_on_cpu_keeps_masked_entries(monkeypatch, image_paths, optimizer):
+    """Scaler + autocast + channels_last, forced on the CPU: mask 0 stays bit-identical."""
+    recipe = _Precision(
+        torch.device("cpu"),
+        autocast_dtype=torch.bfloat16,
+        scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10),
+        channels_last=True,
+    )
+    monkeypatch.setattr(_Precision, "choose", classmethod(lambda cls, device, amp: recipe))
+    scaler_steps = []
+    scaler_step = recipe.scaler.step
+    monkeypatch.setattr(recipe.scaler, "step", lambda opt: scaler_steps.append(scaler_step(opt)))
+    model, data = cnn(), image_data(image_paths)
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    mask = random_mask(shapes, density=0.5, seed=3)
+    before = snapshot(model)
+    phase = Phase(
+        objective=bce,
+        trainable=list(shapes),
+        mask=mask,
+        epochs=3,
+        lr=0.05,
+        batch_size=4,
+        optimizer=optimizer,
+        weight_decay=0.1,
+    )
+    run_phase(model, data, phase, seed=1)
+    after = snapshot(model)
+    moved = 0
+    for name, m in mask.values.items():
+        zero = m == 0
+        assert torch.equal(before[name][zero], after[name][zero]), name
+        moved += int((before[name][~zero] != after[name][~zero]).sum())
+    assert moved > 0.5 * sum(int((m != 0).sum()) for m in mask.values.values())
+    for k in ("body.1.running_mean", "body.1.running_var", "body.1.num_batches_tracked"):
+        assert torch.equal(before[k], after[k]), k  # bn_stats frozen
+    assert model.body[0].weight.is_contiguous()  # layout restored
+    assert len(scaler_steps) == 3 * (N_IMAGES // 4)  # every step went through the scaler
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["batch", "per_sample"])
+def test_fisher_and_predictions_on_the_models_device(device, mode):
+    torch.manual_seed(0)
+    model = MLP(5, hidden=(4,)).to(device)
+    data = FairData(
+        torch.randn(12, 5), torch.tensor([0.0, 1.0] * 6), torch.tensor([0, 0, 1, 1] * 3), ["a", "b"]
+    )
+    fisher = fisher_diagonal(model, data, {"pred": Objective.pred()}, mode=mode, batch_size=4)
+    assert all(t.device == model_device(model) for t in fisher["pred"].values())
+    scores = predict_proba(model, data, batch_size=5)
+    assert scores.device == torch.device("cpu") and scores.shape == (12,)
+    features = ModelSplit.of(model).features(data.inputs)
+    assert features.device == model_device(model)
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+@pytest.mark.parametrize("augmented", [True, False])
+def test_head_only_cache_only_without_augmentation(monkeypatch, image_paths, augmented):
+    augment = Augment(seed=1) if augmented else None
+    data = image_data(image_paths, augment)
+    epochs_seen: list[int] = []
+    original = data.inputs.set_epoch
+
+    def spy(epoch: int) -> None:
+        epochs_seen.append(epoch)
+        original(epoch)
+
+    monkeypatch.setattr(data.inputs, "set_epoch", spy)
+    model = cnn()
+    split = ModelSplit.of(model)
+    backbone_calls = count_calls(model.body)
+    phase = Phase(objective=bce, trainable=split.head_params(), epochs=3, lr=0.05, batch_size=4)
+    run_phase(model, data, phase, seed=0, split=split, cache_features=True)
+    if augmented:
+        assert epochs_seen == [1, 2, 3]
+        assert augment.epoch == 3
+        assert backbone_calls[0] == 3 * (N_IMAGES // 4)  # every batch, no cache
+    else:
+        # one pass to cache the features, one to check them; then the head alone
+        assert backbone_calls[0] == 2
+
+
+def test_set_epoch_called_each_epoch_in_a_full_phase(monkeypatch, image_paths):
+    data = image_data(image_paths, Augment(seed=2))
+    calls: list[int] = []
+    monkeypatch.setattr(data.inputs, "set_epoch", calls.append)
+    model = cnn()
+    names = [n for n, _ in model.named_parameters()]
+    run_phase(model, data, Phase(objective=bce, trainable=names, epochs=4, lr=0.01, batch_size=8))
+    assert calls == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cached_equals_uncached_head_on_small_cnn(image_paths, optimizer):
+    data = image_data(image_paths)
+    original = cnn(seed=4)
+    with torch.no_grad():  # BatchNorm statistics away from their initial values
+        original(torch.randn(8, 3, SIZE, SIZE) * 2 + 1)
+    heads, calls = [], []
+    for cache in (True, False):
+        model = copy.deepcopy(original)
+        split = ModelSplit.of(model)
+        backbone_calls = count_calls(model.body)
+        before = snapshot(model)
+        phase = Phase(
+            objective=bce,
+            trainable=split.head_params(),
+            epochs=3,
+            lr=0.1,
+            batch_size=4,
+            optimizer=optimizer,
+        )
+        run_phase(model, data, phase, seed=2, split=split, cache_features=cache)
+        after = snapshot(model)
+        head = set(split.head_params())
+        assert all(torch.equal(before[k], after[k]) for k in before if k not in head)
+        assert not all(torch.equal(before[k], after[k]) for k in head)
+        heads.append({k: after[k] for k in head})
+        calls.append(backbone_calls[0])
+    assert calls == [2, 3 * (N_IMAGES // 4)]
+    for k in heads[0]:
+        torch.testing.assert_close(heads[0][k], heads[1][k], rtol=0, atol=1e-6)
+
+
+def _train_augmented(data: FairData, seed: int = 0, num_workers: int = 0) -> dict:
+    model = cnn()
+    names = [n for n, _ in model.named_parameters()]
+    phase = Phase(
+        objective=bce,
+        trainable=names,
+        epochs=3,
+        lr=0.05,
+        batch_size=4,
+        bn_stats="update",
+        num_workers=num_workers,
+    )
+    run_phase(model, data, phase, seed=seed)
+    return snapshot(model)
+
+
+def same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_seeded_augmented_training_is_bit_identical(image_paths):
+    augment = Augment(seed=5)
+    data = image_data(image_paths, augment)
+    first = _train_augmented(data)
+    augment.set_epoch(7)  # left anywhere: the loop sets every epoch itself
+    assert same(first, _train_augmented(data))
+    assert same(first, _train_augmented(image_data(image_paths, Augment(seed=5))))
+    assert not same(first, _train_augmented(image_data(image_paths, Augment(seed=6))))
+    assert not same(first, _train_augmented(image_data(image_paths)))  # augmentation acts
+
+
+def test_augmented_training_same_with_worker_processes(image_paths):
+    """set_epoch happens before each epoch's iterator, so workers see the new epoch."""
+    alone = _train_augmented(image_data(image_paths, Augment(seed=5)))
+    workers = _train_augmented(image_data(image_paths, Augment(seed=5)), num_workers=2)
+    assert same(alone, workers)
+
+
+# ---------------------------------------------------------------- CUDA only
+
+
+@CUDA
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cuda_amp_keeps_masked_entries_and_frozen_parts(image_paths, optimizer):
+    model, data = cnn().cuda(), image_data(image_paths)
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    backbone = [n for n in shapes if not n.startswith("head.")]
+    mask = random_mask({n: shapes[n] for n in backbone}, density=0.5, seed=3)
+    before = snapshot(model)
+    phase = Phase(
+        objective=bce,
+        trainable=backbone,
+        mask=mask,
+        epochs=4,
+        lr=0.05,
+        batch_size=4,
+        optimizer=optimizer,
+        weight_decay=0.1,
+        amp=True,
+    )
+    run_phase(model, data, phase, seed=1)
+    after = snapshot(model)
+    moved = 0
+    for name, m in mask.values.items():
+        zero = m == 0
+        assert torch.equal(before[name][zero], after[name][zero]), name
+        moved += int((before[name][~zero] != after[name][~zero]).sum())
+    assert moved > 0
+    for k in before:
+        if k.startswith("head.") or "running" in k or "num_batches" in k:
+            assert torch.equal(before[k], after[k]), k
+    assert model.body[0].weight.is_contiguous()
+    assert model_device(model).type == "cuda"
+
+
+@CUDA
+def test_cuda_overflowing_step_changes_nothing():
+    model = cnn().cuda().eval()
+    before = snapshot(model)
+    precision = _Precision.choose(model_device(model), amp=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = precision.inputs(torch.randn(4, 3, SIZE, SIZE))
+    loss = precision.logits(model, x).sum() * 1e35
+    precision.step(loss, optimizer, lambda: None)
+    after = snapshot(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert optimizer.state_dict()["state"] == {}
