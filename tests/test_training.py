@@ -259,3 +259,23 @@ def test_bad_settings_fail_clearly():
         run_phase(model, data, phase(trainable=["head.bias"], mask=wrong))
     with pytest.raises(FairtuneError, match="nothing to train"):
         run_phase(model, data, phase(trainable=[]))
+
+
+def test_float64_model_trains_in_float64_on_cpu():
+    torch.manual_seed(0)
+    model = MLP(5, hidden=(4,)).double()
+    data = FairData(
+        torch.randn(32, 5, dtype=torch.float64),
+        torch.randint(0, 2, (32,)).float(),
+        torch.randint(0, 2, (32,)),
+        ["a", "b"],
+    )
+    seen = set()
+
+    def objective(z, y, a):
+        seen.add(z.dtype)
+        return F.binary_cross_entropy_with_logits(z, y.to(z.dtype))
+
+    run_phase(model, data, phase(trainable=all_names(model), objective=objective, epochs=1))
+    assert seen == {torch.float64}
+    assert all(p.dtype == torch.float64 for p in model.parameters())

@@ -529,3 +529,19 @@ def with_augment(data: FairData, augment: Augment | None) -> FairData:
         data.group_names,
         data.attribute,
     )
+
+
+def in_memory(data: FairData, batch_size: int = 256, num_workers: int = 0) -> FairData:
+    """Decode every image once and keep the tensors: for sets that fit in memory.
+
+    Every later pass (importance, each epoch, evaluation) then reads tensors
+    instead of files. Augmented sources are refused: one frozen random view per
+    image is not augmentation.
+    """
+    if isinstance(data.inputs, torch.Tensor):
+        return data
+    if getattr(data.inputs, "augment", None) is not None:
+        raise FairtuneError("augmented images cannot be held in memory; read them lazily")
+    batches = [x for x, _, _ in data.loader(batch_size, num_workers=num_workers)]
+    inputs = torch.cat(batches) if batches else torch.empty(0)
+    return FairData(inputs, data.labels, data.groups, data.group_names, data.attribute)
