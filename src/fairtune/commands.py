@@ -16,7 +16,7 @@ from fairtune.baseline import TrainConfig, train_images, train_tabular
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
 from fairtune.comparison import CompareSettings, compare
 from fairtune.data import split_frame
-from fairtune.demo import DemoSettings, run_demo
+from fairtune.demo import DemoSettings, ImageDemoSettings, run_demo, run_image_demo
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import atomic_dir, refuse_inputs
@@ -500,6 +500,17 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
         help="share of the women with income >50K kept in the baseline's training "
         "split; 1 for the representative split (default: %(default)s)",
     )
+    p.add_argument(
+        "--images",
+        action="store_true",
+        help="the image demo instead: a SYNTHETIC skin-tone lesion set and a CNN "
+        "(EfficientNet-Lite0 when the 'pretrained' extra is installed)",
+    )
+    p.add_argument(
+        "--arch",
+        default="auto",
+        help="image demo backbone: auto, cnn or efficientnet_lite0 (default: %(default)s)",
+    )
     add_compare_options(p)
     p.set_defaults(grid=True)
 
@@ -510,4 +521,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     _demo_args,
 )
 def demo_command(args: argparse.Namespace) -> None:
-    run_demo(args.out, DemoSettings(keep=args.keep), compare_settings(args, sorted(REGISTRY)))
+    settings = compare_settings(args, sorted(REGISTRY))
+    if args.images:
+        run_image_demo(args.out, ImageDemoSettings(arch=args.arch), settings)
+    else:
+        run_demo(args.out, DemoSettings(keep=args.keep), settings)

@@ -1,0 +1,191 @@
+"""Images end to end: synthetic set, CNN, debiasing and the CLI on image CSVs."""
+
+import json
+
+import pytest
+import torch
+
+from fairtune.cli import main
+from fairtune.datasets.synthetic import make_skin_tone_images
+from fairtune.errors import FairtuneError
+from fairtune.images import Augment, in_memory, read_image_csv
+from fairtune.methods import REGISTRY, get_method
+from fairtune.models import MLP, build_model, load_model
+
+SMALL = {"name": "cnn", "width": 4, "blocks": 2}
+
+
+@pytest.fixture(scope="module")
+def image_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images") / "set"
+    make_skin_tone_images(root, n_train=64, n_external=48, n_test=32, image_size=16, seed=1)
+    return root
+
+
+def _read(root, part, **kwargs):
+    return read_image_csv(
+        root / f"synthetic_{part}.csv",
+        None,
+        "image",
+        "malignant",
+        "skin_tone",
+        image_size=16,
+        group_names=("dark", "light"),
+        **kwargs,
+    )[0]
+
+
+def test_in_memory_holds_exactly_the_lazy_tensors(image_set):
+    lazy = _read(image_set, "external")
+    held = in_memory(lazy)
+    assert isinstance(held.inputs, torch.Tensor) and held.inputs.shape == (48, 3, 16, 16)
+    assert all(torch.equal(held.inputs[i], lazy.inputs[i]) for i in range(len(lazy)))
+    assert torch.equal(held.labels, lazy.labels) and torch.equal(held.groups, lazy.groups)
+    with pytest.raises(FairtuneError, match="augmented"):
+        in_memory(_read(image_set, "external", augment=Augment(seed=0)))
+
+
+@pytest.mark.parametrize("method", sorted(REGISTRY))
+def test_every_method_debiases_a_cnn_with_batchnorm(image_set, method):
+    torch.manual_seed(0)
+    model = build_model(SMALL)
+    external = in_memory(_read(image_set, "external"))
+    short = {
+        "bmft": {"impair_epochs": 1, "repair_epochs": 1},
+        "random_mask": {"impair_epochs": 1, "repair_epochs": 1},
+        "swift": {"step1_epochs": 1, "step2_epochs": 1},
+        "fairprune": {"max_rounds": 1},
+    }.get(method, {"epochs": 1})
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    result = get_method(method, batch_size=16, **short).fit(model, external)
+    assert all(torch.equal(start[k], v) for k, v in model.state_dict().items())
+    after = result.model.state_dict()
+    for name, value in after.items():
+        if "running" in name or "num_batches" in name:
+            assert torch.equal(value, start[name]), name  # BatchNorm statistics frozen
+    out = result.model(external.inputs[:4])
+    assert out.shape == (4, 1) and torch.isfinite(out).all()
+
+
+def test_cli_on_image_csvs(image_set, tmp_path, capsys):
+    model_dir, debiased = tmp_path / "cnn", tmp_path / "cnn-swift"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(image_set / "synthetic_train.csv"),
+            "--image-col",
+            "image",
+            "--label",
+            "malignant",
+            "--sensitive",
+            "skin_tone",
+            "--image-size",
+            "16",
+            "--out",
+            str(model_dir),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+        ]
+    )
+    assert code == 0
+    _, config = load_model(model_dir)
+    assert config.images["image_size"] == 16 and config.arch["name"] == "cnn"
+    assert (
+        main(
+            [
+                "debias",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(image_set / "synthetic_external.csv"),
+                "--out",
+                str(debiased),
+                "--set",
+                "step1_epochs=1",
+                "--set",
+                "step2_epochs=1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(debiased),
+                "--data",
+                str(image_set / "synthetic_test.csv"),
+                "--json",
+                str(tmp_path / "m.json"),
+                "--n-boot",
+                "10",
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert set(metrics["by_group"]) == {"dark", "light"}
+
+
+def test_cli_names_a_corrupt_image_or_skips_it(image_set, tmp_path, capsys):
+    bad = image_set / "images" / "synthetic_test_00003.png"
+    original = bad.read_bytes()
+    main(
+        [
+            "train",
+            "--data",
+            str(image_set / "synthetic_train.csv"),
+            "--image-col",
+            "image",
+            "--label",
+            "malignant",
+            "--sensitive",
+            "skin_tone",
+            "--image-size",
+            "16",
+            "--out",
+            str(tmp_path / "m"),
+            "--epochs",
+            "0",
+        ]
+    )
+    try:
+        bad.write_bytes(b"not a png")
+        code = main(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "m"),
+                "--data",
+                str(image_set / "synthetic_test.csv"),
+                "--n-boot",
+                "0",
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and "synthetic_test_00003.png" in err and "row 4" in err
+        code = main(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "m"),
+                "--data",
+                str(image_set / "synthetic_test.csv"),
+                "--n-boot",
+                "0",
+                "--skip-bad-images",
+            ]
+        )
+        assert code == 0 and "31 of 32 images" in capsys.readouterr().out
+    finally:
+        bad.write_bytes(original)
+
+
+def test_tabular_model_refuses_image_options_gracefully(tmp_path):
+    with pytest.raises(FairtuneError, match="unknown architecture"):
+        build_model({"name": "resnet-nonexistent"})
+    assert isinstance(build_model({"name": "mlp", "in_features": 3}), MLP)
