@@ -1,0 +1,38 @@
+"""Run the three benchmarks with small defaults; results go to benchmarks/results/*.json."""
+
+from __future__ import annotations
+
+import argparse
+
+import cost
+import importance
+import memory
+from _common import RESULTS, console
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seed", type=int, default=0, help="seed passed to every benchmark")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--only",
+        nargs="*",
+        default=["importance", "cost", "memory"],
+        choices=["importance", "cost", "memory"],
+        help="run only these",
+    )
+    args = p.parse_args(argv)
+    common = ["--seed", str(args.seed), "--threads", str(args.threads)]
+    runs = {
+        "importance": (importance.main, ["--repeats", "3"]),
+        "cost": (cost.main, ["--repeats", "1"]),
+        "memory": (memory.main, []),
+    }
+    for name in args.only:
+        main_, extra = runs[name]
+        console.rule(name)
+        main_([*common, *extra, "--json", str(RESULTS / f"{name}.json")])
+
+
+if __name__ == "__main__":
+    main()
