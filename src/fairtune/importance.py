@@ -19,6 +19,7 @@ from fairtune.errors import FairtuneError
 from fairtune.models import evaluating, logits
 
 Loss = Callable[[Tensor, Tensor, Tensor], Tensor]
+PER_SAMPLE_CHUNK = 16
 FISHER_MODES = ("batch", "per_sample")
 
 
@@ -141,7 +142,8 @@ def fisher_diagonal(
     i's share of the batch gradient, scaled so that mean_i g_i = dL/dtheta. For a
     mean of per-sample losses (L_pred) it is the gradient of sample i's own term.
     dL/dz comes from autograd on the batch logits; dz_i/dtheta from one vmapped
-    pass shared by all objectives. Memory grows with batch_size x parameters.
+    pass shared by all objectives, taken ``PER_SAMPLE_CHUNK`` samples at a time
+    so that memory stays at that many copies of the parameters.
 
     ``params`` restricts the parameters (all by default); no gradient is taken
     for the others. Batches are taken in order and moved to the parameters'
@@ -186,10 +188,12 @@ def fisher_diagonal(
                 with torch.no_grad():
                     z = _logits_with(model, tensors, x)
                 weights = _logit_weights(objectives, z, y.to(z.dtype), a)
-                squares = {n: j.square() for n, j in _logit_gradients(model, tensors, x).items()}
-                for k, c in weights.items():
-                    for n, j2 in squares.items():
-                        sums[k][n] += torch.tensordot(c.square(), j2, dims=1)
+                for rows in torch.arange(len(x), device=device).split(PER_SAMPLE_CHUNK):
+                    jacobians = _logit_gradients(model, tensors, x[rows])
+                    squares = {n: j.square_() for n, j in jacobians.items()}
+                    for k, c in weights.items():
+                        for n, j2 in squares.items():
+                            sums[k][n] += torch.tensordot(c[rows].square(), j2, dims=1)
                 count += len(y)
     if count == 0:
         raise FairtuneError("no data to compute importance on")
