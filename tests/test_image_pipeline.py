@@ -189,3 +189,16 @@ def test_tabular_model_refuses_image_options_gracefully(tmp_path):
     with pytest.raises(FairtuneError, match="unknown architecture"):
         build_model({"name": "resnet-nonexistent"})
     assert isinstance(build_model({"name": "mlp", "in_features": 3}), MLP)
+
+
+def test_image_demo_rows_on_a_tiny_set():
+    from fairtune.comparison import CompareSettings
+    from fairtune.demo import ImageDemoSettings, image_demo_rows
+
+    settings = ImageDemoSettings(
+        n_train=48, n_external=40, n_test=32, image_size=16, arch="cnn", train_epochs=1
+    )
+    rows = image_demo_rows(settings, CompareSettings(methods=["llft"], n_boot=5))
+    assert [r["method"] for r in rows] == ["baseline", "llft"]
+    assert all(r["arch"] == "cnn" for r in rows)
+    assert set(rows[0]["metrics"]["by_group"]) == {"dark", "light"}
