@@ -8,7 +8,7 @@ per-sample gradients (the textbook empirical Fisher).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +17,7 @@ from torch.func import functional_call, grad, vmap
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.models import evaluating, logits
+from fairtune.report import progress_bar
 
 Loss = Callable[[Tensor, Tensor, Tensor], Tensor]
 PER_SAMPLE_CHUNK = 16
@@ -100,13 +101,13 @@ def _times(c: Tensor, per_sample: Tensor) -> Tensor:
     return c.reshape(-1, *([1] * (per_sample.dim() - 1))) * per_sample
 
 
-def _batches(data: FairData, batch_size: int, progress: bool) -> Iterable:
+def _batches(data: FairData, batch_size: int, progress: bool) -> Iterator:
+    """The data's batches in order, with a progress bar when asked."""
     loader = data.loader(batch_size)
-    if not progress:
-        return loader
-    from rich.progress import track
-
-    return track(loader, description="importance", total=len(loader), transient=True)
+    with progress_bar(progress, "importance", len(loader)) as advance:
+        for batch in loader:
+            yield batch
+            advance()
 
 
 def _finish(sums: dict[str, dict[str, Tensor]], count: int) -> dict[str, dict[str, Tensor]]:

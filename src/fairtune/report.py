@@ -7,12 +7,14 @@ import io
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from fairtune.io import atomic_path, atomic_write_text
@@ -37,6 +39,20 @@ EXPLAIN = (
 
 # Tables are wide; outside a terminal (logs, CI) rich would otherwise assume 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
+
+
+@contextmanager
+def progress_bar(show: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
+    """Yield a function that advances a transient progress bar by one step.
+
+    Shown only when asked and in a terminal: a log or CI output stays clean.
+    """
+    if not show or not console.is_terminal:
+        yield lambda: None
+        return
+    with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
 
 
 def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:

@@ -32,7 +32,6 @@ from functools import partial
 from typing import Any
 
 import torch
-from rich.progress import Progress
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
@@ -40,6 +39,7 @@ from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.masks import Mask
 from fairtune.models import ModelSplit, evaluating, logits, model_device
+from fairtune.report import progress_bar
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -376,7 +376,7 @@ def _fit(
     history: list[dict[str, Any]] = []
     with (
         torch.random.fork_rng(devices=precision.rng_devices()),
-        _progress(progress, phase.name, phase.epochs * len(loader)) as advance,
+        progress_bar(progress, phase.name, phase.epochs * len(loader)) as advance,
     ):
         torch.manual_seed(seed)
         for epoch in range(1, phase.epochs + 1):
@@ -445,14 +445,3 @@ def _scheduler(
             optimizer, step_size=max(1, phase.epochs // 3), gamma=0.1
         )
     return None
-
-
-@contextmanager
-def _progress(show: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
-    """Yield a function that advances a transient rich progress bar by one batch."""
-    if not show:
-        yield lambda: None
-        return
-    with Progress(*Progress.get_default_columns(), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
