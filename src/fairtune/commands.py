@@ -16,7 +16,13 @@ from fairtune.baseline import TrainConfig, train_images, train_tabular
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
 from fairtune.comparison import CompareSettings, compare
 from fairtune.data import split_frame
-from fairtune.demo import DemoSettings, ImageDemoSettings, run_demo, run_image_demo
+from fairtune.demo import (
+    IMAGE_OVERRIDES,
+    DemoSettings,
+    ImageDemoSettings,
+    run_demo,
+    run_image_demo,
+)
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import atomic_dir, refuse_inputs
@@ -512,7 +518,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
         help="image demo backbone: auto, cnn or efficientnet_lite0 (default: %(default)s)",
     )
     add_compare_options(p)
-    p.set_defaults(grid=True)
+    p.set_defaults(grid=None)
 
 
 @command(
@@ -521,8 +527,10 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     _demo_args,
 )
 def demo_command(args: argparse.Namespace) -> None:
-    settings = compare_settings(args, sorted(REGISTRY))
+    if args.grid is None:  # the grid by default on tabular data; too slow for CNNs on a CPU
+        args.grid = not args.images
     if args.images:
+        settings = compare_settings(args, sorted(REGISTRY), overrides=IMAGE_OVERRIDES)
         run_image_demo(args.out, ImageDemoSettings(arch=args.arch), settings)
     else:
-        run_demo(args.out, DemoSettings(keep=args.keep), settings)
+        run_demo(args.out, DemoSettings(keep=args.keep), compare_settings(args, sorted(REGISTRY)))
