@@ -20,6 +20,7 @@ from fairtune.demo import (
     IMAGE_OVERRIDES,
     DemoSettings,
     ImageDemoSettings,
+    default_image_arch,
     run_demo,
     run_image_demo,
 )
@@ -527,10 +528,14 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     _demo_args,
 )
 def demo_command(args: argparse.Namespace) -> None:
-    if args.grid is None:  # the grid by default on tabular data; too slow for CNNs on a CPU
-        args.grid = not args.images
     if args.images:
-        settings = compare_settings(args, sorted(REGISTRY), overrides=IMAGE_OVERRIDES)
-        run_image_demo(args.out, ImageDemoSettings(arch=args.arch), settings)
-    else:
-        run_demo(args.out, DemoSettings(keep=args.keep), compare_settings(args, sorted(REGISTRY)))
+        arch = default_image_arch() if args.arch == "auto" else args.arch
+        if args.grid is None:  # a grid of EfficientNet fine-tunings is too slow on a CPU
+            args.grid = arch == "cnn"
+        overrides = {} if args.grid else IMAGE_OVERRIDES
+        settings = compare_settings(args, sorted(REGISTRY), overrides=overrides)
+        run_image_demo(args.out, ImageDemoSettings(arch=arch), settings)
+        return
+    if args.grid is None:
+        args.grid = True
+    run_demo(args.out, DemoSettings(keep=args.keep), compare_settings(args, sorted(REGISTRY)))
