@@ -262,6 +262,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
     title = f"{args.model} on {source} ({len(data)} rows), threshold {threshold:.3f}"
     report.console.print(report.overall_table(metrics, ci, title))
     report.console.print(report.groups_table(metrics, data.attribute))
+    report.console.print(report.EXPLAIN)
     if args.json:
         report.write_json(
             args.json, {"model": args.model, "data": source, "metrics": metrics, "ci": ci}

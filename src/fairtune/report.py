@@ -67,7 +67,7 @@ def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
 
 def overall_table(metrics: dict[str, Any], ci: dict[str, Any] | None, title: str) -> Table:
     """One row per metric: its value at the threshold, with a bootstrap interval."""
-    table = Table(title=title, caption=EXPLAIN)
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value [95% CI]", justify="right")
     for key, label in LABELS.items():
