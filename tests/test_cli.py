@@ -325,3 +325,43 @@ def test_builtin_data_by_name(tmp_path):
     assert main(["train", "--data", "german", "--out", str(tmp_path / "g"), "--epochs", "2"]) == 0
     _, config = load_model(tmp_path / "g")
     assert config.label == "credit_risk" and config.group_names == ["female", "male"]
+
+
+def test_own_checkpoint_is_imported_and_a_wrong_one_refused(workdir, tmp_path, capsys):
+    import torch
+
+    model, _ = load_model(workdir / "model")
+    torch.save(model.state_dict(), tmp_path / "own.pt")
+    args = [
+        "train",
+        "--data",
+        str(workdir / "parts" / "train.csv"),
+        "--label",
+        "y",
+        "--sensitive",
+        "sex",
+        "--epochs",
+        "0",
+    ]
+    assert (
+        main([*args, "--out", str(tmp_path / "imported"), "--checkpoint", str(tmp_path / "own.pt")])
+        == 0
+    )
+    imported, _ = load_model(tmp_path / "imported")
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(imported.state_dict().values(), model.state_dict().values(), strict=True)
+    )
+    err = _error_line(
+        capsys,
+        [
+            *args,
+            "--hidden",
+            "7",
+            "--out",
+            str(tmp_path / "bad"),
+            "--checkpoint",
+            str(tmp_path / "own.pt"),
+        ],
+    )
+    assert "does not match the architecture" in err

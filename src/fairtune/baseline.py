@@ -35,6 +35,9 @@ class TrainConfig:
         metadata={"help": "'weighted': batch-weighted BCE as the authors train; 'bce': plain BCE"},
     )
     seed: int = field(default=0, metadata={"help": "seed of initialisation and batch order"})
+    num_workers: int = field(
+        default=0, metadata={"help": "DataLoader worker processes for images read from disk"}
+    )
 
 
 def train_tabular(
@@ -45,14 +48,18 @@ def train_tabular(
     features: Sequence[str] | None = None,
     sensitive_as_feature: bool = False,
     positive: Any = None,
+    checkpoint: str | None = None,
     progress: bool = False,
 ) -> tuple[torch.nn.Module, ModelConfig]:
-    """Fit preprocessing and an MLP on ``frame``; return the model and its saved config."""
+    """Fit preprocessing and an MLP on ``frame`` (from ``checkpoint`` if given); return the
+    model and its saved config."""
     columns = feature_columns(frame, label, sensitive, features, sensitive_as_feature)
     prep = TabularPreprocessor.fit(frame, columns)
     data = frame_to_data(frame, label, sensitive, prep, positive=positive)
     torch.manual_seed(config.seed)
     model = MLP(prep.n_features, config.hidden)
+    if checkpoint is not None:
+        load_state_dict_file(model, checkpoint)
     history = fit_baseline(model, data, config, progress)
     model_config = ModelConfig(
         arch={"name": "mlp", "in_features": prep.n_features, "hidden": list(config.hidden)},
@@ -82,6 +89,7 @@ def fit_baseline(
         optimizer="adam",
         weight_decay=config.weight_decay,
         batch_size=config.batch_size,
+        num_workers=config.num_workers,
         name="train",
     )
     return run_phase(model, data, phase, seed=config.seed, progress=progress)

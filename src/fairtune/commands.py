@@ -104,6 +104,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="also give the sensitive column(s) to the model as input",
     )
     add_dataclass_options(p, TrainConfig)
+    p.add_argument(
+        "--checkpoint",
+        help="start from your own weights: a state dict (.pt, .pth or .safetensors, loaded "
+        "safely) for the architecture; with --epochs 0 it is only imported",
+    )
+    p.add_argument("--head", help="module name of the classification head (default: found)")
     images = p.add_argument_group("image data (an image CSV: one row per image)")
     images.add_argument("--image-col", help="column of image paths; makes --data an image CSV")
     images.add_argument(
@@ -126,12 +132,6 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "'pretrained'), torchvision:NAME or timm:NAME (extra 'vision') "
         "(default: %(default)s)",
     )
-    images.add_argument(
-        "--checkpoint",
-        help="start from this state dict (.pt, .pth or "
-        ".safetensors, loaded safely); with --epochs 0 it is only imported",
-    )
-    images.add_argument("--head", help="module name of the classification head (default: found)")
     images.add_argument(
         "--binarize",
         nargs="+",
@@ -227,6 +227,7 @@ def _train_table(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, An
         features=args.features,
         sensitive_as_feature=args.sensitive_as_feature,
         positive=args.positive,
+        checkpoint=args.checkpoint,
         progress=True,
     )
     return model, model_config, len(table.frame), table.source

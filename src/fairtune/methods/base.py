@@ -58,6 +58,7 @@ class MethodConfig:
         "BatchNorm running statistics: frozen, or update where trained",
         choices=("frozen", "update"),
     )
+    num_workers: int = opt(0, "DataLoader worker processes for images read from disk")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -217,6 +218,7 @@ class Method(ABC):
             name=name,
             batch_size=self.config.batch_size,
             bn_stats=self.config.bn_stats,
+            num_workers=self.config.num_workers,
             **settings,
         )
         return run_phase(
