@@ -1,10 +1,11 @@
-"""Run the three benchmarks with small defaults; results go to benchmarks/results/*.json."""
+"""Run the four benchmarks with small defaults; results go to benchmarks/results/*.json."""
 
 from __future__ import annotations
 
 import argparse
 
 import cost
+import images
 import importance
 import memory
 from _common import RESULTS, console
@@ -17,8 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--only",
         nargs="*",
-        default=["importance", "cost", "memory"],
-        choices=["importance", "cost", "memory"],
+        default=["importance", "cost", "memory", "images"],
+        choices=["importance", "cost", "memory", "images"],
         help="run only these",
     )
     args = p.parse_args(argv)
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         "importance": (importance.main, ["--repeats", "3"]),
         "cost": (cost.main, ["--repeats", "1"]),
         "memory": (memory.main, []),
+        "images": (images.main, ["--repeats", "3"]),
     }
     for name in args.only:
         main_, extra = runs[name]

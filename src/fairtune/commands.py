@@ -517,8 +517,10 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--arch",
-        default="auto",
-        help="image demo backbone: auto, cnn or efficientnet_lite0 (default: %(default)s)",
+        default="cnn",
+        help="image demo backbone: cnn (small, built in), efficientnet_lite0 (ImageNet weights; "
+        "a grid of its fine-tunings is too slow on a CPU, so it runs with defaults), or auto "
+        "(EfficientNet-Lite0 when its extra is installed) (default: %(default)s)",
     )
     add_compare_options(p)
     p.set_defaults(grid=None)
@@ -526,7 +528,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 @command(
     "demo",
-    "Bundled Adult data: train a biased baseline, debias it with every method, report.",
+    "Bundled Adult data (or, with --images, synthetic skin-tone images): train a biased "
+    "baseline, debias it with every method, report.",
     _demo_args,
 )
 def demo_command(args: argparse.Namespace) -> None:
