@@ -236,8 +236,8 @@ def test_head_only_cache_only_without_augmentation(monkeypatch, image_paths, aug
         assert augment.epoch == 3
         assert backbone_calls[0] == 3 * (N_IMAGES // 4)  # every batch, no cache
     else:
-        # one pass to cache the features, one to check them; then the head alone
-        assert backbone_calls[0] == 2
+        # one pass caches (and checks) the features; then the head alone
+        assert backbone_calls[0] == 1
 
 
 def test_set_epoch_called_each_epoch_in_a_full_phase(monkeypatch, image_paths):
@@ -277,7 +277,7 @@ def test_cached_equals_uncached_head_on_small_cnn(image_paths, optimizer):
         assert not all(torch.equal(before[k], after[k]) for k in head)
         heads.append({k: after[k] for k in head})
         calls.append(backbone_calls[0])
-    assert calls == [2, 3 * (N_IMAGES // 4)]
+    assert calls == [1, 3 * (N_IMAGES // 4)]  # the cache: one backbone pass in all
     for k in heads[0]:
         torch.testing.assert_close(heads[0][k], heads[1][k], rtol=0, atol=1e-6)
 

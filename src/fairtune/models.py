@@ -64,7 +64,11 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
 
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's binary logits as a 1-D tensor, whether it returns (n,) or (n, 1)."""
-    out = model(x)
+    return as_logits(model(x))
+
+
+def as_logits(out: torch.Tensor) -> torch.Tensor:
+    """A model output of shape (n,) or (n, 1) as 1-D logits; any other shape is refused."""
     if out.dim() == 2 and out.shape[1] == 1:
         return out[:, 0]
     if out.dim() != 1:
@@ -147,6 +151,11 @@ class ModelSplit:
 
         ``x`` is moved to the model's device first.
         """
+        return self.features_and_output(x)[0]
+
+    @torch.no_grad()
+    def features_and_output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's input and the model's output for ``x``, from one forward pass."""
         captured: list[torch.Tensor] = []
 
         def grab(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -154,10 +163,10 @@ class ModelSplit:
 
         handle = self.head_module.register_forward_pre_hook(grab)
         try:
-            self.model(x.to(model_device(self.model), non_blocking=True))
+            output = self.model(x.to(model_device(self.model), non_blocking=True))
         finally:
             handle.remove()
-        return captured[0]
+        return captured[0], output
 
     def reset_head(self, mode: str = "zeros", seed: int = 0) -> None:
         """Re-initialise the head: zeros (as the BMFT authors) or PyTorch's default init."""

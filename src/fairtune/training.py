@@ -38,7 +38,7 @@ from torch.nn.modules.batchnorm import _NormBase
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.masks import Mask
-from fairtune.models import ModelSplit, evaluating, logits, model_device
+from fairtune.models import ModelSplit, as_logits, evaluating, logits, model_device
 from fairtune.report import progress_bar
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -222,9 +222,9 @@ def _head_inputs(
     with evaluating(split.model):
         for x, _, _ in data.loader(FEATURE_BATCH, num_workers=num_workers):
             x = precision.inputs(x)
-            f = split.features(x)
+            f, output = split.features_and_output(x)
             if not features and not torch.allclose(
-                logits(split.head_module, f), logits(split.model, x), atol=1e-6
+                logits(split.head_module, f), as_logits(output), atol=1e-6
             ):
                 return None
             features.append(f.cpu())
