@@ -22,6 +22,27 @@ def image_set(tmp_path_factory):
     return root
 
 
+def _train_argv(root, out, epochs):
+    """``fairtune train`` on the set's training CSV with the small CNN."""
+    return [
+        "train",
+        "--data",
+        str(root / "synthetic_train.csv"),
+        "--image-col",
+        "image",
+        "--label",
+        "malignant",
+        "--sensitive",
+        "skin_tone",
+        "--image-size",
+        "16",
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+    ]
+
+
 def _read(root, part, **kwargs):
     return read_image_csv(
         root / f"synthetic_{part}.csv",
@@ -69,27 +90,7 @@ def test_every_method_debiases_a_cnn_with_batchnorm(image_set, method):
 
 def test_cli_on_image_csvs(image_set, tmp_path, capsys):
     model_dir, debiased = tmp_path / "cnn", tmp_path / "cnn-swift"
-    code = main(
-        [
-            "train",
-            "--data",
-            str(image_set / "synthetic_train.csv"),
-            "--image-col",
-            "image",
-            "--label",
-            "malignant",
-            "--sensitive",
-            "skin_tone",
-            "--image-size",
-            "16",
-            "--out",
-            str(model_dir),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "32",
-        ]
-    )
+    code = main([*_train_argv(image_set, model_dir, 1), "--batch-size", "32"])
     assert code == 0
     _, config = load_model(model_dir)
     assert config.images["image_size"] == 16 and config.arch["name"] == "cnn"
@@ -134,25 +135,7 @@ def test_cli_on_image_csvs(image_set, tmp_path, capsys):
 def test_cli_names_a_corrupt_image_or_skips_it(image_set, tmp_path, capsys):
     bad = image_set / "images" / "synthetic_test_00003.png"
     original = bad.read_bytes()
-    main(
-        [
-            "train",
-            "--data",
-            str(image_set / "synthetic_train.csv"),
-            "--image-col",
-            "image",
-            "--label",
-            "malignant",
-            "--sensitive",
-            "skin_tone",
-            "--image-size",
-            "16",
-            "--out",
-            str(tmp_path / "m"),
-            "--epochs",
-            "0",
-        ]
-    )
+    main([*_train_argv(image_set, tmp_path / "m", 0)])
     try:
         bad.write_bytes(b"not a png")
         code = main(
