@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import masked_entries_held, snapshot
 from PIL import Image
 from torch import nn
 
@@ -36,10 +37,6 @@ N_IMAGES, SIZE = 16, 8
 
 def bce(z, y, a):
     return F.binary_cross_entropy_with_logits(z, y)
-
-
-def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def cnn(seed: int = 0) -> SmallCNN:
@@ -183,12 +180,8 @@ def test_cuda_recipe_on_cpu_keeps_masked_entries(monkeypatch, image_paths, optim
     )
     run_phase(model, data, phase, seed=1)
     after = snapshot(model)
-    moved = 0
-    for name, m in mask.values.items():
-        zero = m == 0
-        assert torch.equal(before[name][zero], after[name][zero]), name
-        moved += int((before[name][~zero] != after[name][~zero]).sum())
-    assert moved > 0.5 * sum(int((m != 0).sum()) for m in mask.values.values())
+    moved, unmasked = masked_entries_held(before, after, mask)
+    assert moved > 0.5 * unmasked
     for k in ("body.1.running_mean", "body.1.running_var", "body.1.num_batches_tracked"):
         assert torch.equal(before[k], after[k]), k  # bn_stats frozen
     assert model.body[0].weight.is_contiguous()  # layout restored
@@ -344,11 +337,7 @@ def test_cuda_amp_keeps_masked_entries_and_frozen_parts(image_paths, optimizer):
     )
     run_phase(model, data, phase, seed=1)
     after = snapshot(model)
-    moved = 0
-    for name, m in mask.values.items():
-        zero = m == 0
-        assert torch.equal(before[name][zero], after[name][zero]), name
-        moved += int((before[name][~zero] != after[name][~zero]).sum())
+    moved, _ = masked_entries_held(before, after, mask)
     assert moved > 0
     for k in before:
         if k.startswith("head.") or "running" in k or "num_batches" in k:
