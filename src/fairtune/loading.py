@@ -87,14 +87,15 @@ def load_for_model(
     """Data read as the model's training data was: same preprocessing or image reading, same
     group ids. Returns the data and a description of its source."""
     if config.images is not None:
+        sensitive = sensitive or config.sensitive
         data, report = read_images(
             spec,
             config.images,
             label or config.label,
-            sensitive or config.sensitive,
+            sensitive,
             image_root=image_root,
             skip_bad=skip_bad,
-            group_names=config.group_names,
+            group_names=known_groups(config, sensitive),
             positive=config.positive,
         )
         return data, f"{spec} ({report['rows_used']} of {report['rows_read']} images)"
@@ -141,12 +142,17 @@ def data_for_model(
     if config.preprocessing is None:
         raise FairtuneError("this model reads images; give an image CSV")
     label, sensitive = resolve_columns(table, label, sensitive, config)
-    same_groups = sensitive == config.sensitive
     return frame_to_data(
         table.frame,
         label,
         sensitive,
         TabularPreprocessor.from_dict(config.preprocessing),
-        group_names=config.group_names if same_groups else None,
+        group_names=known_groups(config, sensitive),
         positive=config.positive,
     )
+
+
+def known_groups(config: ModelConfig, sensitive: list[str]) -> list[str] | None:
+    """The model's group names when the data is grouped by the model's attribute, else None
+    (another attribute: its groups come from the data)."""
+    return config.group_names if list(sensitive) == list(config.sensitive) else None
