@@ -136,4 +136,33 @@ def test_user_state_dict_loads_safely(tmp_path):
 
 def test_logits_shape_check():
     with pytest.raises(FairtuneError, match="one logit per sample"):
-        logits(nn.Linear(3, 2), torch.randn(4, 3))
+        logits(nn.Linear(3, 5), torch.randn(4, 3))
+
+
+def test_two_class_scores_become_the_softmax_probability():
+    torch.manual_seed(0)
+    model, x = nn.Linear(3, 2), torch.randn(6, 3)
+    softmax = torch.softmax(model(x), dim=1)[:, 1]
+    torch.testing.assert_close(torch.sigmoid(logits(model, x)), softmax)
+
+
+def test_a_two_class_model_is_debiased_with_its_masks_holding():
+    from fairtune import debias
+    from fairtune.data import FairData
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    n = 200
+    x, a = torch.randn(n, 4), torch.randint(0, 2, (n,))
+    y = ((x[:, 0] + a) > 0.5).float()
+    result = debias(
+        model,
+        FairData(x, y, a, ["a", "b"]),
+        "bmft",
+        impair_lr=0.05,
+        impair_epochs=2,
+        repair_epochs=2,
+    )
+    zero = result.mask.values["0.weight"] == 0
+    assert torch.equal(result.model[0].weight[zero], model[0].weight[zero])
+    assert result.model[2].weight.shape == (2, 8)

@@ -63,18 +63,25 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
 
 
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The model's binary logits as a 1-D tensor, whether it returns (n,) or (n, 1)."""
+    """The model's binary logits as a 1-D tensor (see :func:`as_logits`)."""
     return as_logits(model(x))
 
 
 def as_logits(out: torch.Tensor) -> torch.Tensor:
-    """A model output of shape (n,) or (n, 1) as 1-D logits; any other shape is refused."""
+    """A binary classifier's output as 1-D logits of the positive class.
+
+    One logit per sample, shape (n,) or (n, 1), is taken as it is. Two class
+    scores, shape (n, 2) as trained with cross-entropy, become z1 - z0: then
+    sigmoid(z1 - z0) is softmax's probability of class 1. Other shapes are refused.
+    """
     if out.dim() == 2 and out.shape[1] == 1:
         return out[:, 0]
+    if out.dim() == 2 and out.shape[1] == 2:
+        return out[:, 1] - out[:, 0]
     if out.dim() != 1:
         raise FairtuneError(
             f"the model returns shape {tuple(out.shape)}; a binary classifier must return "
-            "one logit per sample, shape (n,) or (n, 1)"
+            "one logit per sample, shape (n,) or (n, 1), or two class scores, shape (n, 2)"
         )
     return out
 
