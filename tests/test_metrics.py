@@ -14,6 +14,8 @@ from fairlearn.metrics import (
     false_positive_rate,
     true_positive_rate,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -354,3 +356,44 @@ def test_bad_inputs_choose_threshold_and_names():
         binary_metrics([1, 0], [0.3, 0.4], [0, 0], ["only"])
     with pytest.raises(FairtuneError, match="n_boot"):
         bootstrap_ci([1, 0], [0.3, 0.4], [0, 1], ["A", "B"], n_boot=0)
+
+
+# ------------------------------------------------------------------ properties (hypothesis)
+
+
+@st.composite
+def evaluations(draw):
+    """Random labelled scores in 2 to 4 groups, every group with both classes."""
+    n_groups = draw(st.integers(2, 4))
+    groups, labels = [], []
+    for g in range(n_groups):
+        size = draw(st.integers(2, 12))
+        groups += [g] * size
+        labels += [0, 1, *draw(st.lists(st.integers(0, 1), min_size=size - 2, max_size=size - 2))]
+    scores = draw(st.lists(st.floats(0, 1), min_size=len(labels), max_size=len(labels)))
+    names = [f"g{i}" for i in range(n_groups)]
+    return np.array(labels), np.array(scores), np.array(groups), names
+
+
+@settings(max_examples=60, deadline=None)
+@given(evaluations(), st.floats(0.05, 0.95), st.randoms(use_true_random=False))
+def test_metric_properties(case, threshold, rnd):
+    y, s, g, names = case
+    m = binary_metrics(y, s, g, names, threshold=threshold)
+    # the papers' mean of the two gaps never exceeds fairlearn's worst of them
+    assert m["eodds_mean"] <= m["eodds_worst"] + 1e-12
+    assert m["eopp"] <= m["eodds_worst"] + 1e-12
+    for key in ("eodds_mean", "eodds_worst", "eopp", "dp", "ece", "auc_gap"):
+        assert 0 <= m[key] <= 1, key
+    assert m["worst_group_auc"] == min(v["auc"] for v in m["by_group"].values())
+    # row order and group numbering do not matter
+    order = list(range(len(y)))
+    rnd.shuffle(order)
+    relabel = list(range(len(names)))[::-1]
+    shuffled = binary_metrics(
+        y[order], s[order], np.array(relabel)[g[order]], names[::-1], threshold=threshold
+    )
+    for key in METRIC_KEYS:
+        assert shuffled[key] == pytest.approx(m[key], abs=1e-12), key
+    for name, row in m["by_group"].items():
+        assert shuffled["by_group"][name] == pytest.approx(row), name
