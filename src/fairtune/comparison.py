@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from fairtune.data import FairData, check_groups
@@ -125,10 +126,9 @@ def _nan_low(x: float) -> float:
 
 
 def judge(
-    model: nn.Module, held: FairData, rule: str, reference_rate: float
+    scores: torch.Tensor, held: FairData, rule: str, reference_rate: float
 ) -> tuple[float, float, float]:
-    """Threshold chosen on the held-out part by ``rule``, and held-out AUC and EOdds there."""
-    scores = predict_proba(model, held)
+    """Threshold chosen by ``rule`` on a model's held-out ``scores``, and AUC and EOdds there."""
     threshold = choose_threshold(held.labels.numpy(), scores.numpy(), rule, reference_rate)
     metrics = evaluate_scores(held, scores, threshold)[0]
     return threshold, metrics["auc"], metrics["eodds_mean"]
@@ -153,7 +153,8 @@ class Arena:
         result = get_method(method, **config).fit(
             self.model, self.fit, head=self.head, progress=self.progress
         )
-        scored = judge(result.model, self.held, self.settings.threshold_rule, self.reference_rate)
+        scores = predict_proba(result.model, self.held)
+        scored = judge(scores, self.held, self.settings.threshold_rule, self.reference_rate)
         return Candidate(point, result.model, result, *scored)
 
 
@@ -216,7 +217,9 @@ def compare(
         start_scores = predict_proba(model, held)
         reference_rate = float((start_scores >= 0.5).float().mean())
 
-        t0, start_auc, start_eodds = judge(model, held, settings.threshold_rule, reference_rate)
+        t0, start_auc, start_eodds = judge(
+            start_scores, held, settings.threshold_rule, reference_rate
+        )
         rows.append(
             _row(
                 "baseline",
