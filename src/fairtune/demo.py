@@ -69,6 +69,16 @@ def demo_rows(
     return rows
 
 
+def how_chosen(compare_settings: CompareSettings) -> str:
+    """How the methods' settings were chosen, in a few words."""
+    if not compare_settings.grid:
+        return "default settings"
+    by = (
+        "a grid" if compare_settings.tuner == "grid" else f"{compare_settings.trials} optuna trials"
+    )
+    return f"settings chosen per method by {by} on held-out external data"
+
+
 def describe(settings: DemoSettings, compare_settings: CompareSettings) -> str:
     """One paragraph that says what the demo's numbers are."""
     skew = (
@@ -81,8 +91,7 @@ def describe(settings: DemoSettings, compare_settings: CompareSettings) -> str:
         f"UCI Adult (bundled), sensitive attribute sex (a model input). The baseline MLP is "
         f"trained on {skew}; the external (20%) and test (20%) splits are representative. "
         f"Every method starts from that baseline; "
-        f"{'settings chosen per method on a grid' if compare_settings.grid else 'default settings'}"
-        f"; seeds {compare_settings.seeds}."
+        f"{how_chosen(compare_settings)}; seeds {compare_settings.seeds}."
     )
 
 
@@ -201,7 +210,7 @@ def run_image_demo(
         f"tone and label. Sensitive attribute: skin tone (light = Fitzpatrick 1-3, dark = 4-6); "
         f"seeds {compare_settings.seeds}. "
         + (
-            "Settings chosen per method on a grid."
+            how_chosen(compare_settings).capitalize() + "."
             if compare_settings.grid
             else f"Default settings except {compare_settings.overrides}."
         )
