@@ -14,8 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from fairtune.distributed import world
 from fairtune.errors import FairtuneError
 
 GROUP_JOIN = " & "
@@ -101,19 +102,36 @@ class FairData(Dataset):
         return self.inputs[idx], self.labels[idx], self.groups[idx]
 
     def loader(
-        self, batch_size: int, shuffle: bool = False, seed: int = 0, num_workers: int = 0
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        num_workers: int = 0,
+        shard: bool = False,
     ) -> DataLoader:
         """A DataLoader whose shuffling order depends on ``seed`` alone.
 
         In-memory inputs are gathered a batch at a time; lazy ones (images) item
-        by item, in ``num_workers`` worker processes.
+        by item, in ``num_workers`` worker processes. With ``shard`` and several
+        processes (see :mod:`fairtune.distributed`), each process reads its own
+        share through a :class:`~torch.utils.data.DistributedSampler` (every
+        share the same length, padded with repeated rows; the order changes per
+        epoch only through its ``set_epoch``); in one process ``shard`` changes
+        nothing.
         """
         generator = torch.Generator().manual_seed(seed)
         in_memory = isinstance(self.inputs, torch.Tensor)
+        rank, size = world()
+        sampler = None
+        if shard and size > 1:
+            sampler = DistributedSampler(
+                self, num_replicas=size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+            )
         return DataLoader(
             self,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             generator=generator,
             collate_fn=_as_batch if in_memory else None,
             num_workers=0 if in_memory else num_workers,

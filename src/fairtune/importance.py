@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from fairtune.data import FairData
+from fairtune.distributed import all_reduce_sum_, world
 from fairtune.errors import FairtuneError
 from fairtune.models import evaluating, logits
 from fairtune.report import progress_bar
@@ -102,8 +103,8 @@ def _times(c: Tensor, per_sample: Tensor) -> Tensor:
 
 
 def _batches(data: FairData, batch_size: int, progress: bool) -> Iterator:
-    """The data's batches in order, with a progress bar when asked."""
-    loader = data.loader(batch_size)
+    """The data's batches in order (this process's share of them), with a progress bar."""
+    loader = data.loader(batch_size, shard=True)
     with progress_bar(progress, "importance", len(loader)) as advance:
         for batch in loader:
             yield batch
@@ -114,12 +115,25 @@ def _finish(sums: dict[str, dict[str, Tensor]], count: int) -> dict[str, dict[st
     """Mean = sum / count, as float32.
 
     The only place that needs the whole data: a distributed run all-reduces
-    ``sums`` and ``count`` here, before dividing.
+    ``sums`` (in place) and ``count`` here, before dividing, so every process
+    gets the same importance. Fails when no process saw a row.
     """
+    if world()[1] > 1:
+        all_reduce_sum_(s for per_param in sums.values() for s in per_param.values())
+        total = torch.tensor([count], dtype=torch.int64, device=_device(sums))
+        all_reduce_sum_([total])
+        count = int(total.item())
+    if count == 0:
+        raise FairtuneError("no data to compute importance on")
     return {
         k: {n: (s / count).to(torch.float32) for n, s in per_param.items()}
         for k, per_param in sums.items()
     }
+
+
+def _device(sums: dict[str, dict[str, Tensor]]) -> torch.device:
+    """Where the sums are (the parameters' device): collectives need one there."""
+    return next(t for per_param in sums.values() for t in per_param.values()).device
 
 
 def fisher_diagonal(
@@ -151,6 +165,10 @@ def fisher_diagonal(
     device; the model runs in eval mode, in its own precision (no autocast), and
     is left unchanged. Importances are float32 tensors shaped like the
     parameters, on their device.
+
+    Under torchrun (see :mod:`fairtune.distributed`) each process takes its own
+    share of the batches; sums and counts are added up across processes before
+    dividing, so every process returns the same importance.
     """
     if mode not in FISHER_MODES:
         raise FairtuneError(f"unknown Fisher mode '{mode}'; choose one of {list(FISHER_MODES)}")
@@ -196,6 +214,4 @@ def fisher_diagonal(
                         for n, j2 in squares.items():
                             sums[k][n] += torch.tensordot(c[rows].square(), j2, dims=1)
                 count += len(y)
-    if count == 0:
-        raise FairtuneError("no data to compute importance on")
     return _finish(sums, count)

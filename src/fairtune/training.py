@@ -20,6 +20,13 @@ first parameter); batches are moved there. On CUDA it runs in mixed precision
 channels_last memory format (4-D inputs and weights; the weights' layout is
 restored afterwards, their values never change by it). On the CPU it runs in
 float32, as written. :class:`_Precision` holds these decisions.
+
+Several processes (torchrun, see :mod:`fairtune.distributed`): each process
+trains on its own share of the rows (a ``DistributedSampler``, reshuffled per
+epoch), and gradients are averaged across processes right after the backward
+pass, before weight decay and the mask, so every process takes the same step
+and the promises above still hold. Every process must start from the same
+weights and the same seed.
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
+from torch.utils.data import DistributedSampler
 
 from fairtune.data import FairData
+from fairtune.distributed import average_gradients_, world
 from fairtune.errors import FairtuneError
 from fairtune.masks import Mask
 from fairtune.models import ModelSplit, as_logits, evaluating, logits, model_device
@@ -313,20 +322,31 @@ class _Precision:
             return forward(x).float()
 
     def step(
-        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, adjust: Callable[[], None]
+        self,
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        adjust: Callable[[], None],
+        sync: Callable[[], None] | None = None,
     ) -> None:
-        """Backward, ``adjust`` the gradients (mask, weight decay), optimiser step.
+        """Backward, ``sync`` the gradients, ``adjust`` them (mask, weight decay), step.
 
-        With a scaler, ``adjust`` sees the true (unscaled) gradients, and a step
-        whose gradients overflowed is skipped whole: no parameter nor optimiser
-        state changes, and the scale is lowered for the next batch.
+        ``sync`` (averaging across processes) runs right after the backward pass.
+        With a scaler, it averages the scaled gradients, so that every process
+        finds the same overflow; ``adjust`` then sees the true (unscaled)
+        gradients, and a step whose gradients overflowed is skipped whole: no
+        parameter nor optimiser state changes, and the scale is lowered for the
+        next batch.
         """
         if self.scaler is None:
             loss.backward()
+            if sync is not None:
+                sync()
             adjust()
             optimizer.step()
             return
         self.scaler.scale(loss).backward()
+        if sync is not None:
+            sync()
         self.scaler.unscale_(optimizer)
         adjust()
         self.scaler.step(optimizer)
@@ -370,9 +390,13 @@ def _fit(
         precision = _Precision.choose(next(iter(params.values())).device, amp=False)
     optimizer = _optimizer(list(params.values()), phase)
     scheduler = _scheduler(optimizer, phase)
-    loader = data.loader(phase.batch_size, shuffle=True, seed=seed, num_workers=phase.num_workers)
+    loader = data.loader(
+        phase.batch_size, shuffle=True, seed=seed, num_workers=phase.num_workers, shard=True
+    )
     set_epoch = getattr(data.inputs, "set_epoch", None)
+    sampler = loader.sampler if isinstance(loader.sampler, DistributedSampler) else None
     adjust = partial(_scale_gradients, params, multipliers, phase.weight_decay)
+    sync = partial(average_gradients_, list(params.values())) if world()[1] > 1 else None
     history: list[dict[str, Any]] = []
     with (
         torch.random.fork_rng(devices=precision.rng_devices()),
@@ -382,6 +406,8 @@ def _fit(
         for epoch in range(1, phase.epochs + 1):
             if set_epoch is not None:
                 set_epoch(epoch)  # before the epoch's iterator, so workers see it too
+            if sampler is not None:
+                sampler.set_epoch(epoch)  # each process's share, reshuffled per epoch
             start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             total = 0.0
@@ -396,7 +422,7 @@ def _fit(
                         f"phase '{phase.name}': the loss became {loss.item()} in epoch {epoch}; "
                         f"training diverged, try a learning rate below {lr:g}"
                     )
-                precision.step(loss, optimizer, adjust)
+                precision.step(loss, optimizer, adjust, sync)
                 total += loss.item()
                 advance()
             if scheduler is not None:
