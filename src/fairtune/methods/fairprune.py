@@ -31,10 +31,9 @@ class FairPruneConfig(MaskedConfig):
 
 
 def group_curvature(
-    split: ModelSplit, data: FairData, group: int, config: MaskedConfig, params: list[str]
+    split: ModelSplit, rows: FairData, config: MaskedConfig, params: list[str]
 ) -> dict[str, torch.Tensor]:
     """Diagonal Fisher (Gauss-Newton) of L_pred over one group's rows."""
-    rows = data.select_groups([group])
     fisher = fisher_diagonal(
         split.model,
         rows,
@@ -73,10 +72,12 @@ class FairPrune(Method):
         best, floor = start["eodds_mean"], start["balanced_accuracy"] - c.max_drop
         history: list[dict[str, Any]] = [{"round": 0, "eodds_mean": best, "pruned": 0.0}]
         privileged, unprivileged = extreme_groups(split.model, external)
+        privileged_rows = external.select_groups([privileged])
+        unprivileged_rows = external.select_groups([unprivileged])
         kept = 0
         for round_ in range(1, c.max_rounds + 1):
-            h_u = group_curvature(split, external, unprivileged, c, names)
-            h_p = group_curvature(split, external, privileged, c, names)
+            h_u = group_curvature(split, unprivileged_rows, c, names)
+            h_p = group_curvature(split, privileged_rows, c, names)
             saliency = {
                 n: 0.5 * params[n].detach() ** 2 * (h_u[n] - c.beta * h_p[n]) for n in names
             }
