@@ -168,7 +168,7 @@ def test_cli_names_a_corrupt_image_or_skips_it(image_set, tmp_path, capsys):
         bad.write_bytes(original)
 
 
-def test_tabular_model_refuses_image_options_gracefully(tmp_path):
+def test_unknown_architecture_is_named_and_mlp_still_builds():
     with pytest.raises(FairtuneError, match="unknown architecture"):
         build_model({"name": "resnet-nonexistent"})
     assert isinstance(build_model({"name": "mlp", "in_features": 3}), MLP)
