@@ -27,8 +27,8 @@ from fairtune.images import Augment, ImageSource
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import random_mask
-from fairtune.models import MLP, ModelSplit, model_device, predict_proba
-from fairtune.training import Phase, _memory_format, _Precision, run_phase
+from fairtune.models import MLP, ModelSplit, channels_last, model_device, predict_proba
+from fairtune.training import Phase, _Precision, run_phase
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
@@ -76,13 +76,15 @@ def test_model_device_is_the_first_parameters_device():
     assert model_device(nn.Linear(2, 1, device="meta")) == torch.device("meta")
 
 
-def test_precision_on_cpu_is_plain_float32():
+def test_precision_on_cpu_is_float32_in_channels_last():
     precision = _Precision.choose(torch.device("cpu"), amp=True)
     assert precision.autocast_dtype is None and precision.scaler is None
-    assert not precision.channels_last and precision.rng_devices() == []
+    assert precision.channels_last and precision.rng_devices() == []
     x = torch.randn(2, 3, 5, 5)
     moved = precision.inputs(x)
-    assert moved.is_contiguous() and torch.equal(moved, x)
+    assert moved.is_contiguous(memory_format=torch.channels_last) and torch.equal(moved, x)
+    flat = torch.randn(2, 5)
+    assert precision.inputs(flat).is_contiguous()  # only 4-D batches change layout
     model = MLP(4).double()
     z = precision.logits(model, torch.randn(3, 4, dtype=torch.float64))
     assert z.dtype == torch.float64  # no autocast, no cast
@@ -108,18 +110,80 @@ def test_phase_amp_and_workers_fields():
         Phase(objective=bce, trainable=["head.bias"], epochs=1, lr=0.1, num_workers=-1)
 
 
-def test_memory_format_swaps_layout_only_and_restores_it():
+def test_channels_last_swaps_layout_only_and_restores_it():
     model = cnn()
     conv = model.body[0].weight
     before, param = conv.detach().clone(), conv
-    with _memory_format(model, True):
+    with channels_last(model):
         assert conv.is_contiguous(memory_format=torch.channels_last)
         assert not conv.is_contiguous()
         assert torch.equal(conv, before)
     assert conv.is_contiguous() and torch.equal(conv, before)
     assert next(iter(model.body[0].parameters())) is param  # same Parameter object
-    with _memory_format(model, False):
+    with channels_last(model, enabled=False):
         assert conv.is_contiguous()
+
+
+class LayoutSpy:
+    """Records, per call of a convolution, whether its input and weight were channels_last."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        self.seen: list[tuple[bool, bool]] = []
+        conv.register_forward_pre_hook(self)
+
+    def __call__(self, conv: nn.Module, args: tuple) -> None:
+        fmt = torch.channels_last
+        x = args[0]
+        if x.dim() == 4:  # vmap hides the batch dimension: skip per-sample calls
+            self.seen.append(
+                (x.is_contiguous(memory_format=fmt), conv.weight.is_contiguous(memory_format=fmt))
+            )
+
+
+def test_predictions_run_in_channels_last_and_match_the_plain_layout():
+    model, x = cnn().eval(), torch.randn(N_IMAGES, 3, SIZE, SIZE)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(x)).squeeze(1)  # contiguous layout, by hand
+    spy = LayoutSpy(model.body[0])
+    data = FairData(x, torch.zeros(N_IMAGES), torch.tensor([0, 1] * (N_IMAGES // 2)), ["a", "b"])
+    got = predict_proba(model, data, batch_size=5)
+    torch.testing.assert_close(got.reshape(-1), expected, rtol=1e-5, atol=1e-6)
+    assert spy.seen and all(x_cl and w_cl for x_cl, w_cl in spy.seen)
+    assert model.body[0].weight.is_contiguous()  # layout restored
+
+
+@pytest.mark.parametrize("mode", ["batch", "per_sample"])
+def test_fisher_in_channels_last_matches_the_plain_layout(mode):
+    """Importance runs in channels_last, equals a plain-layout loop, returns plain tensors."""
+    model = cnn()
+    x = torch.randn(N_IMAGES, 3, SIZE, SIZE)
+    y = torch.tensor([i % 2 for i in range(N_IMAGES)], dtype=torch.float32)
+    data = FairData(x, y, torch.tensor([(i // 2) % 2 for i in range(N_IMAGES)]), ["a", "b"])
+    spy = LayoutSpy(model.body[0])
+    fisher = fisher_diagonal(model, data, {"pred": bce}, mode=mode, batch_size=4)["pred"]
+    assert spy.seen and all(x_cl and w_cl for x_cl, w_cl in spy.seen)
+    size = 1 if mode == "per_sample" else 4
+    rows = [slice(i, i + size) for i in range(0, N_IMAGES, size)]
+    expected = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    model.eval()  # as fisher_diagonal runs it
+    for r in rows:
+        loss = bce(model(x[r]).squeeze(1), y[r], None)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        for (n, _), g in zip(model.named_parameters(), grads, strict=True):
+            expected[n] += g.square() / len(rows)
+    for n, value in fisher.items():
+        assert value.is_contiguous(), n
+        torch.testing.assert_close(value, expected[n], rtol=1e-4, atol=1e-7)
+    assert model.body[0].weight.is_contiguous()
+
+
+def test_training_runs_in_channels_last_on_the_cpu(image_paths):
+    model, data = cnn(), image_data(image_paths)
+    spy = LayoutSpy(model.body[0])
+    phase = Phase(objective=bce, trainable=["body.0.weight"], epochs=1, lr=0.1, batch_size=4)
+    run_phase(model, data, phase, seed=0)
+    assert len(spy.seen) == N_IMAGES // 4 and all(x_cl and w_cl for x_cl, w_cl in spy.seen)
+    assert model.body[0].weight.is_contiguous()
 
 
 def test_scaler_skips_an_overflowing_step_whole():

@@ -17,7 +17,7 @@ from torch.func import functional_call, grad, vmap
 from fairtune.data import FairData
 from fairtune.distributed import all_reduce_sum_, world
 from fairtune.errors import FairtuneError
-from fairtune.models import evaluating, logits
+from fairtune.models import channels_last, evaluating, logits, to_device
 from fairtune.report import progress_bar
 
 Loss = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -126,7 +126,7 @@ def _finish(sums: dict[str, dict[str, Tensor]], count: int) -> dict[str, dict[st
     if count == 0:
         raise FairtuneError("no data to compute importance on")
     return {
-        k: {n: (s / count).to(torch.float32) for n, s in per_param.items()}
+        k: {n: (s / count).to(torch.float32).contiguous() for n, s in per_param.items()}
         for k, per_param in sums.items()
     }
 
@@ -162,9 +162,9 @@ def fisher_diagonal(
 
     ``params`` restricts the parameters (all by default); no gradient is taken
     for the others. Batches are taken in order and moved to the parameters'
-    device; the model runs in eval mode, in its own precision (no autocast), and
-    is left unchanged. Importances are float32 tensors shaped like the
-    parameters, on their device.
+    device; the model runs in eval mode, in its own precision (no autocast), in
+    channels_last layout for images, and is left unchanged. Importances are
+    float32 tensors shaped like the parameters, on their device.
 
     Under torchrun (see :mod:`fairtune.distributed`) each process takes its own
     share of the batches; sums and counts are added up across processes before
@@ -174,22 +174,22 @@ def fisher_diagonal(
         raise FairtuneError(f"unknown Fisher mode '{mode}'; choose one of {list(FISHER_MODES)}")
     if not objectives:
         raise FairtuneError("no objectives to compute importance for")
-    tensors = _chosen(model, params)
-    if mode == "batch":
-        # Leaves of our own (sharing storage), so no gradient ever reaches the model.
-        tensors = {n: t.requires_grad_() for n, t in tensors.items()}
-    device = next(iter(tensors.values())).device
-    sums = {
-        k: {
-            n: torch.zeros_like(t, dtype=torch.promote_types(t.dtype, torch.float32))
-            for n, t in tensors.items()
+    with evaluating(model), channels_last(model):
+        tensors = _chosen(model, params)
+        if mode == "batch":
+            # Leaves of our own (sharing storage), so no gradient ever reaches the model.
+            tensors = {n: t.requires_grad_() for n, t in tensors.items()}
+        device = next(iter(tensors.values())).device
+        sums = {
+            k: {
+                n: torch.zeros_like(t, dtype=torch.promote_types(t.dtype, torch.float32))
+                for n, t in tensors.items()
+            }
+            for k in objectives
         }
-        for k in objectives
-    }
-    count = 0
-    with evaluating(model):
+        count = 0
         for x, y, a in _batches(data, batch_size, progress):
-            x, y, a = (t.to(device, non_blocking=True) for t in (x, y, a))
+            x, y, a = to_device(x, device), y.to(device), a.to(device)
             if mode == "batch":
                 z = _logits_with(model, tensors, x)
                 for i, (k, objective) in enumerate(objectives.items()):

@@ -200,6 +200,42 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+@contextmanager
+def channels_last(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Hold the model's 4-D weights and buffers in channels_last memory format for the block.
+
+    Convolutions run faster so (oneDNN on the CPU, cuDNN on CUDA) when the
+    inputs are channels_last too (:func:`to_device`). Only the layout changes:
+    values stay bit-identical, the tensors keep their identity (``.data`` is
+    swapped), and their previous layout is restored after. A model without 4-D
+    tensors (an MLP) is untouched.
+    """
+    if not enabled:
+        yield
+        return
+    fmt = torch.channels_last
+    tensors = [
+        t
+        for t in (*model.parameters(), *model.buffers())
+        if t.dim() == 4 and not t.is_contiguous(memory_format=fmt)
+    ]
+    for t in tensors:
+        t.data = t.data.contiguous(memory_format=fmt)
+    try:
+        yield
+    finally:
+        for t in tensors:
+            t.data = t.data.contiguous()
+
+
+def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = True) -> torch.Tensor:
+    """A batch of inputs on ``device``; a 4-D (image) batch in channels_last when asked."""
+    x = x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a model without parameters)."""
     param = next(model.parameters(), None)
@@ -210,13 +246,14 @@ def model_device(model: nn.Module) -> torch.device:
 def predict_proba(model: nn.Module, data: Any, batch_size: int = 1024) -> torch.Tensor:
     """Probabilities for every row of a :class:`~fairtune.data.FairData`, in eval mode.
 
-    Batches run on the model's device (float32); the result is a CPU tensor.
+    Batches run on the model's device, in its precision and in channels_last
+    layout (:func:`channels_last`); the result is a CPU tensor.
     """
     device = model_device(model)
     out = []
-    with evaluating(model):
+    with evaluating(model), channels_last(model):
         for x, _, _ in data.loader(batch_size):
-            z = logits(model, x.to(device, non_blocking=True))
+            z = logits(model, to_device(x, device))
             out.append(torch.sigmoid(z).cpu())
     return torch.cat(out) if out else torch.empty(0)
 

@@ -15,11 +15,13 @@ that really hold":
   included, since their augmentation is seeded per epoch).
 
 Device and precision: the phase runs where the model is (the device of its
-first parameter); batches are moved there. On CUDA it runs in mixed precision
-(float16 autocast with a gradient scaler, unless ``Phase.amp`` is off) and in
-channels_last memory format (4-D inputs and weights; the weights' layout is
-restored afterwards, their values never change by it). On the CPU it runs in
-float32, as written. :class:`_Precision` holds these decisions.
+first parameter); batches are moved there. Image models run in channels_last
+memory format on every device (4-D inputs and weights; the weights' layout is
+restored afterwards, their values never change by it): convolutions run faster
+so, also on the CPU (benchmarks/images.py measures it). On CUDA the phase runs
+in mixed precision (float16 autocast with a gradient scaler, unless
+``Phase.amp`` is off); on the CPU in float32, as written. :class:`_Precision`
+holds these decisions.
 
 Several processes (torchrun, see :mod:`fairtune.distributed`): each process
 trains on its own share of the rows (a ``DistributedSampler``, reshuffled per
@@ -32,8 +34,7 @@ weights and the same seed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -47,7 +48,15 @@ from fairtune.data import FairData
 from fairtune.distributed import average_gradients_, world
 from fairtune.errors import FairtuneError
 from fairtune.masks import Mask
-from fairtune.models import ModelSplit, as_logits, evaluating, logits, model_device
+from fairtune.models import (
+    ModelSplit,
+    as_logits,
+    channels_last,
+    evaluating,
+    logits,
+    model_device,
+    to_device,
+)
 from fairtune.report import progress_bar
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -169,7 +178,7 @@ def run_phase(
     flags = {p: p.requires_grad for p in model.parameters()}
     modes = {m: m.training for m in model.modules()}
     try:
-        with _memory_format(model, precision.channels_last):
+        with channels_last(model, precision.channels_last):
             forward, train_data = partial(logits, model), data
             if head_only and cache_features and not _augmented(data):
                 cached = _head_inputs(split, data, precision, phase.num_workers)
@@ -216,7 +225,7 @@ def _trainable(model: nn.Module, phase: Phase) -> dict[str, nn.Parameter]:
 def _head_inputs(
     split: ModelSplit,
     data: FairData,
-    precision: _Precision | None = None,
+    precision: _Precision,
     num_workers: int = 0,
 ) -> FairData | None:
     """Every row's head input, computed once with the model in eval mode, in float32.
@@ -226,7 +235,6 @@ def _head_inputs(
     on those inputs (the model computes more after the head): then the head must
     train through it.
     """
-    precision = precision or _Precision.choose(model_device(split.model), amp=False)
     features = []
     with evaluating(split.model):
         for x, _, _ in data.loader(FEATURE_BATCH, num_workers=num_workers):
@@ -245,37 +253,12 @@ def _augmented(data: FairData) -> bool:
     return getattr(data.inputs, "augment", None) is not None
 
 
-@contextmanager
-def _memory_format(model: nn.Module, channels_last: bool) -> Iterator[None]:
-    """Hold the model's 4-D weights and buffers in channels_last for the block.
-
-    Only the layout changes (values stay bit-identical); the tensors keep their
-    identity (``.data`` is swapped), and their previous layout is restored after.
-    """
-    if not channels_last:
-        yield
-        return
-    fmt = torch.channels_last
-    tensors = [
-        t
-        for t in (*model.parameters(), *model.buffers())
-        if t.dim() == 4 and not t.is_contiguous(memory_format=fmt)
-    ]
-    for t in tensors:
-        t.data = t.data.contiguous(memory_format=fmt)
-    try:
-        yield
-    finally:
-        for t in tensors:
-            t.data = t.data.contiguous()
-
-
 class _Precision:
     """Where a phase computes and in what precision: the one place that decides.
 
-    CPU: float32, no autocast, no gradient scaler, default memory format. CUDA:
-    channels_last and, with ``amp``, float16 autocast for the forward pass and a
-    :class:`torch.amp.GradScaler`. Build it with :meth:`choose`; the constructor
+    CPU: float32, no autocast, no gradient scaler. CUDA: with ``amp``, float16
+    autocast for the forward pass and a :class:`torch.amp.GradScaler`. Both:
+    channels_last layout for image models. Build it with :meth:`choose`; the constructor
     takes each part explicitly (as the tests do).
     """
 
@@ -293,9 +276,7 @@ class _Precision:
 
     @classmethod
     def choose(cls, device: torch.device, amp: bool) -> _Precision:
-        if device.type != "cuda":
-            return cls(device)
-        if not amp:
+        if device.type != "cuda" or not amp:
             return cls(device, channels_last=True)
         return cls(device, torch.float16, torch.amp.GradScaler("cuda"), channels_last=True)
 
@@ -307,10 +288,7 @@ class _Precision:
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """A batch's inputs on the device (channels_last for images when enabled)."""
-        x = x.to(self.device, non_blocking=True)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return to_device(x, self.device, self.channels_last)
 
     def logits(
         self, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
