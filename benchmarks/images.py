@@ -15,9 +15,11 @@ memory (``in_memory``) unless said otherwise:
     epochs) with ``cache_features=True`` and ``False``: times, the speed-up, and the
     largest difference between the two resulting heads;
 (d) phase (b) again on the lazy ``ImageSource`` (every PNG decoded every epoch):
-    its images per second against (b)'s.
+    its images per second against (b)'s;
+(e) phase (b) again with ``channels_last=False`` (weights and images in the plain
+    contiguous layout): the speed-up of the channels_last layout that phases use.
 
-Every timed call starts from a copy of the same model; the arms of (a), (b)-(d) and
+Every timed call starts from a copy of the same model; the arms of (a), (b)-(e) and
 (c) alternate within each repeat; medians of --repeats after one warm-up on 64 images.
 """
 
@@ -27,6 +29,7 @@ import copy
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ LABELS = {
     "fisher_per_sample": "(a) fisher per_sample",
     "backbone_memory": "(b) masked backbone, in memory",
     "backbone_lazy": "(d) masked backbone, lazy PNG",
+    "backbone_plain": "(e) masked backbone, plain layout",
     "head_cached": "(c) head only, cached features",
     "head_uncached": "(c) head only, uncached",
 }
@@ -130,6 +134,7 @@ def bench(arch: str, folder: Path, args: Any) -> dict[str, Any]:
         lr=1e-4,
         name="step1",
     )
+    plain = replace(backbone, channels_last=False)
     head = Phase(
         objective=Objective(w_pred=0.9, w_bias=0.1, n_groups=memory.n_groups),
         trainable=split.head_params(),
@@ -151,6 +156,7 @@ def bench(arch: str, folder: Path, args: Any) -> dict[str, Any]:
             "fisher_per_sample": (fisher("per_sample", mem), k),
             "backbone_memory": (phase(backbone, mem), k * backbone.epochs),
             "backbone_lazy": (phase(backbone, lz), k * backbone.epochs),
+            "backbone_plain": (phase(plain, mem), k * backbone.epochs),
             "head_cached": (phase(head, mem, True), k * head.epochs),
             "head_uncached": (phase(head, mem, False), k * head.epochs),
         }
@@ -201,6 +207,7 @@ def bench(arch: str, folder: Path, args: Any) -> dict[str, Any]:
         "per_sample_over_batch_time": med["fisher_per_sample"] / med["fisher_batch"],
         "head_cache_speedup": med["head_uncached"] / med["head_cached"],
         "lazy_over_memory_images_per_s": per_s["backbone_lazy"] / per_s["backbone_memory"],
+        "channels_last_speedup": med["backbone_plain"] / med["backbone_memory"],
         "head_max_abs_diff": max(head_diffs),
         "head_max_abs_weight": head_scale,
     }
@@ -267,6 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{r['head_max_abs_diff']:.2e}",
             f"{r['head_max_abs_weight']:.2e}",
             f"{r['lazy_over_memory_images_per_s']:.2f}",
+            f"{r['channels_last_speedup']:.2f}",
             f"{r['decode_into_memory_s']:.2f}",
         ]
         for r in results
@@ -281,6 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "(c) max |Δ|",
                 "max |head|",
                 "(d) lazy / mem",
+                "(e) speed-up",
                 "decode s",
             ],
             ratios,
@@ -290,7 +299,8 @@ def main(argv: list[str] | None = None) -> dict:
         "(a) ps / batch: median time of fisher per_sample over batch. (c) speed-up: head-only "
         "phase, uncached over cached median time (cached includes computing the features); "
         "max |Δ|: largest difference between the heads the two give. (d) lazy / mem: images "
-        "per second of the masked backbone phase on the lazy source over in memory. decode s: "
+        "per second of the masked backbone phase on the lazy source over in memory. (e) speed-up: "
+        "that phase in the plain layout over channels_last, median time. decode s: "
         "in_memory's one decoding pass (not timed above)."
     )
     for r in results:

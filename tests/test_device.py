@@ -177,13 +177,40 @@ def test_fisher_in_channels_last_matches_the_plain_layout(mode):
     assert model.body[0].weight.is_contiguous()
 
 
-def test_training_runs_in_channels_last_on_the_cpu(image_paths):
+@pytest.mark.parametrize("layout", [True, False])
+def test_training_runs_in_the_phases_layout_on_the_cpu(image_paths, layout):
     model, data = cnn(), image_data(image_paths)
     spy = LayoutSpy(model.body[0])
-    phase = Phase(objective=bce, trainable=["body.0.weight"], epochs=1, lr=0.1, batch_size=4)
+    phase = Phase(
+        objective=bce,
+        trainable=["body.0.weight"],
+        epochs=1,
+        lr=0.1,
+        batch_size=4,
+        channels_last=layout,
+    )
     run_phase(model, data, phase, seed=0)
-    assert len(spy.seen) == N_IMAGES // 4 and all(x_cl and w_cl for x_cl, w_cl in spy.seen)
+    assert spy.seen == [(layout, layout)] * (N_IMAGES // 4)
     assert model.body[0].weight.is_contiguous()
+
+
+def test_both_layouts_train_to_the_same_weights(image_paths):
+    """The layout changes how convolutions are computed, not what the phase learns."""
+    weights = []
+    for layout in (True, False):
+        model = cnn()
+        phase = Phase(
+            objective=bce,
+            trainable=[n for n, _ in model.named_parameters()],
+            epochs=2,
+            lr=0.05,
+            batch_size=4,
+            channels_last=layout,
+        )
+        run_phase(model, image_data(image_paths), phase, seed=0)
+        weights.append(snapshot(model))
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[1][k], rtol=1e-4, atol=1e-5)
 
 
 def test_scaler_skips_an_overflowing_step_whole():
@@ -224,7 +251,9 @@ def test_cuda_recipe_on_cpu_keeps_masked_entries(monkeypatch, image_paths, optim
         scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10),
         channels_last=True,
     )
-    monkeypatch.setattr(_Precision, "choose", classmethod(lambda cls, device, amp: recipe))
+    monkeypatch.setattr(
+        _Precision, "choose", classmethod(lambda cls, device, amp, channels_last: recipe)
+    )
     scaler_steps = []
     scaler_step = recipe.scaler.step
     monkeypatch.setattr(recipe.scaler, "step", lambda opt: scaler_steps.append(scaler_step(opt)))

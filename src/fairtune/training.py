@@ -16,12 +16,12 @@ that really hold":
 
 Device and precision: the phase runs where the model is (the device of its
 first parameter); batches are moved there. Image models run in channels_last
-memory format on every device (4-D inputs and weights; the weights' layout is
-restored afterwards, their values never change by it): convolutions run faster
-so, also on the CPU (benchmarks/images.py measures it). On CUDA the phase runs
-in mixed precision (float16 autocast with a gradient scaler, unless
-``Phase.amp`` is off); on the CPU in float32, as written. :class:`_Precision`
-holds these decisions.
+memory format on every device unless ``Phase.channels_last`` is off (4-D
+inputs and weights; the weights' layout is restored afterwards, their values
+never change by it): convolutions run faster so, on the CPU too
+(benchmarks/images.py measures it). On CUDA the phase runs in mixed precision
+(float16 autocast with a gradient scaler, unless ``Phase.amp`` is off); on the
+CPU in float32, as written. :class:`_Precision` holds these decisions.
 
 Several processes (torchrun, see :mod:`fairtune.distributed`): each process
 trains on its own share of the rows (a ``DistributedSampler``, reshuffled per
@@ -111,6 +111,10 @@ class Phase:
         },
     )
     amp: bool = field(default=True, metadata={"help": "mixed precision on CUDA; ignored on CPU"})
+    channels_last: bool = field(
+        default=True,
+        metadata={"help": "image models in channels_last memory format (faster convolutions)"},
+    )
     num_workers: int = field(
         default=0,
         metadata={"help": "DataLoader worker processes for lazily loaded inputs such as images"},
@@ -174,7 +178,7 @@ def run_phase(
         else {}
     )
     head_only = split is not None and set(params) <= set(split.head_params())
-    precision = _Precision.choose(model_device(model), phase.amp)
+    precision = _Precision.choose(model_device(model), phase.amp, phase.channels_last)
     flags = {p: p.requires_grad for p in model.parameters()}
     modes = {m: m.training for m in model.modules()}
     try:
@@ -275,10 +279,10 @@ class _Precision:
         self.channels_last = channels_last
 
     @classmethod
-    def choose(cls, device: torch.device, amp: bool) -> _Precision:
+    def choose(cls, device: torch.device, amp: bool, channels_last: bool = True) -> _Precision:
         if device.type != "cuda" or not amp:
-            return cls(device, channels_last=True)
-        return cls(device, torch.float16, torch.amp.GradScaler("cuda"), channels_last=True)
+            return cls(device, channels_last=channels_last)
+        return cls(device, torch.float16, torch.amp.GradScaler("cuda"), channels_last=channels_last)
 
     def rng_devices(self) -> list[int]:
         """The CUDA devices whose random state a phase forks (dropout draws from it)."""
