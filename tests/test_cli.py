@@ -365,3 +365,68 @@ def test_own_checkpoint_is_imported_and_a_wrong_one_refused(workdir, tmp_path, c
         ],
     )
     assert "does not match the architecture" in err
+
+
+def test_compare_grid_set_narrows_the_search(workdir):
+    out = workdir / "cmp-grid"
+    argv = [
+        "compare",
+        "--model",
+        str(workdir / "model"),
+        "--external",
+        str(workdir / "parts" / "external.csv"),
+        "--test",
+        str(workdir / "parts" / "test.csv"),
+        "--methods",
+        "llft",
+        "--out",
+        str(out),
+        "--n-boot",
+        "10",
+        "--set",
+        "llft.epochs=1",
+        "--grid",
+        "--grid-set",
+        "llft.lr=0.01",
+        "--grid-set",
+        "llft.beta=0.1,0.5",
+    ]
+    assert main(argv) == 0
+    tried = json.loads((out / "results.json").read_text())[1]["selection"]["tried"]
+    assert [t["setting"] for t in tried] == [
+        {"lr": 0.01, "beta": 0.1},
+        {"lr": 0.01, "beta": 0.5},
+    ]
+    saved = json.loads((out / "settings.json").read_text())
+    assert saved["compare"]["grids"] == {"llft": {"lr": [0.01], "beta": [0.1, 0.5]}}
+
+
+@pytest.mark.parametrize(
+    ("pair", "expected"),
+    [
+        ("llft.beta=", "must look like METHOD.KEY=V1,V2"),
+        ("llft.beta=0.1,,0.5", "must look like METHOD.KEY=V1,V2"),
+        ("llft.beta=0.1,high", "'0.1,high' is not a float or a comma-separated list"),
+        ("beta=0.1", "name the method"),
+        ("llft.nonsense=1", "llft has no setting 'nonsense'"),
+    ],
+)
+def test_bad_grid_set_gets_one_line(workdir, capsys, tmp_path, pair, expected):
+    err = _error_line(
+        capsys,
+        [
+            "compare",
+            "--model",
+            str(workdir / "model"),
+            "--external",
+            str(workdir / "parts" / "external.csv"),
+            "--test",
+            str(workdir / "parts" / "test.csv"),
+            "--out",
+            str(tmp_path / "o"),
+            "--grid",
+            "--grid-set",
+            pair,
+        ],
+    )
+    assert expected in err

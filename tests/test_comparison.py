@@ -125,10 +125,11 @@ def test_holdout_split_is_seeded():
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_grid_points_are_the_defaults_or_the_full_product(name):
-    assert grid_points(name, False) == [{}]
-    grid = REGISTRY[name].grid
+    assert grid_points({}) == [{}]
+    grid = CompareSettings(methods=[name]).grid_of(name)
+    assert grid == REGISTRY[name].grid, f"{name}: no narrowing asked, so the method's own grid"
     assert grid, f"{name} has no grid"
-    points = grid_points(name, True)
+    points = grid_points(grid)
     assert len(points) == math.prod(len(v) for v in grid.values())
     expected = {tuple(p) for p in itertools.product(*grid.values())}
     assert {tuple(p[k] for k in grid) for p in points} == expected
@@ -136,6 +137,27 @@ def test_grid_points_are_the_defaults_or_the_full_product(name):
     for point in points:  # every grid key is a real setting
         method = get_method(name, **point)
         assert all(getattr(method.config, k) == v for k, v in point.items())
+
+
+def test_grids_replace_the_methods_values_key_by_key():
+    settings = CompareSettings(methods=["swift"], grids={"swift": {"step1_lr": [1e-4, 1e-3]}})
+    grid = settings.grid_of("swift")
+    assert grid == {"step1_lr": [1e-4, 1e-3], "beta": REGISTRY["swift"].grid["beta"]}
+    assert settings.grid_of("bmft") == REGISTRY["bmft"].grid
+    assert len(grid_points(grid)) == 2 * len(REGISTRY["swift"].grid["beta"])
+
+
+@pytest.mark.parametrize(
+    ("grids", "message"),
+    [
+        ({"nope": {"lr": [1.0]}}, "unknown method 'nope'"),
+        ({"swift": {"lr": [1.0]}}, "swift has no setting 'lr'"),
+        ({"swift": {"beta": []}}, "swift.beta has no values"),
+    ],
+)
+def test_bad_grids_are_refused(grids, message):
+    with pytest.raises(FairtuneError, match=message):
+        CompareSettings(grids=grids)
 
 
 # ------------------------------------------------------------------ select
@@ -314,3 +336,24 @@ def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
     assert rows[1]["selection"]["chosen"] in [t["setting"] for t in tried]
     again = compare(start_model, external, test, settings)
     assert again[1]["selection"]["tried"] == tried
+
+
+@pytest.mark.parametrize("tuner", ["grid", "optuna"])
+def test_compare_searches_the_narrowed_grid(start_model, tuner):
+    if tuner == "optuna":
+        pytest.importorskip("optuna")
+    external, test = make_data(300, seed=3), make_data(200, seed=4)
+    settings = CompareSettings(
+        methods=["llft"],
+        grid=True,
+        tuner=tuner,
+        trials=2,
+        n_boot=5,
+        overrides={"llft": {"epochs": 1}},
+        grids={"llft": {"beta": [0.5]}},
+    )
+    tried = compare(start_model, external, test, settings)[1]["selection"]["tried"]
+    lrs = REGISTRY["llft"].grid["lr"]
+    assert len(tried) == (len(lrs) if tuner == "grid" else 2)
+    assert all(t["setting"]["beta"] == 0.5 for t in tried)
+    assert all(min(lrs) <= t["setting"]["lr"] <= max(lrs) for t in tried)

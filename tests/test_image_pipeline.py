@@ -185,3 +185,27 @@ def test_image_demo_rows_on_a_tiny_set():
     assert [r["method"] for r in rows] == ["baseline", "llft"]
     assert all(r["arch"] == "cnn" for r in rows)
     assert set(rows[0]["metrics"]["by_group"]) == {"dark", "light"}
+
+
+def test_learning_rate_grids_search_two_learning_rates_and_defaults_elsewhere():
+    from fairtune.comparison import CompareSettings, grid_points
+    from fairtune.demo import SLOW_ON_CPU, how_chosen, learning_rate_grids
+
+    grids = learning_rate_grids()
+    assert set(grids) == set(SLOW_ON_CPU)
+    settings = CompareSettings(grid=True, grids=grids)
+    for name in SLOW_ON_CPU:
+        config = REGISTRY[name].config_class()
+        assert set(grids[name]) == set(REGISTRY[name].grid)  # every grid key is pinned
+        points = grid_points(settings.grid_of(name))
+        lr_keys = [k for k in grids[name] if k.endswith("lr")]
+        assert len(lr_keys) == 1 and len(points) == 2
+        key = lr_keys[0]
+        assert sorted(p[key] for p in points) == [getattr(config, key), 10 * getattr(config, key)]
+        for point in points:
+            others = {k: v for k, v in point.items() if k != key}
+            assert all(getattr(config, k) == v for k, v in others.items())
+    for name in ("llft", "fairprune"):  # cheap on any backbone: their whole grid
+        assert settings.grid_of(name) == REGISTRY[name].grid
+    text = how_chosen(settings)
+    assert "swift searches {'step1_lr': [0.0001, 0.001]" in text

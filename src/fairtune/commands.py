@@ -17,10 +17,10 @@ from fairtune.cli import add_data_options, add_dataclass_options, command, datac
 from fairtune.comparison import CompareSettings, compare
 from fairtune.data import split_frame
 from fairtune.demo import (
-    IMAGE_OVERRIDES,
     DemoSettings,
     ImageDemoSettings,
     default_image_arch,
+    learning_rate_grids,
     run_demo,
     run_image_demo,
 )
@@ -271,16 +271,23 @@ def evaluate_command(args: argparse.Namespace) -> None:
         report.console.print(f"metrics written to {args.json}")
 
 
-def parse_settings(pairs: list[str] | None, method: str | None = None) -> dict[str, Any]:
-    """``KEY=VALUE`` (or ``METHOD.KEY=VALUE``) pairs, typed by the method's config fields."""
+def parse_settings(
+    pairs: list[str] | None, method: str | None = None, option: str = "--set", lists: bool = False
+) -> dict[str, Any]:
+    """``KEY=VALUE`` (or ``METHOD.KEY=VALUE``) pairs, typed by the method's config fields.
+
+    With ``lists``, VALUE is a comma-separated list and each setting maps to the
+    list of its typed values (``--grid-set``).
+    """
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
-        if not sep:
-            raise FairtuneError(f"--set '{pair}' must look like KEY=VALUE")
+        if not sep or (lists and not all(raw.split(","))):
+            shape = "METHOD.KEY=V1,V2,..." if lists else "KEY=VALUE"
+            raise FairtuneError(f"{option} '{pair}' must look like {shape}")
         name, _, field_name = key.rpartition(".") if "." in key else (method, "", key)
         if name not in REGISTRY:
-            raise FairtuneError(f"--set '{pair}': name the method, e.g. swift.{key}=...")
+            raise FairtuneError(f"{option} '{pair}': name the method, e.g. swift.{key}=...")
         types = {f.name: f.type for f in fields(REGISTRY[name].config_class)}
         if field_name not in types:
             raise FairtuneError(
@@ -288,9 +295,13 @@ def parse_settings(pairs: list[str] | None, method: str | None = None) -> dict[s
             )
         kind = {"int": int, "float": float, "bool": _boolean}.get(str(types[field_name]), str)
         try:
-            out.setdefault(name, {})[field_name] = kind(raw)
+            values = [kind(v) for v in raw.split(",")] if lists else kind(raw)
         except ValueError:
-            raise FairtuneError(f"--set '{pair}': '{raw}' is not a {types[field_name]}") from None
+            raise FairtuneError(
+                f"{option} '{pair}': '{raw}' is not a {types[field_name]}"
+                + (" or a comma-separated list of them" if lists else "")
+            ) from None
+        out.setdefault(name, {})[field_name] = values
     return out
 
 
@@ -438,7 +449,15 @@ def add_compare_options(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="try each method's grid of key settings and select on held-out external data "
-        "(default: off; demo: on, except for EfficientNet-Lite0 images)",
+        "(default: off; demo: on)",
+    )
+    p.add_argument(
+        "--grid-set",
+        action="append",
+        metavar="METHOD.KEY=V1,V2",
+        help="with --grid: search these values of a method's setting instead of its grid's, "
+        "e.g. --grid-set swift.beta=0.1 --grid-set bmft.impair_lr=1e-4,1e-3 (repeatable; "
+        "'fairtune methods NAME' shows each grid)",
     )
     p.add_argument(
         "--tuner",
@@ -483,7 +502,16 @@ def add_compare_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def compare_settings(args: argparse.Namespace, methods: list[str], **extra: Any) -> CompareSettings:
+def compare_settings(
+    args: argparse.Namespace,
+    methods: list[str],
+    overrides: dict[str, dict[str, Any]] | None = None,
+    grids: dict[str, dict[str, list[Any]]] | None = None,
+) -> CompareSettings:
+    """The command line's compare options; ``--grid-set`` updates ``grids`` key by key."""
+    searched = {method: dict(grid) for method, grid in (grids or {}).items()}
+    for method, grid in parse_settings(args.grid_set, option="--grid-set", lists=True).items():
+        searched.setdefault(method, {}).update(grid)
     return CompareSettings(
         methods=methods,
         seeds=args.seeds,
@@ -494,7 +522,8 @@ def compare_settings(args: argparse.Namespace, methods: list[str], **extra: Any)
         auc_tolerance=args.auc_tolerance,
         threshold_rule=args.threshold_rule,
         n_boot=args.n_boot,
-        **extra,
+        overrides=overrides or {},
+        grids=searched,
     )
 
 
@@ -532,13 +561,14 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--arch",
-        default="cnn",
+        default="auto",
         help="image demo backbone: cnn (small, built in), efficientnet_lite0 (ImageNet weights; "
-        "a grid of its fine-tunings is too slow on a CPU, so it runs with defaults), or auto "
-        "(EfficientNet-Lite0 when its extra is installed) (default: %(default)s)",
+        "to fit a CPU, the methods that fine-tune its backbone search two learning rates "
+        "each, their default and ten times it), or auto (EfficientNet-Lite0 when the "
+        "'pretrained' extra is installed, else cnn) (default: %(default)s)",
     )
     add_compare_options(p)
-    p.set_defaults(grid=None)
+    p.set_defaults(grid=True)
 
 
 @command(
@@ -550,12 +580,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 def demo_command(args: argparse.Namespace) -> None:
     if args.images:
         arch = default_image_arch() if args.arch == "auto" else args.arch
-        if args.grid is None:  # a grid of EfficientNet fine-tunings is too slow on a CPU
-            args.grid = arch == "cnn"
-        overrides = {} if args.grid else IMAGE_OVERRIDES
-        settings = compare_settings(args, sorted(REGISTRY), overrides=overrides)
+        grids = learning_rate_grids() if arch == "efficientnet_lite0" else {}
+        settings = compare_settings(args, sorted(REGISTRY), grids=grids)
         run_image_demo(args.out, ImageDemoSettings(arch=arch), settings)
         return
-    if args.grid is None:
-        args.grid = True
     run_demo(args.out, DemoSettings(keep=args.keep), compare_settings(args, sorted(REGISTRY)))

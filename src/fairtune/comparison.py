@@ -41,11 +41,24 @@ class CompareSettings:
     threshold_rule: str = "positive_rate"
     n_boot: int = 200
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grids: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in REGISTRY]
         if unknown:
             raise FairtuneError(f"unknown method(s) {unknown}; choose from {sorted(REGISTRY)}")
+        for method, grid in self.grids.items():
+            if method not in REGISTRY:
+                raise FairtuneError(f"grid for unknown method '{method}'")
+            names = REGISTRY[method].config_class.field_names()
+            for key, values in grid.items():
+                if key not in names:
+                    raise FairtuneError(
+                        f"{method} has no setting '{key}' to search; "
+                        f"see 'fairtune methods {method}'"
+                    )
+                if not values:
+                    raise FairtuneError(f"the grid of {method}.{key} has no values")
         if self.threshold_rule not in THRESHOLD_RULES:
             raise FairtuneError(
                 f"threshold rule '{self.threshold_rule}' is not one of {list(THRESHOLD_RULES)}"
@@ -56,6 +69,10 @@ class CompareSettings:
             raise FairtuneError(f"optuna needs at least one trial, not {self.trials}")
         if not 0 < self.holdout < 1:
             raise FairtuneError(f"holdout share must lie in (0, 1), not {self.holdout}")
+
+    def grid_of(self, method: str) -> dict[str, list[Any]]:
+        """The values searched for ``method``: its own grid, with ``grids`` replacing key by key."""
+        return {**REGISTRY[method].grid, **self.grids.get(method, {})}
 
     def selection_rule(self) -> str:
         tried = (
@@ -90,9 +107,8 @@ def holdout_split(data: FairData, share: float, seed: int) -> tuple[FairData, Fa
     return data.subset(fit_rows), data.subset(held_rows)
 
 
-def grid_points(method: str, use_grid: bool) -> list[dict[str, Any]]:
-    """Every combination of the method's grid values, or the defaults alone."""
-    grid = REGISTRY[method].grid if use_grid else {}
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of a grid's values (the defaults alone for an empty grid)."""
     keys = list(grid)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
 
@@ -162,7 +178,8 @@ def search(method: str, arena: Arena, start_auc: float) -> list[Candidate]:
     """Every setting tried for ``method``: its defaults, each grid point, or optuna's trials."""
     settings = arena.settings
     if not settings.grid or settings.tuner == "grid":
-        return [arena.attempt(method, point) for point in grid_points(method, settings.grid)]
+        grid = settings.grid_of(method) if settings.grid else {}
+        return [arena.attempt(method, point) for point in grid_points(grid)]
     try:
         import optuna
     except ImportError:
@@ -171,7 +188,7 @@ def search(method: str, arena: Arena, start_auc: float) -> list[Candidate]:
     candidates: list[Candidate] = []
 
     def objective(trial: optuna.Trial) -> float:
-        candidate = arena.attempt(method, suggest(trial, REGISTRY[method].grid))
+        candidate = arena.attempt(method, suggest(trial, settings.grid_of(method)))
         candidates.append(candidate)
         # The selection rule as one number: AUC within tolerance first, then lower EOdds.
         shortfall = max(0.0, start_auc - settings.auc_tolerance - _nan_low(candidate.held_auc))

@@ -250,6 +250,8 @@ def write_comparison(
     console.print(compare_table(rows, title))
     if settings.grid:
         console.print(f"Selection: {settings.selection_rule()}.")
+        for method in settings.grids:
+            console.print(f"  {method} searched {settings.grid_of(method)} (narrowed grid)")
         for r in rows:
             if r["method"] != "baseline":
                 console.print(f"  {r['method']} (seed {r['seed']}): {r['selection']['chosen']}")
