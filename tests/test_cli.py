@@ -409,9 +409,11 @@ def test_compare_grid_set_narrows_the_search(workdir):
         ("llft.beta=0.1,high", "'0.1,high' is not a float or a comma-separated list"),
         ("beta=0.1", "name the method"),
         ("llft.nonsense=1", "llft has no setting 'nonsense'"),
+        ("llft.beta=0.1 --no-grid", "--grid-set only acts with --grid"),
     ],
 )
 def test_bad_grid_set_gets_one_line(workdir, capsys, tmp_path, pair, expected):
+    pair, *more = pair.split(" ")
     err = _error_line(
         capsys,
         [
@@ -427,6 +429,7 @@ def test_bad_grid_set_gets_one_line(workdir, capsys, tmp_path, pair, expected):
             "--grid",
             "--grid-set",
             pair,
+            *more,
         ],
     )
     assert expected in err

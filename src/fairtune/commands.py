@@ -509,6 +509,8 @@ def compare_settings(
     grids: dict[str, dict[str, list[Any]]] | None = None,
 ) -> CompareSettings:
     """The command line's compare options; ``--grid-set`` updates ``grids`` key by key."""
+    if args.grid_set and not args.grid:
+        raise FairtuneError("--grid-set only acts with --grid: add --grid, or drop --grid-set")
     searched = {method: dict(grid) for method, grid in (grids or {}).items()}
     for method, grid in parse_settings(args.grid_set, option="--grid-set", lists=True).items():
         searched.setdefault(method, {}).update(grid)
