@@ -141,22 +141,31 @@ def test_debias_writes_model_mask_and_history(workdir):
     load_model(out)
 
 
+def compare_argv(workdir, out, *options: str) -> list[str]:
+    """``fairtune compare`` on the shared model and parts, writing to ``out``."""
+    return [
+        "compare",
+        "--model",
+        str(workdir / "model"),
+        "--external",
+        str(workdir / "parts" / "external.csv"),
+        "--test",
+        str(workdir / "parts" / "test.csv"),
+        "--out",
+        str(out),
+        *options,
+    ]
+
+
 def test_compare_writes_json_csv_and_plot(workdir, capsys):
     out = workdir / "cmp"
     code = main(
-        [
-            "compare",
-            "--model",
-            str(workdir / "model"),
-            "--external",
-            str(workdir / "parts" / "external.csv"),
-            "--test",
-            str(workdir / "parts" / "test.csv"),
+        compare_argv(
+            workdir,
+            out,
             "--methods",
             "llft",
             "bmft",
-            "--out",
-            str(out),
             "--n-boot",
             "10",
             "--set",
@@ -165,7 +174,7 @@ def test_compare_writes_json_csv_and_plot(workdir, capsys):
             "bmft.repair_epochs=1",
             "--set",
             "llft.epochs=2",
-        ]
+        )
     )
     assert code == 0
     rows = json.loads((out / "results.json").read_text())
@@ -369,18 +378,11 @@ def test_own_checkpoint_is_imported_and_a_wrong_one_refused(workdir, tmp_path, c
 
 def test_compare_grid_set_narrows_the_search(workdir):
     out = workdir / "cmp-grid"
-    argv = [
-        "compare",
-        "--model",
-        str(workdir / "model"),
-        "--external",
-        str(workdir / "parts" / "external.csv"),
-        "--test",
-        str(workdir / "parts" / "test.csv"),
+    argv = compare_argv(
+        workdir,
+        out,
         "--methods",
         "llft",
-        "--out",
-        str(out),
         "--n-boot",
         "10",
         "--set",
@@ -390,7 +392,7 @@ def test_compare_grid_set_narrows_the_search(workdir):
         "llft.lr=0.01",
         "--grid-set",
         "llft.beta=0.1,0.5",
-    ]
+    )
     assert main(argv) == 0
     tried = json.loads((out / "results.json").read_text())[1]["selection"]["tried"]
     assert [t["setting"] for t in tried] == [
@@ -414,22 +416,6 @@ def test_compare_grid_set_narrows_the_search(workdir):
 )
 def test_bad_grid_set_gets_one_line(workdir, capsys, tmp_path, pair, expected):
     pair, *more = pair.split(" ")
-    err = _error_line(
-        capsys,
-        [
-            "compare",
-            "--model",
-            str(workdir / "model"),
-            "--external",
-            str(workdir / "parts" / "external.csv"),
-            "--test",
-            str(workdir / "parts" / "test.csv"),
-            "--out",
-            str(tmp_path / "o"),
-            "--grid",
-            "--grid-set",
-            pair,
-            *more,
-        ],
-    )
+    argv = compare_argv(workdir, tmp_path / "o", "--grid", "--grid-set", pair, *more)
+    err = _error_line(capsys, argv)
     assert expected in err
