@@ -318,3 +318,129 @@ def test_unknown_architecture() -> None:
         backbones.resolve_architecture("vgg")
     with pytest.raises(FairtuneError, match="unknown architecture"):
         backbones.resolve_architecture("keras:resnet")
+
+
+# ---------------------------------------------------------------- torchvision / timm builders
+# The real packages are an optional extra this machine cannot hold (torchvision needs
+# a 5.5 GB torch build), so the builders are exercised against stand-in modules that
+# offer the few calls they make: the head surgery and checkpoint import are fairtune's.
+
+
+class TinyResNet(torch.nn.Module):
+    """Shaped like a torchvision ResNet: the classifier is ``fc``."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+class TinyDenseNet(TinyResNet):
+    """Shaped like torchvision's DenseNet / VGG: the classifier sits in ``classifier``."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__(num_classes)
+        del self.fc
+        self.classifier = torch.nn.Sequential(
+            torch.nn.Dropout(0.0), torch.nn.Linear(4, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+class TinyTimm(TinyResNet):
+    """Shaped like a timm model: ``get_classifier`` and ``reset_classifier``."""
+
+    def get_classifier(self) -> torch.nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.fc = torch.nn.Linear(self.fc.in_features, num_classes)
+
+
+@pytest.fixture
+def stand_ins(monkeypatch) -> list[tuple[str, str, dict]]:
+    """Stand-in ``torchvision.models`` and ``timm``; returns the calls they received."""
+    import types
+
+    calls: list[tuple[str, str, dict]] = []
+    tv_zoo = {"tinyresnet": TinyResNet, "tinydensenet": TinyDenseNet}
+    tv_models = types.ModuleType("torchvision.models")
+    tv_models.list_models = lambda: sorted(tv_zoo)
+
+    def get_model(name: str, **kwargs):
+        calls.append(("torchvision", name, kwargs))
+        return tv_zoo[name]()
+
+    tv_models.get_model = get_model
+    torchvision = types.ModuleType("torchvision")
+    torchvision.models = tv_models
+    timm = types.ModuleType("timm")
+    timm.is_model = lambda name: name == "tinytimm"
+
+    def create_model(name: str, **kwargs):
+        calls.append(("timm", name, kwargs))
+        return TinyTimm()
+
+    timm.create_model = create_model
+    monkeypatch.setitem(sys.modules, "torchvision", torchvision)
+    monkeypatch.setitem(sys.modules, "torchvision.models", tv_models)
+    monkeypatch.setitem(sys.modules, "timm", timm)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("arch", "head"),
+    [
+        ("torchvision:tinyresnet", "fc"),
+        ("torchvision:tinydensenet", "classifier.1"),
+        ("timm:tinytimm", "fc"),
+    ],
+)
+def test_library_models_get_a_one_logit_head_and_no_download(stand_ins, arch, head):
+    model = models.build_model({"name": arch})
+    assert models.find_head(model) == head
+    assert model.get_submodule(head).out_features == 1
+    with torch.no_grad():
+        assert model.eval()(torch.rand(2, 3, 8, 8)).shape == (2, 1)
+    library, name, kwargs = stand_ins[-1]
+    assert f"{library}:{name}" == arch
+    assert kwargs == ({"weights": None} if library == "torchvision" else {"pretrained": False})
+
+
+@pytest.mark.parametrize("arch", ["torchvision:tinyresnet", "timm:tinytimm"])
+def test_library_models_import_binary_and_original_checkpoints(stand_ins, tmp_path, arch):
+    torch.manual_seed(0)
+    trained = models.build_model({"name": arch})
+    torch.save(trained.state_dict(), tmp_path / "binary.pt")
+    again = models.build_model({"name": arch, "pretrained_path": str(tmp_path / "binary.pt")})
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(trained.state_dict().values(), again.state_dict().values(), strict=True)
+    )
+
+    original = TinyResNet(num_classes=1000)  # e.g. ImageNet weights saved by hand
+    torch.save(original.state_dict(), tmp_path / "original.pt")
+    imported = models.build_model({"name": arch, "pretrained_path": str(tmp_path / "original.pt")})
+    assert torch.equal(imported.conv.weight, original.conv.weight)
+    assert torch.equal(imported.bn.running_var, original.bn.running_var)
+    assert imported.fc.out_features == 1  # the 1000-class classifier is dropped
+
+    torch.save(
+        TinyResNet(num_classes=7).state_dict() | {"extra.weight": torch.zeros(1)},
+        tmp_path / "bad.pt",
+    )
+    with pytest.raises(FairtuneError, match="does not match the architecture"):
+        models.build_model({"name": arch, "pretrained_path": str(tmp_path / "bad.pt")})
+
+
+def test_library_model_names_are_checked(stand_ins):
+    with pytest.raises(FairtuneError, match="torchvision has no model 'resnet9000'"):
+        backbones.resolve_architecture("torchvision:resnet9000")()
+    with pytest.raises(FairtuneError, match="timm has no model 'resnet9000'"):
+        backbones.resolve_architecture("timm:resnet9000")()
