@@ -1,6 +1,6 @@
 """The bundled UCI data sets: provenance of the files and what the loaders return.
 
-Expected counts are computed here from the raw UCI files in /work/shared/data
+Expected counts are computed here from the raw UCI files in shared/data beside the project
 with plain line handling, independently of the loaders' parsing; those tests
 skip when the raw files are absent. The sha256 sums are the published ones
 from the shared data README.
