@@ -23,31 +23,14 @@ from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.losses import Objective
 from fairtune.methods import REGISTRY, get_method
+from fairtune.metrics import METRIC_KEYS
 from fairtune.models import MLP
 from fairtune.training import Phase, run_phase
 
-METRIC_KEYS = (
-    "auc",
-    "accuracy",
-    "balanced_accuracy",
-    "eodds_mean",
-    "eodds_worst",
-    "eopp",
-    "dp",
-    "worst_group_auc",
-    "auc_gap",
-    "ece",
-)
 ROW_KEYS = ("method", "seed", "config", "wall_time_s", "threshold", "metrics", "metrics_tuned")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train many times faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_data(n: int, seed: int, skew: float = 1.0) -> FairData:
