@@ -138,31 +138,19 @@ def test_cli_names_a_corrupt_image_or_skips_it(image_set, tmp_path, capsys):
     main([*_train_argv(image_set, tmp_path / "m", 0)])
     try:
         bad.write_bytes(b"not a png")
-        code = main(
-            [
-                "evaluate",
-                "--model",
-                str(tmp_path / "m"),
-                "--data",
-                str(image_set / "synthetic_test.csv"),
-                "--n-boot",
-                "0",
-            ]
-        )
+        evaluate = [
+            "evaluate",
+            "--model",
+            str(tmp_path / "m"),
+            "--data",
+            str(image_set / "synthetic_test.csv"),
+            "--n-boot",
+            "0",
+        ]
+        code = main(evaluate)
         err = capsys.readouterr().err
         assert code == 2 and "synthetic_test_00003.png" in err and "row 4" in err
-        code = main(
-            [
-                "evaluate",
-                "--model",
-                str(tmp_path / "m"),
-                "--data",
-                str(image_set / "synthetic_test.csv"),
-                "--n-boot",
-                "0",
-                "--skip-bad-images",
-            ]
-        )
+        code = main([*evaluate, "--skip-bad-images"])
         assert code == 0 and "31 of 32 images" in capsys.readouterr().out
     finally:
         bad.write_bytes(original)
