@@ -92,6 +92,13 @@ def test_builders_reject_missing_or_nonfinite_r():
         soft_mask({"w": torch.tensor([1.0, float("nan")])}, ["w"])
 
 
+def test_hard_mask_refuses_to_keep_nothing():
+    r = {"a": torch.rand(10)}
+    with pytest.raises(FairtuneError, match="rounds to none"):
+        hard_mask(r, ["a"], keep=0.04)
+    assert hard_mask(r, ["a"], keep=0.1).density() == 0.1  # one weight
+
+
 def test_soft_mask_in_unit_interval_and_monotone():
     r = random_r()
     r["big"] = torch.tensor([0.0, 1e3, 1e10])
@@ -99,7 +106,7 @@ def test_soft_mask_in_unit_interval_and_monotone():
     assert mask.kind == "soft"
     flat_r = torch.cat([r[p].flatten() for p in r])
     flat_m = torch.cat([mask.values[p].flatten() for p in r])
-    assert flat_m.min() >= 0 and flat_m.max() <= 1
+    assert flat_m.min() >= 0 and flat_m.max() < 1  # [0, 1): a huge R still leaves a bit frozen
     assert mask.values["big"][0] == 0
     order = torch.argsort(flat_r)
     assert (torch.diff(flat_m[order]) >= 0).all()

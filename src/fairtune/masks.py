@@ -172,6 +172,10 @@ def hard_mask(r: dict[str, torch.Tensor], params: Sequence[str], keep: float = 0
     flat = torch.cat([v.detach().flatten().double() for v in chosen.values()])
     n = flat.numel()
     k = round(keep * n)
+    if k == 0:
+        raise FairtuneError(
+            f"keep={keep} of {n} weights rounds to none: raise keep to at least {1 / n:.2g}"
+        )
     threshold = torch.kthvalue(flat, n - k).values if k < n else -torch.inf
     return Mask({p: (v.double() > threshold).to(torch.float32) for p, v in chosen.items()}, "hard")
 
