@@ -151,11 +151,13 @@ def test_modes_agree_on_batches_of_one():
 @pytest.mark.parametrize("training", [True, False])
 def test_model_unchanged(mode, training):
     model = bn_model().train(training)
+    model[2].train(not training)  # submodules in mixed modes come back as they were
+    modes = [m.training for m in model.modules()]
     model[0].bias.requires_grad_(False)  # a frozen parameter is still measured
     before = copy.deepcopy(model.state_dict())
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     result = fisher_diagonal(model, make_data(), OBJECTIVES, mode=mode, batch_size=16)
-    assert model.training is training
+    assert [m.training for m in model.modules()] == modes
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     for n, p in model.named_parameters():

@@ -85,6 +85,47 @@ def test_reset_head():
     split = ModelSplit.of(MLP(5))
     split.reset_head("zeros")
     assert all((p == 0).all() for p in split.head_module.parameters())
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    split.reset_head("default", seed=4)
+    first = split.head_module.weight.detach().clone()
+    assert torch.equal(torch.rand(3), expected_next)  # the global random stream is untouched
+    split.reset_head("default", seed=4)
+    assert torch.equal(split.head_module.weight, first) and (first != 0).any()
+    with pytest.raises(FairtuneError, match="'zeros' or 'default'"):
+        split.reset_head("ones")
+
+
+def test_a_head_that_forward_never_calls_is_named():
+    split = ModelSplit.of(TimmLike(), head="extra")
+    with pytest.raises(FairtuneError, match="'extra' is not called by the model's forward"):
+        split.features_and_output(torch.randn(2, 3))
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        ({"name": "mlp", "in_features": 3, "hiden": [4]}, "architecture 'mlp' cannot take"),
+        ({"name": "mlp"}, "architecture 'mlp' cannot take"),
+        ("mlp", "a dict with a 'name'"),
+    ],
+)
+def test_bad_architecture_options_get_one_line(arch, message):
+    from fairtune.models import build_model
+
+    with pytest.raises(FairtuneError, match=message):
+        build_model(arch)
+
+
+def test_evaluating_restores_every_submodules_mode():
+    from fairtune.models import evaluating
+
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Dropout(0.5)).train()
+    model[1].eval()  # a user's frozen BatchNorm inside a training model
+    with evaluating(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, False, True]
 
 
 def _config() -> ModelConfig:
@@ -115,6 +156,22 @@ def test_load_rejects_non_model_directory_and_mismatch(tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(FairtuneError, match="does not match the architecture"):
         load_model(tmp_path / "m")
+
+
+def test_a_many_class_checkpoint_loads_all_but_the_head_when_told_the_head(tmp_path):
+    original = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 10))  # a 10-class classifier
+    torch.save(original.state_dict(), tmp_path / "orig.pt")
+    binary = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+    head_before = binary[1].weight.detach().clone()
+    with pytest.raises(FairtuneError, match="wrong shape"):
+        load_state_dict_file(binary, tmp_path / "orig.pt")  # no head named: strict
+    load_state_dict_file(binary, tmp_path / "orig.pt", head="1")
+    assert torch.equal(binary[0].weight, original[0].weight)
+    assert torch.equal(binary[1].weight, head_before)  # the binary head stays
+    with pytest.raises(FairtuneError, match="wrong shape"):  # a body mismatch still fails
+        load_state_dict_file(
+            nn.Sequential(nn.Linear(3, 5), nn.Linear(5, 1)), tmp_path / "orig.pt", head="1"
+        )
 
 
 def test_user_state_dict_loads_safely(tmp_path):

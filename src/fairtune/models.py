@@ -6,6 +6,7 @@ sensitive columns, group names, threshold) and ``model.safetensors``.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,10 +56,17 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
     """Instantiate an architecture from its JSON description ``{"name": ..., **kwargs}``."""
     from fairtune.backbones import resolve_architecture  # registers the image backbones
 
+    if not isinstance(arch, dict):
+        raise FairtuneError(f"an architecture is a dict with a 'name', not {arch!r}")
     spec = dict(arch)
-    builder = resolve_architecture(spec.pop("name", None))
+    name = spec.pop("name", None)
+    builder = resolve_architecture(name)
     if "hidden" in spec:
         spec["hidden"] = tuple(spec["hidden"])
+    try:
+        inspect.signature(builder).bind(**spec)
+    except TypeError as exc:
+        raise FairtuneError(f"architecture '{name}' cannot take options {spec}: {exc}") from None
     return builder(**spec)
 
 
@@ -173,6 +181,11 @@ class ModelSplit:
             output = self.model(x.to(model_device(self.model), non_blocking=True))
         finally:
             handle.remove()
+        if not captured:
+            raise FairtuneError(
+                f"the head '{self.head}' is not called by the model's forward pass; "
+                "name the classifier with --head"
+            )
         return captured[0], output
 
     def reset_head(self, mode: str = "zeros", seed: int = 0) -> None:
@@ -183,21 +196,25 @@ class ModelSplit:
                 for p in head.parameters():
                     p.zero_()
             elif mode == "default":
-                torch.manual_seed(seed)
-                head.reset_parameters()
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    for module in head.modules():
+                        if hasattr(module, "reset_parameters"):
+                            module.reset_parameters()
             else:
                 raise FairtuneError(f"head reset must be 'zeros' or 'default', not '{mode}'")
 
 
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode for the block, the previous mode restored after."""
-    was_training = model.training
+    """Eval mode for the block; every submodule's previous mode restored after."""
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for module, mode in modes.items():
+            module.training = mode
 
 
 @contextmanager
@@ -324,8 +341,11 @@ def load_model(directory: str | Path) -> tuple[nn.Module, ModelConfig]:
     return model, config
 
 
-def load_state_dict_file(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a user's checkpoint (``.pt``/``.pth`` state dict or ``.safetensors``) safely."""
+def load_state_dict_file(model: nn.Module, path: str | Path, head: str | None = None) -> nn.Module:
+    """Load a user's checkpoint (``.pt``/``.pth`` state dict or ``.safetensors``) safely.
+
+    ``head``: see :func:`load_weights` (a checkpoint with a many-class classifier).
+    """
     path = Path(path)
     if not path.is_file():
         raise FairtuneError(f"checkpoint '{path}' does not exist")
@@ -343,13 +363,27 @@ def load_state_dict_file(model: nn.Module, path: str | Path) -> nn.Module:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise FairtuneError(f"checkpoint '{path}' holds a {type(state).__name__}, not a state dict")
-    load_weights(model, state, str(path))
+    load_weights(model, state, str(path), head)
     return model
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` strictly, turning a mismatch into one line that names the keys."""
+def load_weights(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, head: str | None = None
+) -> None:
+    """Load ``state`` strictly, turning a mismatch into one line that names the keys.
+
+    With ``head`` (the classifier's module name), a checkpoint whose classifier
+    has another number of outputs (the original many-class model, e.g. ImageNet
+    weights saved by hand) loads everything else; the model keeps its own head.
+    """
     own = model.state_dict()
+    if head is not None:
+        other_head = {
+            k: own[k]
+            for k, v in state.items()
+            if k.startswith(head + ".") and k in own and v.shape != own[k].shape
+        }
+        state = {**state, **other_head}
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [
