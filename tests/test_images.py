@@ -444,3 +444,41 @@ def test_library_model_names_are_checked(stand_ins):
         backbones.resolve_architecture("torchvision:resnet9000")()
     with pytest.raises(FairtuneError, match="timm has no model 'resnet9000'"):
         backbones.resolve_architecture("timm:resnet9000")()
+
+
+def test_library_models_refuse_to_download(stand_ins):
+    with pytest.raises(FairtuneError, match="weights='DEFAULT' would download"):
+        models.build_model({"name": "torchvision:tinyresnet", "weights": "DEFAULT"})
+    with pytest.raises(FairtuneError, match="pretrained=True would download"):
+        models.build_model({"name": "timm:tinytimm", "pretrained": True})
+
+
+def test_training_starts_from_an_original_checkpoint_with_a_fresh_binary_head(stand_ins, tmp_path):
+    from fairtune.baseline import _starting_model
+
+    original = TinyResNet(num_classes=1000)
+    torch.save(original.state_dict(), tmp_path / "imagenet.pt")
+    model, head = _starting_model(
+        {"name": "torchvision:tinyresnet"}, 0, str(tmp_path / "imagenet.pt")
+    )
+    assert head == "fc" and model.fc.out_features == 1
+    assert torch.equal(model.conv.weight, original.conv.weight)
+    with pytest.raises(FairtuneError, match="no module named"):
+        _starting_model({"name": "torchvision:tinyresnet"}, 0, None, head="nope")
+
+
+def test_saved_architecture_never_asks_for_weights_again():
+    from fairtune.baseline import rebuildable
+
+    arch = {
+        "name": "efficientnet_lite0",
+        "pretrained": True,
+        "pretrained_path": "w.pt",
+        "in_channels": 1,
+    }
+    assert rebuildable(arch) == {
+        "name": "efficientnet_lite0",
+        "pretrained": False,
+        "in_channels": 1,
+    }
+    assert rebuildable({"name": "cnn"}) == {"name": "cnn"}

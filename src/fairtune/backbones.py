@@ -210,29 +210,25 @@ def _to_binary_head(model: nn.Module, head: str | None = None) -> nn.Module:
     return model
 
 
-def _with_checkpoint(
-    make: Callable[[], nn.Module],
-    to_binary: Callable[[nn.Module], nn.Module],
-    pretrained_path: str | Path | None,
-) -> nn.Module:
-    """Build the 1-logit model, then load ``pretrained_path`` into it.
+def _from_checkpoint(model: nn.Module, pretrained_path: str | Path | None) -> nn.Module:
+    """Load ``pretrained_path`` into the 1-logit ``model``, if given.
 
     The checkpoint may be a binary classifier saved from this very model, or
     the original many-class model (e.g. an ImageNet checkpoint downloaded by
-    hand): then its classifier is dropped for a fresh 1-logit head.
+    hand): then its classifier is left out and the model keeps its fresh head.
     """
-    model = to_binary(make())
     if pretrained_path is None:
         return model
-    try:
-        return load_state_dict_file(model, pretrained_path)
-    except FairtuneError as binary_error:
-        original = make()
-        try:
-            load_state_dict_file(original, pretrained_path)
-        except FairtuneError:
-            raise binary_error from None
-        return to_binary(original)
+    return load_state_dict_file(model, pretrained_path, head=find_head(model))
+
+
+def _no_download(option: str, value: Any, off: Any) -> None:
+    """Refuse a request for downloaded weights: nothing is fetched at run time."""
+    if value != off:
+        raise FairtuneError(
+            f"{option}={value!r} would download weights, which fairtune never does: save the "
+            "weights to a file and pass it as --checkpoint (or pretrained_path)"
+        )
 
 
 def build_torchvision(
@@ -252,10 +248,9 @@ def build_torchvision(
     known = tv_models.list_models()
     if name not in known:
         raise FairtuneError(f"torchvision has no model '{name}'; e.g. {known[:8]}")
-    kwargs.pop("weights", None)
-    return _with_checkpoint(
-        lambda: tv_models.get_model(name, weights=None, **kwargs), _to_binary_head, pretrained_path
-    )
+    _no_download("weights", kwargs.pop("weights", None), None)
+    model = _to_binary_head(tv_models.get_model(name, weights=None, **kwargs))
+    return _from_checkpoint(model, pretrained_path)
 
 
 def build_timm(name: str, pretrained_path: str | Path | None = None, **kwargs: Any) -> nn.Module:
@@ -270,15 +265,10 @@ def build_timm(name: str, pretrained_path: str | Path | None = None, **kwargs: A
         raise FairtuneError(f"'timm:{name}' needs timm: {VISION_HINT}") from None
     if not timm.is_model(name):
         raise FairtuneError(f"timm has no model '{name}'; list them with timm.list_models()")
-    kwargs.pop("pretrained", None)
-
-    def to_binary(model: nn.Module) -> nn.Module:
-        model.reset_classifier(1)
-        return model
-
-    return _with_checkpoint(
-        lambda: timm.create_model(name, pretrained=False, **kwargs), to_binary, pretrained_path
-    )
+    _no_download("pretrained", kwargs.pop("pretrained", False), False)
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    model.reset_classifier(1)
+    return _from_checkpoint(model, pretrained_path)
 
 
 PREFIX_BUILDERS: dict[str, Callable[..., nn.Module]] = {

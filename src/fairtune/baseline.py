@@ -17,7 +17,7 @@ from fairtune.data import (
     frame_to_data,
 )
 from fairtune.losses import Objective
-from fairtune.models import MLP, ModelConfig, ModelSplit, build_model, load_state_dict_file
+from fairtune.models import ModelConfig, ModelSplit, build_model, load_state_dict_file
 from fairtune.training import Phase, run_phase
 
 
@@ -56,17 +56,15 @@ def train_tabular(
     columns = feature_columns(frame, label, sensitive, features, sensitive_as_feature)
     prep = TabularPreprocessor.fit(frame, columns)
     data = frame_to_data(frame, label, sensitive, prep, positive=positive)
-    torch.manual_seed(config.seed)
-    model = MLP(prep.n_features, config.hidden)
-    if checkpoint is not None:
-        load_state_dict_file(model, checkpoint)
+    arch = {"name": "mlp", "in_features": prep.n_features, "hidden": list(config.hidden)}
+    model, head = _starting_model(arch, config.seed, checkpoint)
     history = fit_baseline(model, data, config, progress)
     model_config = ModelConfig(
-        arch={"name": "mlp", "in_features": prep.n_features, "hidden": list(config.hidden)},
+        arch=arch,
         label=label,
         sensitive=list(sensitive),
         group_names=list(data.group_names),
-        head=ModelSplit.of(model).head,
+        head=head,
         features=columns,
         preprocessing=prep.to_dict(),
         positive=None if positive is None else str(positive),
@@ -76,10 +74,33 @@ def train_tabular(
     return model, model_config
 
 
+def _starting_model(
+    arch: dict[str, Any], seed: int, checkpoint: str | None, head: str | None = None
+) -> tuple[torch.nn.Module, str]:
+    """The model to train, built from ``arch`` under ``seed`` (then ``checkpoint`` loaded into
+    it, if given), and its head's name, found before any training so a wrong one fails early."""
+    torch.manual_seed(seed)
+    model = build_model(arch)
+    head = ModelSplit.of(model, head).head
+    if checkpoint is not None:
+        load_state_dict_file(model, checkpoint, head=head)
+    return model, head
+
+
+def rebuildable(arch: dict[str, Any]) -> dict[str, Any]:
+    """``arch`` as saved beside the trained weights: the weights file holds every weight, so
+    the saved description must not ask for pretrained weights or a checkpoint again."""
+    saved = {k: v for k, v in arch.items() if k != "pretrained_path"}
+    if "pretrained" in saved:
+        saved["pretrained"] = False
+    return saved
+
+
 def fit_baseline(
     model: torch.nn.Module, data: FairData, config: TrainConfig, progress: bool = False
 ) -> list[dict[str, Any]]:
-    """Train every weight of ``model`` on ``data`` with Adam (ERM); return the history."""
+    """Train every weight of ``model`` on ``data`` with Adam (ERM), BatchNorm statistics
+    updated as in ordinary training; return the history."""
     check_groups(data)
     phase = Phase(
         objective=Objective.pred(kind=config.loss),
@@ -88,6 +109,7 @@ def fit_baseline(
         lr=config.lr,
         optimizer="adam",
         weight_decay=config.weight_decay,
+        bn_stats="update",
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         name="train",
@@ -112,18 +134,14 @@ def train_images(
     ``images`` are the reader settings (column, size, channels, normalisation,
     binarising rules), saved so every later command reads images alike.
     """
-    torch.manual_seed(config.seed)
-    model = build_model(arch)
-    if checkpoint is not None:
-        load_state_dict_file(model, checkpoint)
+    model, head = _starting_model(arch, config.seed, checkpoint, head)
     history = fit_baseline(model, data, config, progress)
-    saved_arch = {**arch, "pretrained": False} if "pretrained" in arch else arch
     model_config = ModelConfig(
-        arch=saved_arch,
+        arch=rebuildable(arch),
         label=label,
         sensitive=list(sensitive),
         group_names=list(data.group_names),
-        head=ModelSplit.of(model, head).head,
+        head=head,
         images=images,
         positive=None if positive is None else str(positive),
         history=history,
