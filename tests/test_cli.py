@@ -9,6 +9,7 @@ import pytest
 from fairtune.cli import main
 from fairtune.data import TabularPreprocessor, frame_to_data
 from fairtune.evaluation import evaluate_model
+from fairtune.io import MARKER
 from fairtune.metrics import METRIC_KEYS
 from fairtune.models import load_model
 
@@ -134,6 +135,7 @@ def test_debias_writes_model_mask_and_history(workdir):
         "model.safetensors",
         "mask.safetensors",
         "debias.json",
+        MARKER,
     }
     record = json.loads((out / "debias.json").read_text())
     assert record["method"] == "swift" and record["config"]["step1_epochs"] == 2

@@ -16,6 +16,7 @@ from torch import nn
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
+from fairtune.io import MARKER
 from fairtune.losses import Objective
 from fairtune.masks import Mask
 from fairtune.methods import REGISTRY, DebiasResult, get_method
@@ -147,7 +148,7 @@ def test_every_method_runs_is_seeded_keeps_its_input_and_saves(
         group_names=list(external.group_names),
     )
     out = result.save(tmp_path / "debiased", config)
-    expected = {"config.json", "model.safetensors", "debias.json"}
+    expected = {"config.json", "model.safetensors", "debias.json", MARKER}
     if result.mask is not None:
         expected.add("mask.safetensors")
     assert {p.name for p in out.iterdir()} == expected

@@ -1,4 +1,10 @@
-"""Atomic output: a file or directory appears whole or not at all, never over an input."""
+"""Atomic output: a file or directory appears whole or not at all, never over an input.
+
+A directory written by :func:`atomic_dir` carries a marker file, :data:`MARKER`;
+an existing directory is replaced only when it carries one too (or is empty),
+so an output folder given by mistake (a data folder, the project) is never
+wiped.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +17,17 @@ from pathlib import Path
 
 from fairtune.errors import FairtuneError
 
+MARKER = ".fairtune-output"
+
 
 def refuse_inputs(output: str | Path, inputs: Iterable[str | Path | None]) -> None:
-    """Fail if ``output`` is, or lies inside, one of the ``inputs``."""
+    """Fail if ``output`` is one of the ``inputs``, lies inside one, or holds one."""
     out = Path(output).resolve()
     for item in inputs:
         if item is None:
             continue
         src = Path(item).resolve()
-        if out == src or (src.is_dir() and src in out.parents):
+        if out == src or out in src.parents or (src.is_dir() and src in out.parents):
             raise FairtuneError(
                 f"output '{output}' would overwrite the input '{item}': choose another"
             )
@@ -32,6 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # as a plainly created file, not mkstemp's 0600
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -48,12 +57,23 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory; on success it replaces ``path`` as a whole."""
-    path = Path(path)
+    """Yield a temporary directory; on success it replaces ``path`` as a whole.
+
+    Refuses, before any work, to replace an existing directory that holds files
+    and no :data:`MARKER` (fairtune did not write it).
+    """
+    shown, path = path, Path(path).resolve()
     if path.exists() and not path.is_dir():
-        raise FairtuneError(f"output '{path}' exists and is not a directory")
+        raise FairtuneError(f"output '{shown}' exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / MARKER).is_file():
+        raise FairtuneError(
+            f"output folder '{shown}' already holds files that fairtune did not write: "
+            "choose a new folder (or empty that one)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # as a plainly created folder, not mkdtemp's 0700
+    (tmp / MARKER).write_text("written by fairtune; this folder is replaced whole on rewrite\n")
     try:
         yield tmp
         if path.exists():
@@ -66,3 +86,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

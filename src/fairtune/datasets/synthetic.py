@@ -36,7 +36,7 @@ __all__ = ["SKIN_TONES", "SPLITS", "make_skin_tone_images"]
 
 SPLITS = ("train", "external", "test")
 README = "README.txt"
-_MARKER = "SYNTHETIC skin-tone lesion benchmark"
+_TITLE = "SYNTHETIC skin-tone lesion benchmark"
 
 # Fitzpatrick-like skin colours (sRGB in [0, 1]), types 1 (lightest) to 6.
 SKIN_TONES = np.array(
@@ -188,7 +188,7 @@ def _split_frame(
 
 def _readme(frames: dict[str, pd.DataFrame], params: dict[str, object]) -> str:
     lines = [
-        f"{_MARKER} (fairtune.datasets.synthetic)",
+        f"{_TITLE} (fairtune.datasets.synthetic)",
         "",
         "These images are SYNTHETIC: drawn lesion-like blobs on flat skin-coloured",
         "backgrounds, made by fairtune.datasets.synthetic.make_skin_tone_images.",
@@ -244,7 +244,7 @@ def make_skin_tone_images(
     arguments alone: the same seed gives byte-identical PNGs and CSVs. Each split
     draws from its own random stream, so changing one split's size leaves the
     other splits unchanged. The folder appears whole or not at all; an existing
-    folder is replaced only if it holds an earlier synthetic set (or is empty).
+    folder is replaced only if fairtune wrote it (or it is empty).
     """
     for name, count in (("n_train", n_train), ("n_external", n_external), ("n_test", n_test)):
         if int(count) < 4:
@@ -256,13 +256,6 @@ def make_skin_tone_images(
     if not 0.0 < malignant_rate < 1.0:
         raise FairtuneError(f"malignant_rate must lie in (0, 1), not {malignant_rate}")
     out = Path(out_dir)
-    if out.exists():
-        readme = out / README
-        ours = readme.is_file() and readme.read_text(errors="replace").startswith(_MARKER)
-        if not out.is_dir() or (any(out.iterdir()) and not ours):
-            raise FairtuneError(
-                f"'{out}' exists and does not hold a synthetic benchmark: choose a new folder"
-            )
     sizes = {"train": int(n_train), "external": int(n_external), "test": int(n_test)}
     streams = np.random.SeedSequence(int(seed)).spawn(len(SPLITS))
     params = {
