@@ -79,3 +79,21 @@ def test_cli_output_folder_holding_the_input_is_refused(tmp_path, capsys, monkey
         ["split", "--data", "data/in.csv", "--label", "y", "--sensitive", "sex", "--out", "."]
     )
     assert code == 2 and "would overwrite the input" in capsys.readouterr().err
+
+
+def test_bad_outputs_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for out, expected in ((a_file, "is not a folder"), (mine, "fairtune did not write")):
+        code = main(["demo", "--images", "--arch", "cnn", "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and expected in err and len(err.splitlines()) == 1
+    assert a_file.read_text() == "mine" and (mine / "notes.txt").read_text() == "keep me"
+    with pytest.raises(FairtuneError, match="is a folder: name a file"):
+        refuse_inputs(mine, [], directory=False)
+    monkeypatch.chdir(tmp_path / "mine")
+    (mine / "notes.txt").unlink()
+    refuse_inputs(".", ["german:external", "adult"])  # built-in names are not paths

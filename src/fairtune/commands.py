@@ -255,7 +255,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 )
 def evaluate_command(args: argparse.Namespace) -> None:
     if args.json:
-        refuse_inputs(args.json, [args.data, args.model])
+        refuse_inputs(args.json, [args.data, args.model], directory=False)
     model, config = load_model(args.model)
     data, source = _load(args, args.data, config, "test")
     threshold = config.threshold if args.threshold is None else args.threshold
@@ -580,6 +580,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     _demo_args,
 )
 def demo_command(args: argparse.Namespace) -> None:
+    refuse_inputs(args.out, [])
     if args.images:
         arch = default_image_arch() if args.arch == "auto" else args.arch
         grids = learning_rate_grids() if arch == "efficientnet_lite0" else {}

@@ -20,17 +20,25 @@ from fairtune.errors import FairtuneError
 MARKER = ".fairtune-output"
 
 
-def refuse_inputs(output: str | Path, inputs: Iterable[str | Path | None]) -> None:
-    """Fail if ``output`` is one of the ``inputs``, lies inside one, or holds one."""
+def refuse_inputs(
+    output: str | Path, inputs: Iterable[str | Path | None], directory: bool = True
+) -> None:
+    """Check an output before any work: fail if it is one of the ``inputs`` (files or
+    folders; other names, e.g. built-in data sets, are skipped), lies inside one, or holds
+    one, or if :func:`atomic_dir` (``directory``) or :func:`atomic_path` could not write it."""
     out = Path(output).resolve()
     for item in inputs:
-        if item is None:
+        if item is None or not Path(item).exists():
             continue
         src = Path(item).resolve()
         if out == src or out in src.parents or (src.is_dir() and src in out.parents):
             raise FairtuneError(
                 f"output '{output}' would overwrite the input '{item}': choose another"
             )
+    if directory:
+        _check_replaceable(output)
+    elif Path(output).is_dir():
+        raise FairtuneError(f"output '{output}' is a folder: name a file")
 
 
 @contextmanager
@@ -62,14 +70,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     Refuses, before any work, to replace an existing directory that holds files
     and no :data:`MARKER` (fairtune did not write it).
     """
-    shown, path = path, Path(path).resolve()
-    if path.exists() and not path.is_dir():
-        raise FairtuneError(f"output '{shown}' exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not (path / MARKER).is_file():
-        raise FairtuneError(
-            f"output folder '{shown}' already holds files that fairtune did not write: "
-            "choose a new folder (or empty that one)"
-        )
+    _check_replaceable(path)
+    path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # as a plainly created folder, not mkdtemp's 0700
@@ -86,6 +88,18 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_replaceable(output: str | Path) -> None:
+    """Fail unless :func:`atomic_dir` may write ``output``: new, empty, or written by it."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise FairtuneError(f"output '{output}' exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / MARKER).is_file():
+        raise FairtuneError(
+            f"output folder '{output}' already holds files that fairtune did not write: "
+            "choose a new folder (or empty that one)"
+        )
 
 
 def _umask() -> int:
