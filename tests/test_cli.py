@@ -421,3 +421,27 @@ def test_bad_grid_set_gets_one_line(workdir, capsys, tmp_path, pair, expected):
     argv = compare_argv(workdir, tmp_path / "o", "--grid", "--grid-set", pair, *more)
     err = _error_line(capsys, argv)
     assert expected in err
+
+
+def test_argparse_errors_are_one_line(capsys):
+    for argv in (["nope"], ["debias", "--method", "nope"], ["compare", "--threshold-rule", "x"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(err.splitlines()) == 1 and "--help" in err
+
+
+def test_settings_for_another_method_are_refused(workdir, capsys, tmp_path):
+    argv = ["debias", "--model", str(workdir / "model"), "--data", str(workdir / "table.csv")]
+    err = _error_line(
+        capsys, [*argv, "--method", "llft", "--out", str(tmp_path / "o"), "--set", "swift.beta=0.3"]
+    )
+    assert "--set names ['swift'], but this run debiases with llft" in err
+    err = _error_line(capsys, [*argv, "--out", str(tmp_path / "o"), "--set", "nope.lr=1"])
+    assert "unknown method 'nope'" in err
+    err = _error_line(
+        capsys,
+        compare_argv(workdir, tmp_path / "c", "--methods", "llft", "--set", "swift.beta=0.3"),
+    )
+    assert "settings given for swift, which is not among the methods compared" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()

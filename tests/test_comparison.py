@@ -340,3 +340,32 @@ def test_compare_searches_the_narrowed_grid(start_model, tuner):
     assert len(tried) == (len(lrs) if tuner == "grid" else 2)
     assert all(t["setting"]["beta"] == 0.5 for t in tried)
     assert all(min(lrs) <= t["setting"]["lr"] <= max(lrs) for t in tried)
+
+
+def test_optuna_keeps_integer_settings_integers():
+    optuna = pytest.importorskip("optuna")
+    from fairtune.comparison import suggest
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    point = suggest(trial, {"epochs": [1, 20], "lr": [1e-4, 1e-2]})
+    assert isinstance(point["epochs"], int) and 1 <= point["epochs"] <= 20
+    assert isinstance(point["lr"], float)
+
+
+def test_method_settings_leave_the_callers_config_alone():
+    from fairtune.methods.llft import LLFT, LLFTConfig
+
+    config = LLFTConfig()
+    method = LLFT(config, lr=0.5)
+    assert method.config.lr == 0.5 and config.lr == LLFTConfig().lr
+
+
+def test_api_compare_takes_one_method_name(start_model):
+    from fairtune import compare as api_compare
+
+    external, test = make_data(200, seed=3), make_data(200, seed=4)
+    rows = api_compare(
+        start_model, external, test, methods="llft", n_boot=5, overrides={"llft": {"epochs": 1}}
+    )
+    assert [r["method"] for r in rows] == ["baseline", "llft"]

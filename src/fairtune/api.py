@@ -46,6 +46,7 @@ def compare(
     fields (``threshold_rule``, ``holdout``, ``auc_tolerance``, ``n_boot``,
     ``overrides``).
     """
-    names = sorted(REGISTRY) if methods == "all" else list(methods)
+    names = [methods] if isinstance(methods, str) else list(methods)
+    names = sorted(REGISTRY) if names == ["all"] else names
     config = CompareSettings(methods=names, seeds=list(seeds), grid=grid, **settings)
     return _compare(model, external, test, config, head=head, progress=progress)

@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields
-from typing import Any
+from typing import Any, NoReturn
 
 from fairtune.errors import FairtuneError
 
@@ -77,15 +77,24 @@ def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fairtune",
         description="Debias a trained PyTorch classifier by fine-tuning the weights that "
         "carry the bias (BMFT, SWiFT) and compare against the usual baselines.",
         epilog="Data: a CSV file, or a built-in set by name: 'adult', 'german', optionally with "
         "a part of its seeded 60/20/20 split, e.g. 'adult:test'.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     for name, (help_text, add_args, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add_args(p)
@@ -102,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             args.handler(args)
-    except FairtuneError as exc:
+    except (FairtuneError, OSError) as exc:  # OSError: an unreadable or unwritable path
         print(f"fairtune {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

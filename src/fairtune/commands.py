@@ -286,8 +286,12 @@ def parse_settings(
             shape = "METHOD.KEY=V1,V2,..." if lists else "KEY=VALUE"
             raise FairtuneError(f"{option} '{pair}' must look like {shape}")
         name, _, field_name = key.rpartition(".") if "." in key else (method, "", key)
-        if name not in REGISTRY:
+        if name is None:
             raise FairtuneError(f"{option} '{pair}': name the method, e.g. swift.{key}=...")
+        if name not in REGISTRY:
+            raise FairtuneError(
+                f"{option} '{pair}': unknown method '{name}'; choose from {sorted(REGISTRY)}"
+            )
         types = {f.name: f.type for f in fields(REGISTRY[name].config_class)}
         if field_name not in types:
             raise FairtuneError(
@@ -379,7 +383,11 @@ def debias_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [args.data, args.model])
     model, config = load_model(args.model)
     external, source = _load(args, args.data, config, "external")
-    settings = parse_settings(args.set, args.method).get(args.method, {})
+    by_method = parse_settings(args.set, args.method)
+    others = sorted(set(by_method) - {args.method})
+    if others:
+        raise FairtuneError(f"--set names {others}, but this run debiases with {args.method}")
+    settings = by_method.get(args.method, {})
     if args.seed is not None:
         settings["seed"] = args.seed
     result = debias(model, external, args.method, head=config.head, progress=True, **settings)

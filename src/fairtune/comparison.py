@@ -47,6 +47,13 @@ class CompareSettings:
         unknown = [m for m in self.methods if m not in REGISTRY]
         if unknown:
             raise FairtuneError(f"unknown method(s) {unknown}; choose from {sorted(REGISTRY)}")
+        for method, values in self.overrides.items():
+            if method not in self.methods:
+                raise FairtuneError(
+                    f"settings given for {method}, which is not among the methods compared "
+                    f"{self.methods}"
+                )
+            get_method(method, **values)  # names every unknown setting
         for method, grid in self.grids.items():
             if method not in REGISTRY:
                 raise FairtuneError(f"grid for unknown method '{method}'")
@@ -206,7 +213,9 @@ def suggest(trial: Any, grid: dict[str, list[Any]]) -> dict[str, Any]:
     for key, values in grid.items():
         numeric = all(isinstance(v, (int, float)) and v > 0 for v in values)
         if numeric and max(values) >= 10 * min(values):
-            point[key] = trial.suggest_float(key, min(values), max(values), log=True)
+            whole = all(isinstance(v, int) for v in values)  # epochs, rounds: stay integers
+            suggest = trial.suggest_int if whole else trial.suggest_float
+            point[key] = suggest(key, min(values), max(values), log=True)
         else:
             point[key] = trial.suggest_categorical(key, values)
     return point

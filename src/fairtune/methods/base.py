@@ -6,7 +6,7 @@ import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -153,9 +153,7 @@ class Method(ABC):
             raise FairtuneError(
                 f"{self.name} has no setting(s) {sorted(unknown)}; it has {config.field_names()}"
             )
-        for key, value in overrides.items():
-            setattr(config, key, value)
-        self.config = config
+        self.config = replace(config, **overrides)  # the caller's config stays as is
 
     def fit(
         self,
