@@ -151,7 +151,8 @@ def test_cli_names_a_corrupt_image_or_skips_it(image_set, tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and "synthetic_test_00003.png" in err and "row 4" in err
         code = main([*evaluate, "--skip-bad-images"])
-        assert code == 0 and "31 of 32 images" in capsys.readouterr().out
+        printed = " ".join(capsys.readouterr().out.split())  # the table may wrap long titles
+        assert code == 0 and "31 of 32 images" in printed
     finally:
         bad.write_bytes(original)
 
