@@ -189,3 +189,24 @@ def test_loader_gathers_batches_in_the_seeded_order():
     y = torch.cat([b[1] for b in data.loader(8, shuffle=True, seed=4)])
     assert torch.equal(x, data.inputs[order]) and torch.equal(y, data.labels[order])
     assert not torch.equal(order, torch.arange(n))
+
+
+def test_missing_text_values_are_named_at_fit_and_transform(frame):
+    prep = TabularPreprocessor.fit(frame, ["age", "job"])
+    holed = frame.assign(job=frame.job.where(frame.index != 9))
+    for call in (lambda: TabularPreprocessor.fit(holed, ["job"]), lambda: prep.transform(holed)):
+        with pytest.raises(
+            FairtuneError, match=r"feature column 'job' has 1 missing values \(first at row 9\)"
+        ):
+            call()
+
+
+def test_split_refuses_what_it_cannot_stratify(frame):
+    with pytest.raises(FairtuneError, match="label column 'y' has 1 missing"):
+        split_frame(frame.assign(y=frame.y.where(frame.index != 3)), "y", ["sex"])
+    # 10 groups x 2 labels x 3 rows: every cell can be split, but a 20% part has 12 rows
+    many = pd.DataFrame(
+        {"y": [i // 10 % 2 for i in range(60)], "g": [f"g{i % 10}" for i in range(60)]}
+    )
+    with pytest.raises(FairtuneError, match="cannot hold all 20"):
+        split_frame(many, "y", ["g"])

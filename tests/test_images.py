@@ -137,6 +137,17 @@ def test_skip_bad_drops_and_reports(image_set: Path) -> None:
         assert data[i][0].shape == (3, 8, 8)
 
 
+def test_skip_bad_drops_a_truncated_jpeg(image_set: Path) -> None:
+    jpeg = image_set.parent / "imgs" / "gray2.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8)
+    Image.fromarray(noise).save(jpeg, "JPEG")
+    jpeg.write_bytes(jpeg.read_bytes()[:-400])  # cut short: verify() lets this through
+    data, report = _read(image_set, skip_bad=True)
+    assert [b["row"] for b in report["bad_rows"]] == [3]
+    for i in range(len(data)):
+        assert data[i][0].shape == (3, 8, 8)
+
+
 # ---------------------------------------------------------------- binarize
 
 

@@ -270,6 +270,7 @@ class TabularPreprocessor:
                 std = float(series.std(ddof=0))
                 prep.numeric[col] = (float(series.mean()), std if std > 0 else 1.0)
             else:
+                _check_present(series)
                 prep.categorical[col] = sorted(series.astype(str).unique().tolist())
         return prep
 
@@ -303,6 +304,7 @@ class TabularPreprocessor:
                 mean, std = self.numeric[col]
                 blocks.append(((series.to_numpy(np.float64) - mean) / std)[:, None])
             else:
+                _check_present(series)
                 cats = self.categorical[col]
                 lookup = {v: i for i, v in enumerate(cats)}
                 codes = series.astype(str).map(lookup).to_numpy()
@@ -334,6 +336,16 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> 
     if missing:
         raise FairtuneError(
             f"{what} column(s) {missing} not in the data; columns are {list(frame.columns)[:20]}"
+        )
+
+
+def _check_present(series: pd.Series, role: str = "feature") -> None:
+    """Fail on missing values in a non-numeric column (text categories, labels)."""
+    missing = series.isna().to_numpy()
+    if missing.any():
+        raise FairtuneError(
+            f"{role} column '{series.name}' has {int(missing.sum())} missing values "
+            f"(first at row {int(np.flatnonzero(missing)[0])}): drop or fill them"
         )
 
 
@@ -408,12 +420,19 @@ def split_frame(
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
         raise FairtuneError(f"split fractions {fractions} must be positive and sum to 1")
     _require_columns(frame, [label], "label")
+    _check_present(frame[label], "label")
     strata = frame[label].astype(str) + "|" + group_values(frame, sensitive)
     counts = strata.value_counts()
     if counts.min() < 3:
         rare = counts[counts < 3].index.tolist()
         raise FairtuneError(
             f"(label, group) cell(s) {rare} have fewer than 3 rows: too few to split"
+        )
+    smallest = min(fractions) * len(frame)
+    if smallest < len(counts):
+        raise FairtuneError(
+            f"a {min(fractions):.0%} part of {len(frame)} rows cannot hold all {len(counts)} "
+            "(label, group) cells: use more rows, larger fractions or fewer sensitive columns"
         )
     rest, test = train_test_split(frame, test_size=fractions[2], stratify=strata, random_state=seed)
     external_share = fractions[1] / (fractions[0] + fractions[1])

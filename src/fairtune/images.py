@@ -241,7 +241,7 @@ class ImageSource:
         return (
             f"cannot read image '{self.paths[index]}' (row {int(self.rows[index]) + 1} of "
             f"{self.origin}): {_reason(self.paths[index], exc)}; fix or remove the file, "
-            "or skip bad images (skip_bad)"
+            "or skip bad images (--skip-bad-images, or skip_bad=True)"
         )
 
     def take(self, indices: np.ndarray | Sequence[int]) -> ImageSource:
@@ -484,7 +484,7 @@ def read_image_csv(
 
     keep = np.arange(len(frame))
     if skip_bad:
-        bad = source.scan()
+        bad = source.scan(decode=True)  # verify() alone lets a truncated JPEG through
     else:
         absent = [i for i, p in enumerate(paths) if not os.path.isfile(p)]
         if absent:
@@ -492,7 +492,7 @@ def read_image_csv(
             raise FairtuneError(
                 f"{len(absent)} image file(s) listed in '{csv_path.name}' do not exist, first "
                 f"'{paths[first]}' (row {first + 1}); check the image root ('{root}') or "
-                "skip bad images (skip_bad)"
+                "skip bad images (--skip-bad-images, or skip_bad=True)"
             )
         bad = []
     if bad:
