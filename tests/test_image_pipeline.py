@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fairtune.cli import main
-from fairtune.datasets.synthetic import make_skin_tone_images
+from fairtune.datasets import make_skin_tone_images
 from fairtune.errors import FairtuneError
 from fairtune.images import Augment, in_memory, read_image_csv
 from fairtune.methods import REGISTRY, get_method

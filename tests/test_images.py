@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from fairtune import backbones, models
-from fairtune.datasets.synthetic import make_skin_tone_images
+from fairtune.datasets import make_skin_tone_images
 from fairtune.errors import FairtuneError
 from fairtune.images import (
     Augment,

@@ -24,8 +24,7 @@ from fairtune.backbones import image_arch
 from fairtune.baseline import TrainConfig, fit_baseline, train_tabular
 from fairtune.comparison import CompareSettings, compare
 from fairtune.data import TabularPreprocessor, frame_to_data, skew_groups, split_frame
-from fairtune.datasets import load_adult
-from fairtune.datasets.synthetic import make_skin_tone_images
+from fairtune.datasets import load_adult, make_skin_tone_images
 from fairtune.images import in_memory
 from fairtune.loading import read_images
 from fairtune.methods import REGISTRY

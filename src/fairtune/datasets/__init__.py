@@ -20,9 +20,17 @@ from importlib import resources
 
 import pandas as pd
 
+from fairtune.datasets.synthetic import make_skin_tone_images
 from fairtune.errors import FairtuneError
 
-__all__ = ["BUILTIN", "BuiltinDataset", "builtin", "load_adult", "load_german"]
+__all__ = [
+    "BUILTIN",
+    "BuiltinDataset",
+    "builtin",
+    "load_adult",
+    "load_german",
+    "make_skin_tone_images",
+]
 
 ADULT_SPLITS = ("train", "test", "all")
 
