@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import cost
 import images
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only:
         main_, extra = runs[name]
         console.rule(name)
-        main_([*common, *extra, "--json", str(RESULTS / f"{name}.json")])
+        out = os.path.relpath(RESULTS / f"{name}.json")  # no machine path in the results
+        main_([*common, *extra, "--json", out])
 
 
 if __name__ == "__main__":
