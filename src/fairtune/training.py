@@ -362,14 +362,9 @@ def _fit(
     seed: int,
     progress: bool,
     on_epoch: Callable[[int], bool] | None,
-    precision: _Precision | None = None,
+    precision: _Precision,
 ) -> list[dict[str, Any]]:
-    """The epochs of a phase over ``data``, ``forward`` mapping a batch's inputs to logits.
-
-    Without ``precision``: float32 on the device of the first parameter.
-    """
-    if precision is None:
-        precision = _Precision.choose(next(iter(params.values())).device, amp=False)
+    """The epochs of a phase over ``data``, ``forward`` mapping a batch's inputs to logits."""
     optimizer = _optimizer(list(params.values()), phase)
     scheduler = _scheduler(optimizer, phase)
     loader = data.loader(
