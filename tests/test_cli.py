@@ -445,3 +445,16 @@ def test_settings_for_another_method_are_refused(workdir, capsys, tmp_path):
     )
     assert "settings given for swift, which is not among the methods compared" in err
     assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--images", "--keep", "1"], "the image demo (--images) has no --keep"),
+        (["--arch", "cnn"], "add --images"),
+        (["--keep", "5"], "--keep is a share in (0, 1], not 5.0"),
+    ],
+)
+def test_demo_refuses_flags_it_would_ignore(capsys, tmp_path, argv, expected):
+    err = _error_line(capsys, ["demo", *argv, "--out", str(tmp_path / "d")])
+    assert expected in err and not (tmp_path / "d").exists()

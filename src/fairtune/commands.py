@@ -559,9 +559,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keep",
         type=float,
-        default=0.1,
         help="share of the women with income >50K kept in the baseline's training "
-        "split; 1 for the representative split (default: %(default)s)",
+        f"split; 1 for the representative split (default: {DemoSettings.keep})",
     )
     p.add_argument(
         "--images",
@@ -588,6 +587,13 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     _demo_args,
 )
 def demo_command(args: argparse.Namespace) -> None:
+    if args.images and args.keep is not None:
+        raise FairtuneError("--keep skews the Adult demo; the image demo (--images) has no --keep")
+    if not args.images and args.arch != "auto":
+        raise FairtuneError("--arch chooses the image demo's backbone: add --images")
+    keep = DemoSettings.keep if args.keep is None else args.keep
+    if not 0 < keep <= 1:
+        raise FairtuneError(f"--keep is a share in (0, 1], not {keep}")
     refuse_inputs(args.out, [])
     if args.images:
         arch = default_image_arch() if args.arch == "auto" else args.arch
@@ -595,4 +601,4 @@ def demo_command(args: argparse.Namespace) -> None:
         settings = compare_settings(args, sorted(REGISTRY), grids=grids)
         run_image_demo(args.out, ImageDemoSettings(arch=arch), settings)
         return
-    run_demo(args.out, DemoSettings(keep=args.keep), compare_settings(args, sorted(REGISTRY)))
+    run_demo(args.out, DemoSettings(keep=keep), compare_settings(args, sorted(REGISTRY)))
