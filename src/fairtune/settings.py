@@ -1,0 +1,111 @@
+"""Settings fields: one home for a setting's default, help text and valid range.
+
+Every settings dataclass (training, each method, the comparison) declares its
+fields with :func:`setting`. The command line is generated from those fields
+and :func:`check` validates an instance by the same declarations, so a value
+given as a CLI flag, a ``--set KEY=VALUE``, a config-file field or a Python
+keyword is checked by the same code with the same message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import MISSING, Field, field, fields
+from typing import Any
+
+from fairtune.errors import FairtuneError
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+    choices: Sequence[Any] | None = None,
+) -> Any:
+    """A dataclass field with its help text and valid range.
+
+    ``low``/``high`` bound a number (or every number of a tuple) inclusively, or
+    exclusively with ``open_low``/``open_high``; ``choices`` lists the allowed
+    values. A list or dict default is copied per instance.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if low is not None:
+        metadata["low"] = low
+        metadata["open_low"] = open_low
+    if high is not None:
+        metadata["high"] = high
+        metadata["open_high"] = open_high
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def default_of(f: Field) -> Any:
+    """A field's default value (calling its factory)."""
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None
+
+
+def range_text(f: Field) -> str:
+    """The valid range of a field in words, e.g. '> 0', 'in [0, 1]', or ''."""
+    meta = f.metadata
+    if "choices" in meta:
+        return "one of " + ", ".join(str(c) for c in meta["choices"])
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and high is not None:
+        left = "(" if meta["open_low"] else "["
+        right = ")" if meta["open_high"] else "]"
+        return f"in {left}{low}, {high}{right}"
+    if low is not None:
+        return f"{'>' if meta['open_low'] else '>='} {low}"
+    if high is not None:
+        return f"{'<' if meta['open_high'] else '<='} {high}"
+    return ""
+
+
+def _bad_number(value: Any, meta: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and (value <= low if meta["open_low"] else value < low):
+        return True
+    return high is not None and (value >= high if meta["open_high"] else value > high)
+
+
+def check_value(owner: str, f: Field, value: Any) -> None:
+    """Refuse ``value`` for field ``f`` in one line when its type or range is wrong."""
+    meta = f.metadata
+    expected = type(default_of(f))
+    what = f"{owner} setting '{f.name}'"
+    if expected in (int, float) and (
+        isinstance(value, bool) or not isinstance(value, (int, float))
+    ):
+        raise FairtuneError(f"{what} must be a number, not {value!r}")
+    if expected is int and isinstance(value, float) and not value.is_integer():
+        raise FairtuneError(f"{what} must be a whole number, not {value!r}")
+    if expected is str and not isinstance(value, str):
+        raise FairtuneError(f"{what} must be text, not {value!r}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise FairtuneError(f"{what} must be {range_text(f)}, not {value!r}")
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    if any(_bad_number(v, meta) for v in items):
+        raise FairtuneError(f"{what} must be {range_text(f)}, not {value!r}")
+
+
+def check(obj: Any, owner: str | None = None) -> None:
+    """Validate every field of the dataclass instance ``obj`` against its declaration."""
+    owner = owner or type(obj).__name__
+    for f in fields(obj):
+        check_value(owner, f, getattr(obj, f.name))
