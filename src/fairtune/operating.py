@@ -170,8 +170,10 @@ def operating_points(
     """Per-group TPR/FPR and equalized odds where overall specificity/sensitivity hit a level.
 
     ``levels`` lists ``(criterion, level)`` pairs, criterion one of
-    :data:`CRITERIA`; see :func:`_pinned_threshold` for how the threshold is
-    chosen on the steps of the empirical rates. Each point carries the
+    :data:`CRITERIA`. The empirical rates move in steps, so the threshold is
+    a cut point between distinct scores: for specificity the smallest whose
+    overall specificity is >= level, for sensitivity the largest whose overall
+    sensitivity is >= level (:func:`_pinned_threshold`). Each point carries the
     :class:`Degeneracy` of its decisions by ``low``/``high``. Undefined
     per-group rates raise the :class:`FairnessWarning` of ``binary_metrics``.
     """
