@@ -9,6 +9,7 @@ import socket
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from _helpers import random_data
 from torch.utils.data import DistributedSampler
 
 from fairtune.data import FairData
@@ -29,14 +30,8 @@ def make_model() -> MLP:
     return MLP(5, (6,))
 
 
-def make_data(n: int = 64) -> FairData:
-    g = torch.Generator().manual_seed(1)
-    return FairData(
-        torch.randn(n, 5, generator=g),
-        torch.randint(0, 2, (n,), generator=g).float(),
-        torch.randint(0, 2, (n,), generator=g),
-        ["a", "b"],
-    )
+def make_data() -> FairData:
+    return random_data(64, seed=1)
 
 
 def make_mask(model: MLP):
