@@ -5,6 +5,7 @@ the same seeded model and data, as torchrun's processes would.
 """
 
 import socket
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -47,7 +48,11 @@ def free_port() -> int:
 def _worker(rank: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=timedelta(seconds=60),  # a peer gone mid-collective fails the test, not hangs it
     )
     try:
         assert world() == (rank, WORLD)
@@ -70,6 +75,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         )
         run_phase(model, data, phase, seed=0)
         torch.save(model.state_dict(), f"{out}/state{rank}.pt")
+        # A process that tears its group down while its peer still communicates
+        # aborts the peer (gloo: "terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
