@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint check bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# ruff, then the design rules ruff cannot see (import cycles, module size, long signatures).
+check: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/python scripts/check_design.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -1,9 +1,53 @@
-"""Checks several test files share."""
+"""Data and checks several test files share."""
 
 import torch
 from torch import nn
 
+from fairtune.data import FairData
 from fairtune.masks import Mask
+
+
+def random_data(
+    n: int, seed: int, *, dtype: torch.dtype = torch.float32, global_rng: bool = False
+) -> FairData:
+    """n rows of 5 normal features, random labels and two random groups 'a' and 'b'.
+
+    Drawn from a generator seeded with ``seed``; with ``global_rng`` torch's global
+    generator is seeded and drawn from instead (the same numbers, but later draws
+    from it in the test then continue from where this data left it).
+    """
+    if global_rng:
+        torch.manual_seed(seed)
+        g = None
+    else:
+        g = torch.Generator().manual_seed(seed)
+    return FairData(
+        torch.randn(n, 5, generator=g, dtype=dtype),
+        torch.randint(0, 2, (n,), generator=g).float(),
+        torch.randint(0, 2, (n,), generator=g),
+        ["a", "b"],
+    )
+
+
+def biased_data(
+    n: int, seed: int = 0, skew: float = 1.0, noise: tuple[float, ...] = (0.5, 0.5)
+) -> FairData:
+    """6 features; the label follows x0, x1 and the group; x5 encodes the group.
+
+    ``noise`` is the label noise per group (its length is the number of groups,
+    named g0, g1, ...); ``skew`` keeps that share of group 1's positives (a skewed
+    training set).
+    """
+    g = torch.Generator().manual_seed(seed)
+    n_groups = len(noise)
+    x = torch.randn(n, 6, generator=g)
+    a = torch.randint(0, n_groups, (n,), generator=g)
+    sigma = torch.tensor(noise)[a]
+    logit = 1.5 * x[:, 0] + 0.5 * x[:, 1] + 0.5 * (a == 0).float() - 0.3
+    y = (logit + sigma * torch.randn(n, generator=g) > 0).float()
+    x[:, 5] = 2 * a.float() / max(1, n_groups - 1) - 1
+    keep = ~((a == 1) & (y == 1) & (torch.rand(n, generator=g) > skew))
+    return FairData(x[keep], y[keep], a[keep], [f"g{i}" for i in range(n_groups)])
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:

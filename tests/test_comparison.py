@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _helpers import biased_data
 from torch import nn
 
 from fairtune.comparison import (
@@ -33,18 +34,6 @@ ROW_KEYS = ("method", "seed", "config", "wall_time_s", "threshold", "metrics", "
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make_data(n: int, seed: int, skew: float = 1.0) -> FairData:
-    """6 features, 2 groups; the label follows x0, x1 and the group; x5 encodes the group."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 6, generator=g)
-    a = torch.randint(0, 2, (n,), generator=g)
-    logit = 1.5 * x[:, 0] + 0.5 * x[:, 1] + 0.5 * (a == 0).float() - 0.3
-    y = (logit + 0.5 * torch.randn(n, generator=g) > 0).float()
-    x[:, 5] = 2 * a.float() - 1
-    keep = ~((a == 1) & (y == 1) & (torch.rand(n, generator=g) > skew))
-    return FairData(x[keep], y[keep], a[keep], ["g0", "g1"])
-
-
 @pytest.fixture(scope="module")
 def start_model() -> nn.Module:
     torch.manual_seed(0)
@@ -57,7 +46,7 @@ def start_model() -> nn.Module:
         optimizer="adam",
         weight_decay=0.0,
     )
-    run_phase(model, make_data(800, seed=1, skew=0.1), phase)
+    run_phase(model, biased_data(800, seed=1, skew=0.1), phase)
     return model
 
 
@@ -199,7 +188,7 @@ SETTINGS = {
 
 
 def test_compare_rows_and_baseline_metrics(start_model):
-    external, test = make_data(400, seed=2), make_data(300, seed=3)
+    external, test = biased_data(400, seed=2), biased_data(300, seed=3)
     rows = compare(start_model, external, test, CompareSettings(**SETTINGS))
     expected = [(m, s) for s in (0, 1) for m in ("baseline", "llft", "bmft")]
     assert [(r["method"], r["seed"]) for r in rows] == expected
@@ -230,7 +219,7 @@ def test_compare_rows_and_baseline_metrics(start_model):
 
 @pytest.mark.parametrize("rule", ["balanced_accuracy", "positive_rate"])
 def test_compare_thresholds_never_look_at_the_test_set(rule, start_model):
-    external, test = make_data(400, seed=2), make_data(300, seed=3)
+    external, test = biased_data(400, seed=2), biased_data(300, seed=3)
     settings = CompareSettings(**{**SETTINGS, "n_boot": 0, "threshold_rule": rule})
     rows = compare(start_model, external, test, settings)
     thresholds = [r["threshold"] for r in rows]
@@ -243,10 +232,10 @@ def test_compare_thresholds_never_look_at_the_test_set(rule, start_model):
     ]
     assert all(a != b for a, b in accuracy)  # the labels did change
     # ... or other test rows altogether: the same thresholds
-    elsewhere = compare(start_model, external, make_data(300, seed=5), settings)
+    elsewhere = compare(start_model, external, biased_data(300, seed=5), settings)
     assert [r["threshold"] for r in elsewhere] == thresholds
     # while the external set does decide them
-    changed = compare(start_model, make_data(400, seed=4), test, settings)
+    changed = compare(start_model, biased_data(400, seed=4), test, settings)
     assert [r["threshold"] for r in changed] != thresholds
 
 
@@ -255,7 +244,7 @@ def test_compare_refuses_bad_settings_and_mismatched_groups(start_model):
         CompareSettings(methods=["no_such_method"])
     with pytest.raises(FairtuneError, match="holdout"):
         CompareSettings(holdout=1.0)
-    external, test = make_data(100, seed=2), make_data(100, seed=3)
+    external, test = biased_data(100, seed=2), biased_data(100, seed=3)
     renamed = FairData(test.inputs, test.labels, test.groups, ["x", "y"])
     with pytest.raises(FairtuneError, match="differ"):
         compare(start_model, external, renamed, CompareSettings(methods=["llft"]))
@@ -302,7 +291,7 @@ def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
 
     trial = optuna.trial.FixedTrial({"lr": 3e-3, "beta": 0.5})
     assert suggest(trial, {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}) == {"lr": 3e-3, "beta": 0.5}
-    external, test = make_data(300, seed=3), make_data(200, seed=4)
+    external, test = biased_data(300, seed=3), biased_data(200, seed=4)
     settings = CompareSettings(
         methods=["llft"],
         grid=True,
@@ -325,7 +314,7 @@ def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
 def test_compare_searches_the_narrowed_grid(start_model, tuner):
     if tuner == "optuna":
         pytest.importorskip("optuna")
-    external, test = make_data(300, seed=3), make_data(200, seed=4)
+    external, test = biased_data(300, seed=3), biased_data(200, seed=4)
     settings = CompareSettings(
         methods=["llft"],
         grid=True,
@@ -364,7 +353,7 @@ def test_method_settings_leave_the_callers_config_alone():
 def test_api_compare_takes_one_method_name(start_model):
     from fairtune import compare as api_compare
 
-    external, test = make_data(200, seed=3), make_data(200, seed=4)
+    external, test = biased_data(200, seed=3), biased_data(200, seed=4)
     rows = api_compare(
         start_model, external, test, methods="llft", n_boot=5, overrides={"llft": {"epochs": 1}}
     )

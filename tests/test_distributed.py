@@ -5,10 +5,12 @@ the same seeded model and data, as torchrun's processes would.
 """
 
 import socket
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from _helpers import random_data
 from torch.utils.data import DistributedSampler
 
 from fairtune.data import FairData
@@ -29,14 +31,8 @@ def make_model() -> MLP:
     return MLP(5, (6,))
 
 
-def make_data(n: int = 64) -> FairData:
-    g = torch.Generator().manual_seed(1)
-    return FairData(
-        torch.randn(n, 5, generator=g),
-        torch.randint(0, 2, (n,), generator=g).float(),
-        torch.randint(0, 2, (n,), generator=g),
-        ["a", "b"],
-    )
+def make_data() -> FairData:
+    return random_data(64, seed=1)
 
 
 def make_mask(model: MLP):
@@ -52,7 +48,11 @@ def free_port() -> int:
 def _worker(rank: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=timedelta(seconds=60),  # a peer gone mid-collective fails the test, not hangs it
     )
     try:
         assert world() == (rank, WORLD)
@@ -75,6 +75,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         )
         run_phase(model, data, phase, seed=0)
         torch.save(model.state_dict(), f"{out}/state{rank}.pt")
+        # A process that tears its group down while its peer still communicates
+        # aborts the peer (gloo: "terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -1,12 +1,13 @@
 """Importance: both Fisher modes against plain loops, and the model left untouched."""
 
 import copy
+from functools import partial
 
 import pytest
 import torch
+from _helpers import random_data
 from torch import nn
 
-from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.importance import FISHER_MODES, fisher_diagonal, per_sample_gradients
 from fairtune.losses import Objective
@@ -21,14 +22,7 @@ MORE_OBJECTIVES = {
 }
 
 
-def make_data(n=40, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    return FairData(
-        torch.randn(n, 5, generator=g, dtype=dtype),
-        torch.randint(0, 2, (n,), generator=g).float(),
-        torch.randint(0, 2, (n,), generator=g),
-        ["a", "b"],
-    )
+make_data = partial(random_data, n=40, seed=0, dtype=torch.float64)
 
 
 def mlp():

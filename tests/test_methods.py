@@ -9,7 +9,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
-from _helpers import masked_entries_held, snapshot
+from _helpers import biased_data, masked_entries_held, snapshot
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
@@ -39,26 +39,6 @@ BN_BUFFERS = ("1.running_mean", "1.running_var", "1.num_batches_tracked")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make_data(
-    n: int = 300, seed: int = 0, skew: float = 1.0, noise: tuple[float, ...] = (0.5, 0.5)
-) -> FairData:
-    """6 features; the label follows x0, x1 and the group; x5 encodes the group.
-
-    ``noise`` is the label noise per group (its length is the number of groups);
-    ``skew`` keeps that share of group 1's positives (a skewed training set).
-    """
-    g = torch.Generator().manual_seed(seed)
-    n_groups = len(noise)
-    x = torch.randn(n, 6, generator=g)
-    a = torch.randint(0, n_groups, (n,), generator=g)
-    sigma = torch.tensor(noise)[a]
-    logit = 1.5 * x[:, 0] + 0.5 * x[:, 1] + 0.5 * (a == 0).float() - 0.3
-    y = (logit + sigma * torch.randn(n, generator=g) > 0).float()
-    x[:, 5] = 2 * a.float() / max(1, n_groups - 1) - 1
-    keep = ~((a == 1) & (y == 1) & (torch.rand(n, generator=g) > skew))
-    return FairData(x[keep], y[keep], a[keep], [f"g{i}" for i in range(n_groups)])
-
-
 def pretrain(model: nn.Module, data: FairData, epochs: int = 30) -> nn.Module:
     names = [n for n, _ in model.named_parameters()]
     phase = Phase(
@@ -82,14 +62,14 @@ def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
 
 @pytest.fixture(scope="module")
 def external() -> FairData:
-    return make_data(300, seed=0)
+    return biased_data(300, seed=0)
 
 
 @pytest.fixture(scope="module")
 def start_model() -> nn.Module:
     """A tiny MLP trained on data with few positives in group 1: biased against it."""
     torch.manual_seed(0)
-    return pretrain(MLP(6, (8,)), make_data(1000, seed=1, skew=0.1))
+    return pretrain(MLP(6, (8,)), biased_data(1000, seed=1, skew=0.1))
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +77,7 @@ def bn_model() -> nn.Module:
     """Linear, BatchNorm1d, ReLU, Linear: the head is the last Linear, '3'."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
-    return pretrain(model, make_data(1000, seed=1, skew=0.1), epochs=5)
+    return pretrain(model, biased_data(1000, seed=1, skew=0.1), epochs=5)
 
 
 def eodds(model: nn.Module, data: FairData) -> float:
@@ -183,7 +163,7 @@ def test_unknown_method_is_refused():
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 @pytest.mark.parametrize("names", [["g0", "g1"], ["only"]])
 def test_a_single_group_is_refused(name, names, start_model):
-    data = make_data(100)
+    data = biased_data(100)
     one = FairData(data.inputs, data.labels, torch.zeros(len(data), dtype=torch.long), names)
     with pytest.raises(FairtuneError, match="only one group"):
         get_method(name, **FAST.get(name, {})).fit(start_model, one)
@@ -322,8 +302,8 @@ def test_swift_step1_moves_the_backbone_only_then_resets_the_head_partially(star
 def test_swift_keeps_the_best_and_worst_auc_groups(external):
     noise = (3.0, 0.1, 1.0)  # g1 easiest, g0 hardest: not the index order
     torch.manual_seed(0)
-    model = pretrain(MLP(6, (8,)), make_data(1000, seed=1, noise=noise), epochs=10)
-    data = make_data(600, seed=2, noise=noise)
+    model = pretrain(MLP(6, (8,)), biased_data(1000, seed=1, noise=noise), epochs=10)
+    data = biased_data(600, seed=2, noise=noise)
     model.eval()
     with torch.no_grad():
         scores = torch.sigmoid(model(data.inputs)).squeeze(1).numpy()

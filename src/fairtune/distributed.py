@@ -7,6 +7,10 @@ importance sums and counts are summed across processes before dividing, and
 gradients are averaged before the mask scales them, so that every process ends
 with the same importance and takes the same steps. Without a process group every
 helper here does nothing.
+
+The caller creates and destroys the process group. Under gloo, a process that
+destroys it (or exits) while a peer still communicates can abort that peer, so
+every process calls ``dist.barrier()`` before ``dist.destroy_process_group()``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,222 @@
+"""Check the package against the design rules a linter cannot see.
+
+Reports, for every module under ``src/fairtune``:
+
+- import cycles: the graph of module -> imported module, counting every import
+  in a file, inside functions too (a lazy import is still a dependency). An edge
+  of ``from a.b import c`` goes to ``a.b.c`` when that is a module, else to
+  ``a.b``. Each strongly connected component of more than one module, or a
+  module importing itself, is a cycle, printed with the import lines forming it;
+- the largest modules by line count, flagging those over the size limit;
+- functions with more named parameters than the limit (positional-only, plain
+  and keyword-only ones; ``self``/``cls`` and ``*args``/``**kwargs`` excluded).
+
+Exits 1 when there is any cycle, oversized module or long signature, else 0.
+Run from the repository root: ``python scripts/check_design.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_LINES = 400
+MAX_PARAMS = 7
+TOP_MODULES = 5
+
+
+@dataclass(frozen=True)
+class Module:
+    """A module of the package: its dotted name, its file and that file's path for reports."""
+
+    name: str
+    path: Path
+    shown: str
+
+
+@dataclass(frozen=True)
+class ImportEdge:
+    """One import statement of ``source`` that reaches module ``target``."""
+
+    source: str
+    target: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LongSignature:
+    """A function with more named parameters than allowed."""
+
+    module: str
+    line: int
+    name: str
+    count: int
+
+
+def find_modules(src: Path, package: str) -> dict[str, Module]:
+    """Every module of ``package`` under ``src``, by dotted name (a package by its ``__init__``)."""
+    modules = {}
+    for path in sorted((src / package).rglob("*.py")):
+        parts = list(path.relative_to(src).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        name = ".".join(parts)
+        modules[name] = Module(name, path, path.relative_to(src).as_posix())
+    return modules
+
+
+def _resolve(module: Module, node: ast.ImportFrom) -> str:
+    """The absolute module a ``from ... import`` statement names, relative levels resolved."""
+    if node.level == 0:
+        return node.module or ""
+    package = module.name.split(".")
+    if module.path.name != "__init__.py":
+        package.pop()
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def import_edges(modules: dict[str, Module]) -> list[ImportEdge]:
+    """Every import, anywhere in each module, of another module of the package."""
+    edges = []
+    for module in modules.values():
+        text = module.path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text, filename=str(module.path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(module, node)
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                ]
+            else:
+                continue
+            for target in dict.fromkeys(t for t in targets if t in modules):
+                edges.append(
+                    ImportEdge(module.name, target, node.lineno, lines[node.lineno - 1].strip())
+                )
+    return edges
+
+
+def _components(nodes: list[str], edges: list[ImportEdge]) -> list[list[str]]:
+    """Strongly connected components of the import graph (Tarjan's algorithm)."""
+    successors: dict[str, list[str]] = {n: [] for n in nodes}
+    for e in edges:
+        successors[e.source].append(e.target)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in successors[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            found.append(sorted(component))
+
+    for v in nodes:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def import_cycles(
+    modules: dict[str, Module], edges: list[ImportEdge]
+) -> list[list[ImportEdge]]:
+    """Each cycle as the import edges among its modules: a component of more than one
+    module, or a module importing itself."""
+    cycles = []
+    for component in _components(sorted(modules), edges):
+        members = set(component)
+        inside = [e for e in edges if e.source in members and e.target in members]
+        if len(component) > 1 or inside:
+            cycles.append(inside)
+    return cycles
+
+
+def module_sizes(modules: dict[str, Module]) -> list[tuple[Module, int]]:
+    """Every module with its line count, largest first."""
+    sizes = [(m, len(m.path.read_text().splitlines())) for m in modules.values()]
+    return sorted(sizes, key=lambda ms: (-ms[1], ms[0].shown))
+
+
+def long_signatures(modules: dict[str, Module], limit: int = MAX_PARAMS) -> list[LongSignature]:
+    """Functions and methods, nested ones included, with more than ``limit`` named parameters."""
+    found = []
+    for module in modules.values():
+        tree = ast.parse(module.path.read_text(), filename=str(module.path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            args = node.args
+            names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+            if names and names[0] in ("self", "cls"):
+                names = names[1:]
+            if len(names) > limit:
+                found.append(LongSignature(module.shown, node.lineno, node.name, len(names)))
+    return sorted(found, key=lambda s: (s.module, s.line))
+
+
+def report(src: Path, package: str) -> int:
+    """Print the three checks and a one-line summary; return the exit status."""
+    modules = find_modules(src, package)
+    cycles = import_cycles(modules, import_edges(modules))
+    sizes = module_sizes(modules)
+    signatures = long_signatures(modules)
+    oversized = [(m, n) for m, n in sizes if n > MAX_LINES]
+
+    print(f"import cycles: {len(cycles)}")
+    for i, cycle in enumerate(cycles, 1):
+        members = sorted({e.source for e in cycle})
+        print(f"  cycle {i}: {', '.join(modules[m].shown for m in members)}")
+        for e in cycle:
+            print(f"    {modules[e.source].shown}:{e.line}: {e.text}  -> {modules[e.target].shown}")
+    print(f"largest modules (limit {MAX_LINES} lines):")
+    for m, n in sizes[:TOP_MODULES]:
+        print(f"  {m.shown}: {n} lines{'  OVER LIMIT' if n > MAX_LINES else ''}")
+    for m, n in oversized[TOP_MODULES:]:
+        print(f"  {m.shown}: {n} lines  OVER LIMIT")
+    print(f"functions over {MAX_PARAMS} parameters: {len(signatures)}")
+    for s in signatures:
+        print(f"  {s.module}:{s.line}: {s.name} ({s.count} parameters)")
+
+    largest = f"{sizes[0][0].shown} ({sizes[0][1]} lines)" if sizes else "none"
+    print(
+        f"design check: {len(cycles)} import cycles, largest module {largest}, "
+        f"{len(signatures)} functions over {MAX_PARAMS} parameters"
+    )
+    return 1 if cycles or oversized or signatures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``--src`` (default ``src``) and ``--package`` (default ``fairtune``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, default=Path("src"))
+    parser.add_argument("--package", default="fairtune")
+    args = parser.parse_args(argv)
+    return report(args.src, args.package)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
