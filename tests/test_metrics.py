@@ -26,12 +26,11 @@ from sklearn.metrics import (
 from fairtune.errors import FairtuneError
 from fairtune.metrics import (
     METRIC_KEYS,
-    THRESHOLD_RULES,
     FairnessWarning,
     binary_metrics,
     bootstrap_ci,
-    choose_threshold,
 )
+from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 
 GROUP_KEYS = {"n", "positives", "auc", "accuracy", "tpr", "fpr", "positive_rate", "ece"}
 
