@@ -20,10 +20,12 @@ LABELS = {m.key: m.label for m in METRICS if m.overall}
 COMPARE_KEYS = tuple(m.key for m in METRICS if m.compared)
 BOTH_THRESHOLDS = tuple(m.key for m in METRICS if m.compared and m.threshold_dependent)
 GROUP_COLUMNS = tuple(m for m in METRICS if m.per_group)
+
 EXPLAIN = (
     "EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) as in the BMFT/SWiFT papers; EOdds (worst-case) = "
     "max(|ΔTPR|,|ΔFPR|) as fairlearn; Δ = largest minus smallest group; lower is fairer."
 )
+
 
 def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
     """A number with three decimals and, if given, its confidence interval."""
