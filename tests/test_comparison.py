@@ -11,14 +11,7 @@ import torch
 from _helpers import biased_data
 from torch import nn
 
-from fairtune.comparison import (
-    Candidate,
-    CompareSettings,
-    compare,
-    grid_points,
-    holdout_split,
-    select,
-)
+from fairtune.comparison import CompareSettings, compare, grid_points, holdout_split
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
@@ -26,9 +19,23 @@ from fairtune.losses import Objective
 from fairtune.methods import REGISTRY, get_method
 from fairtune.metrics import METRIC_KEYS
 from fairtune.models import MLP
+from fairtune.results import ResultRow, summarise
+from fairtune.selection import HeldOutScore, SelectionRule
 from fairtune.training import Phase, run_phase
 
-ROW_KEYS = ("method", "seed", "config", "wall_time_s", "threshold", "metrics", "metrics_tuned")
+ROW_KEYS = (
+    "method",
+    "seed",
+    "config",
+    "wall_time_s",
+    "threshold",
+    "threshold_rule",
+    "metrics",
+    "metrics_tuned",
+    "ci",
+    "ci_tuned",
+    "selection",
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -135,36 +142,59 @@ def test_bad_grids_are_refused(grids, message):
 # ------------------------------------------------------------------ select
 
 
-def candidate(name: str, auc: float, eodds: float) -> Candidate:
-    return Candidate({"name": name}, nn.Identity(), None, 0.5, auc, eodds)
+def select(
+    candidates: list[tuple[str, float, float]], start_auc: float, tolerance: float
+) -> str:
+    """The name of the (name, held-out AUC, held-out EOdds) candidate the rule keeps."""
+    rule = SelectionRule(tolerance=tolerance, holdout=0.3, tuner="grid", trials=12)
+    scores = [HeldOutScore(0.5, auc, eodds) for _, auc, eodds in candidates]
+    return candidates[rule.choose(scores, start_auc)][0]
 
 
 def test_select_takes_the_lowest_eodds_within_the_auc_tolerance():
     candidates = [
-        candidate("best_auc", 0.85, 0.10),
-        candidate("within", 0.795, 0.05),
-        candidate("too_low_auc", 0.78, 0.01),  # fairest, but AUC fell too far
-        candidate("nan_eodds", 0.80, math.nan),
-        candidate("also_within", 0.81, 0.07),
+        ("best_auc", 0.85, 0.10),
+        ("within", 0.795, 0.05),
+        ("too_low_auc", 0.78, 0.01),  # fairest, but AUC fell too far
+        ("nan_eodds", 0.80, math.nan),
+        ("also_within", 0.81, 0.07),
     ]
-    assert select(candidates, start_auc=0.80, tolerance=0.01).point == {"name": "within"}
+    assert select(candidates, start_auc=0.80, tolerance=0.01) == "within"
     # a looser tolerance admits the fairest
-    assert select(candidates, start_auc=0.80, tolerance=0.05).point == {"name": "too_low_auc"}
+    assert select(candidates, start_auc=0.80, tolerance=0.05) == "too_low_auc"
 
 
 def test_select_breaks_eodds_ties_by_auc():
-    candidates = [candidate("a", 0.80, 0.05), candidate("b", 0.82, 0.05)]
-    assert select(candidates, 0.80, 0.01).point == {"name": "b"}
+    candidates = [("a", 0.80, 0.05), ("b", 0.82, 0.05)]
+    assert select(candidates, 0.80, 0.01) == "b"
 
 
 def test_select_falls_back_to_the_best_auc_when_none_qualifies():
     candidates = [
-        candidate("fair", 0.60, 0.0),
-        candidate("nan_auc", math.nan, 0.0),
-        candidate("best_auc", 0.70, 0.30),
-        candidate("mid", 0.65, 0.10),
+        ("fair", 0.60, 0.0),
+        ("nan_auc", math.nan, 0.0),
+        ("best_auc", 0.70, 0.30),
+        ("mid", 0.65, 0.10),
     ]
-    assert select(candidates, start_auc=0.80, tolerance=0.01).point == {"name": "best_auc"}
+    assert select(candidates, start_auc=0.80, tolerance=0.01) == "best_auc"
+
+
+def test_optuna_score_orders_settings_as_the_rule_chooses():
+    rule = SelectionRule(tolerance=0.01, holdout=0.3, tuner="optuna", trials=5)
+    within, fairer_but_low = HeldOutScore(0.5, 0.795, 0.05), HeldOutScore(0.5, 0.70, 0.0)
+    assert rule.score(within, 0.80) == 0.05  # no AUC shortfall: the EOdds alone
+    assert rule.score(fairer_but_low, 0.80) == pytest.approx(0.09 * 100)
+    assert rule.score(within, 0.80) < rule.score(fairer_but_low, 0.80)
+    assert rule.score(HeldOutScore(0.5, 0.80, math.nan), 0.80) == math.inf
+    assert rule.score(HeldOutScore(0.5, math.nan, 0.0), 0.80) == math.inf
+
+
+def test_selection_sentence_names_the_tuner_share_and_tolerance():
+    grid = CompareSettings(holdout=0.25, auc_tolerance=0.02).selection_rule().text()
+    assert grid.startswith("per method, the grid setting with the lowest EOdds (mean)")
+    assert "held-out 25% of the external set" in grid and "minus 0.02;" in grid
+    optuna = CompareSettings(tuner="optuna", trials=7).selection_rule().text()
+    assert "the setting of 7 optuna trials" in optuna
 
 
 # ------------------------------------------------------------------ compare
@@ -191,30 +221,31 @@ def test_compare_rows_and_baseline_metrics(start_model):
     external, test = biased_data(400, seed=2), biased_data(300, seed=3)
     rows = compare(start_model, external, test, CompareSettings(**SETTINGS))
     expected = [(m, s) for s in (0, 1) for m in ("baseline", "llft", "bmft")]
-    assert [(r["method"], r["seed"]) for r in rows] == expected
+    assert [(r.method, r.seed) for r in rows] == expected
     for row in rows:
-        assert all(k in row for k in ROW_KEYS)
+        assert isinstance(row, ResultRow)
+        assert tuple(row.to_dict()) == ROW_KEYS  # results.json's keys, in order
         for part in ("metrics", "metrics_tuned"):
-            assert all(isinstance(row[part][k], float) for k in METRIC_KEYS)
-        assert row["ci"] is not None and row["ci_tuned"] is not None
-        assert 0 < row["threshold"] < 1
-        if row["method"] == "baseline":
-            assert row["config"] == {} and row["wall_time_s"] == 0.0
+            assert all(isinstance(getattr(row, part)[k], float) for k in METRIC_KEYS)
+        assert row.ci is not None and row.ci_tuned is not None
+        assert 0 < row.threshold < 1
+        if row.method == "baseline":
+            assert row.config == {} and row.wall_time_s == 0.0
             # an independent path: the model evaluated directly on the test set
             direct = evaluate_model(start_model, test)[0]
-            tuned = evaluate_model(start_model, test, threshold=row["threshold"])[0]
+            tuned = evaluate_model(start_model, test, threshold=row.threshold)[0]
             for k in METRIC_KEYS:
-                assert same(row["metrics"][k], direct[k]), k
-                assert same(row["metrics_tuned"][k], tuned[k]), k
+                assert same(row.metrics[k], direct[k]), k
+                assert same(row.metrics_tuned[k], tuned[k]), k
         else:
-            assert row["wall_time_s"] > 0
-            assert row["config"]["seed"] == row["seed"]
-            for key, value in SETTINGS["overrides"][row["method"]].items():
-                assert row["config"][key] == value
-            assert row["selection"]["chosen"] == {}
-            assert not same(row["metrics"]["auc"], rows[0]["metrics"]["auc"])  # it did change
+            assert row.wall_time_s > 0
+            assert row.config["seed"] == row.seed
+            for key, value in SETTINGS["overrides"][row.method].items():
+                assert row.config[key] == value
+            assert row.selection["chosen"] == {}
+            assert not same(row.metrics["auc"], rows[0].metrics["auc"])  # it did change
     # the methods saw the other seed's split: results differ between seeds
-    assert rows[1]["metrics"]["auc"] != rows[4]["metrics"]["auc"]
+    assert rows[1].metrics["auc"] != rows[4].metrics["auc"]
 
 
 @pytest.mark.parametrize("rule", ["balanced_accuracy", "positive_rate"])
@@ -222,21 +253,21 @@ def test_compare_thresholds_never_look_at_the_test_set(rule, start_model):
     external, test = biased_data(400, seed=2), biased_data(300, seed=3)
     settings = CompareSettings(**{**SETTINGS, "n_boot": 0, "threshold_rule": rule})
     rows = compare(start_model, external, test, settings)
-    thresholds = [r["threshold"] for r in rows]
+    thresholds = [r.threshold for r in rows]
     # other test labels (the rule that reads labels would notice them) ...
     other = compare(start_model, external, flipped(test), settings)
-    assert [r["threshold"] for r in other] == thresholds
+    assert [r.threshold for r in other] == thresholds
     accuracy = [
-        (r["metrics"]["accuracy"], o["metrics"]["accuracy"])
+        (r.metrics["accuracy"], o.metrics["accuracy"])
         for r, o in zip(rows, other, strict=True)
     ]
     assert all(a != b for a, b in accuracy)  # the labels did change
     # ... or other test rows altogether: the same thresholds
     elsewhere = compare(start_model, external, biased_data(300, seed=5), settings)
-    assert [r["threshold"] for r in elsewhere] == thresholds
+    assert [r.threshold for r in elsewhere] == thresholds
     # while the external set does decide them
     changed = compare(start_model, biased_data(400, seed=4), test, settings)
-    assert [r["threshold"] for r in changed] != thresholds
+    assert [r.threshold for r in changed] != thresholds
 
 
 def test_compare_refuses_bad_settings_and_mismatched_groups(start_model):
@@ -248,6 +279,49 @@ def test_compare_refuses_bad_settings_and_mismatched_groups(start_model):
     renamed = FairData(test.inputs, test.labels, test.groups, ["x", "y"])
     with pytest.raises(FairtuneError, match="differ"):
         compare(start_model, external, renamed, CompareSettings(methods=["llft"]))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"tuner": "random"}, "'tuner' must be one of grid, optuna"),
+        ({"threshold_rule": "youden"}, "'threshold_rule' must be one of 0.5, balanced_accuracy"),
+        ({"holdout": 0.0}, r"'holdout' must be in \(0, 1\)"),
+        ({"auc_tolerance": -0.1}, r"'auc_tolerance' must be in \[0, 1\]"),
+        ({"n_boot": -1}, "'n_boot' must be >= 0"),
+        ({"trials": 2.5}, "'trials' must be a whole number"),
+        ({"tuner": "optuna", "trials": 0}, "optuna needs at least one trial"),
+    ],
+)
+def test_compare_settings_are_checked_by_their_declarations(values, message):
+    with pytest.raises(FairtuneError, match=message):
+        CompareSettings(**values)
+
+
+def result_row(method: str, seed: int, auc: float, tuned_auc: float) -> ResultRow:
+    ci = {"auc": [auc - 0.1, auc + 0.1]}
+    return ResultRow(
+        method, seed, {}, 2.0 * seed, 0.5, "0.5", {"auc": auc}, {"auc": tuned_auc}, ci, ci, {}
+    )
+
+
+def test_summarise_gives_per_method_mean_and_spread_over_seeds():
+    rows = [result_row("a", 1, 0.6, 0.7), result_row("a", 2, 0.8, math.nan)]
+    rows.append(result_row("b", 1, 0.5, 0.5))
+    at_half = summarise(rows, "auc")
+    assert list(at_half) == ["a", "b"]
+    assert at_half["a"]["mean"] == pytest.approx(0.7) and at_half["a"]["std"] == pytest.approx(0.1)
+    assert at_half["a"]["ci"] is None and at_half["a"]["n_seeds"] == 2
+    assert math.isnan(at_half["b"]["std"]) and at_half["b"]["ci"] == [0.4, 0.6]
+    assert summarise(rows, "auc", tuned=True)["a"]["mean"] == pytest.approx(0.7)  # NaN skipped
+    assert summarise(rows, "wall_time_s")["a"]["mean"] == pytest.approx(3.0)
+
+
+def test_result_row_dict_names_arch_only_when_set():
+    row = result_row("a", 1, 0.6, 0.7)
+    assert "arch" not in row.to_dict()
+    row.arch = "cnn"
+    assert list(row.to_dict())[-1] == "arch" and row.to_dict()["arch"] == "cnn"
 
 
 # ------------------------------------------------------------------ end to end
@@ -301,13 +375,13 @@ def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
         overrides={"llft": {"epochs": 1}},
     )
     rows = compare(start_model, external, test, settings)
-    tried = rows[1]["selection"]["tried"]
+    tried = rows[1].selection["tried"]
     assert len(tried) == 3
     assert all(1e-3 <= t["setting"]["lr"] <= 1e-2 for t in tried)
     assert all(t["setting"]["beta"] in (0.1, 0.5) for t in tried)
-    assert rows[1]["selection"]["chosen"] in [t["setting"] for t in tried]
+    assert rows[1].selection["chosen"] in [t["setting"] for t in tried]
     again = compare(start_model, external, test, settings)
-    assert again[1]["selection"]["tried"] == tried
+    assert again[1].selection["tried"] == tried
 
 
 @pytest.mark.parametrize("tuner", ["grid", "optuna"])
@@ -324,7 +398,7 @@ def test_compare_searches_the_narrowed_grid(start_model, tuner):
         overrides={"llft": {"epochs": 1}},
         grids={"llft": {"beta": [0.5]}},
     )
-    tried = compare(start_model, external, test, settings)[1]["selection"]["tried"]
+    tried = compare(start_model, external, test, settings)[1].selection["tried"]
     lrs = REGISTRY["llft"].grid["lr"]
     assert len(tried) == (len(lrs) if tuner == "grid" else 2)
     assert all(t["setting"]["beta"] == 0.5 for t in tried)
@@ -357,4 +431,4 @@ def test_api_compare_takes_one_method_name(start_model):
     rows = api_compare(
         start_model, external, test, methods="llft", n_boot=5, overrides={"llft": {"epochs": 1}}
     )
-    assert [r["method"] for r in rows] == ["baseline", "llft"]
+    assert [r.method for r in rows] == ["baseline", "llft"]

@@ -171,9 +171,9 @@ def test_image_demo_rows_on_a_tiny_set():
         n_train=48, n_external=40, n_test=32, image_size=16, arch="cnn", train_epochs=1
     )
     rows = image_demo_rows(settings, CompareSettings(methods=["llft"], n_boot=5))
-    assert [r["method"] for r in rows] == ["baseline", "llft"]
-    assert all(r["arch"] == "cnn" for r in rows)
-    assert set(rows[0]["metrics"]["by_group"]) == {"dark", "light"}
+    assert [r.method for r in rows] == ["baseline", "llft"]
+    assert all(r.arch == "cnn" and r.to_dict()["arch"] == "cnn" for r in rows)
+    assert set(rows[0].metrics["by_group"]) == {"dark", "light"}
 
 
 def test_learning_rate_grids_search_two_learning_rates_and_defaults_elsewhere():

@@ -26,12 +26,11 @@ from sklearn.metrics import (
 from fairtune.errors import FairtuneError
 from fairtune.metrics import (
     METRIC_KEYS,
-    THRESHOLD_RULES,
     FairnessWarning,
     binary_metrics,
     bootstrap_ci,
-    choose_threshold,
 )
+from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 
 GROUP_KEYS = {"n", "positives", "auc", "accuracy", "tpr", "fpr", "positive_rate", "ece"}
 
@@ -394,3 +393,24 @@ def test_metric_properties(case, threshold, rnd):
         assert shuffled[key] == pytest.approx(m[key], abs=1e-12), key
     for name, row in m["by_group"].items():
         assert shuffled["by_group"][name] == pytest.approx(row), name
+
+
+def test_metric_declarations_give_the_keys_and_the_report_columns():
+    from fairtune import report
+    from fairtune.metrics import GROUP_KEYS as DECLARED_GROUP_KEYS
+    from fairtune.metrics import METRICS
+
+    assert len({m.key for m in METRICS}) == len(METRICS)
+    assert set(DECLARED_GROUP_KEYS) == GROUP_KEYS
+    assert list(report.LABELS) == list(METRIC_KEYS)
+    assert report.LABELS["balanced_accuracy"] == "balanced acc."
+    assert report.COMPARE_KEYS == (
+        "auc", "accuracy", "eodds_mean", "eodds_worst", "dp", "worst_group_auc"
+    )
+    assert report.BOTH_THRESHOLDS == ("accuracy", "eodds_mean", "eodds_worst", "dp")
+    # a threshold-independent metric does not move with the threshold
+    y, s, g, names = make_data(300, 2, seed=4)
+    low, high = binary_metrics(y, s, g, names, 0.3), binary_metrics(y, s, g, names, 0.7)
+    for m in METRICS:
+        if m.overall:
+            assert (low[m.key] != high[m.key]) == m.threshold_dependent, m.key

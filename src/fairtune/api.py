@@ -11,6 +11,7 @@ from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
 from fairtune.data import FairData
 from fairtune.methods import REGISTRY, DebiasResult, get_method
+from fairtune.results import ResultRow
 
 
 def debias(
@@ -39,7 +40,7 @@ def compare(
     head: str | None = None,
     progress: bool = False,
     **settings: Any,
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
     """Run ``methods`` from ``model`` on the same data; one row per (method, seed).
 
     ``settings`` are further :class:`~fairtune.comparison.CompareSettings`

@@ -15,6 +15,7 @@ from fairtune.api import debias
 from fairtune.baseline import TrainConfig, train_images, train_tabular
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
 from fairtune.comparison import CompareSettings, compare
+from fairtune.console import console
 from fairtune.data import split_frame
 from fairtune.demo import (
     DemoSettings,
@@ -26,11 +27,11 @@ from fairtune.demo import (
 )
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
-from fairtune.io import atomic_dir, refuse_inputs
+from fairtune.io import atomic_dir, refuse_inputs, write_json
 from fairtune.loading import PARTS, load_for_model, read_images, read_table, resolve_columns
 from fairtune.methods import REGISTRY
-from fairtune.metrics import THRESHOLD_RULES
 from fairtune.models import load_model, save_model
+from fairtune.thresholds import THRESHOLD_RULES
 
 DATA_HELP = "CSV file or built-in set ('adult', 'german', 'adult:test', ...)"
 
@@ -85,7 +86,7 @@ def split_command(args: argparse.Namespace) -> None:
         for name, part in zip(PARTS, parts, strict=True):
             part.to_csv(tmp / f"{name}.csv", index=False)
     for name, part in zip(PARTS, parts, strict=True):
-        report.console.print(
+        console.print(
             f"{name:>8}: {len(part):>6} rows -> {Path(args.out) / (name + '.csv')}"
         )
 
@@ -160,7 +161,7 @@ def train_command(args: argparse.Namespace) -> None:
         model, model_config, rows, source = _train_table(args, config)
     model_config.data = {"source": source, "rows": rows, "train": vars(config)}
     save_model(args.out, model, model_config)
-    report.console.print(
+    console.print(
         f"trained on {rows} rows of {source} in "
         f"{time.perf_counter() - start:.1f} s; model written to {args.out}"
     )
@@ -210,7 +211,7 @@ def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, A
 def _say_skipped(read: dict[str, Any]) -> None:
     if read["bad_rows"]:
         first = read["bad_rows"][0]
-        report.console.print(
+        console.print(
             f"skipped {len(read['bad_rows'])} unreadable image(s) of {read['rows_read']}, "
             f"first {first['file']} (row {first['row']}): {first['reason']}"
         )
@@ -261,14 +262,14 @@ def evaluate_command(args: argparse.Namespace) -> None:
     threshold = config.threshold if args.threshold is None else args.threshold
     metrics, ci = evaluate_model(model, data, threshold, args.n_boot, args.seed)
     title = f"{args.model} on {source} ({len(data)} rows), threshold {threshold:.3f}"
-    report.console.print(report.overall_table(metrics, ci, title))
-    report.console.print(report.groups_table(metrics, data.attribute))
-    report.console.print(report.EXPLAIN)
+    console.print(report.overall_table(metrics, ci, title))
+    console.print(report.groups_table(metrics, data.attribute))
+    console.print(report.EXPLAIN)
     if args.json:
-        report.write_json(
+        write_json(
             args.json, {"model": args.model, "data": source, "metrics": metrics, "ci": ci}
         )
-        report.console.print(f"metrics written to {args.json}")
+        console.print(f"metrics written to {args.json}")
 
 
 def parse_settings(
@@ -331,7 +332,7 @@ def methods_command(args: argparse.Namespace) -> None:
         table.add_column("what it does")
         for name, cls in sorted(REGISTRY.items()):
             table.add_row(name, cls.summary)
-        report.console.print(table)
+        console.print(table)
         return
     if args.name not in REGISTRY:
         raise FairtuneError(f"unknown method '{args.name}'; choose from {sorted(REGISTRY)}")
@@ -344,7 +345,7 @@ def methods_command(args: argparse.Namespace) -> None:
         table.add_row(
             f.name, str(f.default), "" if grid is None else str(grid), f.metadata.get("help", "")
         )
-    report.console.print(table)
+    console.print(table)
 
 
 def _debias_args(p: argparse.ArgumentParser) -> None:
@@ -396,7 +397,7 @@ def debias_command(args: argparse.Namespace) -> None:
     config.history = [*config.history, *result.history]
     config.data = {**config.data, "debiased_with": args.method, "external": source}
     result.save(args.out, config)
-    report.console.print(
+    console.print(
         f"{args.method} took {result.wall_time_s:.1f} s. On the external set "
         f"({len(external)} rows, threshold 0.5): EOdds (mean) {before['eodds_mean']:.3f} -> "
         f"{after['eodds_mean']:.3f}, AUC {before['auc']:.3f} -> {after['auc']:.3f}. "

@@ -23,12 +23,14 @@ from fairtune import report
 from fairtune.backbones import image_arch
 from fairtune.baseline import TrainConfig, fit_baseline, train_tabular
 from fairtune.comparison import CompareSettings, compare
+from fairtune.console import console
 from fairtune.data import TabularPreprocessor, frame_to_data, skew_groups, split_frame
 from fairtune.datasets import load_adult, make_skin_tone_images
 from fairtune.images import in_memory
 from fairtune.loading import read_images
 from fairtune.methods import REGISTRY
 from fairtune.models import build_model
+from fairtune.results import ResultRow
 
 LABEL, ATTRIBUTE, GROUP = "income", "sex", "Female"
 
@@ -43,10 +45,10 @@ class DemoSettings:
 
 def demo_rows(
     settings: DemoSettings, compare_settings: CompareSettings, progress: bool = False
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
     """Split, skew, train the baseline and compare the methods, once per seed."""
     frame = load_adult()
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     for seed in compare_settings.seeds:
         train, external, test = split_frame(frame, LABEL, [ATTRIBUTE], (0.6, 0.2, 0.2), seed)
         if settings.keep < 1:
@@ -106,10 +108,10 @@ def run_demo(
     settings: DemoSettings,
     compare_settings: CompareSettings,
     progress: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
     """Run the demo, print its table and write results.json, results.csv and the plot."""
     text = describe(settings, compare_settings)
-    report.console.print(text)
+    console.print(text)
     rows = demo_rows(settings, compare_settings, progress)
     title = "Adult, " + ("skewed training data" if settings.keep < 1 else "representative data")
     report.write_comparison(
@@ -163,7 +165,7 @@ def default_image_arch() -> str:
 
 def image_demo_rows(
     settings: ImageDemoSettings, compare_settings: CompareSettings, progress: bool = False
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
     """Generate the synthetic set, train a biased CNN on it and compare, once per seed."""
     arch_name = default_image_arch() if settings.arch == "auto" else settings.arch
     arch, mean, std = image_arch(arch_name)
@@ -174,7 +176,7 @@ def image_demo_rows(
         "mean": mean,
         "std": std,
     }
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     for seed in compare_settings.seeds:
         with tempfile.TemporaryDirectory(prefix="fairtune-synthetic-") as tmp:
             root = make_skin_tone_images(
@@ -207,7 +209,7 @@ def image_demo_rows(
         one_seed = replace(compare_settings, seeds=[seed])
         rows += compare(model, parts["external"], parts["test"], one_seed, progress=progress)
     for row in rows:
-        row["arch"] = arch_name
+        row.arch = arch_name
     return rows
 
 
@@ -216,7 +218,7 @@ def run_image_demo(
     settings: ImageDemoSettings,
     compare_settings: CompareSettings,
     progress: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
     """Run the image demo, print its table and write the report."""
     arch = default_image_arch() if settings.arch == "auto" else settings.arch
     text = (
@@ -227,7 +229,7 @@ def run_image_demo(
         f"tone and label. Sensitive attribute: skin tone (light = Fitzpatrick 1-3, dark = 4-6); "
         f"seeds {compare_settings.seeds}. " + how_chosen(compare_settings).capitalize() + "."
     )
-    report.console.print(text)
+    console.print(text)
     rows = image_demo_rows(settings, compare_settings, progress)
     title = f"SYNTHETIC skin-tone images, {arch}"
     report.write_comparison(

@@ -14,11 +14,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from fairtune.console import progress_bar
 from fairtune.data import FairData
 from fairtune.distributed import all_reduce_sum_, world
 from fairtune.errors import FairtuneError
 from fairtune.models import channels_last, evaluating, logits, to_device
-from fairtune.report import progress_bar
 
 Loss = Callable[[Tensor, Tensor, Tensor], Tensor]
 PER_SAMPLE_CHUNK = 16

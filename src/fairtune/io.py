@@ -1,5 +1,8 @@
 """Atomic output: a file or directory appears whole or not at all, never over an input.
 
+JSON, CSV and PNG files are written through it (:func:`write_json`,
+:func:`write_csv`, :func:`save_figure`).
+
 A directory written by :func:`atomic_dir` carries a marker file, :data:`MARKER`;
 an existing directory is replaced only when it carries one too (or is empty),
 so an output folder given by mistake (a data folder, the project) is never
@@ -8,12 +11,17 @@ wiped.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from fairtune.errors import FairtuneError
 
@@ -61,6 +69,40 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def clean(obj: Any) -> Any:
+    """JSON-ready copy: NaN and infinities become null, tuples become lists."""
+    if isinstance(obj, float):
+        return None if not math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically, NaN as null."""
+    atomic_write_text(path, json.dumps(clean(obj), indent=2) + "\n")
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write flat dict rows as CSV, atomically; columns in first-seen order."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(clean(rows))
+    atomic_write_text(path, buffer.getvalue())
+
+
+def save_figure(fig: Any, path: str | Path) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
 
 
 @contextmanager

@@ -22,41 +22,55 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fairtune.errors import FairtuneError
 
-METRIC_KEYS: tuple[str, ...] = (
-    "auc",
-    "accuracy",
-    "balanced_accuracy",
-    "f1",
-    "eodds_mean",
-    "eodds_worst",
-    "eopp",
-    "dp",
-    "worst_group_auc",
-    "auc_gap",
-    "ece",
+
+@dataclass(frozen=True)
+class Metric:
+    """What one metric is: its key in the results, its label in tables, how to read it."""
+
+    key: str
+    label: str
+    lower_is_better: bool | None  # None: neither direction is better (a count, a rate)
+    threshold_dependent: bool  # changes with the decision threshold
+    overall: bool = True  # a top-level value of binary_metrics
+    per_group: bool = False  # also given for each group under ``by_group``
+    count: bool = False  # a whole number of rows, not a rate
+    compared: bool = False  # a column of the method comparison table
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("n", "n", None, False, overall=False, per_group=True, count=True),
+    Metric("positives", "positives", None, False, overall=False, per_group=True, count=True),
+    Metric("auc", "AUC", False, False, per_group=True, compared=True),
+    Metric("accuracy", "accuracy", False, True, per_group=True, compared=True),
+    Metric("balanced_accuracy", "balanced acc.", False, True),
+    Metric("f1", "F1", False, True),
+    Metric("tpr", "TPR", False, True, overall=False, per_group=True),
+    Metric("fpr", "FPR", True, True, overall=False, per_group=True),
+    Metric("positive_rate", "positive rate", None, True, overall=False, per_group=True),
+    Metric("eodds_mean", "EOdds (mean)", True, True, compared=True),
+    Metric("eodds_worst", "EOdds (worst-case)", True, True, compared=True),
+    Metric("eopp", "EOpp", True, True),
+    Metric("dp", "DP", True, True, compared=True),
+    Metric("worst_group_auc", "worst-group AUC", False, False, compared=True),
+    Metric("auc_gap", "AUC gap", True, False),
+    Metric("ece", "ECE", True, False, per_group=True),
 )
+"""Every metric :func:`binary_metrics` reports, in display order."""
+
+METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS if m.overall)
 """Top-level scalar metrics of :func:`binary_metrics`, in display order."""
 
-GROUP_KEYS: tuple[str, ...] = (
-    "n",
-    "positives",
-    "auc",
-    "accuracy",
-    "tpr",
-    "fpr",
-    "positive_rate",
-    "ece",
-)
+GROUP_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS if m.per_group)
 """Keys of each ``by_group`` entry of :func:`binary_metrics`."""
 
-THRESHOLD_RULES: tuple[str, ...] = ("0.5", "balanced_accuracy", "positive_rate")
-"""Rules :func:`choose_threshold` knows."""
+_GROUP_RATES = tuple(m.key for m in METRICS if m.per_group and not m.count)
 
 N_BINS = 10
 """Equal-width bins for the expected calibration error."""
@@ -71,7 +85,7 @@ class FairnessWarning(UserWarning):
 # ---------------------------------------------------------------- input checks
 
 
-def _check_inputs(
+def check_inputs(
     y_true: Any, scores: Any, groups: Any | None = None, n_groups: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Validated 1-D copies: labels as float 0/1, scores as float, groups as int."""
@@ -269,7 +283,7 @@ def binary_metrics(
     what is missing.
     """
     names = _check_group_names(group_names)
-    y, s, g = _check_inputs(y_true, scores, groups, len(names))
+    y, s, g = check_inputs(y_true, scores, groups, len(names))
     threshold = _check_threshold(threshold)
     y, s, g = _sort_by_score(y, s, g)
     counts, m = _evaluate(np.ones((1, len(y))), y, s, g, len(names), threshold)
@@ -289,7 +303,7 @@ def binary_metrics(
                     stacklevel=2,
                 )
         by_group[name] = {"n": n_k, "positives": positives}
-        for key in GROUP_KEYS[2:]:
+        for key in _GROUP_RATES:
             by_group[name][key] = float(m[f"group_{key}"][0, k])
 
     if y.min() == y.max():
@@ -333,7 +347,7 @@ def bootstrap_ci(
     ``[nan, nan]``.
     """
     names = _check_group_names(group_names)
-    y, s, g = _check_inputs(y_true, scores, groups, len(names))
+    y, s, g = check_inputs(y_true, scores, groups, len(names))
     threshold = _check_threshold(threshold)
     if n_boot < 1:
         raise FairtuneError(f"n_boot must be at least 1, got {n_boot}")
@@ -365,61 +379,3 @@ def bootstrap_ci(
             lo, hi = np.nanpercentile(np.concatenate(draws[key]), q)
             out[key] = [float(lo), float(hi)]
     return out
-
-
-def _cut_points(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate thresholds and the number of rows predicted positive at each.
-
-    Candidates are the midpoints between consecutive distinct scores, with 0
-    and 1 added as end points, so every candidate lies strictly inside (0, 1)
-    and together they realise every distinct split, including "all positive"
-    and "all negative" where such a threshold exists.
-    """
-    edges = np.unique(np.r_[0.0, s, 1.0])
-    cuts = 0.5 * (edges[1:] + edges[:-1])
-    cuts = cuts[(cuts > 0.0) & (cuts < 1.0)]
-    predicted = len(s) - np.searchsorted(np.sort(s), cuts, side="left")
-    return cuts, predicted
-
-
-def choose_threshold(
-    y_true: Any, scores: Any, rule: str, reference_rate: float | None = None
-) -> float:
-    """Choose a decision threshold on an external set (never on the test set).
-
-    Rules (:data:`THRESHOLD_RULES`):
-
-    - ``"0.5"``: 0.5.
-    - ``"balanced_accuracy"``: the cut point that maximises balanced accuracy
-      (the lowest such cut on ties).
-    - ``"positive_rate"``: the cut point whose fraction predicted positive is
-      closest to ``reference_rate`` (e.g. the starting model's positive rate).
-
-    Cut points are midpoints between consecutive distinct scores.
-    """
-    if rule not in THRESHOLD_RULES:
-        raise FairtuneError(f"unknown threshold rule '{rule}': use one of {list(THRESHOLD_RULES)}")
-    y, s, _ = _check_inputs(y_true, scores)
-    if rule == "0.5":
-        return 0.5
-    cuts, predicted = _cut_points(s)
-    if len(cuts) == 0:  # only possible in degenerate float cases
-        return 0.5
-    if rule == "positive_rate":
-        if reference_rate is None:
-            raise FairtuneError("rule 'positive_rate' needs reference_rate, e.g. the start rate")
-        if not 0.0 <= reference_rate <= 1.0:
-            raise FairtuneError(f"reference_rate must lie in [0, 1], got {reference_rate}")
-        best = np.argmin(np.abs(predicted / len(s) - reference_rate))
-        return float(cuts[best])
-    positives = int(y.sum())
-    if positives in (0, len(y)):
-        raise FairtuneError(
-            "rule 'balanced_accuracy' needs both labels in y_true: use a set with both classes"
-        )
-    pos_sorted = np.sort(s[y == 1])
-    tp = len(pos_sorted) - np.searchsorted(pos_sorted, cuts, side="left")
-    fp = predicted - tp
-    negatives = len(y) - positives
-    balanced = 0.5 * (tp / positives + (negatives - fp) / negatives)
-    return float(cuts[np.argmax(balanced)])

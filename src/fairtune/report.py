@@ -2,57 +2,29 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
-from fairtune.io import atomic_path, atomic_write_text
+from fairtune.comparison import CompareSettings
+from fairtune.console import console
+from fairtune.io import atomic_dir, save_figure, write_csv, write_json
+from fairtune.metrics import METRICS
+from fairtune.results import ResultRow, summarise
 
-LABELS = {
-    "auc": "AUC",
-    "accuracy": "accuracy",
-    "balanced_accuracy": "balanced acc.",
-    "f1": "F1",
-    "eodds_mean": "EOdds (mean)",
-    "eodds_worst": "EOdds (worst-case)",
-    "eopp": "EOpp",
-    "dp": "DP",
-    "worst_group_auc": "worst-group AUC",
-    "auc_gap": "AUC gap",
-    "ece": "ECE",
-}
+LABELS = {m.key: m.label for m in METRICS if m.overall}
+COMPARE_KEYS = tuple(m.key for m in METRICS if m.compared)
+BOTH_THRESHOLDS = tuple(m.key for m in METRICS if m.compared and m.threshold_dependent)
+GROUP_COLUMNS = tuple(m for m in METRICS if m.per_group)
+
 EXPLAIN = (
     "EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) as in the BMFT/SWiFT papers; EOdds (worst-case) = "
     "max(|ΔTPR|,|ΔFPR|) as fairlearn; Δ = largest minus smallest group; lower is fairer."
 )
-
-# Tables are wide; outside a terminal (logs, CI) rich would otherwise assume 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 150)
-
-
-@contextmanager
-def progress_bar(show: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
-    """Yield a function that advances a transient progress bar by one step.
-
-    Shown only when asked and in a terminal: a log or CI output stays clean.
-    """
-    if not show or not console.is_terminal:
-        yield lambda: None
-        return
-    with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
 
 
 def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
@@ -78,52 +50,13 @@ def overall_table(metrics: dict[str, Any], ci: dict[str, Any] | None, title: str
 def groups_table(metrics: dict[str, Any], attribute: str) -> Table:
     """One row per group: size, positives, AUC, accuracy, TPR, FPR, positive rate, ECE."""
     table = Table(title=f"by group ({attribute}), threshold {metrics['threshold']:.3f}")
-    cols = ["n", "positives", "auc", "accuracy", "tpr", "fpr", "positive_rate", "ece"]
     table.add_column("group")
-    for col in cols:
-        table.add_column(col.replace("_", " "), justify="right")
+    for col in GROUP_COLUMNS:
+        table.add_column(col.key.replace("_", " "), justify="right")
     for name, row in metrics["by_group"].items():
-        cells = [str(row[c]) if c in ("n", "positives") else fmt(row[c]) for c in cols]
+        cells = [str(row[c.key]) if c.count else fmt(row[c.key]) for c in GROUP_COLUMNS]
         table.add_row(name, *cells)
     return table
-
-
-def clean(obj: Any) -> Any:
-    """JSON-ready copy: NaN and infinities become null, tuples become lists."""
-    if isinstance(obj, float):
-        return None if not math.isfinite(obj) else obj
-    if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
-    return obj
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically, NaN as null."""
-    atomic_write_text(path, json.dumps(clean(obj), indent=2) + "\n")
-
-
-def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write flat dict rows as CSV, atomically; columns in first-seen order."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(clean(rows))
-    atomic_write_text(path, buffer.getvalue())
-
-
-def save_figure(fig: Any, path: str | Path) -> None:
-    """Save a matplotlib figure as PNG, atomically."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
-
-
-COMPARE_KEYS = ("auc", "accuracy", "eodds_mean", "eodds_worst", "dp", "worst_group_auc")
-BOTH_THRESHOLDS = ("accuracy", "eodds_mean", "eodds_worst", "dp")
 
 
 def _cell(stat: dict[str, Any]) -> str:
@@ -139,11 +72,9 @@ def _cell(stat: dict[str, Any]) -> str:
     return f"{mean:.3f}"
 
 
-def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
+def compare_table(rows: list[ResultRow], title: str) -> Table:
     """Method x metrics; threshold-dependent metrics at 0.5 and at the chosen threshold."""
-    from fairtune.comparison import summarise
-
-    n_seeds = len({r["seed"] for r in rows})
+    n_seeds = len({r.seed for r in rows})
     spread = (
         f"mean±std over {n_seeds} seeds" if n_seeds > 1 else "value±half the 95% bootstrap interval"
     )
@@ -170,14 +101,12 @@ def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def fairness_plot(rows: list[dict[str, Any]], path: str | Path, title: str) -> None:
+def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
     """EOdds (mean) against AUC per method, at 0.5 and at the chosen threshold (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fairtune.comparison import summarise
 
     auc = summarise(rows, "auc")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
@@ -211,50 +140,52 @@ def fairness_plot(rows: list[dict[str, Any]], path: str | Path, title: str) -> N
     plt.close(fig)
 
 
-def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
     """One CSV line per (method, seed): the settings chosen and every test metric."""
     flat = []
     for r in rows:
         line: dict[str, Any] = {
-            "method": r["method"],
-            "seed": r["seed"],
-            "wall_time_s": r["wall_time_s"],
-            "threshold": r["threshold"],
+            "method": r.method,
+            "seed": r.seed,
+            "wall_time_s": r.wall_time_s,
+            "threshold": r.threshold,
         }
-        line.update({f"{k}@0.5": v for k, v in r["metrics"].items() if k != "by_group"})
-        line.update({f"{k}@t": v for k, v in r["metrics_tuned"].items() if k != "by_group"})
-        line["chosen"] = str(r["selection"].get("chosen", ""))
+        line.update({f"{k}@0.5": v for k, v in r.metrics.items() if k != "by_group"})
+        line.update({f"{k}@t": v for k, v in r.metrics_tuned.items() if k != "by_group"})
+        line["chosen"] = str(r.selection.get("chosen", ""))
         flat.append(line)
     return flat
 
 
 def write_comparison(
-    out: str | Path, rows: list[dict[str, Any]], title: str, settings: Any, extra: dict[str, Any]
+    out: str | Path,
+    rows: list[ResultRow],
+    title: str,
+    settings: CompareSettings,
+    extra: dict[str, Any],
 ) -> None:
     """Write results.json, results.csv, settings.json and the plot; print the table."""
-    from fairtune.io import atomic_dir
-
     with atomic_dir(out) as tmp:
-        write_json(tmp / "results.json", rows)
+        write_json(tmp / "results.json", [r.to_dict() for r in rows])
         write_csv(tmp / "results.csv", flat_rows(rows))
         write_json(
             tmp / "settings.json",
             {
                 **extra,
                 "compare": asdict(settings),
-                "selection_rule": settings.selection_rule(),
+                "selection_rule": settings.selection_rule().text(),
                 "threshold_rule": settings.threshold_text(),
             },
         )
         fairness_plot(rows, tmp / "fairness_vs_auc.png", title)
     console.print(compare_table(rows, title))
     if settings.grid:
-        console.print(f"Selection: {settings.selection_rule()}.")
+        console.print(f"Selection: {settings.selection_rule().text()}.")
         for method in settings.grids:
             console.print(f"  {method} searched {settings.grid_of(method)} (narrowed grid)")
         for r in rows:
-            if r["method"] != "baseline":
-                console.print(f"  {r['method']} (seed {r['seed']}): {r['selection']['chosen']}")
+            if r.method != "baseline":
+                console.print(f"  {r.method} (seed {r.seed}): {r.selection['chosen']}")
     console.print(f"Threshold t: {settings.threshold_text()}.")
     console.print(
         f"Report written to {out}/ (results.json, results.csv, settings.json, fairness_vs_auc.png)"

@@ -44,6 +44,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.utils.data import DistributedSampler
 
+from fairtune.console import progress_bar
 from fairtune.data import FairData
 from fairtune.distributed import average_gradients_, world
 from fairtune.errors import FairtuneError
@@ -57,7 +58,6 @@ from fairtune.models import (
     model_device,
     to_device,
 )
-from fairtune.report import progress_bar
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

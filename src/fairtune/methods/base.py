@@ -17,12 +17,11 @@ from torch import nn
 from fairtune.data import FairData, balance, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.importance import fisher_diagonal
-from fairtune.io import atomic_dir
+from fairtune.io import atomic_dir, write_json
 from fairtune.losses import BIAS_KINDS, Objective
 from fairtune.masks import Mask, relative_importance
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
-from fairtune.report import write_json
 from fairtune.training import Phase, run_phase
 
 REGISTRY: dict[str, type[Method]] = {}
