@@ -37,12 +37,8 @@ import torch
 from _common import console, environment, median, n_params, parser, set_threads, table, write_json
 from torch import nn
 
-from fairtune.backbones import (
-    EFFICIENTNET_LITE_MEAN,
-    EFFICIENTNET_LITE_STD,
-    SmallCNN,
-    efficientnet_lite0,
-)
+from fairtune.architectures import image_arch
+from fairtune.backbones import SmallCNN, efficientnet_lite0
 from fairtune.data import FairData
 from fairtune.datasets.synthetic import make_skin_tone_images
 from fairtune.images import in_memory, read_image_csv
@@ -73,11 +69,7 @@ def build(arch: str, seed: int) -> nn.Module:
 
 def read(folder: Path, arch: str, image_size: int) -> FairData:
     """The external split as lazily decoded images, normalised as ``arch`` expects."""
-    mean, std = (
-        (EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD)
-        if arch == "efficientnet_lite0"
-        else (None, None)
-    )
+    _, mean, std = image_arch(arch)
     data, _ = read_image_csv(
         folder / "synthetic_external.csv",
         None,

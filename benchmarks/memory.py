@@ -40,10 +40,11 @@ from _common import (
     write_json,
 )
 
+from fairtune.architectures import load_model
 from fairtune.baseline import TrainConfig
 from fairtune.data import FairData
 from fairtune.methods import get_method
-from fairtune.models import load_model, save_model
+from fairtune.models import save_model
 
 # name shown -> (registered method, settings, its epoch settings)
 VARIANTS: dict[str, tuple[str, dict, tuple[str, ...]]] = {

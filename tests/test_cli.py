@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fairtune.architectures import load_model
 from fairtune.cli import main
 from fairtune.data import TabularPreprocessor, frame_to_data
 from fairtune.evaluation import evaluate_model
 from fairtune.io import MARKER
 from fairtune.metrics import METRIC_KEYS
-from fairtune.models import load_model
 
 
 @pytest.fixture(scope="module")

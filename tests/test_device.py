@@ -293,7 +293,7 @@ def test_fisher_and_predictions_on_the_models_device(device, mode):
     assert all(t.device == model_device(model) for t in fisher["pred"].values())
     scores = predict_proba(model, data, batch_size=5)
     assert scores.device == torch.device("cpu") and scores.shape == (12,)
-    features = ModelSplit.of(model).features(data.inputs)
+    features, _ = ModelSplit.of(model).features_and_output(data.inputs)
     assert features.device == model_device(model)
 
 

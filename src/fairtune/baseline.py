@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from fairtune.architectures import build_model
 from fairtune.data import (
     FairData,
     TabularPreprocessor,
@@ -17,7 +18,7 @@ from fairtune.data import (
     frame_to_data,
 )
 from fairtune.losses import Objective
-from fairtune.models import ModelConfig, ModelSplit, build_model, load_state_dict_file
+from fairtune.models import ModelConfig, ModelSplit, load_state_dict_file
 from fairtune.training import Phase, run_phase
 
 

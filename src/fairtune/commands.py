@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fairtune import report
 from fairtune.api import debias
+from fairtune.architectures import image_arch, load_model
 from fairtune.baseline import TrainConfig, train_images, train_tabular
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
 from fairtune.comparison import CompareSettings, compare
@@ -30,7 +31,7 @@ from fairtune.evaluation import evaluate_model
 from fairtune.io import atomic_dir, refuse_inputs, write_json
 from fairtune.loading import PARTS, load_for_model, read_images, read_table, resolve_columns
 from fairtune.methods import REGISTRY
-from fairtune.models import load_model, save_model
+from fairtune.models import save_model
 from fairtune.thresholds import THRESHOLD_RULES
 
 DATA_HELP = "CSV file or built-in set ('adult', 'german', 'adult:test', ...)"
@@ -168,7 +169,6 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, Any, int]:
-    from fairtune.backbones import image_arch
     from fairtune.images import Augment, parse_binarize
 
     if not args.label or not args.sensitive:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from fairtune import report
-from fairtune.backbones import image_arch
+from fairtune.architectures import build_model, image_arch
 from fairtune.baseline import TrainConfig, fit_baseline, train_tabular
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
@@ -29,7 +29,6 @@ from fairtune.datasets import load_adult, make_skin_tone_images
 from fairtune.images import in_memory
 from fairtune.loading import read_images
 from fairtune.methods import REGISTRY
-from fairtune.models import build_model
 from fairtune.results import ResultRow
 
 LABEL, ATTRIBUTE, GROUP = "income", "sex", "Female"

@@ -1,4 +1,4 @@
-"""Models: architectures by name, the backbone/head split, and the model directory.
+"""Models: the tabular MLP, the backbone/head split, weight loading, the model directory.
 
 A model directory holds ``config.json`` (architecture, preprocessing, label,
 sensitive columns, group names, threshold) and ``model.safetensors``.
@@ -6,9 +6,8 @@ sensitive columns, group names, threshold) and ``model.safetensors``.
 
 from __future__ import annotations
 
-import inspect
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,32 +41,6 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
-
-
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"mlp": MLP}
-
-
-def register_architecture(name: str, builder: Callable[..., nn.Module]) -> None:
-    """Make ``build_model({"name": name, ...})`` call ``builder(**rest)``."""
-    ARCHITECTURES[name] = builder
-
-
-def build_model(arch: dict[str, Any]) -> nn.Module:
-    """Instantiate an architecture from its JSON description ``{"name": ..., **kwargs}``."""
-    from fairtune.backbones import resolve_architecture  # registers the image backbones
-
-    if not isinstance(arch, dict):
-        raise FairtuneError(f"an architecture is a dict with a 'name', not {arch!r}")
-    spec = dict(arch)
-    name = spec.pop("name", None)
-    builder = resolve_architecture(name)
-    if "hidden" in spec:
-        spec["hidden"] = tuple(spec["hidden"])
-    try:
-        inspect.signature(builder).bind(**spec)
-    except TypeError as exc:
-        raise FairtuneError(f"architecture '{name}' cannot take options {spec}: {exc}") from None
-    return builder(**spec)
 
 
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -159,14 +132,6 @@ class ModelSplit:
 
     def all_params(self) -> list[str]:
         return [n for n, _ in self.model.named_parameters()]
-
-    @torch.no_grad()
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The backbone's output for ``x``: the input the head receives, on the model's device.
-
-        ``x`` is moved to the model's device first.
-        """
-        return self.features_and_output(x)[0]
 
     @torch.no_grad()
     def features_and_output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,32 +278,13 @@ def write_model_files(directory: Path, model: nn.Module, config: ModelConfig) ->
 
 
 def save_model(directory: str | Path, model: nn.Module, config: ModelConfig) -> Path:
-    """Write a model directory; it appears whole or not at all."""
+    """Write a model directory; it appears whole or not at all.
+
+    :func:`fairtune.architectures.load_model` reads it back.
+    """
     with atomic_dir(directory) as tmp:
         write_model_files(tmp, model, config)
     return Path(directory)
-
-
-def load_model(directory: str | Path) -> tuple[nn.Module, ModelConfig]:
-    """Load a model directory written by :func:`save_model`."""
-    directory = Path(directory)
-    cfg_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not cfg_path.is_file() or not weights.is_file():
-        raise FairtuneError(
-            f"'{directory}' is not a fairtune model directory (needs {CONFIG_FILE} and "
-            f"{WEIGHTS_FILE}); create one with 'fairtune train'"
-        )
-    try:
-        config = ModelConfig.from_dict(json.loads(cfg_path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise FairtuneError(f"cannot read {cfg_path}: {exc}") from None
-    model = build_model(config.arch)
-    try:
-        state = load_file(str(weights))
-    except Exception as exc:  # safetensors raises its own error types
-        raise FairtuneError(f"cannot read weights {weights}: {exc}") from None
-    load_weights(model, state, str(weights))
-    return model, config
 
 
 def load_state_dict_file(model: nn.Module, path: str | Path, head: str | None = None) -> nn.Module:

@@ -1,0 +1,149 @@
+"""Architectures by name: the one registry, building a model from its description, loading one.
+
+An architecture description is the JSON dict ``{"name": ..., **options}``
+saved in a model directory's ``config.json``; :func:`build_model` turns it
+into a model through the registry entry named ``name``. An entry knows its
+builder and the input normalisation its weights expect. The prefix entries
+``"torchvision"`` and ``"timm"`` serve every ``"torchvision:<model>"`` and
+``"timm:<model>"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from safetensors.torch import load_file
+from torch import nn
+
+from fairtune.backbones import SmallCNN, build_timm, build_torchvision, efficientnet_lite0
+from fairtune.errors import FairtuneError
+from fairtune.models import CONFIG_FILE, MLP, WEIGHTS_FILE, ModelConfig, load_weights
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One registry entry: how to build an architecture and how to feed it images.
+
+    ``builder`` is called with the description's options; a ``prefix`` entry
+    serves every ``"<name>:<model>"``, its builder taking the model's name
+    first. ``mean`` and ``std`` are the per-channel normalisation the weights
+    expect (None: the image reader's default). ``in_channels``: the builder
+    takes the number of image channels as ``in_channels``; ``image_options``
+    are the further options an image pipeline builds it with.
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    prefix: bool = False
+    in_channels: bool = False
+    image_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+# EfficientNet-Lite was trained (TensorFlow) with inception-style normalisation,
+# (pixel - 127) / 128, in [0, 1] units; not with the ImageNet mean and std.
+ARCHITECTURES: dict[str, Architecture] = {
+    entry.name: entry
+    for entry in (
+        Architecture("mlp", MLP),
+        Architecture("cnn", SmallCNN, in_channels=True),
+        Architecture(
+            "efficientnet_lite0",
+            efficientnet_lite0,
+            mean=(127.0 / 255.0,) * 3,
+            std=(128.0 / 255.0,) * 3,
+            in_channels=True,
+            image_options={"pretrained": True},
+        ),
+        Architecture("torchvision", build_torchvision, prefix=True),
+        Architecture("timm", build_timm, prefix=True),
+    )
+}
+
+
+def register_architecture(entry: Architecture) -> None:
+    """Make ``build_model({"name": entry.name, ...})`` build ``entry``."""
+    ARCHITECTURES[entry.name] = entry
+
+
+def resolve_architecture(name: str) -> Architecture:
+    """The entry for ``name``: an exact registry entry, or a prefix entry's ``"prefix:model"``.
+
+    A prefix entry comes back named ``name``, its builder bound to the model's name.
+    """
+    entry = ARCHITECTURES.get(name)
+    if entry is not None and not entry.prefix:
+        return entry
+    prefix, sep, rest = str(name).partition(":")
+    entry = ARCHITECTURES.get(prefix)
+    if sep and rest and entry is not None and entry.prefix:
+        builder = functools.partial(entry.builder, rest)
+        return replace(entry, name=name, builder=builder, prefix=False)
+    exact = sorted(n for n, e in ARCHITECTURES.items() if not e.prefix)
+    prefixes = ", ".join(n + ":<name>" for n, e in ARCHITECTURES.items() if e.prefix)
+    raise FairtuneError(f"unknown architecture '{name}'; known: {exact}, or {prefixes}")
+
+
+def build_model(arch: dict[str, Any]) -> nn.Module:
+    """Instantiate an architecture from its JSON description ``{"name": ..., **kwargs}``."""
+    if not isinstance(arch, dict):
+        raise FairtuneError(f"an architecture is a dict with a 'name', not {arch!r}")
+    spec = dict(arch)
+    name = spec.pop("name", None)
+    builder = resolve_architecture(name).builder
+    if "hidden" in spec:
+        spec["hidden"] = tuple(spec["hidden"])
+    try:
+        inspect.signature(builder).bind(**spec)
+    except TypeError as exc:
+        raise FairtuneError(f"architecture '{name}' cannot take options {spec}: {exc}") from None
+    return builder(**spec)
+
+
+class ImageArch(NamedTuple):
+    """An architecture description for images and the normalisation its weights expect."""
+
+    arch: dict[str, Any]
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+
+
+def image_arch(name: str, channels: int = 3) -> ImageArch:
+    """Architecture description for ``name`` on ``channels``-channel images, and the
+    normalisation (mean, std) its weights expect (None: the reader's default)."""
+    entry = resolve_architecture(name)
+    arch: dict[str, Any] = {"name": name, **entry.image_options}
+    if entry.in_channels:
+        arch["in_channels"] = channels
+    mean = None if entry.mean is None else entry.mean[:channels]
+    std = None if entry.std is None else entry.std[:channels]
+    return ImageArch(arch, mean, std)
+
+
+def load_model(directory: str | Path) -> tuple[nn.Module, ModelConfig]:
+    """Load a model directory written by :func:`fairtune.models.save_model`."""
+    directory = Path(directory)
+    cfg_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not cfg_path.is_file() or not weights.is_file():
+        raise FairtuneError(
+            f"'{directory}' is not a fairtune model directory (needs {CONFIG_FILE} and "
+            f"{WEIGHTS_FILE}); create one with 'fairtune train'"
+        )
+    try:
+        config = ModelConfig.from_dict(json.loads(cfg_path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise FairtuneError(f"cannot read {cfg_path}: {exc}") from None
+    model = build_model(config.arch)
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types
+        raise FairtuneError(f"cannot read weights {weights}: {exc}") from None
+    load_weights(model, state, str(weights))
+    return model, config
