@@ -43,9 +43,10 @@ from fairtune.backbones import (
     SmallCNN,
     efficientnet_lite0,
 )
-from fairtune.data import FairData
+from fairtune.data import Columns, FairData
 from fairtune.datasets.synthetic import make_skin_tone_images
-from fairtune.images import in_memory, read_image_csv
+from fairtune.image_csv import ImageOptions, read_image_csv
+from fairtune.images import Decoding, in_memory
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import relative_importance, soft_mask
@@ -80,13 +81,8 @@ def read(folder: Path, arch: str, image_size: int) -> FairData:
     )
     data, _ = read_image_csv(
         folder / "synthetic_external.csv",
-        None,
-        "image",
-        "malignant",
-        "skin_tone",
-        image_size=image_size,
-        mean=mean,
-        std=std,
+        ImageOptions("image", Decoding(image_size, 3, mean, std)),
+        Columns("malignant", "skin_tone"),
     )
     return data
 

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from fairtune.cli import main
-from fairtune.data import TabularPreprocessor, frame_to_data
 from fairtune.evaluation import evaluate_model
 from fairtune.io import MARKER
 from fairtune.metrics import METRIC_KEYS
 from fairtune.models import load_model
+from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 
 @pytest.fixture(scope="module")
