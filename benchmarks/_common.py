@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from fairtune.baseline import TrainConfig, train_tabular
-from fairtune.data import FairData, TabularPreprocessor, frame_to_data, skew_groups, split_frame
-from fairtune.datasets import load_adult
+from fairtune.data import FairData, split_frame
+from fairtune.datasets import load_adult, skew_groups
 from fairtune.models import ModelConfig
+from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 console = Console(width=120)
 RESULTS = Path(__file__).resolve().parent / "results"

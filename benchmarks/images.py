@@ -38,10 +38,14 @@ from _common import console, environment, median, n_params, parser, set_threads,
 from torch import nn
 
 from fairtune.architectures import image_arch
-from fairtune.backbones import SmallCNN, efficientnet_lite0
-from fairtune.data import FairData
+from fairtune.backbones import (
+    SmallCNN,
+    efficientnet_lite0,
+)
+from fairtune.data import Columns, FairData
 from fairtune.datasets.synthetic import make_skin_tone_images
-from fairtune.images import in_memory, read_image_csv
+from fairtune.image_csv import ImageOptions, read_image_csv
+from fairtune.images import Decoding, in_memory
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import relative_importance, soft_mask
@@ -72,13 +76,8 @@ def read(folder: Path, arch: str, image_size: int) -> FairData:
     _, mean, std = image_arch(arch)
     data, _ = read_image_csv(
         folder / "synthetic_external.csv",
-        None,
-        "image",
-        "malignant",
-        "skin_tone",
-        image_size=image_size,
-        mean=mean,
-        std=std,
+        ImageOptions("image", Decoding(image_size, 3, mean, std)),
+        Columns("malignant", "skin_tone"),
     )
     return data
 

@@ -8,10 +8,10 @@ import pytest
 
 from fairtune.architectures import load_model
 from fairtune.cli import main
-from fairtune.data import TabularPreprocessor, frame_to_data
 from fairtune.evaluation import evaluate_model
 from fairtune.io import MARKER
 from fairtune.metrics import METRIC_KEYS
+from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 
 @pytest.fixture(scope="module")

@@ -336,8 +336,9 @@ def test_swift_lowers_equalized_odds_on_skewed_adult():
     0.48 -> 0.12 on the test rows; AUC rises by 0.01-0.02 on both (SWiFT seeds 1 and 2:
     EOdds 0.09-0.13)."""
     from fairtune.baseline import TrainConfig, train_tabular
-    from fairtune.data import TabularPreprocessor, frame_to_data, skew_groups, split_frame
-    from fairtune.datasets import load_adult
+    from fairtune.data import split_frame
+    from fairtune.datasets import load_adult, skew_groups
+    from fairtune.tabular import TabularPreprocessor, frame_to_data
 
     train, external, test = split_frame(load_adult(), "income", ["sex"], (0.6, 0.2, 0.2), seed=0)
     train = skew_groups(train.iloc[:6000], "income", "sex", "Female", keep=0.1, seed=0)

@@ -1,4 +1,4 @@
-"""Data stage: tabular preprocessing, group encoding, splits, balancing, skewing."""
+"""Data stage: FairData, tabular preprocessing, group encoding, splits, balancing, skewing."""
 
 import numpy as np
 import pandas as pd
@@ -7,16 +7,14 @@ import torch
 
 from fairtune.data import (
     FairData,
-    TabularPreprocessor,
     balance,
     encode_groups,
     encode_labels,
-    feature_columns,
-    frame_to_data,
-    skew_groups,
     split_frame,
 )
+from fairtune.datasets import skew_groups
 from fairtune.errors import FairtuneError
+from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
 
 
 @pytest.fixture
@@ -153,6 +151,21 @@ def test_select_groups_reindexes():
     assert sub.group_names == ("g2", "g0")
     assert sub.groups.tolist() == [1, 0, 0]
     assert sub.inputs[:, 0].tolist() == [0.0, 2.0, 3.0]
+
+
+def test_replace_changes_only_the_given_fields():
+    data = _data([0, 1, 2, 2, 1], [0, 1, 0, 1, 1])
+    data.attribute = "tone"
+    inputs = torch.zeros(5, 2)
+    copy = data.replace(inputs=inputs)
+    assert copy is not data and copy.inputs is inputs
+    assert torch.equal(copy.labels, data.labels) and torch.equal(copy.groups, data.groups)
+    assert copy.group_names == data.group_names and copy.attribute == "tone"
+    renamed = data.replace(groups=torch.zeros(5, dtype=torch.long), group_names=["all"])
+    assert renamed.group_names == ("all",) and renamed.groups.tolist() == [0] * 5
+    assert renamed.inputs is data.inputs and renamed.attribute == "tone"
+    with pytest.raises(FairtuneError, match="differ in length"):
+        data.replace(labels=torch.zeros(4))
 
 
 def test_skew_keeps_the_fraction_of_one_cell(frame):

@@ -20,10 +20,11 @@ from _helpers import masked_entries_held, snapshot
 from PIL import Image
 from torch import nn
 
+from fairtune.augment import Augment
 from fairtune.backbones import SmallCNN
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
-from fairtune.images import Augment, ImageSource
+from fairtune.images import Decoding, ImageSource
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import random_mask
@@ -58,7 +59,7 @@ def image_paths(tmp_path: Path) -> list[Path]:
 def image_data(paths: list[Path], augment: Augment | None = None) -> FairData:
     labels = torch.tensor([i % 2 for i in range(len(paths))], dtype=torch.float32)
     groups = torch.tensor([(i // 2) % 2 for i in range(len(paths))])
-    return FairData(ImageSource(paths, SIZE, augment=augment), labels, groups, ["a", "b"])
+    return FairData(ImageSource(paths, Decoding(SIZE), augment=augment), labels, groups, ["a", "b"])
 
 
 def count_calls(module: nn.Module) -> list[int]:

@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from fairtune.architectures import build_model, load_model
+from fairtune.augment import Augment
 from fairtune.cli import main
+from fairtune.data import Columns
 from fairtune.datasets import make_skin_tone_images
 from fairtune.errors import FairtuneError
-from fairtune.images import Augment, in_memory, read_image_csv
+from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
+from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY, get_method
 from fairtune.models import MLP
 
@@ -44,16 +47,13 @@ def _train_argv(root, out, epochs):
     ]
 
 
-def _read(root, part, **kwargs):
+def _read(root, part, augment=None):
     return read_image_csv(
         root / f"synthetic_{part}.csv",
-        None,
-        "image",
-        "malignant",
-        "skin_tone",
-        image_size=16,
+        ImageOptions("image", Decoding(16)),
+        Columns("malignant", "skin_tone"),
         group_names=("dark", "light"),
-        **kwargs,
+        reading=ImageReading(augment=augment),
     )[0]
 
 

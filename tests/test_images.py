@@ -1,4 +1,4 @@
-"""Image data (fairtune.images), image backbones (fairtune.backbones), synthetic images."""
+"""Image data (augment, binarize, images, image_csv), image backbones, synthetic images."""
 
 from __future__ import annotations
 
@@ -14,16 +14,13 @@ from PIL import Image
 
 from fairtune import backbones, models
 from fairtune.architectures import build_model, resolve_architecture
+from fairtune.augment import Augment, rotate_image
+from fairtune.binarize import parse_binarize
+from fairtune.data import Columns
 from fairtune.datasets import make_skin_tone_images
 from fairtune.errors import FairtuneError
-from fairtune.images import (
-    Augment,
-    ImageSource,
-    parse_binarize,
-    read_image_csv,
-    rotate_image,
-    with_augment,
-)
+from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
+from fairtune.images import Decoding, ImageSource
 
 RAW = {"mean": (0.0,), "std": (1.0,)}  # no normalisation: pixel values in [0, 1]
 
@@ -61,9 +58,13 @@ def image_set(tmp_path: Path) -> Path:
     return csv
 
 
-def _read(csv: Path, **kwargs):
-    args = {"image_size": 8, "positive": "malignant", **RAW, **kwargs}
-    return read_image_csv(csv, csv.parent / "imgs", "file", "target", "sex", **args)
+def _read(csv: Path, channels: int = 3, **reading):
+    """The fixture's set read at 8 x 8 pixels, unnormalised, grouped by sex."""
+    options = ImageOptions("file", Decoding(8, channels, **RAW))
+    columns = Columns("target", "sex", positive="malignant")
+    return read_image_csv(
+        csv, options, columns, reading=ImageReading(csv.parent / "imgs", **reading)
+    )
 
 
 # ---------------------------------------------------------------- reader
@@ -86,7 +87,7 @@ def test_reader_relative_absolute_rgb_and_gray(image_set: Path) -> None:
 
     gray, _ = _read(image_set, channels=1)
     assert all(gray[i][0].shape == (1, 8, 8) for i in range(6))
-    rgb = ImageSource([str(image_set.parent / "imgs" / "rgb0.png")], 8, **RAW).load(0)
+    rgb = ImageSource([str(image_set.parent / "imgs" / "rgb0.png")], Decoding(8, **RAW)).load(0)
     luma = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).unsqueeze(0)
     assert torch.allclose(gray[0][0], luma, atol=2 / 255)
 
@@ -96,15 +97,25 @@ def test_reader_relative_absolute_rgb_and_gray(image_set: Path) -> None:
 
 def test_normalisation_and_sixteen_bit(tmp_path: Path) -> None:
     path = _png(tmp_path / "xray.png", np.full((10, 10), 65535 // 2, np.uint16))
-    x = ImageSource([path], 4, channels=1, mean=(0.25,), std=(0.5,))[0]
+    x = ImageSource([path], Decoding(4, 1, (0.25,), (0.5,)))[0]
     assert torch.allclose(x, torch.full((1, 4, 4), (0.5 - 0.25) / 0.5), atol=1e-3)
     with pytest.raises(FairtuneError, match="mean has 2 values"):
-        ImageSource([path], 4, channels=3, mean=(0.1, 0.2))
+        ImageSource([path], Decoding(4, 3, (0.1, 0.2)))
+
+
+def test_image_options_round_trip_and_old_configs() -> None:
+    options = ImageOptions("file", Decoding(16, 1, (0.5,), (0.25,)), {"fitzpatrick": "1-3"})
+    saved = options.to_dict()
+    assert list(saved) == ["image_col", "image_size", "channels", "mean", "std", "binarize"]
+    assert saved["image_size"] == 16 and saved["channels"] == 1 and saved["mean"] == (0.5,)
+    assert ImageOptions.from_dict(saved) == options
+    old = ImageOptions.from_dict({"image_col": "path", "image_size": 32})  # before channels
+    assert old == ImageOptions("path", Decoding(32, 3, None, None), None)
 
 
 def test_missing_columns_named(image_set: Path) -> None:
     with pytest.raises(FairtuneError, match=r"\['path', 'race'\] not in 'set.csv'"):
-        read_image_csv(image_set, None, "path", "target", ["sex", "race"])
+        read_image_csv(image_set, ImageOptions("path"), Columns("target", ["sex", "race"]))
 
 
 def test_missing_file_fails_at_read_with_row(image_set: Path) -> None:
@@ -153,26 +164,21 @@ def test_skip_bad_drops_a_truncated_jpeg(image_set: Path) -> None:
 
 
 def test_binarize_range_and_list(image_set: Path) -> None:
+    reading = ImageReading(image_set.parent / "imgs")
     data, report = read_image_csv(
         image_set,
-        image_set.parent / "imgs",
-        "file",
-        "target",
-        "fitzpatrick",
-        positive="malignant",
-        binarize=parse_binarize("fitzpatrick:1-3"),
+        ImageOptions("file", binarize=parse_binarize("fitzpatrick:1-3")),
+        Columns("target", "fitzpatrick", positive="malignant"),
+        reading=reading,
     )
     assert data.group_names == ("fitzpatrick 1-3", "fitzpatrick other")
     assert data.groups.tolist() == [0, 0, 0, 1, 1, 1]
     assert report["binarized"]["fitzpatrick"]["fitzpatrick other"] == ["4", "5", "6"]
     data, _ = read_image_csv(
         image_set,
-        image_set.parent / "imgs",
-        "file",
-        "target",
-        ["fitzpatrick", "sex"],
-        positive="malignant",
-        binarize={"fitzpatrick": "2,4"},
+        ImageOptions("file", binarize={"fitzpatrick": "2,4"}),
+        Columns("target", ["fitzpatrick", "sex"], positive="malignant"),
+        reading=reading,
     )
     assert data.group_names[data.groups[1]] == "fitzpatrick 2,4 & F"
     assert data.group_names[data.groups[2]] == "fitzpatrick other & F"
@@ -187,7 +193,11 @@ def test_binarize_malformed(rule: str) -> None:
 
 def test_binarize_must_name_sensitive_column(image_set: Path) -> None:
     with pytest.raises(FairtuneError, match="not sensitive columns"):
-        read_image_csv(image_set, None, "file", "target", "sex", binarize={"fitzpatrick": "1-3"})
+        read_image_csv(
+            image_set,
+            ImageOptions("file", binarize={"fitzpatrick": "1-3"}),
+            Columns("target", "sex"),
+        )
 
 
 # ---------------------------------------------------------------- augmentation
@@ -214,8 +224,9 @@ def test_augment_seeded_and_shape_preserving(image_set: Path) -> None:
     assert any(not torch.equal(a, other[i][0]) for i, a in enumerate(first))
     data.inputs.set_epoch(1)
     assert any(not torch.equal(a, data[i][0]) for i, a in enumerate(first))
-    plain = with_augment(data, None)
-    assert torch.equal(plain[0][0], ImageSource(data.inputs.paths[:1], 8, **RAW)[0])
+    plain, _ = _read(image_set)  # evaluation reads the same CSV without augmentation
+    assert torch.equal(plain[0][0], ImageSource(data.inputs.paths[:1], Decoding(8, **RAW))[0])
+    assert any(not torch.equal(plain[i][0], data[i][0]) for i in range(6))
 
 
 # ---------------------------------------------------------------- synthetic images
@@ -250,7 +261,9 @@ def test_synthetic_deterministic_skewed_and_balanced(tmp_path: Path) -> None:
 
     # A real visual cue: malignant lesions are darker at the centre, within each tone.
     data, _ = read_image_csv(
-        a / "synthetic_test.csv", None, "image", "malignant", "skin_tone", image_size=16, **RAW
+        a / "synthetic_test.csv",
+        ImageOptions("image", Decoding(16, **RAW)),
+        Columns("malignant", "skin_tone"),
     )
     centre = torch.stack([data[i][0][:, 6:10, 6:10].mean() for i in range(len(data))])
     for g in range(2):

@@ -7,7 +7,8 @@
 
 from fairtune.api import compare, debias
 from fairtune.architectures import load_model
-from fairtune.data import FairData, balance, skew_groups, split_frame
+from fairtune.data import FairData, balance, split_frame
+from fairtune.datasets import skew_groups
 from fairtune.evaluation import evaluate_model
 from fairtune.methods import REGISTRY as METHODS
 from fairtune.models import ModelSplit, save_model

@@ -10,15 +10,11 @@ import pandas as pd
 import torch
 
 from fairtune.architectures import build_model
-from fairtune.data import (
-    FairData,
-    TabularPreprocessor,
-    check_groups,
-    feature_columns,
-    frame_to_data,
-)
+from fairtune.data import Columns, FairData, check_groups
+from fairtune.image_csv import ImageOptions
 from fairtune.losses import Objective
 from fairtune.models import ModelConfig, ModelSplit, load_state_dict_file
+from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
 from fairtune.training import Phase, run_phase
 
 
@@ -118,33 +114,39 @@ def fit_baseline(
     return run_phase(model, data, phase, seed=config.seed, progress=progress)
 
 
+@dataclass(frozen=True)
+class StartingModel:
+    """What training starts from: the architecture, weights to load into it (``checkpoint``),
+    and the head's name (None: found)."""
+
+    arch: dict[str, Any]
+    checkpoint: str | None = None
+    head: str | None = None
+
+
 def train_images(
     data: FairData,
-    arch: dict[str, Any],
-    images: dict[str, Any],
-    label: str,
-    sensitive: Sequence[str],
+    start: StartingModel,
+    options: ImageOptions,
+    columns: Columns,
     config: TrainConfig,
-    checkpoint: str | None = None,
-    head: str | None = None,
-    positive: Any = None,
     progress: bool = False,
 ) -> tuple[torch.nn.Module, ModelConfig]:
-    """Train (or, from ``checkpoint``, fine-tune) an image classifier; return it and its config.
+    """Train (or, from a checkpoint, fine-tune) an image classifier; return it and its config.
 
-    ``images`` are the reader settings (column, size, channels, normalisation,
-    binarising rules), saved so every later command reads images alike.
+    ``options`` are the reader settings ``data`` was read with, saved so every
+    later command reads images alike.
     """
-    model, head = _starting_model(arch, config.seed, checkpoint, head)
+    model, head = _starting_model(start.arch, config.seed, start.checkpoint, start.head)
     history = fit_baseline(model, data, config, progress)
     model_config = ModelConfig(
-        arch=rebuildable(arch),
-        label=label,
-        sensitive=list(sensitive),
+        arch=rebuildable(start.arch),
+        label=columns.label,
+        sensitive=list(columns.sensitive),
         group_names=list(data.group_names),
         head=head,
-        images=images,
-        positive=None if positive is None else str(positive),
+        images=options.to_dict(),
+        positive=None if columns.positive is None else str(columns.positive),
         history=history,
     )
     return model, model_config

@@ -13,11 +13,13 @@ from rich.table import Table
 from fairtune import report
 from fairtune.api import debias
 from fairtune.architectures import image_arch, load_model
-from fairtune.baseline import TrainConfig, train_images, train_tabular
+from fairtune.augment import Augment
+from fairtune.baseline import StartingModel, TrainConfig, train_images, train_tabular
+from fairtune.binarize import parse_binarize
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
-from fairtune.data import split_frame
+from fairtune.data import Columns, split_frame
 from fairtune.demo import (
     DemoSettings,
     ImageDemoSettings,
@@ -28,8 +30,10 @@ from fairtune.demo import (
 )
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
+from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
+from fairtune.images import Decoding
 from fairtune.io import atomic_dir, refuse_inputs, write_json
-from fairtune.loading import PARTS, load_for_model, read_images, read_table, resolve_columns
+from fairtune.loading import PARTS, load_for_model, read_table, resolve_columns
 from fairtune.methods import REGISTRY
 from fairtune.models import save_model
 from fairtune.thresholds import THRESHOLD_RULES
@@ -58,8 +62,7 @@ def _load(args: argparse.Namespace, spec: str, config: Any, part: str) -> tuple[
         args.sensitive,
         default_part=part,
         split_seed=args.split_seed,
-        image_root=args.image_root,
-        skip_bad=args.skip_bad_images,
+        reading=ImageReading(args.image_root, args.skip_bad_images),
     )
 
 
@@ -169,40 +172,32 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, Any, int]:
-    from fairtune.images import Augment, parse_binarize
-
     if not args.label or not args.sensitive:
         raise FairtuneError("an image CSV needs --label and --sensitive")
     arch, mean, std = image_arch(args.arch, args.channels)
-    options = {
-        "image_col": args.image_col,
-        "image_size": args.image_size,
-        "channels": args.channels,
-        "mean": mean,
-        "std": std,
-        "binarize": parse_binarize(args.binarize) if args.binarize else None,
-    }
-    data, read = read_images(
+    options = ImageOptions(
+        args.image_col,
+        Decoding(args.image_size, args.channels, mean, std),
+        parse_binarize(args.binarize) if args.binarize else None,
+    )
+    columns = Columns(args.label, args.sensitive, args.positive)
+    data, read = read_image_csv(
         args.data,
         options,
-        args.label,
-        args.sensitive,
-        image_root=args.image_root,
-        skip_bad=args.skip_bad_images,
-        positive=args.positive,
-        augment=Augment(seed=config.seed) if args.augment else None,
+        columns,
+        reading=ImageReading(
+            args.image_root,
+            args.skip_bad_images,
+            augment=Augment(seed=config.seed) if args.augment else None,
+        ),
     )
     _say_skipped(read)
     model, model_config = train_images(
         data,
-        arch,
+        StartingModel(arch, args.checkpoint, args.head),
         options,
-        args.label,
-        args.sensitive,
+        columns,
         config,
-        checkpoint=args.checkpoint,
-        head=args.head,
-        positive=args.positive,
         progress=True,
     )
     return model, model_config, len(data)

@@ -1,14 +1,15 @@
 """Data: the labelled set with a sensitive attribute that every stage reads.
 
 A :class:`FairData` holds model inputs, binary labels and group ids with their
-names. Tabular frames become ``FairData`` through :class:`TabularPreprocessor`;
-image sets (``fairtune.images``) plug in an input source of their own.
+names. The labels and groups come from a frame's columns (:func:`encode_labels`,
+:func:`encode_groups`); tabular inputs from ``fairtune.tabular``, image inputs
+from ``fairtune.images``, an input source of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -68,6 +69,23 @@ class FairData(Dataset):
     def n_groups(self) -> int:
         return len(self.group_names)
 
+    def replace(
+        self,
+        *,
+        inputs: torch.Tensor | InputSource | None = None,
+        labels: torch.Tensor | None = None,
+        groups: torch.Tensor | None = None,
+        group_names: Sequence[str] | None = None,
+    ) -> FairData:
+        """A copy with the given fields replaced and the others (and the attribute) kept."""
+        return FairData(
+            self.inputs if inputs is None else inputs,
+            self.labels if labels is None else labels,
+            self.groups if groups is None else groups,
+            self.group_names if group_names is None else group_names,
+            self.attribute,
+        )
+
     def subset(self, indices: np.ndarray | Sequence[int]) -> FairData:
         """The rows at ``indices``, in that order."""
         idx = np.asarray(indices, dtype=np.int64)
@@ -76,7 +94,7 @@ class FairData(Dataset):
         else:
             inputs = self.inputs.take(idx)
         t = torch.from_numpy(idx)
-        return FairData(inputs, self.labels[t], self.groups[t], self.group_names, self.attribute)
+        return self.replace(inputs=inputs, labels=self.labels[t], groups=self.groups[t])
 
     def select_groups(self, keep: Sequence[int]) -> FairData:
         """Rows of the groups in ``keep``, re-indexed 0..len(keep)-1 in that order."""
@@ -86,7 +104,7 @@ class FairData(Dataset):
         remap = torch.full((self.n_groups,), -1, dtype=torch.long)
         remap[torch.tensor(keep)] = torch.arange(len(keep))
         names = [self.group_names[g] for g in keep]
-        return FairData(sub.inputs, sub.labels, remap[sub.groups], names, self.attribute)
+        return sub.replace(groups=remap[sub.groups], group_names=names)
 
     def cell_counts(self) -> np.ndarray:
         """Counts per (group, label) cell, shape (n_groups, 2)."""
@@ -186,6 +204,23 @@ def balance(data: FairData, seed: int = 0, mode: str = "down") -> FairData:
 # ---------------------------------------------------------------- tables
 
 
+@dataclass(frozen=True)
+class Columns:
+    """The label column, the sensitive attribute column(s) and the label's positive value.
+
+    ``sensitive`` may be given as one name; it is kept as a tuple of names.
+    ``positive`` None means the label column already holds 0/1.
+    """
+
+    label: str
+    sensitive: Sequence[str]
+    positive: Any = None
+
+    def __post_init__(self) -> None:
+        names = (self.sensitive,) if isinstance(self.sensitive, str) else tuple(self.sensitive)
+        object.__setattr__(self, "sensitive", names)
+
+
 def encode_labels(values: pd.Series, positive: Any = None) -> np.ndarray:
     """0/1 labels from a column of two values; ``positive`` names the 1 class."""
     if values.isna().any():
@@ -246,92 +281,8 @@ def encode_groups(
     return names.map(lookup).to_numpy(np.int64), tuple(group_names)
 
 
-@dataclass
-class TabularPreprocessor:
-    """One-hot encoding for categorical columns, standardisation for numeric ones.
-
-    Fitted on the frame it is given and saved in the model's ``config.json``,
-    so new data is transformed exactly as the training data was.
-    """
-
-    numeric: dict[str, tuple[float, float]] = field(default_factory=dict)
-    categorical: dict[str, list[str]] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
-
-    @classmethod
-    def fit(cls, frame: pd.DataFrame, columns: Sequence[str]) -> TabularPreprocessor:
-        """Learn means, deviations and categories of ``columns``."""
-        prep = cls(order=list(columns))
-        _require_columns(frame, columns, "feature")
-        for col in columns:
-            series = frame[col]
-            if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-                _check_finite(series)
-                std = float(series.std(ddof=0))
-                prep.numeric[col] = (float(series.mean()), std if std > 0 else 1.0)
-            else:
-                _check_present(series)
-                prep.categorical[col] = sorted(series.astype(str).unique().tolist())
-        return prep
-
-    @property
-    def n_features(self) -> int:
-        return len(self.numeric) + sum(len(v) for v in self.categorical.values())
-
-    def feature_names(self) -> list[str]:
-        """Names of the output columns, in order."""
-        names: list[str] = []
-        for col in self.order:
-            if col in self.numeric:
-                names.append(col)
-            else:
-                names.extend(f"{col}={v}" for v in self.categorical[col])
-        return names
-
-    def transform(self, frame: pd.DataFrame) -> torch.Tensor:
-        """The float32 feature matrix; unseen categories encode as all zeros."""
-        _require_columns(frame, self.order, "feature")
-        blocks: list[np.ndarray] = []
-        for col in self.order:
-            series = frame[col]
-            if col in self.numeric:
-                if not pd.api.types.is_numeric_dtype(series):
-                    raise FairtuneError(
-                        f"feature column '{col}' was numeric when the model was trained "
-                        "but is not numeric here"
-                    )
-                _check_finite(series)
-                mean, std = self.numeric[col]
-                blocks.append(((series.to_numpy(np.float64) - mean) / std)[:, None])
-            else:
-                _check_present(series)
-                cats = self.categorical[col]
-                lookup = {v: i for i, v in enumerate(cats)}
-                codes = series.astype(str).map(lookup).to_numpy()
-                rows = np.flatnonzero(~pd.isna(codes))
-                onehot = np.zeros((len(frame), len(cats)))
-                onehot[rows, codes[rows].astype(np.int64)] = 1.0
-                blocks.append(onehot)
-        matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
-        return torch.from_numpy(matrix.astype(np.float32))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "numeric": {k: list(v) for k, v in self.numeric.items()},
-            "categorical": self.categorical,
-            "order": self.order,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TabularPreprocessor:
-        return cls(
-            numeric={k: (float(v[0]), float(v[1])) for k, v in d["numeric"].items()},
-            categorical={k: list(v) for k, v in d["categorical"].items()},
-            order=list(d["order"]),
-        )
-
-
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Fail naming the ``what`` columns (label, feature, ...) that ``frame`` lacks."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise FairtuneError(
@@ -339,7 +290,7 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> 
         )
 
 
-def _check_present(series: pd.Series, role: str = "feature") -> None:
+def check_present(series: pd.Series, role: str = "feature") -> None:
     """Fail on missing values in a non-numeric column (text categories, labels)."""
     missing = series.isna().to_numpy()
     if missing.any():
@@ -347,61 +298,6 @@ def _check_present(series: pd.Series, role: str = "feature") -> None:
             f"{role} column '{series.name}' has {int(missing.sum())} missing values "
             f"(first at row {int(np.flatnonzero(missing)[0])}): drop or fill them"
         )
-
-
-def _check_finite(series: pd.Series) -> None:
-    values = series.to_numpy(np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise FairtuneError(
-            f"feature column '{series.name}' has {int(bad.sum())} missing or infinite values "
-            f"(first at row {int(np.flatnonzero(bad)[0])}): drop or fill them"
-        )
-
-
-def feature_columns(
-    frame: pd.DataFrame,
-    label: str,
-    sensitive: Sequence[str],
-    features: Sequence[str] | None = None,
-    sensitive_as_feature: bool = False,
-) -> list[str]:
-    """The model's input columns: ``features`` if given, else all but label and attribute."""
-    if features:
-        cols = list(features)
-        _require_columns(frame, cols, "feature")
-    else:
-        cols = [c for c in frame.columns if c != label and c not in sensitive]
-    if sensitive_as_feature:
-        cols += [c for c in sensitive if c not in cols]
-    else:
-        cols = [c for c in cols if c not in sensitive]
-    if label in cols:
-        raise FairtuneError(f"the label column '{label}' cannot also be a feature")
-    if not cols:
-        raise FairtuneError("no feature columns left: name them with --features")
-    return cols
-
-
-def frame_to_data(
-    frame: pd.DataFrame,
-    label: str,
-    sensitive: Sequence[str],
-    preprocessor: TabularPreprocessor,
-    group_names: Sequence[str] | None = None,
-    positive: Any = None,
-) -> FairData:
-    """Turn a table into :class:`FairData` with a fitted preprocessor."""
-    _require_columns(frame, [label], "label")
-    labels = encode_labels(frame[label], positive)
-    groups, names = encode_groups(frame, sensitive, group_names)
-    return FairData(
-        preprocessor.transform(frame),
-        torch.tensor(labels),
-        torch.tensor(groups),
-        names,
-        attribute=GROUP_JOIN.join(sensitive),
-    )
 
 
 # ---------------------------------------------------------------- splits
@@ -419,8 +315,8 @@ def split_frame(
 
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
         raise FairtuneError(f"split fractions {fractions} must be positive and sum to 1")
-    _require_columns(frame, [label], "label")
-    _check_present(frame[label], "label")
+    require_columns(frame, [label], "label")
+    check_present(frame[label], "label")
     strata = frame[label].astype(str) + "|" + group_values(frame, sensitive)
     counts = strata.value_counts()
     if counts.min() < 3:
@@ -441,28 +337,3 @@ def split_frame(
     )
     return train, external, test
 
-
-def skew_groups(
-    frame: pd.DataFrame,
-    label: str,
-    attribute: str,
-    group: str,
-    keep: float = 0.1,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Keep only a fraction ``keep`` of the positive rows of one group.
-
-    Emulates a model trained on skewed historical data, e.g. few women with a
-    positive label: a training split made this way yields a measurably biased
-    classifier while the external and test splits stay representative.
-    """
-    if not 0.0 <= keep <= 1.0:
-        raise FairtuneError(f"keep must lie in [0, 1], not {keep}")
-    _require_columns(frame, [label, attribute], "")
-    values = frame[attribute].astype(str)
-    if group not in set(values):
-        raise FairtuneError(f"group '{group}' does not occur in column '{attribute}'")
-    target = np.flatnonzero((values == group).to_numpy() & (frame[label] == 1).to_numpy())
-    rng = np.random.default_rng(seed)
-    drop = rng.choice(target, size=len(target) - round(keep * len(target)), replace=False)
-    return frame.drop(index=frame.index[drop])

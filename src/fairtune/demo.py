@@ -24,12 +24,13 @@ from fairtune.architectures import build_model, image_arch
 from fairtune.baseline import TrainConfig, fit_baseline, train_tabular
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
-from fairtune.data import TabularPreprocessor, frame_to_data, skew_groups, split_frame
-from fairtune.datasets import load_adult, make_skin_tone_images
-from fairtune.images import in_memory
-from fairtune.loading import read_images
+from fairtune.data import Columns, split_frame
+from fairtune.datasets import load_adult, make_skin_tone_images, skew_groups
+from fairtune.image_csv import ImageOptions, read_image_csv
+from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
 from fairtune.results import ResultRow
+from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 LABEL, ATTRIBUTE, GROUP = "income", "sex", "Female"
 
@@ -168,13 +169,7 @@ def image_demo_rows(
     """Generate the synthetic set, train a biased CNN on it and compare, once per seed."""
     arch_name = default_image_arch() if settings.arch == "auto" else settings.arch
     arch, mean, std = image_arch(arch_name)
-    options = {
-        "image_col": "image",
-        "image_size": settings.image_size,
-        "channels": 3,
-        "mean": mean,
-        "std": std,
-    }
+    options = ImageOptions("image", Decoding(settings.image_size, 3, mean, std))
     rows: list[ResultRow] = []
     for seed in compare_settings.seeds:
         with tempfile.TemporaryDirectory(prefix="fairtune-synthetic-") as tmp:
@@ -189,11 +184,10 @@ def image_demo_rows(
             )
             parts = {}
             for part in ("train", "external", "test"):
-                data, _ = read_images(
+                data, _ = read_image_csv(
                     str(root / f"synthetic_{part}.csv"),
                     options,
-                    "malignant",
-                    ["skin_tone"],
+                    Columns("malignant", ["skin_tone"]),
                     group_names=("dark", "light"),
                 )
                 parts[part] = in_memory(data)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from fairtune.data import FairData, TabularPreprocessor, frame_to_data, split_frame
+from fairtune.data import Columns, FairData, split_frame
 from fairtune.datasets import BUILTIN
 from fairtune.errors import FairtuneError
+from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.models import ModelConfig
+from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 PARTS = ("train", "external", "test")
 BUILTIN_SPLIT = (0.6, 0.2, 0.2)
@@ -81,58 +82,23 @@ def load_for_model(
     sensitive: list[str] | None = None,
     default_part: str = "test",
     split_seed: int = 0,
-    image_root: str | None = None,
-    skip_bad: bool = False,
+    reading: ImageReading | None = None,
 ) -> tuple[FairData, str]:
     """Data read as the model's training data was: same preprocessing or image reading, same
-    group ids. Returns the data and a description of its source."""
+    group ids. Returns the data and a description of its source. ``reading`` says where an
+    image CSV's files are and whether to skip bad ones (None: the defaults)."""
     if config.images is not None:
         sensitive = sensitive or config.sensitive
-        data, report = read_images(
+        data, report = read_image_csv(
             spec,
-            config.images,
-            label or config.label,
-            sensitive,
-            image_root=image_root,
-            skip_bad=skip_bad,
+            ImageOptions.from_dict(config.images),
+            Columns(label or config.label, sensitive, config.positive),
             group_names=known_groups(config, sensitive),
-            positive=config.positive,
+            reading=reading or ImageReading(),
         )
         return data, f"{spec} ({report['rows_used']} of {report['rows_read']} images)"
     table = read_table(spec, default_part=default_part, split_seed=split_seed)
     return data_for_model(table, config, label, sensitive), table.source
-
-
-def read_images(
-    spec: str,
-    options: dict[str, Any],
-    label: str,
-    sensitive: list[str],
-    image_root: str | None = None,
-    skip_bad: bool = False,
-    group_names: list[str] | None = None,
-    positive: Any = None,
-    augment: Any = None,
-) -> tuple[FairData, dict[str, Any]]:
-    """Read an image CSV with the reader ``options`` saved in a model's config."""
-    from fairtune.images import read_image_csv
-
-    return read_image_csv(
-        spec,
-        image_root,
-        options["image_col"],
-        label,
-        sensitive,
-        image_size=options["image_size"],
-        positive=positive,
-        group_names=group_names,
-        binarize=options.get("binarize"),
-        skip_bad=skip_bad,
-        augment=augment,
-        channels=options.get("channels", 3),
-        mean=options.get("mean"),
-        std=options.get("std"),
-    )
 
 
 def data_for_model(

@@ -249,7 +249,7 @@ def _head_inputs(
             ):
                 return None
             features.append(f.cpu())
-    return FairData(torch.cat(features), data.labels, data.groups, data.group_names, data.attribute)
+    return data.replace(inputs=torch.cat(features))
 
 
 def _augmented(data: FairData) -> bool:

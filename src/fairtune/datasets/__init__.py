@@ -20,6 +20,7 @@ from importlib import resources
 
 import pandas as pd
 
+from fairtune.datasets.skew import skew_groups
 from fairtune.datasets.synthetic import make_skin_tone_images
 from fairtune.errors import FairtuneError
 
@@ -30,6 +31,7 @@ __all__ = [
     "load_adult",
     "load_german",
     "make_skin_tone_images",
+    "skew_groups",
 ]
 
 ADULT_SPLITS = ("train", "test", "all")

@@ -4,7 +4,7 @@
 six Fitzpatrick-like tones. These are synthetic pictures, not dermoscopy: they
 exist to test the image pipeline and to give a classifier a known, measurable
 bias, in the layout of ISIC / Fitzpatrick17k style sets (a CSV per split with
-an image path column), so :func:`fairtune.images.read_image_csv` reads them.
+an image path column), so :func:`fairtune.image_csv.read_image_csv` reads them.
 
 The visual cue: a malignant blob has a more irregular border, a sharper edge,
 is darker and more variegated (blue-grey patches and dark blotches) than a

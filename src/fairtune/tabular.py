@@ -1,0 +1,161 @@
+"""Tables as model inputs: the fitted preprocessing of feature columns, and frames to FairData."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fairtune.data import (
+    GROUP_JOIN,
+    FairData,
+    check_present,
+    encode_groups,
+    encode_labels,
+    require_columns,
+)
+from fairtune.errors import FairtuneError
+
+
+@dataclass
+class TabularPreprocessor:
+    """One-hot encoding for categorical columns, standardisation for numeric ones.
+
+    Fitted on the frame it is given and saved in the model's ``config.json``,
+    so new data is transformed exactly as the training data was.
+    """
+
+    numeric: dict[str, tuple[float, float]] = field(default_factory=dict)
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, columns: Sequence[str]) -> TabularPreprocessor:
+        """Learn means, deviations and categories of ``columns``."""
+        prep = cls(order=list(columns))
+        require_columns(frame, columns, "feature")
+        for col in columns:
+            series = frame[col]
+            if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+                _check_finite(series)
+                std = float(series.std(ddof=0))
+                prep.numeric[col] = (float(series.mean()), std if std > 0 else 1.0)
+            else:
+                check_present(series)
+                prep.categorical[col] = sorted(series.astype(str).unique().tolist())
+        return prep
+
+    @property
+    def n_features(self) -> int:
+        return len(self.numeric) + sum(len(v) for v in self.categorical.values())
+
+    def feature_names(self) -> list[str]:
+        """Names of the output columns, in order."""
+        names: list[str] = []
+        for col in self.order:
+            if col in self.numeric:
+                names.append(col)
+            else:
+                names.extend(f"{col}={v}" for v in self.categorical[col])
+        return names
+
+    def transform(self, frame: pd.DataFrame) -> torch.Tensor:
+        """The float32 feature matrix; unseen categories encode as all zeros."""
+        require_columns(frame, self.order, "feature")
+        blocks: list[np.ndarray] = []
+        for col in self.order:
+            series = frame[col]
+            if col in self.numeric:
+                if not pd.api.types.is_numeric_dtype(series):
+                    raise FairtuneError(
+                        f"feature column '{col}' was numeric when the model was trained "
+                        "but is not numeric here"
+                    )
+                _check_finite(series)
+                mean, std = self.numeric[col]
+                blocks.append(((series.to_numpy(np.float64) - mean) / std)[:, None])
+            else:
+                check_present(series)
+                cats = self.categorical[col]
+                lookup = {v: i for i, v in enumerate(cats)}
+                codes = series.astype(str).map(lookup).to_numpy()
+                rows = np.flatnonzero(~pd.isna(codes))
+                onehot = np.zeros((len(frame), len(cats)))
+                onehot[rows, codes[rows].astype(np.int64)] = 1.0
+                blocks.append(onehot)
+        matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
+        return torch.from_numpy(matrix.astype(np.float32))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "numeric": {k: list(v) for k, v in self.numeric.items()},
+            "categorical": self.categorical,
+            "order": self.order,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TabularPreprocessor:
+        return cls(
+            numeric={k: (float(v[0]), float(v[1])) for k, v in d["numeric"].items()},
+            categorical={k: list(v) for k, v in d["categorical"].items()},
+            order=list(d["order"]),
+        )
+
+
+def _check_finite(series: pd.Series) -> None:
+    values = series.to_numpy(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise FairtuneError(
+            f"feature column '{series.name}' has {int(bad.sum())} missing or infinite values "
+            f"(first at row {int(np.flatnonzero(bad)[0])}): drop or fill them"
+        )
+
+
+def feature_columns(
+    frame: pd.DataFrame,
+    label: str,
+    sensitive: Sequence[str],
+    features: Sequence[str] | None = None,
+    sensitive_as_feature: bool = False,
+) -> list[str]:
+    """The model's input columns: ``features`` if given, else all but label and attribute."""
+    if features:
+        cols = list(features)
+        require_columns(frame, cols, "feature")
+    else:
+        cols = [c for c in frame.columns if c != label and c not in sensitive]
+    if sensitive_as_feature:
+        cols += [c for c in sensitive if c not in cols]
+    else:
+        cols = [c for c in cols if c not in sensitive]
+    if label in cols:
+        raise FairtuneError(f"the label column '{label}' cannot also be a feature")
+    if not cols:
+        raise FairtuneError("no feature columns left: name them with --features")
+    return cols
+
+
+def frame_to_data(
+    frame: pd.DataFrame,
+    label: str,
+    sensitive: Sequence[str],
+    preprocessor: TabularPreprocessor,
+    group_names: Sequence[str] | None = None,
+    positive: Any = None,
+) -> FairData:
+    """Turn a table into :class:`FairData` with a fitted preprocessor."""
+    require_columns(frame, [label], "label")
+    labels = encode_labels(frame[label], positive)
+    groups, names = encode_groups(frame, sensitive, group_names)
+    return FairData(
+        preprocessor.transform(frame),
+        torch.tensor(labels),
+        torch.tensor(groups),
+        names,
+        attribute=GROUP_JOIN.join(sensitive),
+    )
