@@ -1,5 +1,5 @@
 """Training: the masked fine-tuning loop keeps frozen weights, masked entries and
-BatchNorm statistics exactly, steps its schedule, is seeded, and its head-only
+BatchNorm statistics exactly, keeps its learning rate, is seeded, and its head-only
 fast path agrees with the full loop."""
 
 import copy
