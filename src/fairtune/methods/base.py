@@ -209,6 +209,7 @@ class Method(ABC):
         return balance(data, seed=self.config.seed, mode=self.config.balance)
 
     def objective(self, data: FairData, w_pred: float, w_bias: float) -> Objective:
+        """``w_pred * L_pred + w_bias * L_bias`` with the method's bias loss, for ``data``."""
         return Objective(
             w_pred=w_pred, w_bias=w_bias, bias_kind=self.config.bias_kind, n_groups=data.n_groups
         )
