@@ -59,9 +59,7 @@ class MethodConfig:
         "BatchNorm running statistics: frozen, or update where trained",
         choices=("frozen", "update"),
     )
-    num_workers: int = setting(
-        0, "DataLoader worker processes for images read from disk", low=0
-    )
+    num_workers: int = setting(0, "DataLoader worker processes for images read from disk", low=0)
 
     @classmethod
     def field_names(cls) -> list[str]:
