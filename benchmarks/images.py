@@ -136,7 +136,7 @@ def bench(arch: str, folder: Path, args: Any) -> dict[str, Any]:
 
     def phase(p: Phase, data: FairData, cache: bool = True) -> Callable[[nn.Module], Any]:
         return lambda m: run_phase(
-            m, data, p, seed=args.seed, split=ModelSplit.of(m), cache_features=cache
+            m, data, replace(p, cache_features=cache), seed=args.seed, split=ModelSplit.of(m)
         )
 
     def arms(mem: FairData, lz: FairData) -> dict[str, tuple[Callable[[nn.Module], Any], int]]:

@@ -29,7 +29,8 @@ from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import random_mask
 from fairtune.models import MLP, ModelSplit, channels_last, model_device, predict_proba
-from fairtune.training import Phase, _Precision, run_phase
+from fairtune.precision import Precision
+from fairtune.training import Phase, run_phase
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
@@ -78,7 +79,7 @@ def test_model_device_is_the_first_parameters_device():
 
 
 def test_precision_on_cpu_is_float32_in_channels_last():
-    precision = _Precision.choose(torch.device("cpu"), amp=True)
+    precision = Precision.choose(torch.device("cpu"), amp=True)
     assert precision.autocast_dtype is None and precision.scaler is None
     assert precision.channels_last and precision.rng_devices() == []
     x = torch.randn(2, 3, 5, 5)
@@ -96,11 +97,11 @@ def test_precision_on_cuda_decides_amp_and_channels_last():
     cuda = torch.device("cuda", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "GradScaler is enabled, but CUDA is not available"
-        amp = _Precision.choose(cuda, amp=True)
+        amp = Precision.choose(cuda, amp=True)
     assert amp.autocast_dtype == torch.float16
     assert isinstance(amp.scaler, torch.amp.GradScaler)
     assert amp.channels_last and amp.rng_devices() == [0]
-    plain = _Precision.choose(cuda, amp=False)
+    plain = Precision.choose(cuda, amp=False)
     assert plain.autocast_dtype is None and plain.scaler is None and plain.channels_last
 
 
@@ -217,7 +218,7 @@ def test_both_layouts_train_to_the_same_weights(image_paths):
 def test_scaler_skips_an_overflowing_step_whole():
     model = cnn().eval()  # BatchNorm statistics stay put
     before = snapshot(model)
-    precision = _Precision(torch.device("cpu"), scaler=torch.amp.GradScaler("cpu"))
+    precision = Precision(torch.device("cpu"), scaler=torch.amp.GradScaler("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     adjusted = []
     x = torch.randn(4, 3, SIZE, SIZE)
@@ -236,7 +237,7 @@ def test_scaler_adjusts_true_gradients():
     model = nn.Linear(3, 1)
     x = torch.randn(8, 3)
     expected = torch.autograd.grad(model(x).sum(), model.weight)[0]
-    precision = _Precision(torch.device("cpu"), scaler=torch.amp.GradScaler("cpu"))
+    precision = Precision(torch.device("cpu"), scaler=torch.amp.GradScaler("cpu"))
     seen = []
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     precision.step(model(x).sum(), optimizer, lambda: seen.append(model.weight.grad.clone()))
@@ -246,14 +247,14 @@ def test_scaler_adjusts_true_gradients():
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_cuda_recipe_on_cpu_keeps_masked_entries(monkeypatch, image_paths, optimizer):
     """Scaler + autocast + channels_last, forced on the CPU: mask 0 stays bit-identical."""
-    recipe = _Precision(
+    recipe = Precision(
         torch.device("cpu"),
         autocast_dtype=torch.bfloat16,
         scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10),
         channels_last=True,
     )
     monkeypatch.setattr(
-        _Precision, "choose", classmethod(lambda cls, device, amp, channels_last: recipe)
+        Precision, "choose", classmethod(lambda cls, device, amp, channels_last: recipe)
     )
     scaler_steps = []
     scaler_step = recipe.scaler.step
@@ -317,7 +318,7 @@ def test_head_only_cache_only_without_augmentation(monkeypatch, image_paths, aug
     split = ModelSplit.of(model)
     backbone_calls = count_calls(model.body)
     phase = Phase(objective=bce, trainable=split.head_params(), epochs=3, lr=0.05, batch_size=4)
-    run_phase(model, data, phase, seed=0, split=split, cache_features=True)
+    run_phase(model, data, phase, seed=0, split=split)
     if augmented:
         assert epochs_seen == [1, 2, 3]
         assert augment.epoch == 3
@@ -356,8 +357,9 @@ def test_cached_equals_uncached_head_on_small_cnn(image_paths, optimizer):
             lr=0.1,
             batch_size=4,
             optimizer=optimizer,
+            cache_features=cache,
         )
-        run_phase(model, data, phase, seed=2, split=split, cache_features=cache)
+        run_phase(model, data, phase, seed=2, split=split)
         after = snapshot(model)
         head = set(split.head_params())
         assert all(torch.equal(before[k], after[k]) for k in before if k not in head)
@@ -444,7 +446,7 @@ def test_cuda_amp_keeps_masked_entries_and_frozen_parts(image_paths, optimizer):
 def test_cuda_overflowing_step_changes_nothing():
     model = cnn().cuda().eval()
     before = snapshot(model)
-    precision = _Precision.choose(model_device(model), amp=True)
+    precision = Precision.choose(model_device(model), amp=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     x = precision.inputs(torch.randn(4, 3, SIZE, SIZE))
     loss = precision.logits(model, x).sum() * 1e35

@@ -1,4 +1,4 @@
-"""Masks: relative importance, the four builders, statistics, save/load, overlap."""
+"""Masks: relative importance, the three builders, statistics, save/load, overlap."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,6 @@ from fairtune.errors import FairtuneError
 from fairtune.masks import (
     Mask,
     hard_mask,
-    ones_mask,
     random_mask,
     relative_importance,
     soft_mask,
@@ -127,8 +126,8 @@ def test_random_mask_exact_density_and_seeded():
     assert not all(torch.equal(mask.values[p], other.values[p]) for p in shapes)
 
 
-def test_ones_mask_and_stats():
-    mask = ones_mask({"a": torch.Size([2, 3]), "b": torch.Size([4])})
+def test_mask_stats():
+    mask = Mask({"a": torch.ones(2, 3), "b": torch.ones(4)}, "ones")
     assert mask.kind == "ones" and mask.density() == 1.0 and mask.mean() == 1.0
     soft = Mask({"a": torch.tensor([0.0, 0.5]), "b": torch.tensor([1.0, 0.0, 0.0, 0.5])}, "soft")
     assert soft.stats() == [

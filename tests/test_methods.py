@@ -4,7 +4,7 @@ the head resets, SWiFT's group choice, FairPrune's zeros, bias_gd's floor)."""
 
 import copy
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from fairtune.evaluation import evaluate_model
 from fairtune.io import MARKER
 from fairtune.losses import Objective
 from fairtune.masks import Mask
-from fairtune.methods import REGISTRY, DebiasResult, get_method
+from fairtune.methods import REGISTRY, DebiasResult, get_method, register
 from fairtune.models import MLP, ModelConfig, ModelSplit, predict_proba
 from fairtune.training import Phase, run_phase
 
@@ -159,6 +159,41 @@ def test_unknown_setting_is_refused(name):
 def test_unknown_method_is_refused():
     with pytest.raises(FairtuneError, match="unknown method"):
         get_method("no_such_method")
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "words"),
+    [
+        ("bmft", "impair_lr", 0.0, "> 0"),
+        ("bmft", "keep", 1.5, r"in \(0, 1\]"),
+        ("swift", "beta", -0.1, r"in \[0, 1\]"),
+        ("fullft", "batch_size", 0, ">= 1"),
+        ("llft", "epochs", -1, ">= 0"),
+        ("bias_gd", "max_drop", 2.0, r"in \[0, 1\]"),
+        ("fairprune", "step", 0.0, r"in \(0, 1\]"),
+        ("random_mask", "seed", -1, ">= 0"),
+        ("swift", "step1_optimizer", "rmsprop", "one of sgd, adam"),
+    ],
+)
+def test_out_of_range_setting_is_refused_in_one_line(name, key, value, words):
+    with pytest.raises(FairtuneError, match=f"{name} setting '{key}' must be {words}") as caught:
+        get_method(name, **{key: value})
+    assert "\n" not in str(caught.value)
+
+
+def test_every_method_default_is_within_its_declared_range():
+    for name, cls in REGISTRY.items():
+        get_method(name)  # the constructor checks every setting
+        assert all("help" in f.metadata for f in fields(cls.config_class)), name
+
+
+def test_a_second_method_of_a_registered_name_is_refused():
+    class Impostor(REGISTRY["bmft"]):
+        name = "bmft"
+
+    with pytest.raises(FairtuneError, match="'bmft' is already registered"):
+        register(Impostor)
+    assert REGISTRY["bmft"].__name__ == "BMFT"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -12,8 +12,9 @@ import torch
 from fairtune.architectures import build_model
 from fairtune.data import Columns, FairData, check_groups
 from fairtune.image_csv import ImageOptions
-from fairtune.losses import Objective
+from fairtune.losses import PRED_KINDS, Objective
 from fairtune.models import ModelConfig, ModelSplit, load_state_dict_file
+from fairtune.settings import setting
 from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
 from fairtune.training import Phase, run_phase
 
@@ -22,19 +23,18 @@ from fairtune.training import Phase, run_phase
 class TrainConfig:
     """Settings of the baseline training run."""
 
-    hidden: tuple[int, ...] = field(default=(64, 32), metadata={"help": "MLP hidden sizes"})
-    epochs: int = field(default=20, metadata={"help": "passes over the training data"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    batch_size: int = field(default=256, metadata={"help": "rows per batch"})
-    weight_decay: float = field(default=0.0, metadata={"help": "L2 penalty"})
-    loss: str = field(
-        default="weighted",
-        metadata={"help": "'weighted': batch-weighted BCE as the authors train; 'bce': plain BCE"},
+    hidden: tuple[int, ...] = setting((64, 32), "MLP hidden sizes", low=1)
+    epochs: int = setting(20, "passes over the training data", low=0)
+    lr: float = setting(1e-3, "Adam learning rate", low=0, open_low=True)
+    batch_size: int = setting(256, "rows per batch", low=1)
+    weight_decay: float = setting(0.0, "L2 penalty", low=0)
+    loss: str = setting(
+        "weighted",
+        "'weighted': batch-weighted BCE as the authors train; 'bce': plain BCE",
+        choices=PRED_KINDS,
     )
-    seed: int = field(default=0, metadata={"help": "seed of initialisation and batch order"})
-    num_workers: int = field(
-        default=0, metadata={"help": "DataLoader worker processes for images read from disk"}
-    )
+    seed: int = setting(0, "seed of initialisation and batch order", low=0)
+    num_workers: int = setting(0, "DataLoader worker processes for images read from disk", low=0)
 
 
 def train_tabular(

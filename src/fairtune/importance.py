@@ -8,7 +8,7 @@ per-sample gradients (the textbook empirical Fisher).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -18,9 +18,9 @@ from fairtune.console import progress_bar
 from fairtune.data import FairData
 from fairtune.distributed import all_reduce_sum_, world
 from fairtune.errors import FairtuneError
+from fairtune.losses import LossFn
 from fairtune.models import channels_last, evaluating, logits, to_device
 
-Loss = Callable[[Tensor, Tensor, Tensor], Tensor]
 PER_SAMPLE_CHUNK = 16
 FISHER_MODES = ("batch", "per_sample")
 
@@ -63,7 +63,7 @@ def _logit_gradients(
 
 
 def _logit_weights(
-    objectives: Mapping[str, Loss], z: Tensor, labels: Tensor, groups: Tensor
+    objectives: Mapping[str, LossFn], z: Tensor, labels: Tensor, groups: Tensor
 ) -> dict[str, Tensor]:
     """n * dL/dz_i for each objective: each sample's share of the batch gradient."""
     z = z.detach().requires_grad_()
@@ -79,7 +79,7 @@ def per_sample_gradients(
     x: Tensor,
     labels: Tensor,
     groups: Tensor,
-    objective: Loss,
+    objective: LossFn,
     params: Sequence[str] | None = None,
 ) -> dict[str, Tensor]:
     """Per-sample gradients g_i = n * (dL/dz_i) * dz_i/dtheta of a batch objective.
@@ -139,7 +139,7 @@ def _device(sums: dict[str, dict[str, Tensor]]) -> torch.device:
 def fisher_diagonal(
     model: nn.Module,
     data: FairData,
-    objectives: Mapping[str, Loss],
+    objectives: Mapping[str, LossFn],
     params: list[str] | None = None,
     mode: str = "batch",
     batch_size: int = 64,

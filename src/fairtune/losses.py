@@ -1,7 +1,8 @@
 """Losses on a batch of logits: the prediction loss L_pred and the bias loss L_bias.
 
 Both follow METHODS.md. :class:`Objective` weighs the two into the one callable
-that importance and fine-tuning take: ``objective(logits, labels, groups)``.
+that importance and fine-tuning take: ``objective(logits, labels, groups)``, of
+type :data:`LossFn`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fairtune.errors import FairtuneError
+
+LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""A loss on a batch: (logits, labels, groups) -> scalar tensor; an :class:`Objective` is one."""
 
 BIAS_KINDS = ("eodds", "eopp", "dp", "eodds_signed")
 PRED_KINDS = ("weighted", "bce")

@@ -5,7 +5,7 @@ values in [0, 1] that multiply the parameter's update (``fairtune.training``).
 Parameters it does not name are frozen. Builders follow METHODS.md: the
 relative importance R of each weight, BMFT's hard mask (the top of R, one
 percentile over all the given parameters), SWiFT's soft mask tanh(R), and the
-random and all-ones masks the baselines use.
+random mask of the ablation.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def relative_importance(
 class Mask:
     """Update multipliers in [0, 1] per parameter name; unnamed parameters are frozen.
 
-    ``kind`` says how it was built: "hard" (BMFT), "soft" (SWiFT), "random" or "ones".
+    ``kind`` says how it was built: "hard" (BMFT), "soft" (SWiFT), "random" (the
+    ablation) or "prune" (FairPrune's kept weights).
     """
 
     values: dict[str, torch.Tensor]
@@ -209,8 +210,3 @@ def random_mask(shapes: dict[str, torch.Size], density: float, seed: int) -> Mas
         {p: c.reshape(s).clone() for (p, s), c in zip(shapes.items(), chunks, strict=True)},
         "random",
     )
-
-
-def ones_mask(shapes: dict[str, torch.Size]) -> Mask:
-    """Every named parameter fully trainable."""
-    return Mask({p: torch.ones(s, dtype=torch.float32) for p, s in shapes.items()}, "ones")

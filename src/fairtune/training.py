@@ -2,8 +2,8 @@
 
 A :class:`Phase` says what to minimise, which parameters may move and by how
 much (``trainable`` and a :class:`~fairtune.masks.Mask`), and how (optimiser,
-schedule, epochs). :func:`run_phase` keeps the promises of METHODS.md, "Masks
-that really hold":
+epochs). :func:`run_phase` keeps the promises of METHODS.md, "Masks that
+really hold":
 
 - a parameter outside ``trainable`` (or absent from the mask) ends bit-identical;
 - an entry whose mask value is 0 ends bit-identical, whatever the optimiser:
@@ -21,7 +21,8 @@ inputs and weights; the weights' layout is restored afterwards, their values
 never change by it): convolutions run faster so, on the CPU too
 (benchmarks/images.py measures it). On CUDA the phase runs in mixed precision
 (float16 autocast with a gradient scaler, unless ``Phase.amp`` is off); on the
-CPU in float32, as written. :class:`_Precision` holds these decisions.
+CPU in float32, as written. :class:`~fairtune.precision.Precision` holds these
+decisions.
 
 Several processes (torchrun, see :mod:`fairtune.distributed`): each process
 trains on its own share of the rows (a ``DistributedSampler``, reshuffled per
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -48,6 +49,7 @@ from fairtune.console import progress_bar
 from fairtune.data import FairData
 from fairtune.distributed import average_gradients_, world
 from fairtune.errors import FairtuneError
+from fairtune.losses import LossFn
 from fairtune.masks import Mask
 from fairtune.models import (
     ModelSplit,
@@ -56,13 +58,10 @@ from fairtune.models import (
     evaluating,
     logits,
     model_device,
-    to_device,
 )
-
-Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from fairtune.precision import Precision
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULERS = ("none", "cosine", "step")
 BN_STATS = ("frozen", "update")
 FEATURE_BATCH = 256
 
@@ -71,7 +70,7 @@ FEATURE_BATCH = 256
 class Phase:
     """One fine-tuning step: objective, what may change, and the optimiser's settings."""
 
-    objective: Objective = field(
+    objective: LossFn = field(
         metadata={"help": "loss(logits, labels, groups) -> scalar tensor, computed per batch"}
     )
     trainable: list[str] = field(
@@ -88,7 +87,7 @@ class Phase:
         },
     )
     epochs: int = field(metadata={"help": "passes over the data"})
-    lr: float = field(metadata={"help": "learning rate at the first epoch"})
+    lr: float = field(metadata={"help": "learning rate"})
     optimizer: str = field(default="sgd", metadata={"help": "'sgd' or 'adam'"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum (ignored by Adam)"})
     weight_decay: float = field(
@@ -96,13 +95,6 @@ class Phase:
         metadata={"help": "L2 weight decay, added to the gradient before the mask scales it"},
     )
     batch_size: int = field(default=64, metadata={"help": "rows per optimiser step"})
-    scheduler: str = field(
-        default="none",
-        metadata={
-            "help": "learning-rate schedule, stepped once per epoch: 'none', 'cosine' "
-            "(annealed towards 0 over the epochs) or 'step' (x0.1 every max(1, epochs // 3))"
-        },
-    )
     bn_stats: str = field(
         default="frozen",
         metadata={
@@ -119,12 +111,18 @@ class Phase:
         default=0,
         metadata={"help": "DataLoader worker processes for lazily loaded inputs such as images"},
     )
+    cache_features: bool = field(
+        default=True,
+        metadata={
+            "help": "a head-only phase given the model's split computes the backbone features "
+            "once and trains the head on them (not for augmented inputs)"
+        },
+    )
     name: str = field(default="finetune", metadata={"help": "shown in progress and history"})
 
     def __post_init__(self) -> None:
         for value, options, what in (
             (self.optimizer, OPTIMIZERS, "optimizer"),
-            (self.scheduler, SCHEDULERS, "scheduler"),
             (self.bn_stats, BN_STATS, "bn_stats"),
         ):
             if value not in options:
@@ -148,24 +146,23 @@ def run_phase(
     seed: int = 0,
     progress: bool = False,
     split: ModelSplit | None = None,
-    cache_features: bool = True,
     on_epoch: Callable[[int], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Fine-tune ``model`` in place for one phase; return one record per epoch.
 
     Records hold ``phase``, ``epoch`` (from 1), ``loss`` (mean over batches),
-    ``lr`` (used in that epoch) and ``seconds``. The model runs in train mode
+    ``lr`` and ``seconds``. The model runs in train mode
     (dropout active) with BatchNorm handled as ``phase.bn_stats`` says, on its
     own device (see the module's notes on precision). If ``data.inputs`` has a
     ``set_epoch`` method (augmented images), it is called with the epoch number
     (from 1) before every epoch.
 
     Given ``split``, a phase that trains only head parameters treats the
-    backbone as a fixed feature extractor: it runs in eval mode, and with
-    ``cache_features`` its features are computed once (float32) and the head
-    trained on them (same result as the uncached loop, far faster). Not when
-    the inputs are augmented: every epoch sees other images then, so the
-    backbone runs on every batch. Parameter flags, module modes and weight
+    backbone as a fixed feature extractor: it runs in eval mode, and (unless
+    ``phase.cache_features`` is off) its features are computed once (float32)
+    and the head trained on them (same result as the uncached loop, far
+    faster). Not when the inputs are augmented: every epoch sees other images
+    then, so the backbone runs on every batch. Parameter flags, module modes and weight
     memory formats are restored afterwards. ``on_epoch(epoch)`` runs after each
     epoch; returning True ends the phase early.
     """
@@ -178,22 +175,20 @@ def run_phase(
         else {}
     )
     head_only = split is not None and set(params) <= set(split.head_params())
-    precision = _Precision.choose(model_device(model), phase.amp, phase.channels_last)
+    precision = Precision.choose(model_device(model), phase.amp, phase.channels_last)
     flags = {p: p.requires_grad for p in model.parameters()}
     modes = {m: m.training for m in model.modules()}
     try:
         with channels_last(model, precision.channels_last):
-            forward, train_data = partial(logits, model), data
-            if head_only and cache_features and not _augmented(data):
+            setup = _Setup(partial(logits, model), data, params, multipliers, precision)
+            if head_only and phase.cache_features and not _augmented(data):
                 cached = _head_inputs(split, data, precision, phase.num_workers)
                 if cached is not None:
-                    forward, train_data = partial(logits, split.head_module), cached
+                    setup = replace(setup, forward=partial(logits, split.head_module), data=cached)
             for n, p in model.named_parameters():
                 p.requires_grad_(n in params)
             _set_modes(model, list(params.values()), phase.bn_stats, split if head_only else None)
-            return _fit(
-                forward, train_data, params, multipliers, phase, seed, progress, on_epoch, precision
-            )
+            return _train_epochs(setup, phase, seed, progress, on_epoch)
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)
@@ -229,7 +224,7 @@ def _trainable(model: nn.Module, phase: Phase) -> dict[str, nn.Parameter]:
 def _head_inputs(
     split: ModelSplit,
     data: FairData,
-    precision: _Precision,
+    precision: Precision,
     num_workers: int = 0,
 ) -> FairData | None:
     """Every row's head input, computed once with the model in eval mode, in float32.
@@ -257,84 +252,6 @@ def _augmented(data: FairData) -> bool:
     return getattr(data.inputs, "augment", None) is not None
 
 
-class _Precision:
-    """Where a phase computes and in what precision: the one place that decides.
-
-    CPU: float32, no autocast, no gradient scaler. CUDA: with ``amp``, float16
-    autocast for the forward pass and a :class:`torch.amp.GradScaler`. Both:
-    channels_last layout for image models. Build it with :meth:`choose`; the constructor
-    takes each part explicitly (as the tests do).
-    """
-
-    def __init__(
-        self,
-        device: torch.device,
-        autocast_dtype: torch.dtype | None = None,
-        scaler: torch.amp.GradScaler | None = None,
-        channels_last: bool = False,
-    ) -> None:
-        self.device = device
-        self.autocast_dtype = autocast_dtype
-        self.scaler = scaler
-        self.channels_last = channels_last
-
-    @classmethod
-    def choose(cls, device: torch.device, amp: bool, channels_last: bool = True) -> _Precision:
-        if device.type != "cuda" or not amp:
-            return cls(device, channels_last=channels_last)
-        return cls(device, torch.float16, torch.amp.GradScaler("cuda"), channels_last=channels_last)
-
-    def rng_devices(self) -> list[int]:
-        """The CUDA devices whose random state a phase forks (dropout draws from it)."""
-        if self.device.type != "cuda":
-            return []
-        return [self.device.index if self.device.index is not None else 0]
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """A batch's inputs on the device (channels_last for images when enabled)."""
-        return to_device(x, self.device, self.channels_last)
-
-    def logits(
-        self, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
-    ) -> torch.Tensor:
-        """``forward(x)``; under autocast, with the logits cast back to float32 for the loss."""
-        if self.autocast_dtype is None:
-            return forward(x)
-        with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
-            return forward(x).float()
-
-    def step(
-        self,
-        loss: torch.Tensor,
-        optimizer: torch.optim.Optimizer,
-        adjust: Callable[[], None],
-        sync: Callable[[], None] | None = None,
-    ) -> None:
-        """Backward, ``sync`` the gradients, ``adjust`` them (mask, weight decay), step.
-
-        ``sync`` (averaging across processes) runs right after the backward pass.
-        With a scaler, it averages the scaled gradients, so that every process
-        finds the same overflow; ``adjust`` then sees the true (unscaled)
-        gradients, and a step whose gradients overflowed is skipped whole: no
-        parameter nor optimiser state changes, and the scale is lowered for the
-        next batch.
-        """
-        if self.scaler is None:
-            loss.backward()
-            if sync is not None:
-                sync()
-            adjust()
-            optimizer.step()
-            return
-        self.scaler.scale(loss).backward()
-        if sync is not None:
-            sync()
-        self.scaler.unscale_(optimizer)
-        adjust()
-        self.scaler.step(optimizer)
-        self.scaler.update()
-
-
 def _set_modes(
     model: nn.Module, params: list[nn.Parameter], bn_stats: str, head_only: ModelSplit | None
 ) -> None:
@@ -353,26 +270,38 @@ def _set_modes(
             module.train(bn_stats == "update" and owns)
 
 
-def _fit(
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    data: FairData,
-    params: dict[str, nn.Parameter],
-    multipliers: dict[str, torch.Tensor],
+@dataclass(frozen=True)
+class _Setup:
+    """What :func:`run_phase` prepares for the epochs: how batches become logits, and what moves.
+
+    ``forward`` maps a batch's inputs from ``data`` to logits (the whole model, or
+    the head alone on cached features); ``multipliers`` are the mask's values on
+    the parameters' devices (empty without a mask).
+    """
+
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    data: FairData
+    params: dict[str, nn.Parameter]
+    multipliers: dict[str, torch.Tensor]
+    precision: Precision
+
+
+def _train_epochs(
+    setup: _Setup,
     phase: Phase,
     seed: int,
     progress: bool,
     on_epoch: Callable[[int], bool] | None,
-    precision: _Precision,
 ) -> list[dict[str, Any]]:
-    """The epochs of a phase over ``data``, ``forward`` mapping a batch's inputs to logits."""
+    """The epochs of a phase; one history record per epoch."""
+    forward, data, params, precision = setup.forward, setup.data, setup.params, setup.precision
     optimizer = _optimizer(list(params.values()), phase)
-    scheduler = _scheduler(optimizer, phase)
     loader = data.loader(
         phase.batch_size, shuffle=True, seed=seed, num_workers=phase.num_workers, shard=True
     )
     set_epoch = getattr(data.inputs, "set_epoch", None)
     sampler = loader.sampler if isinstance(loader.sampler, DistributedSampler) else None
-    adjust = partial(_scale_gradients, params, multipliers, phase.weight_decay)
+    adjust = partial(_scale_gradients, params, setup.multipliers, phase.weight_decay)
     sync = partial(average_gradients_, list(params.values())) if world()[1] > 1 else None
     history: list[dict[str, Any]] = []
     with (
@@ -386,7 +315,6 @@ def _fit(
             if sampler is not None:
                 sampler.set_epoch(epoch)  # each process's share, reshuffled per epoch
             start = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
             total = 0.0
             for x, y, a in loader:
                 x = precision.inputs(x)
@@ -397,19 +325,17 @@ def _fit(
                 if not torch.isfinite(loss):
                     raise FairtuneError(
                         f"phase '{phase.name}': the loss became {loss.item()} in epoch {epoch}; "
-                        f"training diverged, try a learning rate below {lr:g}"
+                        f"training diverged, try a learning rate below {phase.lr:g}"
                     )
                 precision.step(loss, optimizer, adjust, sync)
                 total += loss.item()
                 advance()
-            if scheduler is not None:
-                scheduler.step()
             history.append(
                 {
                     "phase": phase.name,
                     "epoch": epoch,
                     "loss": total / len(loader),
-                    "lr": lr,
+                    "lr": phase.lr,
                     "seconds": time.perf_counter() - start,
                 }
             )
@@ -437,14 +363,3 @@ def _optimizer(params: list[nn.Parameter], phase: Phase) -> torch.optim.Optimize
         return torch.optim.Adam(params, lr=phase.lr, weight_decay=0.0)
     return torch.optim.SGD(params, lr=phase.lr, momentum=phase.momentum, weight_decay=0.0)
 
-
-def _scheduler(
-    optimizer: torch.optim.Optimizer, phase: Phase
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if phase.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, phase.epochs))
-    if phase.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=max(1, phase.epochs // 3), gamma=0.1
-        )
-    return None

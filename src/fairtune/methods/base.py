@@ -22,42 +22,43 @@ from fairtune.losses import BIAS_KINDS, Objective
 from fairtune.masks import Mask, relative_importance
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
+from fairtune.settings import check, setting
 from fairtune.training import Phase, run_phase
 
 REGISTRY: dict[str, type[Method]] = {}
 
 
 def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available by its ``name``."""
+    """Class decorator: make a method available by its ``name``, which must be new."""
+    if cls.name in REGISTRY:
+        raise FairtuneError(
+            f"a method named '{cls.name}' is already registered "
+            f"({REGISTRY[cls.name].__qualname__}); give {cls.__qualname__} another name"
+        )
     REGISTRY[cls.name] = cls
     return cls
-
-
-def opt(default: Any, help: str, **extra: Any) -> Any:
-    """A config field with its help text (shown by ``--help`` and saved with results)."""
-    return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass
 class MethodConfig:
     """Settings every method has."""
 
-    seed: int = opt(0, "seed of masks, re-initialisation and batch order")
-    bias_kind: str = opt(
+    seed: int = setting(0, "seed of masks, re-initialisation and batch order", low=0)
+    bias_kind: str = setting(
         "eodds", "bias loss: eodds, eopp, dp, eodds_signed (authors' form)", choices=BIAS_KINDS
     )
-    balance: str = opt(
+    balance: str = setting(
         "down",
         "group-and-class balancing of the external set: down, up, none",
         choices=("down", "up", "none"),
     )
-    batch_size: int = opt(64, "rows per batch")
-    bn_stats: str = opt(
+    batch_size: int = setting(64, "rows per batch", low=1)
+    bn_stats: str = setting(
         "frozen",
         "BatchNorm running statistics: frozen, or update where trained",
         choices=("frozen", "update"),
     )
-    num_workers: int = opt(0, "DataLoader worker processes for images read from disk")
+    num_workers: int = setting(0, "DataLoader worker processes for images read from disk", low=0)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -68,11 +69,25 @@ class MethodConfig:
 class MaskedConfig(MethodConfig):
     """Settings of methods that build a mask from parameter importance."""
 
-    importance: str = opt(
+    importance: str = setting(
         "batch",
         "Fisher estimate: batch (authors) or per_sample (textbook)",
         choices=("batch", "per_sample"),
     )
+
+
+@dataclass
+class Fitted:
+    """What a method's steps produce besides the changed model.
+
+    ``mask``: the mask the steps trained or pruned with (None for methods
+    without one); ``history``: one record per epoch or round; ``info``: the
+    method's own facts about the run (saved with the result).
+    """
+
+    mask: Mask | None
+    history: list[dict[str, Any]]
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,6 +168,7 @@ class Method(ABC):
                 f"{self.name} has no setting(s) {sorted(unknown)}; it has {config.field_names()}"
             )
         self.config = replace(config, **overrides)  # the caller's config stays as is
+        check(self.config, self.name)
 
     def fit(
         self,
@@ -166,22 +182,20 @@ class Method(ABC):
         split = ModelSplit.of(copy.deepcopy(model), head)
         self.progress = progress
         start = time.perf_counter()
-        mask, history, info = self._fit(split, external)
+        fitted = self.run_steps(split, external)
         return DebiasResult(
             self.name,
             split.model,
             asdict(self.config),
-            history,
-            mask,
+            fitted.history,
+            fitted.mask,
             time.perf_counter() - start,
-            info,
+            fitted.info,
         )
 
     @abstractmethod
-    def _fit(
-        self, split: ModelSplit, external: FairData
-    ) -> tuple[Mask | None, list[dict[str, Any]], dict[str, Any]]:
-        """Change ``split.model`` in place; return the mask, the history and extra facts."""
+    def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
+        """Run the method's steps on ``split.model``, changing it in place."""
 
     # ------------------------------------------------------------ shared steps
 
@@ -192,23 +206,21 @@ class Method(ABC):
         return balance(data, seed=self.config.seed, mode=self.config.balance)
 
     def objective(self, data: FairData, w_pred: float, w_bias: float) -> Objective:
+        """``w_pred * L_pred + w_bias * L_bias`` with the method's bias loss, for ``data``."""
         return Objective(
             w_pred=w_pred, w_bias=w_bias, bias_kind=self.config.bias_kind, n_groups=data.n_groups
         )
 
-    def train(
+    def phase(
         self,
-        split: ModelSplit,
-        data: FairData,
         name: str,
         objective: Objective,
         trainable: list[str],
         mask: Mask | None = None,
-        on_epoch: Callable[[int], bool] | None = None,
         **settings: Any,
-    ) -> list[dict[str, Any]]:
-        """Run one fine-tuning phase with the method's shared settings."""
-        phase = Phase(
+    ) -> Phase:
+        """A fine-tuning phase with the method's shared batch size, BatchNorm and workers."""
+        return Phase(
             objective=objective,
             trainable=trainable,
             mask=mask,
@@ -218,6 +230,15 @@ class Method(ABC):
             num_workers=self.config.num_workers,
             **settings,
         )
+
+    def train(
+        self,
+        split: ModelSplit,
+        data: FairData,
+        phase: Phase,
+        on_epoch: Callable[[int], bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run ``phase`` on ``split.model`` with the method's seed and progress bar."""
         return run_phase(
             split.model,
             data,

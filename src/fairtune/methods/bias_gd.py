@@ -8,20 +8,23 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_model
-from fairtune.methods.base import Method, MethodConfig, opt, register
+from fairtune.methods.base import Fitted, Method, MethodConfig, register
 from fairtune.models import ModelSplit
+from fairtune.settings import setting
 
 
 @dataclass
 class BiasGDConfig(MethodConfig):
     """Bias gradient descent settings."""
 
-    epochs: int = opt(10, "most epochs")
-    lr: float = opt(1e-5, "Adam learning rate")
-    max_drop: float = opt(
+    epochs: int = setting(10, "most epochs", low=0)
+    lr: float = setting(1e-5, "Adam learning rate", low=0, open_low=True)
+    max_drop: float = setting(
         0.05,
         "stop once balanced accuracy on the external set falls more than "
         "this below the starting model's; keep the last epoch above",
+        low=0,
+        high=1,
     )
 
 
@@ -34,9 +37,7 @@ class BiasGD(Method):
     config_class = BiasGDConfig
     grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-6, 1e-5, 1e-4]}
 
-    def _fit(
-        self, split: ModelSplit, external: FairData
-    ) -> tuple[None, list[dict[str, Any]], dict[str, Any]]:
+    def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
         model = split.model
         floor = evaluate_model(model, external)[0]["balanced_accuracy"] - c.max_drop
@@ -50,17 +51,15 @@ class BiasGD(Method):
             last_good.update(copy.deepcopy(model.state_dict()))
             return False
 
-        history = self.train(
-            split,
-            external,
+        phase = self.phase(
             "bias_gd",
             self.objective(external, 0.0, 1.0),
             split.all_params(),
-            on_epoch=check,
             epochs=c.epochs,
             lr=c.lr,
             optimizer="adam",
             weight_decay=0.0,
         )
+        history = self.train(split, external, phase, on_epoch=check)
         model.load_state_dict(last_good)
-        return None, history, stopped
+        return Fitted(None, history, stopped)

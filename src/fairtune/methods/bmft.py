@@ -7,21 +7,36 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, hard_mask
-from fairtune.methods.base import MaskedConfig, Method, opt, register
+from fairtune.methods.base import Fitted, MaskedConfig, Method, register
 from fairtune.models import ModelSplit
+from fairtune.settings import setting
 
 
 @dataclass
 class BMFTConfig(MaskedConfig):
     """BMFT settings; defaults are the authors' (METHODS.md)."""
 
-    keep: float = opt(0.5, "share of backbone weights updated (top of R; authors: K=50 -> 0.5)")
-    impair_epochs: int = opt(5, "epochs of the impair step (L_bias on masked backbone weights)")
-    impair_lr: float = opt(1e-4, "impair learning rate (SGD, momentum 0.9, weight decay 5e-4)")
-    repair_epochs: int = opt(5, "epochs of the repair step (re-initialised head)")
-    repair_lr: float = opt(1e-3, "repair learning rate (SGD, momentum 0.9, weight decay 5e-4)")
-    beta: float = opt(0.1, "weight of L_bias in the repair loss L_pred + beta * L_bias")
-    head_init: str = opt(
+    keep: float = setting(
+        0.5,
+        "share of backbone weights updated (top of R; authors: K=50 -> 0.5)",
+        low=0,
+        high=1,
+        open_low=True,
+    )
+    impair_epochs: int = setting(
+        5, "epochs of the impair step (L_bias on masked backbone weights)", low=0
+    )
+    impair_lr: float = setting(
+        1e-4, "impair learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+    )
+    repair_epochs: int = setting(5, "epochs of the repair step (re-initialised head)", low=0)
+    repair_lr: float = setting(
+        1e-3, "repair learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+    )
+    beta: float = setting(
+        0.1, "weight of L_bias in the repair loss L_pred + beta * L_bias", low=0
+    )
+    head_init: str = setting(
         "zeros", "head re-initialisation: zeros (authors) or default", choices=("zeros", "default")
     )
 
@@ -40,14 +55,10 @@ class BMFT(Method):
         r = self.relative_importance(split, external)
         return hard_mask(r, split.backbone_params(), keep=self.config.keep)
 
-    def _fit(
-        self, split: ModelSplit, external: FairData
-    ) -> tuple[Mask, list[dict[str, Any]], dict[str, Any]]:
+    def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
         mask = self.make_mask(split, external)
-        history = self.train(
-            split,
-            external,
+        impair = self.phase(
             "impair",
             self.objective(external, 0.0, 1.0),
             split.backbone_params(),
@@ -55,15 +66,15 @@ class BMFT(Method):
             epochs=c.impair_epochs,
             lr=c.impair_lr,
         )
+        history = self.train(split, external, impair)
         balanced = self.balanced(external)
         split.reset_head(c.head_init, seed=c.seed)
-        history += self.train(
-            split,
-            balanced,
+        repair = self.phase(
             "repair",
             self.objective(balanced, 1.0, c.beta),
             split.head_params(),
             epochs=c.repair_epochs,
             lr=c.repair_lr,
         )
-        return mask, history, {"mask_density": mask.density()}
+        history += self.train(split, balanced, repair)
+        return Fitted(mask, history, {"mask_density": mask.density()})

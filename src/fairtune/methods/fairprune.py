@@ -12,21 +12,32 @@ from fairtune.evaluation import evaluate_model
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import Mask
-from fairtune.methods.base import MaskedConfig, Method, extreme_groups, opt, register
+from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups, register
 from fairtune.models import ModelSplit
+from fairtune.settings import setting
 
 
 @dataclass
 class FairPruneConfig(MaskedConfig):
     """FairPrune settings."""
 
-    beta: float = opt(1.0, "weight of the privileged group's curvature in the saliency")
-    step: float = opt(0.001, "share of the still unpruned weights zeroed per round")
-    max_rounds: int = opt(20, "most pruning rounds")
-    max_drop: float = opt(
+    beta: float = setting(
+        1.0, "weight of the privileged group's curvature in the saliency", low=0
+    )
+    step: float = setting(
+        0.001,
+        "share of the still unpruned weights zeroed per round",
+        low=0,
+        high=1,
+        open_low=True,
+    )
+    max_rounds: int = setting(20, "most pruning rounds", low=0)
+    max_drop: float = setting(
         0.05,
         "a round is kept only if balanced accuracy on the external set "
         "stays within this of the starting model's",
+        low=0,
+        high=1,
     )
 
 
@@ -61,9 +72,7 @@ class FairPrune(Method):
     config_class = FairPruneConfig
     grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.5, 1.0], "step": [0.001, 0.005]}
 
-    def _fit(
-        self, split: ModelSplit, external: FairData
-    ) -> tuple[Mask, list[dict[str, Any]], dict[str, Any]]:
+    def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
         params = dict(split.model.named_parameters())
         names = [n for n, p in params.items() if p.dim() >= 2]
@@ -101,4 +110,4 @@ class FairPrune(Method):
                 break
             best, keep, kept = eodds, trial, round_
         info = {"privileged": external.group_names[privileged], "rounds_kept": kept}
-        return Mask(keep, "prune"), history, info
+        return Fitted(Mask(keep, "prune"), history, info)

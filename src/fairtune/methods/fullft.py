@@ -6,17 +6,20 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.methods.base import Method, MethodConfig, opt, register
+from fairtune.methods.base import Fitted, Method, MethodConfig, register
 from fairtune.models import ModelSplit
+from fairtune.settings import setting
 
 
 @dataclass
 class FullFTConfig(MethodConfig):
     """Full fine-tuning settings."""
 
-    epochs: int = opt(10, "epochs")
-    lr: float = opt(1e-4, "learning rate (SGD, momentum 0.9, weight decay 5e-4)")
-    beta: float = opt(0.0, "weight of L_bias added to L_pred (0: plain fine-tuning)")
+    epochs: int = setting(10, "epochs", low=0)
+    lr: float = setting(
+        1e-4, "learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+    )
+    beta: float = setting(0.0, "weight of L_bias added to L_pred (0: plain fine-tuning)", low=0)
 
 
 @register
@@ -28,18 +31,14 @@ class FullFT(Method):
     config_class = FullFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-4, 1e-3, 1e-2], "beta": [0.0, 0.5]}
 
-    def _fit(
-        self, split: ModelSplit, external: FairData
-    ) -> tuple[None, list[dict[str, Any]], dict[str, Any]]:
+    def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
         balanced = self.balanced(external)
-        history = self.train(
-            split,
-            balanced,
+        phase = self.phase(
             "fullft",
             self.objective(balanced, 1.0, c.beta),
             split.all_params(),
             epochs=c.epochs,
             lr=c.lr,
         )
-        return None, history, {}
+        return Fitted(None, self.train(split, balanced, phase))

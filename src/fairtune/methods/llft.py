@@ -6,18 +6,21 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.methods.base import Method, MethodConfig, opt, register
+from fairtune.methods.base import Fitted, Method, MethodConfig, register
 from fairtune.models import ModelSplit
+from fairtune.settings import setting
 
 
 @dataclass
 class LLFTConfig(MethodConfig):
     """Last-layer fine-tuning settings."""
 
-    epochs: int = opt(10, "epochs")
-    lr: float = opt(1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)")
-    beta: float = opt(0.1, "weight of L_bias in L_pred + beta * L_bias")
-    head_init: str = opt(
+    epochs: int = setting(10, "epochs", low=0)
+    lr: float = setting(
+        1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+    )
+    beta: float = setting(0.1, "weight of L_bias in L_pred + beta * L_bias", low=0)
+    head_init: str = setting(
         "default",
         "head re-initialisation: default (PyTorch's) or zeros",
         choices=("zeros", "default"),
@@ -33,19 +36,15 @@ class LLFT(Method):
     config_class = LLFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}
 
-    def _fit(
-        self, split: ModelSplit, external: FairData
-    ) -> tuple[None, list[dict[str, Any]], dict[str, Any]]:
+    def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
         balanced = self.balanced(external)
         split.reset_head(c.head_init, seed=c.seed)
-        history = self.train(
-            split,
-            balanced,
+        phase = self.phase(
             "llft",
             self.objective(balanced, 1.0, c.beta),
             split.head_params(),
             epochs=c.epochs,
             lr=c.lr,
         )
-        return None, history, {}
+        return Fitted(None, self.train(split, balanced, phase))

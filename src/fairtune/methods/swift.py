@@ -9,26 +9,30 @@ import torch
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, soft_mask
-from fairtune.methods.base import MaskedConfig, Method, extreme_groups, opt, register
+from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups, register
 from fairtune.models import ModelSplit
+from fairtune.settings import setting
 
 
 @dataclass
 class SWiFTConfig(MaskedConfig):
     """SWiFT settings; defaults are the authors' (METHODS.md)."""
 
-    beta: float = opt(
-        0.1, "step 1 loss beta*L_pred + (1-beta)*L_bias; step 2 (1-beta)*L_pred + beta*L_bias"
+    beta: float = setting(
+        0.1,
+        "step 1 loss beta*L_pred + (1-beta)*L_bias; step 2 (1-beta)*L_pred + beta*L_bias",
+        low=0,
+        high=1,
     )
-    step1_epochs: int = opt(10, "epochs of step 1 (soft-masked backbone)")
-    step1_lr: float = opt(1e-4, "step 1 learning rate")
-    step1_optimizer: str = opt(
+    step1_epochs: int = setting(10, "epochs of step 1 (soft-masked backbone)", low=0)
+    step1_lr: float = setting(1e-4, "step 1 learning rate", low=0, open_low=True)
+    step1_optimizer: str = setting(
         "sgd",
         "step 1 optimizer: sgd (skin; momentum 0.9, weight decay 5e-4) or adam (chest X-ray)",
         choices=("sgd", "adam"),
     )
-    step2_epochs: int = opt(10, "epochs of step 2 (head, backbone frozen)")
-    step2_lr: float = opt(1e-3, "step 2 learning rate (SGD)")
+    step2_epochs: int = setting(10, "epochs of step 2 (head, backbone frozen)", low=0)
+    step2_lr: float = setting(1e-3, "step 2 learning rate (SGD)", low=0, open_low=True)
 
 
 def reset_head_partially(split: ModelSplit, mask: Mask) -> int:
@@ -53,9 +57,7 @@ class SWiFT(Method):
     config_class = SWiFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {"step1_lr": [1e-4, 1e-3, 1e-2], "beta": [0.1, 0.3]}
 
-    def _fit(
-        self, split: ModelSplit, external: FairData
-    ) -> tuple[Mask, list[dict[str, Any]], dict[str, Any]]:
+    def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
         info: dict[str, Any] = {}
         if external.n_groups > 2:
@@ -64,9 +66,7 @@ class SWiFT(Method):
             info["groups"] = list(external.group_names)
         balanced = self.balanced(external)
         mask = soft_mask(self.relative_importance(split, balanced), split.all_params())
-        history = self.train(
-            split,
-            balanced,
+        step1 = self.phase(
             "step1",
             self.objective(balanced, c.beta, 1 - c.beta),
             split.backbone_params(),
@@ -75,15 +75,15 @@ class SWiFT(Method):
             lr=c.step1_lr,
             optimizer=c.step1_optimizer,
         )
+        history = self.train(split, balanced, step1)
         info["head_weights_reset"] = reset_head_partially(split, mask)
-        history += self.train(
-            split,
-            balanced,
+        step2 = self.phase(
             "step2",
             self.objective(balanced, 1 - c.beta, c.beta),
             split.head_params(),
             epochs=c.step2_epochs,
             lr=c.step2_lr,
         )
+        history += self.train(split, balanced, step2)
         info["mask_mean"] = mask.mean()
-        return mask, history, info
+        return Fitted(mask, history, info)
