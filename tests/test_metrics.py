@@ -229,7 +229,7 @@ def test_bootstrap_reproducible_and_covers_point():
 
 
 def test_bootstrap_weights_equal_repeated_rows():
-    from fairtune.metrics import _evaluate, _sort_by_score
+    from fairtune.metrics import _sort_by_score, weighted_metrics
 
     y, s, g, names = make_data(200, 3, seed=9, decimals=2)
     rng = np.random.default_rng(0)
@@ -239,7 +239,7 @@ def test_bootstrap_weights_equal_repeated_rows():
     direct = binary_metrics(y[rows], s[rows], g[rows], names, threshold=0.45)
     ys, ss, gs = _sort_by_score(y.astype(float), s, g)
     order = np.argsort(s, kind="stable")
-    _, m = _evaluate(counts[order][None, :], ys, ss, gs, 3, 0.45)
+    _, m = weighted_metrics(counts[order][None, :], ys, ss, gs, 3, 0.45)
     for key in METRIC_KEYS:
         assert m[key][0] == pytest.approx(direct[key], abs=1e-12), key
 

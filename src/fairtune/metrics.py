@@ -75,7 +75,7 @@ _GROUP_RATES = tuple(m.key for m in METRICS if m.per_group and not m.count)
 N_BINS = 10
 """Equal-width bins for the expected calibration error."""
 
-_MAX_CELLS = 2_000_000  # bootstrap draws x rows held in memory at once
+MAX_CELLS = 2_000_000  # bootstrap draws x rows held in memory at once
 
 
 class FairnessWarning(UserWarning):
@@ -130,13 +130,13 @@ def check_inputs(
     return y, s, g
 
 
-def _check_threshold(threshold: float) -> float:
+def check_threshold(threshold: float) -> float:
     if not 0.0 < threshold < 1.0:
         raise FairtuneError(f"threshold must lie strictly between 0 and 1, got {threshold}")
     return float(threshold)
 
 
-def _check_group_names(group_names: Sequence[str]) -> tuple[str, ...]:
+def check_group_names(group_names: Sequence[str]) -> tuple[str, ...]:
     names = tuple(str(n) for n in group_names)
     if len(names) < 2:
         raise FairtuneError(f"group_names must name at least two groups, got {list(names)}")
@@ -249,7 +249,7 @@ def _summarise(c: dict[str, np.ndarray], overall_auc: np.ndarray) -> dict[str, n
     return {**top, **{f"group_{k}": v for k, v in by_group.items()}}
 
 
-def _evaluate(
+def weighted_metrics(
     w: np.ndarray, y: np.ndarray, s: np.ndarray, g: np.ndarray, n_groups: int, threshold: float
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Counts and metrics for each row of weights; rows must be sorted by score."""
@@ -282,11 +282,11 @@ def binary_metrics(
     the gaps. Each undefined value raises a :class:`FairnessWarning` naming
     what is missing.
     """
-    names = _check_group_names(group_names)
+    names = check_group_names(group_names)
     y, s, g = check_inputs(y_true, scores, groups, len(names))
-    threshold = _check_threshold(threshold)
+    threshold = check_threshold(threshold)
     y, s, g = _sort_by_score(y, s, g)
-    counts, m = _evaluate(np.ones((1, len(y))), y, s, g, len(names), threshold)
+    counts, m = weighted_metrics(np.ones((1, len(y))), y, s, g, len(names), threshold)
 
     by_group: dict[str, dict[str, Any]] = {}
     for k, name in enumerate(names):
@@ -346,9 +346,9 @@ def bootstrap_ci(
     metric is undefined are skipped; a metric undefined in every resample gets
     ``[nan, nan]``.
     """
-    names = _check_group_names(group_names)
+    names = check_group_names(group_names)
     y, s, g = check_inputs(y_true, scores, groups, len(names))
-    threshold = _check_threshold(threshold)
+    threshold = check_threshold(threshold)
     if n_boot < 1:
         raise FairtuneError(f"n_boot must be at least 1, got {n_boot}")
     if not 0.0 < alpha < 1.0:
@@ -356,7 +356,7 @@ def bootstrap_ci(
     y, s, g = _sort_by_score(y, s, g)
     members = [np.flatnonzero(g == k) for k in range(len(names))]
     rng = np.random.default_rng(seed)
-    chunk = max(1, _MAX_CELLS // len(y))
+    chunk = max(1, MAX_CELLS // len(y))
     draws: dict[str, list[np.ndarray]] = {key: [] for key in METRIC_KEYS}
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
@@ -367,7 +367,7 @@ def bootstrap_ci(
             picks = rng.integers(len(rows), size=(b, len(rows)))
             flat = (np.arange(b)[:, None] * len(rows) + picks).ravel()
             w[:, rows] = np.bincount(flat, minlength=b * len(rows)).reshape(b, len(rows))
-        _, m = _evaluate(w, y, s, g, len(names), threshold)
+        _, m = weighted_metrics(w, y, s, g, len(names), threshold)
         for key in METRIC_KEYS:
             draws[key].append(m[key])
 

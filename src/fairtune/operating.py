@@ -24,12 +24,12 @@ import numpy as np
 from fairtune.errors import FairtuneError
 from fairtune.metrics import (
     FairnessWarning,
-    _check_group_names,
-    _check_inputs,
-    _check_threshold,
-    _cut_points,
     binary_metrics,
+    check_group_names,
+    check_inputs,
+    check_threshold,
 )
+from fairtune.thresholds import cut_points
 
 CRITERIA: tuple[str, ...] = ("specificity", "sensitivity")
 """Overall rates an operating point can be pinned to."""
@@ -112,10 +112,10 @@ def degenerate(
     threshold``; the model is degenerate when some group with rows has a rate
     below ``low`` or above ``high``. Labels do not enter, so none are asked for.
     """
-    names = _check_group_names(group_names)
+    names = check_group_names(group_names)
     placeholder_labels = np.zeros(np.shape(scores))
-    _, s, g = _check_inputs(placeholder_labels, scores, groups, len(names))
-    threshold = _check_threshold(threshold)
+    _, s, g = check_inputs(placeholder_labels, scores, groups, len(names))
+    threshold = check_threshold(threshold)
     n = np.bincount(g, minlength=len(names))
     positive = np.bincount(g, weights=(s >= threshold).astype(np.float64), minlength=len(names))
     rates = {name: float(positive[k] / n[k]) for k, name in enumerate(names) if n[k] > 0}
@@ -145,7 +145,7 @@ def _pinned_threshold(
             f"an operating point at a {criterion} needs rows with label {int(label)}: "
             "use a set with both classes"
         )
-    cuts, _ = _cut_points(s)
+    cuts, _ = cut_points(s)
     below = np.searchsorted(own, cuts, side="left") / len(own)
     value = below if criterion == "specificity" else 1.0 - below
     ok = np.flatnonzero(value >= level)
@@ -177,8 +177,8 @@ def operating_points(
     :class:`Degeneracy` of its decisions by ``low``/``high``. Undefined
     per-group rates raise the :class:`FairnessWarning` of ``binary_metrics``.
     """
-    names = _check_group_names(group_names)
-    y, s, _ = _check_inputs(y_true, scores, groups, len(names))
+    names = check_group_names(group_names)
+    y, s, _ = check_inputs(y_true, scores, groups, len(names))
     points = []
     for criterion, level in levels:
         threshold, achieved = _pinned_threshold(y, s, criterion, level)
@@ -260,8 +260,8 @@ def abroca(y_true: Any, scores: Any, groups: Any, group_names: Sequence[str]) ->
     :class:`FairnessWarning` names it and it is left out, as in the gaps of
     :mod:`fairtune.metrics`. NaN when fewer than two groups have curves.
     """
-    names = _check_group_names(group_names)
-    y, s, g = _check_inputs(y_true, scores, groups, len(names))
+    names = check_group_names(group_names)
+    y, s, g = check_inputs(y_true, scores, groups, len(names))
     curves = []
     for k, name in enumerate(names):
         yk = y[g == k]

@@ -18,11 +18,11 @@ import numpy as np
 
 from fairtune.errors import FairtuneError
 from fairtune.metrics import (
-    _MAX_CELLS,
-    _check_group_names,
-    _check_inputs,
-    _check_threshold,
-    _evaluate,
+    MAX_CELLS,
+    check_group_names,
+    check_inputs,
+    check_threshold,
+    weighted_metrics,
 )
 
 CONFIDENCE = 0.95
@@ -86,7 +86,7 @@ def _eodds_mean(
     """eodds_mean of ``model`` under each row of weights ``w`` (rows in data order)."""
     s = model.scores
     order = np.argsort(s, kind="stable")  # the metrics core wants rows sorted by score
-    _, m = _evaluate(w[:, order], y[order], s[order], g[order], n_groups, model.threshold)
+    _, m = weighted_metrics(w[:, order], y[order], s[order], g[order], n_groups, model.threshold)
     return m["eodds_mean"]
 
 
@@ -107,11 +107,11 @@ def paired_bootstrap_improvement(
     on that one resample. Positive values mean b is fairer; see
     :attr:`Improvement.improves`. The same ``seed`` gives the same interval.
     """
-    names = _check_group_names(group_names)
-    y, s_a, g = _check_inputs(y_true, a.scores, groups, len(names))
-    _, s_b, _ = _check_inputs(y_true, b.scores, groups, len(names))
-    a = ScoredModel(s_a, _check_threshold(a.threshold))
-    b = ScoredModel(s_b, _check_threshold(b.threshold))
+    names = check_group_names(group_names)
+    y, s_a, g = check_inputs(y_true, a.scores, groups, len(names))
+    _, s_b, _ = check_inputs(y_true, b.scores, groups, len(names))
+    a = ScoredModel(s_a, check_threshold(a.threshold))
+    b = ScoredModel(s_b, check_threshold(b.threshold))
     if n_boot < 1:
         raise FairtuneError(f"n_boot must be at least 1, got {n_boot}")
 
@@ -121,7 +121,7 @@ def paired_bootstrap_improvement(
     cells = g * 2 + y.astype(np.int64)
     strata = [np.flatnonzero(cells == c) for c in np.unique(cells)]
     rng = np.random.default_rng(seed)
-    chunk = max(1, _MAX_CELLS // len(y))
+    chunk = max(1, MAX_CELLS // len(y))
     draws = [
         difference(_resample_weights(strata, len(y), min(chunk, n_boot - start), rng))
         for start in range(0, n_boot, chunk)

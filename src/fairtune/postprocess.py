@@ -17,7 +17,7 @@ import numpy as np
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from fairtune.metrics import _check_group_names, _check_inputs
+from fairtune.metrics import check_group_names, check_inputs
 
 
 class _ScoreColumn(ClassifierMixin, BaseEstimator):
@@ -104,10 +104,10 @@ def threshold_optimizer_reference(
     ``fit_*`` (labels, group names as the sensitive feature) and predicts the
     test rows with ``random_state=seed``, which fixes its coin flips.
     """
-    names = _check_group_names(group_names)
-    y, s_fit, g_fit = _check_inputs(fit_labels, fit_scores, fit_groups, len(names))
+    names = check_group_names(group_names)
+    y, s_fit, g_fit = check_inputs(fit_labels, fit_scores, fit_groups, len(names))
     placeholder_labels = np.zeros(np.shape(test_scores))  # no labels needed to decide
-    _, s_test, g_test = _check_inputs(placeholder_labels, test_scores, test_groups, len(names))
+    _, s_test, g_test = check_inputs(placeholder_labels, test_scores, test_groups, len(names))
     named = np.asarray(names, dtype=object)
     optimizer = ThresholdOptimizer(
         estimator=_ScoreColumn(),

@@ -17,7 +17,7 @@ THRESHOLD_RULES: tuple[str, ...] = ("0.5", "balanced_accuracy", "positive_rate")
 """Rules :func:`choose_threshold` knows."""
 
 
-def _cut_points(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cut_points(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Candidate thresholds and the number of rows predicted positive at each.
 
     Candidates are the midpoints between consecutive distinct scores, with 0
@@ -52,7 +52,7 @@ def choose_threshold(
     y, s, _ = check_inputs(y_true, scores)
     if rule == "0.5":
         return 0.5
-    cuts, predicted = _cut_points(s)
+    cuts, predicted = cut_points(s)
     if len(cuts) == 0:  # only possible in degenerate float cases
         return 0.5
     if rule == "positive_rate":
