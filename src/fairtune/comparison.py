@@ -34,11 +34,10 @@ class CompareSettings:
     """How ``compare`` runs, selects and thresholds; saved with every result."""
 
     methods: list[str] = setting(sorted(REGISTRY), "methods to run (default: all of them)")
-    seeds: list[int] = setting([0], "seeds; with several, tables show mean±std")
+    seeds: list[int] = setting([0], "seeds; with several, tables show mean±std", low=0)
     grid: bool = setting(
         False,
-        "try each method's grid of key settings and select on held-out external data "
-        "(default: off; demo: on)",
+        "try each method's grid of key settings and select on held-out external data",
     )
     tuner: str = setting(
         "grid",

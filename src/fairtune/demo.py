@@ -120,18 +120,15 @@ def run_demo(
     return rows
 
 
-SLOW_ON_CPU = ("bias_gd", "bmft", "fullft", "random_mask", "swift")
-"""The methods that fine-tune the backbone: one fitting of EfficientNet-Lite0 costs them
-tens of seconds on a CPU, against seconds for the head-only (llft) and pruning
-(fairprune) ones."""
-
-
-def learning_rate_grids(methods: tuple[str, ...] = SLOW_ON_CPU) -> dict[str, dict[str, list[Any]]]:
-    """Narrowed grids for ``methods``: each learning rate in the method's grid at its default
+def learning_rate_grids() -> dict[str, dict[str, list[Any]]]:
+    """Narrowed grids for the methods that fine-tune the backbone (one fitting of
+    EfficientNet-Lite0 costs them tens of seconds on a CPU, against seconds for the
+    head-only and pruning ones): each learning rate in the method's grid at its default
     and ten times that, every other grid key at its default (two fittings per method)."""
     grids = {}
-    for name in methods:
-        cls = REGISTRY[name]
+    for name, cls in sorted(REGISTRY.items()):
+        if not cls.tunes_backbone:
+            continue
         defaults = asdict(cls.config_class())
         grids[name] = {
             key: [defaults[key], defaults[key] * 10] if key.endswith("lr") else [defaults[key]]

@@ -155,6 +155,9 @@ class Method(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    tunes_backbone: ClassVar[bool]
+    """Whether the method fine-tunes backbone weights (costly on big image models), not only
+    the head or a pruning mask."""
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     grid: ClassVar[dict[str, list[Any]]] = {}
     """Key settings and the values ``compare --grid`` tries (the learning rate at least)."""

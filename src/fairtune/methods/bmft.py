@@ -47,6 +47,7 @@ class BMFT(Method):
 
     name = "bmft"
     summary = "BMFT: hard bias-importance mask, impair the backbone, repair a new head"
+    tunes_backbone = True
     config_class = BMFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {"impair_lr": [1e-4, 1e-3, 1e-2], "keep": [0.25, 0.5]}
 

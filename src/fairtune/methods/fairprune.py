@@ -69,6 +69,7 @@ class FairPrune(Method):
 
     name = "fairprune"
     summary = "baseline: prune weights salient for the privileged group while EOdds improves"
+    tunes_backbone = False
     config_class = FairPruneConfig
     grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.5, 1.0], "step": [0.001, 0.005]}
 

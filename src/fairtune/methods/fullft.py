@@ -28,6 +28,7 @@ class FullFT(Method):
 
     name = "fullft"
     summary = "baseline: fine-tune every weight on the balanced external set"
+    tunes_backbone = True
     config_class = FullFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-4, 1e-3, 1e-2], "beta": [0.0, 0.5]}
 

@@ -33,6 +33,7 @@ class LLFT(Method):
 
     name = "llft"
     summary = "baseline: re-initialise and train only the head"
+    tunes_backbone = False
     config_class = LLFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}
 

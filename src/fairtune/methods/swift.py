@@ -54,6 +54,7 @@ class SWiFT(Method):
 
     name = "swift"
     summary = "SWiFT: soft mask scales every gradient; backbone step, partial head reset, head step"
+    tunes_backbone = True
     config_class = SWiFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {"step1_lr": [1e-4, 1e-3, 1e-2], "beta": [0.1, 0.3]}
 

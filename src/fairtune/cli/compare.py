@@ -1,0 +1,170 @@
+"""``compare`` and ``demo``: every method from one model, side by side."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fairtune import report
+from fairtune.architectures import load_model
+from fairtune.cli.options import (
+    Command,
+    add_dataclass_options,
+    add_image_reading_options,
+    dataclass_values,
+    load_data,
+    parse_settings,
+)
+from fairtune.comparison import CompareSettings, compare
+from fairtune.demo import (
+    DemoSettings,
+    ImageDemoSettings,
+    default_image_arch,
+    learning_rate_grids,
+    run_demo,
+    run_image_demo,
+)
+from fairtune.errors import FairtuneError
+from fairtune.io import refuse_inputs
+from fairtune.methods import ALL, method_names
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model directory every method starts from")
+    p.add_argument(
+        "--external",
+        required=True,
+        help="external set (CSV or e.g. 'adult:external') the methods fine-tune on",
+    )
+    p.add_argument(
+        "--test", required=True, help="test set (CSV or e.g. 'adult:test'); used only to measure"
+    )
+    p.add_argument("--label", help="label column (default: the model's)")
+    p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of a built-in set's 60/20/20 split (default: %(default)s)",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["all"],
+        help=f"methods to run, or 'all' (default): {', '.join(method_names(ALL))}",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="directory for results.json, results.csv, settings.json and the plot",
+    )
+    add_compare_options(p)
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="METHOD.KEY=VALUE",
+        help="change a method's setting, e.g. --set bmft.keep=0.25 (repeatable)",
+    )
+    add_image_reading_options(p)
+
+
+def add_compare_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by compare and demo: the fields of :class:`CompareSettings`."""
+    add_dataclass_options(p, CompareSettings, skip=("methods", "overrides", "grids"))
+    p.add_argument(
+        "--grid-set",
+        action="append",
+        metavar="METHOD.KEY=V1,V2",
+        help="with --grid: search these values of a method's setting instead of its grid's, "
+        "e.g. --grid-set swift.beta=0.1 --grid-set bmft.impair_lr=1e-4,1e-3 (repeatable; "
+        "'fairtune methods NAME' shows each grid)",
+    )
+
+
+def compare_settings(
+    args: argparse.Namespace,
+    methods: list[str],
+    overrides: dict[str, dict[str, Any]] | None = None,
+    grids: dict[str, dict[str, list[Any]]] | None = None,
+) -> CompareSettings:
+    """The command line's compare options; ``--grid-set`` updates ``grids`` key by key."""
+    if args.grid_set and not args.grid:
+        raise FairtuneError("--grid-set only acts with --grid: add --grid, or drop --grid-set")
+    searched = {method: dict(grid) for method, grid in (grids or {}).items()}
+    for method, grid in parse_settings(args.grid_set, option="--grid-set", lists=True).items():
+        searched.setdefault(method, {}).update(grid)
+    given = {"methods": methods, "overrides": overrides or {}, "grids": searched}
+    return CompareSettings(**{**dataclass_values(args, CompareSettings), **given})
+
+
+def compare_command(args: argparse.Namespace) -> None:
+    refuse_inputs(args.out, [args.model, args.external, args.test])
+    model, config = load_model(args.model)
+    external, ext_source = load_data(args, args.external, config, "external")
+    test, test_source = load_data(args, args.test, config, "test")
+    methods = method_names(args.methods)
+    settings = compare_settings(args, methods, overrides=parse_settings(args.set))
+    rows = compare(model, external, test, settings, head=config.head, progress=True)
+    title = f"{args.model}: external {ext_source}, test {test_source}"
+    report.write_comparison(args.out, rows, title, settings, {"model": args.model})
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo-output", help="report directory (default: %(default)s)")
+    p.add_argument(
+        "--keep",
+        type=float,
+        help="share of the women with income >50K kept in the baseline's training "
+        f"split; 1 for the representative split (default: {DemoSettings.keep})",
+    )
+    p.add_argument(
+        "--images",
+        action="store_true",
+        help="the image demo instead: a SYNTHETIC skin-tone lesion set and a CNN "
+        "(EfficientNet-Lite0 when the 'pretrained' extra is installed)",
+    )
+    p.add_argument(
+        "--arch",
+        default="auto",
+        help="image demo backbone: cnn (small, built in), efficientnet_lite0 (ImageNet weights; "
+        "to fit a CPU, the methods that fine-tune its backbone search two learning rates "
+        "each, their default and ten times it), or auto (EfficientNet-Lite0 when the "
+        "'pretrained' extra is installed, else cnn) (default: %(default)s)",
+    )
+    add_compare_options(p)
+    p.set_defaults(grid=True)
+
+
+def demo_command(args: argparse.Namespace) -> None:
+    if args.images and args.keep is not None:
+        raise FairtuneError("--keep skews the Adult demo; the image demo (--images) has no --keep")
+    if not args.images and args.arch != "auto":
+        raise FairtuneError("--arch chooses the image demo's backbone: add --images")
+    keep = DemoSettings.keep if args.keep is None else args.keep
+    if not 0 < keep <= 1:
+        raise FairtuneError(f"--keep is a share in (0, 1], not {keep}")
+    refuse_inputs(args.out, [])
+    if args.images:
+        arch = default_image_arch() if args.arch == "auto" else args.arch
+        grids = learning_rate_grids() if arch == "efficientnet_lite0" else {}
+        settings = compare_settings(args, method_names(ALL), grids=grids)
+        run_image_demo(args.out, ImageDemoSettings(arch=arch), settings)
+        return
+    run_demo(args.out, DemoSettings(keep=keep), compare_settings(args, method_names(ALL)))
+
+
+COMMANDS = (
+    Command(
+        "compare",
+        "Run several methods from one model on the same data and report them side by side.",
+        _compare_args,
+        compare_command,
+    ),
+    Command(
+        "demo",
+        "Bundled Adult data (or, with --images, synthetic skin-tone images): train a biased "
+        "starting model, debias it with every method, report.",
+        _demo_args,
+        demo_command,
+    ),
+)

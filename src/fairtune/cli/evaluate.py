@@ -1,0 +1,59 @@
+"""``evaluate``: a model's accuracy and fairness metrics, overall and per group."""
+
+from __future__ import annotations
+
+import argparse
+
+from fairtune import report
+from fairtune.architectures import load_model
+from fairtune.cli.options import (
+    DATA_HELP,
+    Command,
+    add_data_options,
+    add_image_reading_options,
+    load_data,
+)
+from fairtune.console import console
+from fairtune.evaluation import evaluate_model
+from fairtune.io import refuse_inputs, write_json
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    add_data_options(p, DATA_HELP + "; a built-in name means its test part")
+    p.add_argument("--model", required=True, help="model directory (from train or debias)")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
+    p.add_argument("--json", help="also write the metrics as JSON to this file")
+    p.add_argument(
+        "--n-boot",
+        type=int,
+        default=200,
+        help="bootstrap resamples for 95%% intervals, 0 for none (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    add_image_reading_options(p)
+
+
+def evaluate_command(args: argparse.Namespace) -> None:
+    if args.json:
+        refuse_inputs(args.json, [args.data, args.model], directory=False)
+    model, config = load_model(args.model)
+    data, source = load_data(args, args.data, config, "test")
+    threshold = config.threshold if args.threshold is None else args.threshold
+    metrics, ci = evaluate_model(model, data, threshold, args.n_boot, args.seed)
+    title = f"{args.model} on {source} ({len(data)} rows), threshold {threshold:.3f}"
+    console.print(report.overall_table(metrics, ci, title))
+    console.print(report.groups_table(metrics, data.attribute))
+    console.print(report.EXPLAIN)
+    if args.json:
+        write_json(args.json, {"model": args.model, "data": source, "metrics": metrics, "ci": ci})
+        console.print(f"metrics written to {args.json}")
+
+
+COMMANDS = (
+    Command(
+        "evaluate",
+        "Print accuracy and fairness metrics of a model, overall and per group.",
+        _evaluate_args,
+        evaluate_command,
+    ),
+)

@@ -1,0 +1,165 @@
+"""What every sub-command shares: the parser, options generated from settings dataclasses,
+the data options, ``--set KEY=VALUE`` parsing and reading data the way a model expects."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, NoReturn
+
+from fairtune.errors import FairtuneError
+from fairtune.image_csv import ImageReading
+from fairtune.loading import load_for_model
+from fairtune.methods import method_class
+from fairtune.settings import default_of, range_text
+
+DATA_HELP = "CSV file or built-in set ('adult', 'german', 'adult:test', ...)"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: its name, one-line help, how it adds its options, and its handler."""
+
+    name: str
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], None]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_dataclass_options(
+    parser: argparse.ArgumentParser | Any, cls: type, skip: Sequence[str] = ()
+) -> None:
+    """One ``--option`` per field of the settings dataclass ``cls``, with the field's help
+    text, default and valid range (the range itself is checked by the dataclass)."""
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        default = default_of(f)
+        kwargs: dict[str, Any] = {"default": default}
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif isinstance(default, (tuple, list)):
+            kwargs.update(nargs="+", type=type(default[0]) if default else int)
+        elif default is not None:
+            kwargs["type"] = type(default)
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        limits = "" if "choices" in f.metadata else range_text(f)
+        kwargs["help"] = (
+            f.metadata.get("help", "")
+            + " (default: %(default)s"
+            + (f"; {limits}" if limits else "")
+            + ")"
+        )
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
+
+
+def dataclass_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The parsed values of ``cls``'s fields, tuples restored."""
+    out = {}
+    for f in fields(cls):
+        if hasattr(args, f.name):
+            value = getattr(args, f.name)
+            out[f.name] = tuple(value) if isinstance(default_of(f), tuple) else value
+    return out
+
+
+def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
+    parser.add_argument("--data", required=True, help=data_help)
+    parser.add_argument(
+        "--label",
+        help="label column (0/1, or two values with --positive); "
+        "default: the model's or the built-in set's",
+    )
+    parser.add_argument(
+        "--sensitive",
+        nargs="+",
+        help="sensitive attribute column(s); several are crossed "
+        "into intersectional groups; default: the model's or the built-in set's",
+    )
+    parser.add_argument("--positive", help="label value that counts as positive (1)")
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the 60/20/20 split of a built-in data set (default: %(default)s)",
+    )
+
+
+def add_image_reading_options(p: Any) -> None:
+    """Options of every command that may read an image CSV."""
+    p.add_argument(
+        "--image-root", help="folder the image paths are relative to (default: the CSV's folder)"
+    )
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip unreadable or missing images and report them, instead of stopping",
+    )
+
+
+def load_data(args: argparse.Namespace, spec: str, config: Any, part: str) -> tuple[Any, str]:
+    """The data named by ``spec`` (a built-in name means its ``part``), read as the model's."""
+    return load_for_model(
+        spec,
+        config,
+        args.label,
+        args.sensitive,
+        default_part=part,
+        split_seed=args.split_seed,
+        reading=ImageReading(args.image_root, args.skip_bad_images),
+    )
+
+
+def parse_settings(
+    pairs: list[str] | None, method: str | None = None, option: str = "--set", lists: bool = False
+) -> dict[str, Any]:
+    """``KEY=VALUE`` (or ``METHOD.KEY=VALUE``) pairs, typed by the method's config fields.
+
+    With ``lists``, VALUE is a comma-separated list and each setting maps to the
+    list of its typed values (``--grid-set``).
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or (lists and not all(raw.split(","))):
+            shape = "METHOD.KEY=V1,V2,..." if lists else "KEY=VALUE"
+            raise FairtuneError(f"{option} '{pair}' must look like {shape}")
+        name, _, field_name = key.rpartition(".") if "." in key else (method, "", key)
+        if name is None:
+            raise FairtuneError(f"{option} '{pair}': name the method, e.g. swift.{key}=...")
+        try:
+            cls = method_class(name)
+        except FairtuneError as exc:
+            raise FairtuneError(f"{option} '{pair}': {exc}") from None
+        types = {f.name: f.type for f in fields(cls.config_class)}
+        if field_name not in types:
+            raise FairtuneError(
+                f"{name} has no setting '{field_name}'; see 'fairtune methods {name}'"
+            )
+        kind = {"int": int, "float": float, "bool": _boolean}.get(str(types[field_name]), str)
+        try:
+            values = [kind(v) for v in raw.split(",")] if lists else kind(raw)
+        except ValueError:
+            raise FairtuneError(
+                f"{option} '{pair}': '{raw}' is not a {types[field_name]}"
+                + (" or a comma-separated list of them" if lists else "")
+            ) from None
+        out.setdefault(name, {})[field_name] = values
+    return out
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(raw)

@@ -1,0 +1,202 @@
+"""``split`` and ``train``: parts of a table, and the starting model trained on one."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from fairtune.architectures import image_arch
+from fairtune.augment import Augment
+from fairtune.baseline import StartingModel, TrainConfig, train_images, train_tabular
+from fairtune.binarize import parse_binarize
+from fairtune.cli.options import (
+    DATA_HELP,
+    Command,
+    add_data_options,
+    add_dataclass_options,
+    add_image_reading_options,
+    dataclass_values,
+)
+from fairtune.console import console
+from fairtune.data import Columns, split_frame
+from fairtune.errors import FairtuneError
+from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
+from fairtune.images import Decoding
+from fairtune.io import atomic_dir, refuse_inputs
+from fairtune.loading import PARTS, read_table, resolve_columns
+from fairtune.models import save_model
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    add_data_options(p, DATA_HELP + "; a built-in name means the whole set here")
+    p.add_argument("--out", required=True, help="directory for train.csv, external.csv, test.csv")
+    p.add_argument(
+        "--fractions",
+        nargs=3,
+        type=float,
+        default=[0.6, 0.2, 0.2],
+        metavar=("TRAIN", "EXT", "TEST"),
+        help="shares of the three parts (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+
+
+def split_command(args: argparse.Namespace) -> None:
+    refuse_inputs(args.out, [args.data])
+    table = read_table(args.data, default_part="all")
+    label, sensitive = resolve_columns(table, args.label, args.sensitive)
+    parts = split_frame(table.frame, label, sensitive, tuple(args.fractions), args.seed)
+    with atomic_dir(args.out) as tmp:
+        for name, part in zip(PARTS, parts, strict=True):
+            part.to_csv(tmp / f"{name}.csv", index=False)
+    for name, part in zip(PARTS, parts, strict=True):
+        console.print(f"{name:>8}: {len(part):>6} rows -> {Path(args.out) / (name + '.csv')}")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    add_data_options(p, DATA_HELP + "; a built-in name means its train part")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument(
+        "--features",
+        nargs="+",
+        help="feature columns (default: all but label and sensitive columns)",
+    )
+    p.add_argument(
+        "--sensitive-as-feature",
+        action="store_true",
+        help="also give the sensitive column(s) to the model as input",
+    )
+    add_dataclass_options(p, TrainConfig)
+    p.add_argument(
+        "--checkpoint",
+        help="start from your own weights: a state dict (.pt, .pth or .safetensors, loaded "
+        "safely) for the architecture; with --epochs 0 it is only imported",
+    )
+    p.add_argument("--head", help="module name of the classification head (default: found)")
+    images = p.add_argument_group("image data (an image CSV: one row per image)")
+    images.add_argument("--image-col", help="column of image paths; makes --data an image CSV")
+    images.add_argument(
+        "--image-size",
+        type=int,
+        default=64,
+        help="images are resized to this square size (default: %(default)s)",
+    )
+    images.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=3,
+        help="3 for RGB, 1 for grayscale such as X-rays (default: %(default)s)",
+    )
+    images.add_argument(
+        "--arch",
+        default="cnn",
+        help="cnn (small built-in), efficientnet_lite0 (ImageNet weights, extra "
+        "'pretrained'), torchvision:NAME or timm:NAME (extra 'vision') "
+        "(default: %(default)s)",
+    )
+    images.add_argument(
+        "--binarize",
+        nargs="+",
+        metavar="COL:RULE",
+        help="turn a several-valued attribute into two groups, e.g. fitzpatrick:1-3 or age:0-60",
+    )
+    images.add_argument(
+        "--augment",
+        action="store_true",
+        help="random flips, transposes and small rotations while training",
+    )
+    add_image_reading_options(images)
+
+
+def train_command(args: argparse.Namespace) -> None:
+    refuse_inputs(args.out, [args.data])
+    config = TrainConfig(**dataclass_values(args, TrainConfig))
+    start = time.perf_counter()
+    if args.image_col:
+        model, model_config, rows = _train_images(args, config)
+        source = args.data
+    else:
+        model, model_config, rows, source = _train_table(args, config)
+    model_config.data = {"source": source, "rows": rows, "train": vars(config)}
+    save_model(args.out, model, model_config)
+    console.print(
+        f"trained on {rows} rows of {source} in "
+        f"{time.perf_counter() - start:.1f} s; model written to {args.out}"
+    )
+
+
+def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, Any, int]:
+    if not args.label or not args.sensitive:
+        raise FairtuneError("an image CSV needs --label and --sensitive")
+    arch, mean, std = image_arch(args.arch, args.channels)
+    options = ImageOptions(
+        args.image_col,
+        Decoding(args.image_size, args.channels, mean, std),
+        parse_binarize(args.binarize) if args.binarize else None,
+    )
+    columns = Columns(args.label, args.sensitive, args.positive)
+    data, read = read_image_csv(
+        args.data,
+        options,
+        columns,
+        reading=ImageReading(
+            args.image_root,
+            args.skip_bad_images,
+            augment=Augment(seed=config.seed) if args.augment else None,
+        ),
+    )
+    _say_skipped(read)
+    model, model_config = train_images(
+        data,
+        StartingModel(arch, args.checkpoint, args.head),
+        options,
+        columns,
+        config,
+        progress=True,
+    )
+    return model, model_config, len(data)
+
+
+def _say_skipped(read: dict[str, Any]) -> None:
+    if read["bad_rows"]:
+        first = read["bad_rows"][0]
+        console.print(
+            f"skipped {len(read['bad_rows'])} unreadable image(s) of {read['rows_read']}, "
+            f"first {first['file']} (row {first['row']}): {first['reason']}"
+        )
+
+
+def _train_table(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, Any, int, str]:
+    table = read_table(args.data, default_part="train", split_seed=args.split_seed)
+    label, sensitive = resolve_columns(table, args.label, args.sensitive)
+    model, model_config = train_tabular(
+        table.frame,
+        label,
+        sensitive,
+        config,
+        features=args.features,
+        sensitive_as_feature=args.sensitive_as_feature,
+        positive=args.positive,
+        checkpoint=args.checkpoint,
+        progress=True,
+    )
+    return model, model_config, len(table.frame), table.source
+
+
+COMMANDS = (
+    Command(
+        "split",
+        "Write stratified train / external / test CSVs of a table.",
+        _split_args,
+        split_command,
+    ),
+    Command(
+        "train",
+        "Train a starting classifier (ERM) on a table and save a model directory.",
+        _train_args,
+        train_command,
+    ),
+)
