@@ -252,6 +252,20 @@ class Method(ABC):
             on_epoch=on_epoch,
         )
 
+    def head_step(
+        self, split: ModelSplit, data: FairData, name: str, epochs: int, lr: float, beta: float
+    ) -> list[dict[str, Any]]:
+        """Train the head alone on ``data`` with L_pred + ``beta`` * L_bias (BMFT's repair,
+        LLFT)."""
+        phase = self.phase(
+            name,
+            self.objective(data, 1.0, beta),
+            split.head_params(),
+            epochs=epochs,
+            lr=lr,
+        )
+        return self.train(split, data, phase)
+
     def relative_importance(self, split: ModelSplit, data: FairData) -> dict[str, torch.Tensor]:
         """R = norm(I_bias) / norm(I_pred) for every parameter (METHODS.md)."""
         fisher = fisher_diagonal(

@@ -70,12 +70,5 @@ class BMFT(Method):
         history = self.train(split, external, impair)
         balanced = self.balanced(external)
         split.reset_head(c.head_init, seed=c.seed)
-        repair = self.phase(
-            "repair",
-            self.objective(balanced, 1.0, c.beta),
-            split.head_params(),
-            epochs=c.repair_epochs,
-            lr=c.repair_lr,
-        )
-        history += self.train(split, balanced, repair)
+        history += self.head_step(split, balanced, "repair", c.repair_epochs, c.repair_lr, c.beta)
         return Fitted(mask, history, {"mask_density": mask.density()})

@@ -41,11 +41,4 @@ class LLFT(Method):
         c = self.config
         balanced = self.balanced(external)
         split.reset_head(c.head_init, seed=c.seed)
-        phase = self.phase(
-            "llft",
-            self.objective(balanced, 1.0, c.beta),
-            split.head_params(),
-            epochs=c.epochs,
-            lr=c.lr,
-        )
-        return Fitted(None, self.train(split, balanced, phase))
+        return Fitted(None, self.head_step(split, balanced, "llft", c.epochs, c.lr, c.beta))
