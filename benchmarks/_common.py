@@ -18,7 +18,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fairtune.baseline import TrainConfig, train_tabular
+from fairtune.erm import TrainConfig, train_tabular
 from fairtune.data import FairData, split_frame
 from fairtune.datasets import load_adult, skew_groups
 from fairtune.models import ModelConfig

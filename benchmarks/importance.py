@@ -29,7 +29,7 @@ from _common import (
 )
 from torch import Tensor, nn
 
-from fairtune.baseline import TrainConfig
+from fairtune.erm import TrainConfig
 from fairtune.data import FairData
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective

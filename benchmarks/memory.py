@@ -41,7 +41,7 @@ from _common import (
 )
 
 from fairtune.architectures import load_model
-from fairtune.baseline import TrainConfig
+from fairtune.erm import TrainConfig
 from fairtune.data import FairData
 from fairtune.methods import get_method
 from fairtune.models import save_model

@@ -480,7 +480,7 @@ def test_library_models_refuse_to_download(stand_ins):
 
 
 def test_training_starts_from_an_original_checkpoint_with_a_fresh_binary_head(stand_ins, tmp_path):
-    from fairtune.baseline import _starting_model
+    from fairtune.erm import _starting_model
 
     original = TinyResNet(num_classes=1000)
     torch.save(original.state_dict(), tmp_path / "imagenet.pt")
@@ -494,7 +494,7 @@ def test_training_starts_from_an_original_checkpoint_with_a_fresh_binary_head(st
 
 
 def test_saved_architecture_never_asks_for_weights_again():
-    from fairtune.baseline import rebuildable
+    from fairtune.erm import rebuildable
 
     arch = {
         "name": "efficientnet_lite0",

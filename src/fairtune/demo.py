@@ -21,7 +21,7 @@ import torch
 
 from fairtune import report
 from fairtune.architectures import build_model, image_arch
-from fairtune.baseline import TrainConfig, fit_baseline, train_tabular
+from fairtune.erm import TrainConfig, fit_erm, train_tabular
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
 from fairtune.data import Columns, split_frame
@@ -193,7 +193,7 @@ def image_demo_rows(
                 parts[part] = in_memory(data)
         torch.manual_seed(seed)
         model = build_model(arch)
-        fit_baseline(
+        fit_erm(
             model,
             parts["train"],
             TrainConfig(epochs=settings.train_epochs, batch_size=64, seed=seed),
