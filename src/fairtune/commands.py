@@ -14,7 +14,7 @@ from fairtune import report
 from fairtune.api import debias
 from fairtune.architectures import image_arch, load_model
 from fairtune.augment import Augment
-from fairtune.baseline import StartingModel, TrainConfig, train_images, train_tabular
+from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.binarize import parse_binarize
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
 from fairtune.comparison import CompareSettings, compare
