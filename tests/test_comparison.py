@@ -335,15 +335,15 @@ def test_swift_lowers_equalized_odds_on_skewed_adult():
     AUC holds. Measured at seed 0: EOdds (mean) 0.48 -> 0.11 on the external rows,
     0.48 -> 0.12 on the test rows; AUC rises by 0.01-0.02 on both (SWiFT seeds 1 and 2:
     EOdds 0.09-0.13)."""
-    from fairtune.erm import TrainConfig, train_tabular
-    from fairtune.data import split_frame
+    from fairtune.data import Columns, split_frame
     from fairtune.datasets import load_adult, skew_groups
+    from fairtune.erm import TrainConfig, train_tabular
     from fairtune.tabular import TabularPreprocessor, frame_to_data
 
     train, external, test = split_frame(load_adult(), "income", ["sex"], (0.6, 0.2, 0.2), seed=0)
     train = skew_groups(train.iloc[:6000], "income", "sex", "Female", keep=0.1, seed=0)
     model, config = train_tabular(
-        train, "income", ["sex"], TrainConfig(epochs=5, seed=0), sensitive_as_feature=True
+        train, Columns("income", ["sex"]), TrainConfig(epochs=5, seed=0), sensitive_as_feature=True
     )
     prep = TabularPreprocessor.from_dict(config.preprocessing)
     ext, tst = (

@@ -21,11 +21,11 @@ import torch
 
 from fairtune import report
 from fairtune.architectures import build_model, image_arch
-from fairtune.erm import TrainConfig, fit_erm, train_tabular
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
 from fairtune.data import Columns, split_frame
 from fairtune.datasets import load_adult, make_skin_tone_images, skew_groups
+from fairtune.erm import TrainConfig, fit_erm, train_tabular
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
@@ -55,8 +55,7 @@ def demo_rows(
             train = skew_groups(train, LABEL, ATTRIBUTE, GROUP, settings.keep, seed)
         model, config = train_tabular(
             train,
-            LABEL,
-            [ATTRIBUTE],
+            Columns(LABEL, [ATTRIBUTE]),
             TrainConfig(epochs=settings.train_epochs, seed=seed),
             sensitive_as_feature=True,
             progress=progress,

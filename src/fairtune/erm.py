@@ -40,19 +40,18 @@ class TrainConfig:
 
 def train_tabular(
     frame: pd.DataFrame,
-    label: str,
-    sensitive: Sequence[str],
+    columns: Columns,
     config: TrainConfig,
     features: Sequence[str] | None = None,
     sensitive_as_feature: bool = False,
-    positive: Any = None,
     checkpoint: str | None = None,
     progress: bool = False,
 ) -> tuple[torch.nn.Module, ModelConfig]:
     """Fit preprocessing and an MLP on ``frame`` (from ``checkpoint`` if given); return the
     model and its saved config."""
-    columns = feature_columns(frame, label, sensitive, features, sensitive_as_feature)
-    prep = TabularPreprocessor.fit(frame, columns)
+    label, sensitive, positive = columns.label, list(columns.sensitive), columns.positive
+    inputs = feature_columns(frame, label, sensitive, features, sensitive_as_feature)
+    prep = TabularPreprocessor.fit(frame, inputs)
     data = frame_to_data(frame, label, sensitive, prep, positive=positive)
     arch = {"name": "mlp", "in_features": prep.n_features, "hidden": list(config.hidden)}
     model, head = _starting_model(arch, config.seed, checkpoint)
@@ -60,10 +59,10 @@ def train_tabular(
     model_config = ModelConfig(
         arch=arch,
         label=label,
-        sensitive=list(sensitive),
+        sensitive=sensitive,
         group_names=list(data.group_names),
         head=head,
-        features=columns,
+        features=inputs,
         preprocessing=prep.to_dict(),
         positive=None if positive is None else str(positive),
         sensitive_as_feature=sensitive_as_feature,
