@@ -14,7 +14,6 @@ from fairtune import report
 from fairtune.api import debias
 from fairtune.architectures import image_arch, load_model
 from fairtune.augment import Augment
-from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.binarize import parse_binarize
 from fairtune.cli import add_data_options, add_dataclass_options, command, dataclass_values
 from fairtune.comparison import CompareSettings, compare
@@ -28,6 +27,7 @@ from fairtune.demo import (
     run_demo,
     run_image_demo,
 )
+from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
@@ -217,12 +217,10 @@ def _train_table(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, An
     label, sensitive = resolve_columns(table, args.label, args.sensitive)
     model, model_config = train_tabular(
         table.frame,
-        label,
-        sensitive,
+        Columns(label, sensitive, args.positive),
         config,
         features=args.features,
         sensitive_as_feature=args.sensitive_as_feature,
-        positive=args.positive,
         checkpoint=args.checkpoint,
         progress=True,
     )
