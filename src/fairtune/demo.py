@@ -24,7 +24,7 @@ from fairtune.architectures import build_model, image_arch
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
 from fairtune.data import Columns, split_frame
-from fairtune.datasets import load_adult, make_skin_tone_images, skew_groups
+from fairtune.datasets import SyntheticSpec, load_adult, make_skin_tone_images, skew_groups
 from fairtune.erm import TrainConfig, fit_erm, train_tabular
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
@@ -172,15 +172,14 @@ def image_demo_rows(
     rows: list[ResultRow] = []
     for seed in compare_settings.seeds:
         with tempfile.TemporaryDirectory(prefix="fairtune-synthetic-") as tmp:
-            root = make_skin_tone_images(
-                Path(tmp) / "data",
+            spec = SyntheticSpec(
                 settings.n_train,
                 settings.n_external,
                 settings.n_test,
                 settings.image_size,
                 settings.bias,
-                seed,
             )
+            root = make_skin_tone_images(Path(tmp) / "data", spec, seed)
             parts = {}
             for part in ("train", "external", "test"):
                 data, _ = read_image_csv(
