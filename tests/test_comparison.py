@@ -433,3 +433,18 @@ def test_api_compare_takes_one_method_name(start_model):
         start_model, external, test, methods="llft", n_boot=5, overrides={"llft": {"epochs": 1}}
     )
     assert [r.method for r in rows] == ["baseline", "llft"]
+
+
+def test_api_compare_passes_seeds_as_any_sequence(start_model):
+    from fairtune import compare as api_compare
+
+    external, test = biased_data(200, seed=3), biased_data(200, seed=4)
+    rows = api_compare(
+        start_model, external, test, "llft", seeds=(1, 2), overrides={"llft": {"epochs": 1}}
+    )
+    assert [(r.method, r.seed) for r in rows] == [
+        ("baseline", 1),
+        ("llft", 1),
+        ("baseline", 2),
+        ("llft", 2),
+    ]
