@@ -18,9 +18,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fairtune.baseline import TrainConfig, train_tabular
-from fairtune.data import FairData, split_frame
+from fairtune.data import Columns, FairData, split_frame
 from fairtune.datasets import load_adult, skew_groups
+from fairtune.erm import TrainConfig, train_tabular
 from fairtune.models import ModelConfig
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
@@ -46,7 +46,9 @@ def skewed_adult(seed: int, config: TrainConfig) -> Setup:
     train, external, _ = split_frame(load_adult(), "income", ["sex"], (0.6, 0.2, 0.2), seed)
     train = skew_groups(train, "income", "sex", "Female", keep=0.1, seed=seed)
     start = time.perf_counter()
-    model, model_config = train_tabular(train, "income", ["sex"], config, sensitive_as_feature=True)
+    model, model_config = train_tabular(
+        train, Columns("income", ["sex"]), config, sensitive_as_feature=True
+    )
     seconds = time.perf_counter() - start
     assert model_config.preprocessing is not None
     prep = TabularPreprocessor.from_dict(model_config.preprocessing)

@@ -22,7 +22,7 @@ from _common import (
     write_json,
 )
 
-from fairtune.baseline import TrainConfig
+from fairtune.erm import TrainConfig
 from fairtune.methods import REGISTRY, get_method
 
 

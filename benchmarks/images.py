@@ -43,7 +43,7 @@ from fairtune.backbones import (
     efficientnet_lite0,
 )
 from fairtune.data import Columns, FairData
-from fairtune.datasets.synthetic import make_skin_tone_images
+from fairtune.datasets.synthetic import SyntheticSpec, make_skin_tone_images
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.importance import fisher_diagonal
@@ -224,14 +224,10 @@ def main(argv: list[str] | None = None) -> dict:
         folder = Path(tmp) / "synthetic"
         with console.status("writing the synthetic images"):
             start = time.perf_counter()
-            make_skin_tone_images(
-                folder,
-                n_train=4,
-                n_external=args.images,
-                n_test=4,
-                image_size=args.image_size,
-                seed=args.seed,
+            spec = SyntheticSpec(
+                n_train=4, n_external=args.images, n_test=4, image_size=args.image_size
             )
+            make_skin_tone_images(folder, spec, seed=args.seed)
             make_s = time.perf_counter() - start
         for arch in archs:
             with console.status(f"timing {arch}"):

@@ -29,8 +29,8 @@ from _common import (
 )
 from torch import Tensor, nn
 
-from fairtune.baseline import TrainConfig
 from fairtune.data import FairData
+from fairtune.erm import TrainConfig
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import hard_mask, random_mask, relative_importance

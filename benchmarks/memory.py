@@ -41,8 +41,8 @@ from _common import (
 )
 
 from fairtune.architectures import load_model
-from fairtune.baseline import TrainConfig
 from fairtune.data import FairData
+from fairtune.erm import TrainConfig
 from fairtune.methods import get_method
 from fairtune.models import save_model
 

@@ -335,15 +335,15 @@ def test_swift_lowers_equalized_odds_on_skewed_adult():
     AUC holds. Measured at seed 0: EOdds (mean) 0.48 -> 0.11 on the external rows,
     0.48 -> 0.12 on the test rows; AUC rises by 0.01-0.02 on both (SWiFT seeds 1 and 2:
     EOdds 0.09-0.13)."""
-    from fairtune.baseline import TrainConfig, train_tabular
-    from fairtune.data import split_frame
+    from fairtune.data import Columns, split_frame
     from fairtune.datasets import load_adult, skew_groups
+    from fairtune.erm import TrainConfig, train_tabular
     from fairtune.tabular import TabularPreprocessor, frame_to_data
 
     train, external, test = split_frame(load_adult(), "income", ["sex"], (0.6, 0.2, 0.2), seed=0)
     train = skew_groups(train.iloc[:6000], "income", "sex", "Female", keep=0.1, seed=0)
     model, config = train_tabular(
-        train, "income", ["sex"], TrainConfig(epochs=5, seed=0), sensitive_as_feature=True
+        train, Columns("income", ["sex"]), TrainConfig(epochs=5, seed=0), sensitive_as_feature=True
     )
     prep = TabularPreprocessor.from_dict(config.preprocessing)
     ext, tst = (
@@ -433,3 +433,18 @@ def test_api_compare_takes_one_method_name(start_model):
         start_model, external, test, methods="llft", n_boot=5, overrides={"llft": {"epochs": 1}}
     )
     assert [r.method for r in rows] == ["baseline", "llft"]
+
+
+def test_api_compare_passes_seeds_as_any_sequence(start_model):
+    from fairtune import compare as api_compare
+
+    external, test = biased_data(200, seed=3), biased_data(200, seed=4)
+    rows = api_compare(
+        start_model, external, test, "llft", seeds=(1, 2), overrides={"llft": {"epochs": 1}}
+    )
+    assert [(r.method, r.seed) for r in rows] == [
+        ("baseline", 1),
+        ("llft", 1),
+        ("baseline", 2),
+        ("llft", 2),
+    ]

@@ -107,3 +107,10 @@ def test_oversized_module_fails(check, tmp_path, capsys):
     assert (sizes[0][0].shown, sizes[0][1]) == ("pkg/big.py", check.MAX_LINES + 1)
     assert check.report(src, "pkg") == 1
     assert f"pkg/big.py: {check.MAX_LINES + 1} lines  OVER LIMIT" in capsys.readouterr().out
+
+
+def test_the_package_itself_keeps_the_design_rules(check, capsys):
+    """fairtune: no import cycle (lazy imports included), no module over 400 lines, no
+    function over 7 parameters."""
+    src = SCRIPT.parents[1] / "src"
+    assert check.report(src, "fairtune") == 0, capsys.readouterr().out

@@ -9,7 +9,7 @@ from fairtune.architectures import build_model, load_model
 from fairtune.augment import Augment
 from fairtune.cli import main
 from fairtune.data import Columns
-from fairtune.datasets import make_skin_tone_images
+from fairtune.datasets import SyntheticSpec, make_skin_tone_images
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.images import Decoding, in_memory
@@ -22,7 +22,7 @@ SMALL = {"name": "cnn", "width": 4, "blocks": 2}
 @pytest.fixture(scope="module")
 def image_set(tmp_path_factory):
     root = tmp_path_factory.mktemp("images") / "set"
-    make_skin_tone_images(root, n_train=64, n_external=48, n_test=32, image_size=16, seed=1)
+    make_skin_tone_images(root, SyntheticSpec(64, 48, 32, image_size=16), seed=1)
     return root
 
 

@@ -17,7 +17,7 @@ from fairtune.architectures import build_model, resolve_architecture
 from fairtune.augment import Augment, rotate_image
 from fairtune.binarize import parse_binarize
 from fairtune.data import Columns
-from fairtune.datasets import make_skin_tone_images
+from fairtune.datasets import SyntheticSpec, make_skin_tone_images
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.images import Decoding, ImageSource
@@ -241,11 +241,11 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def test_synthetic_deterministic_skewed_and_balanced(tmp_path: Path) -> None:
-    sizes = {"n_train": 200, "n_external": 40, "n_test": 120, "image_size": 16, "bias": 0.9}
-    a = make_skin_tone_images(tmp_path / "a", seed=1, **sizes)
-    b = make_skin_tone_images(tmp_path / "b", seed=1, **sizes)
+    spec = SyntheticSpec(n_train=200, n_external=40, n_test=120, image_size=16, bias=0.9)
+    a = make_skin_tone_images(tmp_path / "a", spec, seed=1)
+    b = make_skin_tone_images(tmp_path / "b", spec, seed=1)
     assert _digest(a) == _digest(b)
-    assert _digest(a) != _digest(make_skin_tone_images(tmp_path / "c", seed=2, **sizes))
+    assert _digest(a) != _digest(make_skin_tone_images(tmp_path / "c", spec, seed=2))
     assert "SYNTHETIC" in (a / "README.txt").read_text()
     assert len(list((a / "images").glob("synthetic_*.png"))) == 360
 
@@ -273,8 +273,22 @@ def test_synthetic_deterministic_skewed_and_balanced(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(FairtuneError, match="fairtune did not write"):
-        make_skin_tone_images(tmp_path / "mine", **sizes)
+        make_skin_tone_images(tmp_path / "mine", spec)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("n_test", 3, "n_test must be at least 4, not 3"),
+        ("image_size", 4, "image_size must lie in 8..512"),
+        ("bias", 1.5, r"bias must lie in \[0, 1\]"),
+        ("malignant_rate", 1.0, r"malignant_rate must lie in \(0, 1\)"),
+    ],
+)
+def test_synthetic_spec_refuses_out_of_range_values(field: str, value: float, match: str) -> None:
+    with pytest.raises(FairtuneError, match=match):
+        SyntheticSpec(**{field: value})
 
 
 # ---------------------------------------------------------------- backbones
@@ -480,7 +494,7 @@ def test_library_models_refuse_to_download(stand_ins):
 
 
 def test_training_starts_from_an_original_checkpoint_with_a_fresh_binary_head(stand_ins, tmp_path):
-    from fairtune.baseline import _starting_model
+    from fairtune.erm import _starting_model
 
     original = TinyResNet(num_classes=1000)
     torch.save(original.state_dict(), tmp_path / "imagenet.pt")
@@ -494,7 +508,7 @@ def test_training_starts_from_an_original_checkpoint_with_a_fresh_binary_head(st
 
 
 def test_saved_architecture_never_asks_for_weights_again():
-    from fairtune.baseline import rebuildable
+    from fairtune.erm import rebuildable
 
     arch = {
         "name": "efficientnet_lite0",

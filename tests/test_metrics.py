@@ -26,6 +26,7 @@ from sklearn.metrics import (
 from fairtune.errors import FairtuneError
 from fairtune.metrics import (
     METRIC_KEYS,
+    Bootstrap,
     FairnessWarning,
     binary_metrics,
     bootstrap_ci,
@@ -204,7 +205,7 @@ def test_inputs_not_modified():
     y, s, g, names = make_data(300, 2)
     copies = (y.copy(), s.copy(), g.copy())
     binary_metrics(y, s, g, names)
-    bootstrap_ci(y, s, g, names, n_boot=5)
+    bootstrap_ci(y, s, g, names, bootstrap=Bootstrap(n_boot=5))
     for before, after in zip(copies, (y, s, g), strict=True):
         np.testing.assert_array_equal(before, after)
 
@@ -215,9 +216,9 @@ def test_inputs_not_modified():
 def test_bootstrap_reproducible_and_covers_point():
     y, s, g, names = make_data(4000, 3, seed=7)
     point = binary_metrics(y, s, g, names)
-    ci = bootstrap_ci(y, s, g, names, n_boot=200, seed=11)
-    again = bootstrap_ci(y, s, g, names, n_boot=200, seed=11)
-    other = bootstrap_ci(y, s, g, names, n_boot=200, seed=12)
+    ci = bootstrap_ci(y, s, g, names, bootstrap=Bootstrap(n_boot=200, seed=11))
+    again = bootstrap_ci(y, s, g, names, bootstrap=Bootstrap(n_boot=200, seed=11))
+    other = bootstrap_ci(y, s, g, names, bootstrap=Bootstrap(n_boot=200, seed=12))
     assert ci == again
     assert ci != other
     assert list(ci) == list(METRIC_KEYS)
@@ -250,7 +251,7 @@ def test_bootstrap_quiet_with_a_rare_class():
     y[(g == 1) & (np.arange(len(y)) % 50 != 0)] = 0  # a group with few positives
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ci = bootstrap_ci(y, s, g, names, n_boot=200)
+        ci = bootstrap_ci(y, s, g, names, bootstrap=Bootstrap(n_boot=200))
     assert all(not math.isnan(v) for lo_hi in ci.values() for v in lo_hi)
 
 
@@ -258,7 +259,7 @@ def test_bootstrap_all_nan_metric():
     y = np.array([1, 0, 1, 0, 0, 0, 0, 0])
     s = np.array([0.9, 0.2, 0.8, 0.3, 0.6, 0.1, 0.4, 0.7])
     g = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    ci = bootstrap_ci(y, s, g, ["A", "B"], n_boot=20)
+    ci = bootstrap_ci(y, s, g, ["A", "B"], bootstrap=Bootstrap(n_boot=20))
     assert all(math.isnan(v) for v in ci["eopp"])
     assert not any(math.isnan(v) for v in ci["dp"])
 
@@ -340,7 +341,7 @@ def test_bad_inputs_raise(y, s, g, threshold, match):
     with pytest.raises(FairtuneError, match=match):
         binary_metrics(y, s, g, ["A", "B"], threshold=threshold)
     with pytest.raises(FairtuneError, match=match):
-        bootstrap_ci(y, s, g, ["A", "B"], threshold=threshold, n_boot=3)
+        bootstrap_ci(y, s, g, ["A", "B"], threshold=threshold, bootstrap=Bootstrap(n_boot=3))
 
 
 def test_bad_inputs_choose_threshold_and_names():
@@ -351,7 +352,9 @@ def test_bad_inputs_choose_threshold_and_names():
     with pytest.raises(FairtuneError, match="two groups"):
         binary_metrics([1, 0], [0.3, 0.4], [0, 0], ["only"])
     with pytest.raises(FairtuneError, match="n_boot"):
-        bootstrap_ci([1, 0], [0.3, 0.4], [0, 1], ["A", "B"], n_boot=0)
+        bootstrap_ci([1, 0], [0.3, 0.4], [0, 1], ["A", "B"], bootstrap=Bootstrap(n_boot=0))
+    with pytest.raises(FairtuneError, match="alpha"):
+        bootstrap_ci([1, 0], [0.3, 0.4], [0, 1], ["A", "B"], bootstrap=Bootstrap(3, alpha=1.0))
 
 
 # ------------------------------------------------------------------ properties (hypothesis)

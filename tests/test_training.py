@@ -260,12 +260,12 @@ def test_float64_model_trains_in_float64_on_cpu():
 
 def test_baseline_training_updates_batchnorm_statistics():
     """Ordinary (ERM) training moves BatchNorm statistics; only masked fine-tuning freezes them."""
-    from fairtune.baseline import TrainConfig, fit_baseline
+    from fairtune.erm import TrainConfig, fit_erm
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 1))
     x = torch.randn(32, 3) * 3 + 2
     data = FairData(x, (x[:, 0] > 2).float(), torch.arange(32) % 2, ["a", "b"])
-    fit_baseline(model, data, TrainConfig(epochs=2, batch_size=8))
+    fit_erm(model, data, TrainConfig(epochs=2, batch_size=8))
     assert int(model[1].num_batches_tracked) == 2 * 4
     assert not torch.allclose(model[1].running_mean, torch.zeros(4))

@@ -35,8 +35,6 @@ def compare(
     external: FairData,
     test: FairData,
     methods: str | Sequence[str] = "all",
-    seeds: Sequence[int] = (0,),
-    grid: bool = False,
     head: str | None = None,
     progress: bool = False,
     **settings: Any,
@@ -44,10 +42,12 @@ def compare(
     """Run ``methods`` from ``model`` on the same data; one row per (method, seed).
 
     ``settings`` are further :class:`~fairtune.comparison.CompareSettings`
-    fields (``threshold_rule``, ``holdout``, ``auc_tolerance``, ``n_boot``,
-    ``overrides``).
+    fields (``seeds``, ``grid``, ``threshold_rule``, ``holdout``,
+    ``auc_tolerance``, ``n_boot``, ``overrides``); ``seeds`` may be any sequence.
     """
     names = [methods] if isinstance(methods, str) else list(methods)
     names = sorted(REGISTRY) if names == ["all"] else names
-    config = CompareSettings(methods=names, seeds=list(seeds), grid=grid, **settings)
+    if "seeds" in settings:
+        settings["seeds"] = list(settings["seeds"])
+    config = CompareSettings(methods=names, **settings)
     return _compare(model, external, test, config, head=head, progress=progress)

@@ -21,11 +21,11 @@ import torch
 
 from fairtune import report
 from fairtune.architectures import build_model, image_arch
-from fairtune.baseline import TrainConfig, fit_baseline, train_tabular
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
 from fairtune.data import Columns, split_frame
-from fairtune.datasets import load_adult, make_skin_tone_images, skew_groups
+from fairtune.datasets import SyntheticSpec, load_adult, make_skin_tone_images, skew_groups
+from fairtune.erm import TrainConfig, fit_erm, train_tabular
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
@@ -55,8 +55,7 @@ def demo_rows(
             train = skew_groups(train, LABEL, ATTRIBUTE, GROUP, settings.keep, seed)
         model, config = train_tabular(
             train,
-            LABEL,
-            [ATTRIBUTE],
+            Columns(LABEL, [ATTRIBUTE]),
             TrainConfig(epochs=settings.train_epochs, seed=seed),
             sensitive_as_feature=True,
             progress=progress,
@@ -170,15 +169,14 @@ def image_demo_rows(
     rows: list[ResultRow] = []
     for seed in compare_settings.seeds:
         with tempfile.TemporaryDirectory(prefix="fairtune-synthetic-") as tmp:
-            root = make_skin_tone_images(
-                Path(tmp) / "data",
+            spec = SyntheticSpec(
                 settings.n_train,
                 settings.n_external,
                 settings.n_test,
                 settings.image_size,
                 settings.bias,
-                seed,
             )
+            root = make_skin_tone_images(Path(tmp) / "data", spec, seed)
             parts = {}
             for part in ("train", "external", "test"):
                 data, _ = read_image_csv(
@@ -190,7 +188,7 @@ def image_demo_rows(
                 parts[part] = in_memory(data)
         torch.manual_seed(seed)
         model = build_model(arch)
-        fit_baseline(
+        fit_erm(
             model,
             parts["train"],
             TrainConfig(epochs=settings.train_epochs, batch_size=64, seed=seed),

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from fairtune.data import FairData
-from fairtune.metrics import binary_metrics, bootstrap_ci
+from fairtune.metrics import Bootstrap, binary_metrics, bootstrap_ci
 from fairtune.models import predict_proba
 
 
@@ -21,7 +21,8 @@ def evaluate_scores(
     """Metrics of given probabilities (and bootstrap intervals when ``n_boot`` > 0)."""
     args = (data.labels.numpy(), scores.numpy(), data.groups.numpy(), data.group_names)
     metrics = binary_metrics(*args, threshold=threshold)
-    ci = bootstrap_ci(*args, threshold=threshold, n_boot=n_boot, seed=seed) if n_boot else None
+    resampling = Bootstrap(n_boot=n_boot, seed=seed)
+    ci = bootstrap_ci(*args, threshold=threshold, bootstrap=resampling) if n_boot else None
     return metrics, ci
 
 

@@ -329,23 +329,32 @@ def binary_metrics(
     return out
 
 
+@dataclass(frozen=True)
+class Bootstrap:
+    """How bootstrap intervals are drawn: ``n_boot`` resamples (at least 1) from the
+    random stream of ``seed``, intervals covering ``1 - alpha`` (alpha in (0, 1))."""
+
+    n_boot: int = 200
+    alpha: float = 0.05
+    seed: int = 0
+
+
 def bootstrap_ci(
     y_true: Any,
     scores: Any,
     groups: Any,
     group_names: Sequence[str],
     threshold: float = 0.5,
-    n_boot: int = 200,
-    alpha: float = 0.05,
-    seed: int = 0,
+    bootstrap: Bootstrap = Bootstrap(),
 ) -> dict[str, list[float]]:
     """Percentile bootstrap intervals ``[lo, hi]`` for each of :data:`METRIC_KEYS`.
 
     Rows are resampled with replacement within each group, so every group keeps
-    its size. The same ``seed`` gives the same intervals. Resamples where a
-    metric is undefined are skipped; a metric undefined in every resample gets
-    ``[nan, nan]``.
+    its size. The same ``bootstrap.seed`` gives the same intervals. Resamples
+    where a metric is undefined are skipped; a metric undefined in every resample
+    gets ``[nan, nan]``.
     """
+    n_boot, alpha, seed = bootstrap.n_boot, bootstrap.alpha, bootstrap.seed
     names = check_group_names(group_names)
     y, s, g = check_inputs(y_true, scores, groups, len(names))
     threshold = check_threshold(threshold)

@@ -9,7 +9,6 @@ from typing import Any
 
 from fairtune.architectures import image_arch
 from fairtune.augment import Augment
-from fairtune.baseline import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.binarize import parse_binarize
 from fairtune.cli.options import (
     DATA_HELP,
@@ -21,6 +20,7 @@ from fairtune.cli.options import (
 )
 from fairtune.console import console
 from fairtune.data import Columns, split_frame
+from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.images import Decoding
@@ -174,12 +174,10 @@ def _train_table(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, An
     label, sensitive = resolve_columns(table, args.label, args.sensitive)
     model, model_config = train_tabular(
         table.frame,
-        label,
-        sensitive,
+        Columns(label, sensitive, args.positive),
         config,
         features=args.features,
         sensitive_as_feature=args.sensitive_as_feature,
-        positive=args.positive,
         checkpoint=args.checkpoint,
         progress=True,
     )

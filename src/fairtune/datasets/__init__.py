@@ -21,12 +21,13 @@ from importlib import resources
 import pandas as pd
 
 from fairtune.datasets.skew import skew_groups
-from fairtune.datasets.synthetic import make_skin_tone_images
+from fairtune.datasets.synthetic import SyntheticSpec, make_skin_tone_images
 from fairtune.errors import FairtuneError
 
 __all__ = [
     "BUILTIN",
     "BuiltinDataset",
+    "SyntheticSpec",
     "builtin",
     "load_adult",
     "load_german",

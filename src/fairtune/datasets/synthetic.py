@@ -23,6 +23,7 @@ split (lower true positive rate on dark skin).
 from __future__ import annotations
 
 import io
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from PIL import Image
 from fairtune.errors import FairtuneError
 from fairtune.io import atomic_dir
 
-__all__ = ["SKIN_TONES", "SPLITS", "make_skin_tone_images"]
+__all__ = ["SKIN_TONES", "SPLITS", "SyntheticSpec", "make_skin_tone_images"]
 
 SPLITS = ("train", "external", "test")
 README = "README.txt"
@@ -53,6 +54,41 @@ _BROWN = np.array([1.0, 0.80, 0.66])
 _BLUE_GREY = np.array([0.30, 0.34, 0.44])
 _HARMONICS = np.arange(2, 7)
 _CHUNK = 256
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """The sizes and the shortcut of the SYNTHETIC skin-tone set.
+
+    ``n_train``, ``n_external`` and ``n_test`` are the rows per split (at least 4
+    each), ``image_size`` the side of the square images in pixels (8..512).
+    ``bias`` in [0, 1] is the share of malignant training lesions on light skin
+    (and of benign ones on dark skin); 0.5 means no shortcut. ``malignant_rate``
+    in (0, 1) is the share of malignant rows in the training split; the external
+    and test splits are balanced over (skin tone, label).
+    """
+
+    n_train: int = 2000
+    n_external: int = 600
+    n_test: int = 1000
+    image_size: int = 32
+    bias: float = 0.9
+    malignant_rate: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name, count in self.sizes().items():
+            if int(count) < 4:
+                raise FairtuneError(f"n_{name} must be at least 4, not {count}")
+        if not 8 <= int(self.image_size) <= 512:
+            raise FairtuneError(f"image_size must lie in 8..512 pixels, not {self.image_size}")
+        if not 0.0 <= self.bias <= 1.0:
+            raise FairtuneError(f"bias must lie in [0, 1], not {self.bias}")
+        if not 0.0 < self.malignant_rate < 1.0:
+            raise FairtuneError(f"malignant_rate must lie in (0, 1), not {self.malignant_rate}")
+
+    def sizes(self) -> dict[str, int]:
+        """The rows of each split, by split name, as given."""
+        return {"train": self.n_train, "external": self.n_external, "test": self.n_test}
 
 
 def _interp_matrix(size: int, knots: int) -> np.ndarray:
@@ -153,16 +189,12 @@ def _balanced_design(rng: np.random.Generator, n: int):
 
 
 def _split_frame(
-    rng: np.random.Generator,
-    split: str,
-    n: int,
-    image_size: int,
-    bias: float,
-    malignant_rate: float,
-    images: Path,
+    rng: np.random.Generator, split: str, spec: SyntheticSpec, images: Path
 ) -> pd.DataFrame:
+    """Draw the rows of ``split``, write their PNGs under ``images``; return its table."""
+    n, image_size = int(spec.sizes()[split]), int(spec.image_size)
     if split == "train":
-        label, dark = _train_design(rng, n, bias, malignant_rate)
+        label, dark = _train_design(rng, n, spec.bias, spec.malignant_rate)
     else:
         label, dark = _balanced_design(rng, n)
     fitzpatrick = 1 + 3 * dark + rng.integers(0, 3, n)
@@ -221,61 +253,32 @@ def _readme(frames: dict[str, pd.DataFrame], params: dict[str, object]) -> str:
 
 
 def make_skin_tone_images(
-    out_dir: str | Path,
-    n_train: int = 2000,
-    n_external: int = 600,
-    n_test: int = 1000,
-    image_size: int = 32,
-    bias: float = 0.9,
-    seed: int = 0,
-    malignant_rate: float = 0.5,
+    out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec(), seed: int = 0
 ) -> Path:
-    """Write the SYNTHETIC skin-tone lesion benchmark into ``out_dir``; return ``out_dir``.
+    """Write the SYNTHETIC skin-tone lesion benchmark described by ``spec`` into
+    ``out_dir``; return ``out_dir``.
 
     Writes ``images/synthetic_<split>_<i>.png``, the CSVs ``synthetic_train.csv``,
     ``synthetic_external.csv`` and ``synthetic_test.csv`` (columns ``image``,
     ``malignant``, ``fitzpatrick``, ``skin_tone``, ``sex``) and a ``README.txt``
     saying the data is synthetic and how it was made.
 
-    ``bias`` in [0, 1] is the share of malignant training lesions on light skin
-    (and of benign ones on dark skin); 0.5 means no shortcut. ``malignant_rate``
-    is the share of malignant rows in the training split; the external and test
-    splits are balanced over (skin tone, label). The output is a function of the
-    arguments alone: the same seed gives byte-identical PNGs and CSVs. Each split
-    draws from its own random stream, so changing one split's size leaves the
-    other splits unchanged. The folder appears whole or not at all; an existing
-    folder is replaced only if fairtune wrote it (or it is empty).
+    The output is a function of ``spec`` and ``seed`` alone: the same seed gives
+    byte-identical PNGs and CSVs. Each split draws from its own random stream, so
+    changing one split's size leaves the other splits unchanged. The folder appears
+    whole or not at all; an existing folder is replaced only if fairtune wrote it
+    (or it is empty).
     """
-    for name, count in (("n_train", n_train), ("n_external", n_external), ("n_test", n_test)):
-        if int(count) < 4:
-            raise FairtuneError(f"{name} must be at least 4, not {count}")
-    if not 8 <= int(image_size) <= 512:
-        raise FairtuneError(f"image_size must lie in 8..512 pixels, not {image_size}")
-    if not 0.0 <= bias <= 1.0:
-        raise FairtuneError(f"bias must lie in [0, 1], not {bias}")
-    if not 0.0 < malignant_rate < 1.0:
-        raise FairtuneError(f"malignant_rate must lie in (0, 1), not {malignant_rate}")
     out = Path(out_dir)
-    sizes = {"train": int(n_train), "external": int(n_external), "test": int(n_test)}
     streams = np.random.SeedSequence(int(seed)).spawn(len(SPLITS))
-    params = {
-        "n_train": n_train,
-        "n_external": n_external,
-        "n_test": n_test,
-        "image_size": image_size,
-        "bias": bias,
-        "malignant_rate": malignant_rate,
-        "seed": seed,
-    }
+    params = {**asdict(spec), "seed": seed}
     with atomic_dir(out) as tmp:
         images = tmp / "images"
         images.mkdir()
         frames = {}
         for split, stream in zip(SPLITS, streams, strict=True):
             rng = np.random.default_rng(stream)
-            frame = _split_frame(
-                rng, split, sizes[split], int(image_size), bias, malignant_rate, images
-            )
+            frame = _split_frame(rng, split, spec, images)
             frame.to_csv(tmp / f"synthetic_{split}.csv", index=False, lineterminator="\n")
             frames[split] = frame
         (tmp / README).write_text(_readme(frames, params))

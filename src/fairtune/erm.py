@@ -1,4 +1,5 @@
-"""Training the starting classifier (ERM), as the users' own models were trained."""
+"""Train the starting classifier by empirical risk minimisation (ERM), as the users' own
+models were trained."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from fairtune.training import Phase, run_phase
 
 @dataclass
 class TrainConfig:
-    """Settings of the baseline training run."""
+    """Settings of the ERM training run of the starting classifier."""
 
     hidden: tuple[int, ...] = setting((64, 32), "MLP hidden sizes", low=1)
     epochs: int = setting(20, "passes over the training data", low=0)
@@ -39,30 +40,29 @@ class TrainConfig:
 
 def train_tabular(
     frame: pd.DataFrame,
-    label: str,
-    sensitive: Sequence[str],
+    columns: Columns,
     config: TrainConfig,
     features: Sequence[str] | None = None,
     sensitive_as_feature: bool = False,
-    positive: Any = None,
     checkpoint: str | None = None,
     progress: bool = False,
 ) -> tuple[torch.nn.Module, ModelConfig]:
     """Fit preprocessing and an MLP on ``frame`` (from ``checkpoint`` if given); return the
     model and its saved config."""
-    columns = feature_columns(frame, label, sensitive, features, sensitive_as_feature)
-    prep = TabularPreprocessor.fit(frame, columns)
+    label, sensitive, positive = columns.label, list(columns.sensitive), columns.positive
+    inputs = feature_columns(frame, label, sensitive, features, sensitive_as_feature)
+    prep = TabularPreprocessor.fit(frame, inputs)
     data = frame_to_data(frame, label, sensitive, prep, positive=positive)
     arch = {"name": "mlp", "in_features": prep.n_features, "hidden": list(config.hidden)}
     model, head = _starting_model(arch, config.seed, checkpoint)
-    history = fit_baseline(model, data, config, progress)
+    history = fit_erm(model, data, config, progress)
     model_config = ModelConfig(
         arch=arch,
         label=label,
-        sensitive=list(sensitive),
+        sensitive=sensitive,
         group_names=list(data.group_names),
         head=head,
-        features=columns,
+        features=inputs,
         preprocessing=prep.to_dict(),
         positive=None if positive is None else str(positive),
         sensitive_as_feature=sensitive_as_feature,
@@ -93,7 +93,7 @@ def rebuildable(arch: dict[str, Any]) -> dict[str, Any]:
     return saved
 
 
-def fit_baseline(
+def fit_erm(
     model: torch.nn.Module, data: FairData, config: TrainConfig, progress: bool = False
 ) -> list[dict[str, Any]]:
     """Train every weight of ``model`` on ``data`` with Adam (ERM), BatchNorm statistics
@@ -138,7 +138,7 @@ def train_images(
     later command reads images alike.
     """
     model, head = _starting_model(start.arch, config.seed, start.checkpoint, start.head)
-    history = fit_baseline(model, data, config, progress)
+    history = fit_erm(model, data, config, progress)
     model_config = ModelConfig(
         arch=rebuildable(start.arch),
         label=columns.label,
