@@ -244,12 +244,33 @@ def _error(stat: dict[str, Any]) -> Any:
     return None
 
 
+def _plot_caption(n_seeds: int, front: list[str]) -> str:
+    """What the plot's error bars, hollow markers and Pareto front mean."""
+    low, high = VerdictSettings().bounds
+    bars = (
+        f"standard deviation over {n_seeds} seeds"
+        if n_seeds > 1
+        else "95% bootstrap interval (one seed)"
+    )
+    text = (
+        f"Error bars: {bars}. EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) between groups. Hollow: "
+        f"degenerate at t in some seed (a group's positive rate below {low:.0%} or above "
+        f"{high:.0%})."
+    )
+    if len(front) == 1:
+        text += f"\nPareto front: {front[0]} alone (no method has higher AUC or lower EOdds"
+    elif front:
+        text += "\nDashed step: Pareto front (no other method has both higher AUC and lower EOdds"
+    return (text + "; degenerate methods left out).") if front else text
+
+
 def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
     """EOdds (mean) at the chosen threshold t against AUC, one point per method (PNG).
 
     The legend sits outside the axes; the Pareto front is a dashed step line;
     ``baseline``, ``selected`` and ``threshold_optimizer`` (where present) have
-    their own markers; a method degenerate at t in some seed is drawn hollow.
+    their own markers; a method degenerate at t in some seed is drawn hollow
+    and left out of the front.
     """
     import matplotlib
 
@@ -261,10 +282,7 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
     flagged = _flagged(rows, tuned=True)
     points = {m: (auc[m]["mean"], eodds[m]["mean"]) for m in eodds}
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    front = pareto_front(points)
-    front_text = "Dashed step: Pareto front (no other method has both higher AUC and lower EOdds)."
-    if len(front) == 1:
-        front_text = f"Pareto front: {front[0]} alone (no method has higher AUC or lower EOdds)."
+    front = pareto_front({m: p for m, p in points.items() if m not in flagged})
     if len(front) > 1:
         xs, ys = zip(*(points[m] for m in front), strict=True)
         ax.step(xs, ys, where="pre", linestyle="--", color="0.5", zorder=1, label="Pareto front")
@@ -289,27 +307,12 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
             zorder=2,
             label=f"{method} (degenerate)" if hollow else method,
         )
-    n_seeds = len({r.seed for r in rows})
-    low, high = VerdictSettings().bounds
-    bars = (
-        f"standard deviation over {n_seeds} seeds"
-        if n_seeds > 1
-        else "95% bootstrap interval (one seed)"
-    )
     ax.set_xlabel("AUC (test; higher is better)")
     ax.set_ylabel("EOdds (mean) at t (test; lower is fairer)")
     ax.set_title(f"{short_title(title)}\nat each method's chosen threshold t", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
-    fig.text(
-        0.01,
-        0.0,
-        f"Error bars: {bars}. EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) between groups. Hollow: "
-        f"degenerate at t in some seed (a group's positive rate below {low:.0%} or above "
-        f"{high:.0%}).\n{front_text if front else ''}",
-        fontsize=8,
-        va="top",
-    )
+    fig.text(0.01, 0.0, _plot_caption(len({r.seed for r in rows}), front), fontsize=8, va="top")
     save_figure(fig, path)
     plt.close(fig)
 
