@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from fairlearn.metrics import (
     MetricFrame,
     demographic_parity_difference,
@@ -23,7 +24,9 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from fairtune.data import FairData
 from fairtune.errors import FairtuneError
+from fairtune.evaluation import VERDICT_KEYS, VerdictSettings, evaluate_model, evaluate_scores
 from fairtune.metrics import (
     METRIC_KEYS,
     Bootstrap,
@@ -31,6 +34,7 @@ from fairtune.metrics import (
     binary_metrics,
     bootstrap_ci,
 )
+from fairtune.operating import abroca, degenerate, operating_points
 from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 
 GROUP_KEYS = {"n", "positives", "auc", "accuracy", "tpr", "fpr", "positive_rate", "ece"}
@@ -405,10 +409,11 @@ def test_metric_declarations_give_the_keys_and_the_report_columns():
 
     assert len({m.key for m in METRICS}) == len(METRICS)
     assert set(DECLARED_GROUP_KEYS) == GROUP_KEYS
-    assert list(report.LABELS) == list(METRIC_KEYS)
+    # the evaluation's own top-level metric (from the ROC curves) follows binary_metrics'
+    assert list(report.LABELS) == [*METRIC_KEYS, "abroca"]
     assert report.LABELS["balanced_accuracy"] == "balanced acc."
     assert report.COMPARE_KEYS == (
-        "auc", "accuracy", "eodds_mean", "eodds_worst", "dp", "worst_group_auc"
+        "auc", "accuracy", "eodds_mean", "eodds_worst", "dp", "worst_group_auc", "abroca"
     )
     assert report.BOTH_THRESHOLDS == ("accuracy", "eodds_mean", "eodds_worst", "dp")
     # a threshold-independent metric does not move with the threshold
@@ -417,3 +422,87 @@ def test_metric_declarations_give_the_keys_and_the_report_columns():
     for m in METRICS:
         if m.overall:
             assert (low[m.key] != high[m.key]) == m.threshold_dependent, m.key
+
+
+# ------------------------------------------------- verdicts of every evaluation
+
+
+def as_fair_data(y, s, g, names):
+    """The rows as a FairData whose one input column is the score."""
+    return FairData(torch.tensor(s)[:, None], torch.tensor(y), torch.tensor(g), names)
+
+
+@pytest.mark.parametrize("n_groups", [2, 4])
+def test_evaluate_scores_adds_the_verdicts_of_the_operating_module(n_groups):
+    y, s, g, names = make_data(2000, n_groups, seed=11)
+    verdict = VerdictSettings(specificity=0.7, sensitivity=0.9, degenerate_rate=0.02)
+    data = as_fair_data(y, s, g, names)
+    metrics, ci = evaluate_scores(data, torch.tensor(s), 0.4, 20, 3, verdict)
+
+    assert set(metrics) == {*METRIC_KEYS, "threshold", "n", "by_group", *VERDICT_KEYS}
+    assert list(ci) == list(METRIC_KEYS)  # the intervals keep today's keys
+    levels = (("specificity", 0.7), ("sensitivity", 0.9))
+    direct = operating_points(y, s, g, names, levels=levels, low=0.02, high=0.98)
+    assert metrics["operating_points"] == {p.key: p.to_dict() for p in direct}
+    assert list(metrics["operating_points"]) == ["specificity_0.7", "sensitivity_0.9"]
+    assert metrics["abroca"] == abroca(y, s, g, names)
+    assert metrics["abroca"] > 0.01
+    flag = degenerate(s, g, names, 0.4, low=0.02, high=0.98)
+    assert (metrics["degenerate"], metrics["degenerate_groups"]) == (False, []) == (
+        flag.flagged,
+        list(flag.groups),
+    )
+    # independent: the specificity point's threshold gives at least that specificity
+    spec = metrics["operating_points"]["specificity_0.7"]
+    assert np.mean(s[y == 0] < spec["threshold"]) >= 0.7
+    assert json.loads(json.dumps(metrics))["operating_points"] == metrics["operating_points"]
+
+    default = evaluate_scores(data, torch.tensor(s))[0]
+    assert list(default["operating_points"]) == ["specificity_0.8", "sensitivity_0.8"]
+
+
+def test_a_model_that_rejects_a_whole_group_is_degenerate():
+    rng = np.random.default_rng(12)
+    n = 600
+    g = np.repeat([0, 1], n // 2)
+    y = (rng.random(n) < 0.4).astype(np.float32)
+    z = 2 * y - 1 + rng.normal(size=n)
+    x = torch.tensor(np.c_[z, g], dtype=torch.float32)
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():  # logit z for group g0, z - 20 for g1: g1 is always negative
+        model.weight.copy_(torch.tensor([[1.0, -20.0]]))
+        model.bias.zero_()
+    data = FairData(x, torch.tensor(y), torch.tensor(g), ["g0", "g1"])
+
+    metrics = evaluate_model(model, data, threshold=0.5)[0]
+    assert metrics["by_group"]["g1"]["positive_rate"] == 0.0
+    assert metrics["degenerate"] is True
+    assert metrics["degenerate_groups"] == ["g1"]
+    # at specificity 0.8 the threshold lies among g0's scores: g1 is still all negative
+    point = metrics["operating_points"]["specificity_0.8"]
+    assert point["degenerate"]["flagged"] and point["degenerate"]["groups"] == ["g1"]
+    # a looser bound (no group below 0%) clears it
+    loose = evaluate_model(model, data, 0.5, verdict=VerdictSettings(degenerate_rate=0.0))[0]
+    assert loose["degenerate"] is False
+
+
+def test_an_operating_point_no_threshold_reaches_is_null_with_a_warning():
+    _, s, g, names = make_data(300, 2, seed=13)
+    data = as_fair_data(np.ones(300, dtype=int), s, g, names)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = evaluate_scores(data, torch.tensor(s))[0]
+    undefined = [str(w.message) for w in caught if "operating point undefined" in str(w.message)]
+    assert len(undefined) == 1 and "label 0" in undefined[0]
+    assert metrics["operating_points"]["specificity_0.8"] is None
+    assert metrics["operating_points"]["sensitivity_0.8"]["level"] == 0.8
+    assert math.isnan(metrics["abroca"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("specificity", 1.0), ("sensitivity", 0.0), ("degenerate_rate", 0.5), ("specificity", "x")],
+)
+def test_verdict_settings_refuse_values_outside_their_range(field, value):
+    with pytest.raises(FairtuneError, match=f"setting '{field}'"):
+        VerdictSettings(**{field: value})

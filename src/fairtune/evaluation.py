@@ -1,14 +1,100 @@
-"""Evaluation of a model on a :class:`~fairtune.data.FairData`: scores, metrics, intervals."""
+"""Evaluation of a model on a :class:`~fairtune.data.FairData`: scores, metrics, intervals.
+
+Besides the metrics at one threshold, every evaluation reports verdicts a
+shifted threshold cannot game (METHODS.md, "Verdicts"): the operating points,
+ABROCA, and whether the model is degenerate at that threshold.
+"""
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
+from fairtune import settings
 from fairtune.data import FairData
-from fairtune.metrics import Bootstrap, binary_metrics, bootstrap_ci
+from fairtune.errors import FairtuneError
+from fairtune.metrics import Bootstrap, FairnessWarning, binary_metrics, bootstrap_ci
 from fairtune.models import predict_proba
+from fairtune.operating import abroca, degenerate, operating_points
+from fairtune.settings import setting
+
+VERDICT_KEYS: tuple[str, ...] = ("operating_points", "abroca", "degenerate", "degenerate_groups")
+"""Keys :func:`verdicts` adds to the metrics of every evaluation."""
+
+_LEVEL = {"low": 0.0, "high": 1.0, "open_low": True, "open_high": True}
+
+
+@dataclass(frozen=True)
+class VerdictSettings:
+    """Where the operating points lie and when a model counts as degenerate."""
+
+    specificity: float = setting(
+        0.8, "overall specificity of the first operating point", **_LEVEL
+    )
+    sensitivity: float = setting(
+        0.8, "overall sensitivity of the second operating point", **_LEVEL
+    )
+    degenerate_rate: float = setting(
+        0.01,
+        "a model is degenerate at a threshold when some group's positive rate is below this "
+        "or above one minus this",
+        low=0.0,
+        high=0.5,
+        open_high=True,
+    )
+
+    def __post_init__(self) -> None:
+        settings.check(self)
+
+    @property
+    def levels(self) -> tuple[tuple[str, float], ...]:
+        """The ``(criterion, level)`` pairs of :func:`fairtune.operating.operating_points`."""
+        return (("specificity", self.specificity), ("sensitivity", self.sensitivity))
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The positive rates between which a group's decisions are not degenerate."""
+        return self.degenerate_rate, 1.0 - self.degenerate_rate
+
+
+def verdicts(
+    args: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]],
+    threshold: float,
+    verdict: VerdictSettings,
+) -> dict[str, Any]:
+    """``operating_points``, ``abroca``, ``degenerate`` and ``degenerate_groups`` (JSON-ready).
+
+    ``args`` are the labels, scores, groups and group names. An operating
+    point no threshold reaches (one class only, or too many tied extreme
+    scores) is ``None``, announced by a :class:`FairnessWarning`. Undefined
+    per-group rates are not announced again: the metrics at the threshold did.
+    """
+    low, high = verdict.bounds
+    points: dict[str, Any] = {}
+    undefined = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessWarning)
+        for criterion, level in verdict.levels:
+            try:
+                (point,) = operating_points(*args, levels=((criterion, level),), low=low, high=high)
+                points[point.key] = point.to_dict()
+            except FairtuneError as err:
+                points[f"{criterion}_{level:g}"] = None
+                undefined.append(str(err))
+        area = abroca(*args)
+    for reason in undefined:
+        warnings.warn(f"operating point undefined: {reason}", FairnessWarning, stacklevel=3)
+    flag = degenerate(args[1], args[2], args[3], threshold, low=low, high=high)
+    return {
+        "operating_points": points,
+        "abroca": area,
+        "degenerate": flag.flagged,
+        "degenerate_groups": list(flag.groups),
+    }
 
 
 def evaluate_scores(
@@ -17,10 +103,17 @@ def evaluate_scores(
     threshold: float = 0.5,
     n_boot: int = 0,
     seed: int = 0,
+    verdict: VerdictSettings | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Metrics of given probabilities (and bootstrap intervals when ``n_boot`` > 0)."""
-    args = (data.labels.numpy(), scores.numpy(), data.groups.numpy(), data.group_names)
+    """Metrics of given probabilities (and bootstrap intervals when ``n_boot`` > 0).
+
+    The metrics are those of :func:`fairtune.metrics.binary_metrics` at
+    ``threshold`` plus the :func:`verdicts` by ``verdict`` (defaults when not
+    given); the intervals cover the :data:`fairtune.metrics.METRIC_KEYS`.
+    """
+    args = (data.labels.numpy(), scores.numpy(), data.groups.numpy(), tuple(data.group_names))
     metrics = binary_metrics(*args, threshold=threshold)
+    metrics.update(verdicts(args, metrics["threshold"], verdict or VerdictSettings()))
     resampling = Bootstrap(n_boot=n_boot, seed=seed)
     ci = bootstrap_ci(*args, threshold=threshold, bootstrap=resampling) if n_boot else None
     return metrics, ci
@@ -32,6 +125,7 @@ def evaluate_model(
     threshold: float = 0.5,
     n_boot: int = 0,
     seed: int = 0,
+    verdict: VerdictSettings | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Metrics of ``model`` on ``data`` at ``threshold``, in eval mode."""
-    return evaluate_scores(data, predict_proba(model, data), threshold, n_boot, seed)
+    """Metrics of ``model`` on ``data`` at ``threshold`` in eval mode: :func:`evaluate_scores`."""
+    return evaluate_scores(data, predict_proba(model, data), threshold, n_boot, seed, verdict)

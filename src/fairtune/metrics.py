@@ -42,6 +42,7 @@ class Metric:
     per_group: bool = False  # also given for each group under ``by_group``
     count: bool = False  # a whole number of rows, not a rate
     compared: bool = False  # a column of the method comparison table
+    curve: bool = False  # from the groups' ROC curves: a top-level value of evaluate_scores
 
 
 METRICS: tuple[Metric, ...] = (
@@ -61,8 +62,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("worst_group_auc", "worst-group AUC", False, False, compared=True),
     Metric("auc_gap", "AUC gap", True, False),
     Metric("ece", "ECE", True, False, per_group=True),
+    Metric("abroca", "ABROCA", True, False, overall=False, compared=True, curve=True),
 )
-"""Every metric :func:`binary_metrics` reports, in display order."""
+"""Every metric :func:`binary_metrics` (or, for ``curve``, the evaluation) reports, in
+display order."""
 
 METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS if m.overall)
 """Top-level scalar metrics of :func:`binary_metrics`, in display order."""

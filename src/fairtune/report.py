@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +12,34 @@ from rich.table import Table
 
 from fairtune.comparison import CompareSettings
 from fairtune.console import console
+from fairtune.evaluation import VERDICT_KEYS, VerdictSettings
 from fairtune.io import atomic_dir, save_figure, write_csv, write_json
 from fairtune.metrics import METRICS
 from fairtune.results import ResultRow, summarise
 
-LABELS = {m.key: m.label for m in METRICS if m.overall}
+LABELS = {m.key: m.label for m in METRICS if m.overall or m.curve}
 COMPARE_KEYS = tuple(m.key for m in METRICS if m.compared)
 BOTH_THRESHOLDS = tuple(m.key for m in METRICS if m.compared and m.threshold_dependent)
+AT_THRESHOLD = frozenset(m.key for m in METRICS if m.threshold_dependent)
 GROUP_COLUMNS = tuple(m for m in METRICS if m.per_group)
 
 EXPLAIN = (
     "EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) as in the BMFT/SWiFT papers; EOdds (worst-case) = "
     "max(|ΔTPR|,|ΔFPR|) as fairlearn; Δ = largest minus smallest group; lower is fairer."
 )
+
+DEGENERATE = "†"
+"""Marks a value taken where the model is degenerate."""
+
+
+def degenerate_note(scope: str = "") -> str:
+    """What :data:`DEGENERATE` means, with the default bounds of :class:`VerdictSettings`."""
+    low, high = VerdictSettings().bounds
+    return (
+        f"{DEGENERATE} degenerate{scope}: at that threshold some group's positive rate is below "
+        f"{low:.0%} or above {high:.0%} (almost one decision for the whole group), so its "
+        "gaps are no evidence of fairness"
+    )
 
 
 def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
@@ -37,13 +52,45 @@ def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
     return text
 
 
+def _point_label(key: str) -> str:
+    """``specificity_0.8`` -> ``specificity 0.8``."""
+    return key.replace("_", " ")
+
+
 def overall_table(metrics: dict[str, Any], ci: dict[str, Any] | None, title: str) -> Table:
-    """One row per metric: its value at the threshold, with a bootstrap interval."""
-    table = Table(title=title)
+    """One row per metric: its value at the threshold, with a bootstrap interval.
+
+    Then EOdds (mean) at each operating point. Values taken where the model is
+    degenerate carry :data:`DEGENERATE` and the caption names the groups.
+    """
+    flagged = bool(metrics.get("degenerate"))
+    notes = []
+    if flagged:
+        groups = ", ".join(metrics["degenerate_groups"])
+        notes.append(
+            f"WARNING: degenerate at threshold {metrics['threshold']:.3f}: group(s) {groups} "
+            "get (almost) one decision"
+        )
+    points = metrics.get("operating_points") or {}
+    rows = []
+    for key, label in LABELS.items():
+        mark = DEGENERATE if flagged and key in AT_THRESHOLD else ""
+        rows.append((label, fmt(metrics.get(key), (ci or {}).get(key)) + mark))
+    for key, point in points.items():
+        text = "n/a"
+        if point is not None:
+            mark = DEGENERATE if point["degenerate"]["flagged"] else ""
+            text = f"{fmt(point['eodds_mean'])}{mark} (t {point['threshold']:.3f})"
+            if mark:
+                notes.append(f"WARNING: degenerate at {_point_label(key)}")
+        rows.append((f"EOdds (mean) at {_point_label(key)}", text))
+    if notes:
+        notes.append(degenerate_note())
+    table = Table(title=title, caption="\n".join(notes) or None)
     table.add_column("metric")
     table.add_column("value [95% CI]", justify="right")
-    for key, label in LABELS.items():
-        table.add_row(label, fmt(metrics.get(key), (ci or {}).get(key)))
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -72,72 +119,215 @@ def _cell(stat: dict[str, Any]) -> str:
     return f"{mean:.3f}"
 
 
+def _flagged(rows: Sequence[ResultRow], tuned: bool) -> set[str]:
+    """The methods degenerate (in some seed) at threshold t (``tuned``) or 0.5."""
+    return {r.method for r in rows if (r.metrics_tuned if tuned else r.metrics).get("degenerate")}
+
+
+def _point_key(rows: Sequence[ResultRow], criterion: str) -> str | None:
+    """The rows' operating point for ``criterion``, e.g. ``specificity_0.8``."""
+    for r in rows:
+        for key in r.metrics.get("operating_points") or {}:
+            if key.startswith(criterion + "_"):
+                return key
+    return None
+
+
+def _at_point(rows: Sequence[ResultRow], key: str) -> tuple[dict[str, Any], set[str]]:
+    """Per method, the spread of EOdds (mean) at operating point ``key``; the degenerate ones.
+
+    The point does not move with the threshold, so it is read from the 0.5
+    metrics; it has no bootstrap interval.
+    """
+    points = [(r, (r.metrics.get("operating_points") or {}).get(key)) for r in rows]
+    values = [
+        replace(r, metrics={key: math.nan if p is None else p["eodds_mean"]}, ci=None)
+        for r, p in points
+    ]
+    flagged = {r.method for r, p in points if p is not None and p["degenerate"]["flagged"]}
+    return summarise(values, key), flagged
+
+
 def compare_table(rows: list[ResultRow], title: str) -> Table:
-    """Method x metrics; threshold-dependent metrics at 0.5 and at the chosen threshold."""
+    """Method x metrics; threshold-dependent metrics at the chosen threshold t and at 0.5.
+
+    Then ABROCA and EOdds (mean) at the specificity operating point. A cell
+    whose method is degenerate there in some seed carries :data:`DEGENERATE`.
+    """
     n_seeds = len({r.seed for r in rows})
     spread = (
-        f"mean±std over {n_seeds} seeds" if n_seeds > 1 else "value±half the 95% bootstrap interval"
+        f"mean±std over {n_seeds} seeds"
+        if n_seeds > 1
+        else "value±half the 95% bootstrap interval (none for ABROCA and operating points)"
     )
+    point = _point_key(rows, "specificity")
+    point_text = ""
+    if point:
+        criterion, level = point.rsplit("_", 1)
+        point_text = (
+            f"EOdds (mean) at {_point_label(point)}: at the threshold where the overall "
+            f"{criterion} on the test rows is {level} (descriptive); "
+        )
     table = Table(
         title=title,
-        caption=f"{spread}; '0.5 | t': at threshold 0.5 and at the chosen threshold t. {EXPLAIN}",
+        caption=(
+            f"{spread}; 't | 0.5': at the chosen threshold t, then at threshold 0.5; "
+            f"{point_text}ABROCA: area between the groups' ROC curves, threshold-free. "
+            f"{degenerate_note(' (in at least one seed)')}. {EXPLAIN}"
+        ),
     )
     table.add_column("method")
     for key in COMPARE_KEYS:
-        suffix = "\n0.5 | t" if key in BOTH_THRESHOLDS else ""
+        suffix = "\nt | 0.5" if key in BOTH_THRESHOLDS else ""
         table.add_column(LABELS[key] + suffix, justify="right")
+    if point:
+        table.add_column(f"EOdds (mean)\n{_point_label(point)}", justify="right")
     table.add_column("time s", justify="right")
     at_half = {k: summarise(rows, k) for k in COMPARE_KEYS}
     tuned = {k: summarise(rows, k, tuned=True) for k in BOTH_THRESHOLDS}
+    flagged = {True: _flagged(rows, tuned=True), False: _flagged(rows, tuned=False)}
+    at_point, point_flagged = _at_point(rows, point) if point else ({}, set())
     times = summarise(rows, "wall_time_s")
     for method in at_half["auc"]:
         cells = []
         for key in COMPARE_KEYS:
-            cell = _cell(at_half[key][method])
-            if key in BOTH_THRESHOLDS:
-                cell += " | " + _cell(tuned[key][method])
-            cells.append(cell)
+            if key not in BOTH_THRESHOLDS:
+                cells.append(_cell(at_half[key][method]))
+                continue
+            t_cell, half_cell = (
+                _cell(stats[key][method]) + (DEGENERATE if method in flagged[is_t] else "")
+                for stats, is_t in ((tuned, True), (at_half, False))
+            )
+            cells.append(f"{t_cell} | {half_cell}")
+        if point:
+            mark = DEGENERATE if method in point_flagged else ""
+            cells.append(_cell(at_point[method]) + mark)
         table.add_row(method, *cells, f"{times[method]['mean']:.1f}")
     return table
 
 
+def short_title(title: str) -> str:
+    """``title`` with every path in it shortened to its file or folder name."""
+    words = []
+    for word in title.split(" "):
+        core = word.rstrip(",:;)")
+        if "/" in core:
+            word = (Path(core).name or core) + word[len(core) :]
+        words.append(word)
+    return " ".join(words)
+
+
+MARKERS = {"baseline": ("*", 15), "selected": ("s", 9), "threshold_optimizer": ("D", 8)}
+"""Rows drawn with their own marker (and size); every other method is a circle."""
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """The methods no other beats on both AUC (higher) and EOdds (lower), by AUC ascending."""
+    defined = {m: p for m, p in points.items() if not any(math.isnan(v) for v in p)}
+    front = [
+        m
+        for m, (x, y) in defined.items()
+        if not any(
+            (x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values()
+        )
+    ]
+    return sorted(front, key=lambda m: defined[m])
+
+
+def _error(stat: dict[str, Any]) -> Any:
+    """Error bar of one point: the std over seeds, or its 95% interval for one seed."""
+    if stat["n_seeds"] > 1:
+        return stat["std"]
+    ci = stat.get("ci")
+    if ci and not any(c is None or math.isnan(c) for c in ci):
+        return [[max(stat["mean"] - ci[0], 0.0)], [max(ci[1] - stat["mean"], 0.0)]]
+    return None
+
+
+def _plot_caption(n_seeds: int, front: list[str]) -> str:
+    """What the plot's error bars, hollow markers and Pareto front mean."""
+    low, high = VerdictSettings().bounds
+    bars = (
+        f"standard deviation over {n_seeds} seeds"
+        if n_seeds > 1
+        else "95% bootstrap interval (one seed)"
+    )
+    text = (
+        f"Error bars: {bars}. EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) between groups. Hollow: "
+        f"degenerate at t in some seed (a group's positive rate below {low:.0%} or above "
+        f"{high:.0%})."
+    )
+    if len(front) == 1:
+        text += f"\nPareto front: {front[0]} alone (no method has higher AUC or lower EOdds"
+    elif front:
+        text += "\nDashed step: Pareto front (no other method has both higher AUC and lower EOdds"
+    return (text + "; degenerate methods left out).") if front else text
+
+
 def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
-    """EOdds (mean) against AUC per method, at 0.5 and at the chosen threshold (PNG)."""
+    """EOdds (mean) at the chosen threshold t against AUC, one point per method (PNG).
+
+    The legend sits outside the axes; the Pareto front is a dashed step line;
+    ``baseline``, ``selected`` and ``threshold_optimizer`` (where present) have
+    their own markers; a method degenerate at t in some seed is drawn hollow
+    and left out of the front.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    auc = summarise(rows, "auc")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, tuned, label in (
-        (axes[0], False, "threshold 0.5"),
-        (axes[1], True, "chosen threshold"),
-    ):
-        eodds = summarise(rows, "eodds_mean", tuned=tuned)
-        for method, stat in eodds.items():
-            x, y = auc[method]["mean"], stat["mean"]
-            xerr = None if math.isnan(auc[method]["std"]) else auc[method]["std"]
-            yerr = None if math.isnan(stat["std"]) else stat["std"]
-            marker = "*" if method == "baseline" else "o"
-            ax.errorbar(
-                x,
-                y,
-                xerr=xerr,
-                yerr=yerr,
-                fmt=marker,
-                markersize=10 if marker == "*" else 6,
-                capsize=3,
-                label=method,
-            )
-            ax.annotate(method, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        ax.set_xlabel("AUC (test)")
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("EOdds, mean of |ΔTPR| and |ΔFPR| (test; lower is fairer)")
-    fig.suptitle(title)
+    auc = summarise(rows, "auc", tuned=True)
+    eodds = summarise(rows, "eodds_mean", tuned=True)
+    flagged = _flagged(rows, tuned=True)
+    points = {m: (auc[m]["mean"], eodds[m]["mean"]) for m in eodds}
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    front = pareto_front({m: p for m, p in points.items() if m not in flagged})
+    if len(front) > 1:
+        xs, ys = zip(*(points[m] for m in front), strict=True)
+        ax.step(xs, ys, where="pre", linestyle="--", color="0.5", zorder=1, label="Pareto front")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (method, (x, y)) in enumerate(points.items()):
+        marker, size = MARKERS.get(method, ("o", 7))
+        colour = colours[i % len(colours)]
+        hollow = method in flagged
+        ax.errorbar(
+            x,
+            y,
+            xerr=_error(auc[method]),
+            yerr=_error(eodds[method]),
+            fmt=marker,
+            markersize=size,
+            color=colour,
+            markerfacecolor="none" if hollow else colour,
+            markeredgewidth=1.5,
+            elinewidth=1.0,
+            ecolor=matplotlib.colors.to_rgba(colour, 0.45),
+            capsize=3,
+            zorder=2,
+            label=f"{method} (degenerate)" if hollow else method,
+        )
+    ax.set_xlabel("AUC (test; higher is better)")
+    ax.set_ylabel("EOdds (mean) at t (test; lower is fairer)")
+    ax.set_title(f"{short_title(title)}\nat each method's chosen threshold t", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
+    fig.text(0.01, 0.0, _plot_caption(len({r.seed for r in rows}), front), fontsize=8, va="top")
     save_figure(fig, path)
     plt.close(fig)
+
+
+def _verdict_columns(row: ResultRow) -> dict[str, Any]:
+    """CSV columns of a row's verdicts: ABROCA, degeneracy at 0.5 and t, each operating point."""
+    out: dict[str, Any] = {"abroca": row.metrics.get("abroca")}
+    for where, m in (("0.5", row.metrics), ("t", row.metrics_tuned)):
+        out[f"degenerate@{where}"] = m.get("degenerate")
+        out[f"degenerate_groups@{where}"] = ";".join(m.get("degenerate_groups", []))
+    for key, point in (row.metrics.get("operating_points") or {}).items():
+        for name in ("threshold", "eodds_mean", "eodds_worst", "accuracy"):
+            out[f"{name}@{key}"] = None if point is None else point[name]
+        out[f"degenerate@{key}"] = None if point is None else point["degenerate"]["flagged"]
+    return out
 
 
 def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
@@ -150,9 +340,11 @@ def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
             "wall_time_s": r.wall_time_s,
             "threshold": r.threshold,
         }
-        line.update({f"{k}@0.5": v for k, v in r.metrics.items() if k != "by_group"})
-        line.update({f"{k}@t": v for k, v in r.metrics_tuned.items() if k != "by_group"})
+        skip = ("by_group", *VERDICT_KEYS)
+        line.update({f"{k}@0.5": v for k, v in r.metrics.items() if k not in skip})
+        line.update({f"{k}@t": v for k, v in r.metrics_tuned.items() if k not in skip})
         line["chosen"] = str(r.selection.get("chosen", ""))
+        line.update(_verdict_columns(r))
         flat.append(line)
     return flat
 
