@@ -90,6 +90,7 @@ def choice_record(run: SeedRun) -> dict[str, Any]:
     chosen = run.chosen()
     return {
         "rule": run.context.settings.cross_rule().text(),
+        "chosen": {"method": run.choice.method, **run.choice.setting},
         **run.choice.to_dict(),
         "held_out_auc": chosen.held.auc,
         "held_out_eodds_mean": chosen.held.eodds_mean,

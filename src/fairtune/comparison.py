@@ -23,7 +23,7 @@ from fairtune.models import predict_proba
 from fairtune.references import threshold_optimizer_row
 from fairtune.results import SELECTED, ResultRow, no_metrics
 from fairtune.search import Candidate, CompareSettings, MethodSearch
-from fairtune.selection import TestScore, selection_regret
+from fairtune.selection import ScoreOnTest, selection_regret
 
 
 def compare(
@@ -94,11 +94,11 @@ def _method_row(found: MethodSearch, run: SeedRun, test: FairData) -> ResultRow:
     return _row(found.method, seed, best, selection, test, settings)
 
 
-def _test_score(candidate: Candidate, test: FairData) -> TestScore:
+def _test_score(candidate: Candidate, test: FairData) -> ScoreOnTest:
     """AUC and EOdds (mean) on test, at the threshold chosen for the candidate on held-out."""
     scores = predict_proba(candidate.result.model, test)
     metrics = evaluate_scores(test, scores, candidate.held.threshold)[0]
-    return TestScore(metrics["auc"], metrics["eodds_mean"])
+    return ScoreOnTest(metrics["auc"], metrics["eodds_mean"])
 
 
 def _selected_row(run: SeedRun, test: FairData) -> ResultRow:

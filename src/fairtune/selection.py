@@ -192,7 +192,7 @@ class CrossMethodRule:
 
 
 @dataclass(frozen=True)
-class TestScore:
+class ScoreOnTest:
     """A model on the test set, at the threshold chosen for it on held-out data."""
 
     auc: float
@@ -200,7 +200,10 @@ class TestScore:
 
 
 def selection_regret(
-    selected: TestScore, original: TestScore, candidates: Sequence[TestScore], tolerance: float
+    selected: ScoreOnTest,
+    original: ScoreOnTest,
+    candidates: Sequence[ScoreOnTest],
+    tolerance: float,
 ) -> tuple[float, int | None]:
     """Test EOdds (mean) of the selected model minus the best among the models (the original
     and ``candidates``) whose test AUC is at least the original's minus ``tolerance``.
