@@ -29,7 +29,7 @@ def debias(
     ``head`` names the classification head when it cannot be found. With
     ``method="auto"`` every method is tried and one model is kept on held-out
     external data, possibly the original (:func:`~fairtune.auto.select_across_methods`);
-    ``config`` then holds :class:`~fairtune.comparison.CompareSettings` fields
+    ``config`` then holds :class:`~fairtune.search.CompareSettings` fields
     (``methods``, ``grid``, ``holdout``, ``auc_tolerance``, ...).
     """
     if method == "auto":
