@@ -127,7 +127,12 @@ def test_degenerate_and_low_auc_candidates_are_never_chosen():
     choice = RULE.choose(rows, original, [constant, weak], seed=0)
     assert choice.index is None and choice.best is None
     assert choice.reason.startswith(KEPT)
-    assert choice.counts == {"tried": 2, "degenerate": 1, "auc_below_tolerance": 1}
+    assert choice.counts == {
+        "tried": 2,
+        "degenerate": 1,
+        "auc_below_tolerance": 1,
+        "eodds_undefined": 0,
+    }
     # with a sound candidate beside it, the sound one is chosen, never the degenerate one
     choice = RULE.choose(rows, original, [constant, contender("llft", y, g, s)], seed=0)
     assert choice.index == 1

@@ -141,12 +141,15 @@ class CrossMethodRule:
     ) -> CrossChoice:
         """The contender kept (or the original), with the reason in words."""
         sound = [i for i, c in enumerate(contenders) if not c.held.degenerate]
-        ok = [i for i in sound if contenders[i].held.auc >= original.held.auc - self.tolerance]
-        ok = [i for i in ok if not math.isnan(contenders[i].held.eodds_mean)]
+        kept_auc = [
+            i for i in sound if contenders[i].held.auc >= original.held.auc - self.tolerance
+        ]
+        ok = [i for i in kept_auc if not math.isnan(contenders[i].held.eodds_mean)]
         counts = {
             "tried": len(contenders),
             "degenerate": len(contenders) - len(sound),
-            "auc_below_tolerance": len(sound) - len(ok),
+            "auc_below_tolerance": len(sound) - len(kept_auc),
+            "eodds_undefined": len(kept_auc) - len(ok),
         }
         if not ok:
             reason = (
