@@ -180,7 +180,8 @@ def test_compare_writes_json_csv_and_plot(workdir, capsys):
     )
     assert code == 0
     rows = json.loads((out / "results.json").read_text())
-    assert [r["method"] for r in rows] == ["baseline", "llft", "bmft"]
+    methods = ["baseline", "llft", "bmft", "threshold_optimizer", "selected"]
+    assert [r["method"] for r in rows] == methods
     assert rows[2]["config"]["impair_epochs"] == 1
     for row in rows:
         assert {
@@ -193,7 +194,7 @@ def test_compare_writes_json_csv_and_plot(workdir, capsys):
             "metrics_tuned",
         } <= set(row)
     assert (out / "fairness_vs_auc.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(pd.read_csv(out / "results.csv")) == 3
+    assert len(pd.read_csv(out / "results.csv")) == len(methods)
     assert "EOdds (mean)" in capsys.readouterr().out
 
 

@@ -11,7 +11,7 @@ import torch
 from _helpers import biased_data
 from torch import nn
 
-from fairtune.comparison import CompareSettings, compare, grid_points, holdout_split
+from fairtune.comparison import compare
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
@@ -20,6 +20,7 @@ from fairtune.methods import REGISTRY, get_method
 from fairtune.metrics import METRIC_KEYS
 from fairtune.models import MLP
 from fairtune.results import ResultRow, summarise
+from fairtune.search import CompareSettings, grid_points, holdout_split
 from fairtune.selection import HeldOutScore, SelectionRule
 from fairtune.training import Phase, run_phase
 
@@ -220,8 +221,12 @@ SETTINGS = {
 def test_compare_rows_and_baseline_metrics(start_model):
     external, test = biased_data(400, seed=2), biased_data(300, seed=3)
     rows = compare(start_model, external, test, CompareSettings(**SETTINGS))
-    expected = [(m, s) for s in (0, 1) for m in ("baseline", "llft", "bmft")]
+    per_seed = ("baseline", "llft", "bmft", "threshold_optimizer", "selected")
+    expected = [(m, s) for s in (0, 1) for m in per_seed]
     assert [(r.method, r.seed) for r in rows] == expected
+    for row in rows[-2:]:  # the reference and the cross-method choice: rows of their own
+        assert tuple(row.to_dict())[: len(ROW_KEYS)] == ROW_KEYS
+    rows = [r for r in rows if r.method in ("baseline", "llft", "bmft")]
     for row in rows:
         assert isinstance(row, ResultRow)
         assert tuple(row.to_dict()) == ROW_KEYS  # results.json's keys, in order
@@ -362,7 +367,7 @@ def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
     pytest.importorskip("optuna")
     import optuna
 
-    from fairtune.comparison import compare, suggest
+    from fairtune.search import suggest
 
     trial = optuna.trial.FixedTrial({"lr": 3e-3, "beta": 0.5})
     assert suggest(trial, {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}) == {"lr": 3e-3, "beta": 0.5}
@@ -408,7 +413,7 @@ def test_compare_searches_the_narrowed_grid(start_model, tuner):
 
 def test_optuna_keeps_integer_settings_integers():
     optuna = pytest.importorskip("optuna")
-    from fairtune.comparison import suggest
+    from fairtune.search import suggest
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study.ask()
@@ -432,7 +437,7 @@ def test_api_compare_takes_one_method_name(start_model):
     rows = api_compare(
         start_model, external, test, methods="llft", n_boot=5, overrides={"llft": {"epochs": 1}}
     )
-    assert [r.method for r in rows] == ["baseline", "llft"]
+    assert [r.method for r in rows] == ["baseline", "llft", "threshold_optimizer", "selected"]
 
 
 def test_api_compare_passes_seeds_as_any_sequence(start_model):
@@ -445,6 +450,10 @@ def test_api_compare_passes_seeds_as_any_sequence(start_model):
     assert [(r.method, r.seed) for r in rows] == [
         ("baseline", 1),
         ("llft", 1),
+        ("threshold_optimizer", 1),
+        ("selected", 1),
         ("baseline", 2),
         ("llft", 2),
+        ("threshold_optimizer", 2),
+        ("selected", 2),
     ]

@@ -172,14 +172,15 @@ def test_image_demo_rows_on_a_tiny_set():
         n_train=48, n_external=40, n_test=32, image_size=16, arch="cnn", train_epochs=1
     )
     rows = image_demo_rows(settings, CompareSettings(methods=["llft"], n_boot=5))
-    assert [r.method for r in rows] == ["baseline", "llft"]
+    assert [r.method for r in rows] == ["baseline", "llft", "threshold_optimizer", "selected"]
     assert all(r.arch == "cnn" and r.to_dict()["arch"] == "cnn" for r in rows)
     assert set(rows[0].metrics["by_group"]) == {"dark", "light"}
 
 
 def test_learning_rate_grids_search_two_learning_rates_and_defaults_elsewhere():
-    from fairtune.comparison import CompareSettings, grid_points
+    from fairtune.comparison import CompareSettings
     from fairtune.demo import how_chosen, learning_rate_grids
+    from fairtune.search import grid_points
 
     backbone_tuners = {"bias_gd", "bmft", "fullft", "random_mask", "swift"}
     assert {n for n, cls in REGISTRY.items() if cls.tunes_backbone} == backbone_tuners

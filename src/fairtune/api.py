@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from fairtune.auto import select_across_methods
 from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
 from fairtune.data import FairData
@@ -25,8 +26,15 @@ def debias(
     """Debias a copy of ``model`` with ``method`` on the external set.
 
     ``config`` overrides the method's settings (see ``fairtune methods NAME``);
-    ``head`` names the classification head when it cannot be found.
+    ``head`` names the classification head when it cannot be found. With
+    ``method="auto"`` every method is tried and one model is kept on held-out
+    external data, possibly the original (:func:`~fairtune.auto.select_across_methods`);
+    ``config`` then holds :class:`~fairtune.search.CompareSettings` fields
+    (``methods``, ``grid``, ``holdout``, ``auc_tolerance``, ...).
     """
+    if method == "auto":
+        settings = CompareSettings(**config)
+        return select_across_methods(model, external, settings, head=head, progress=progress)
     return get_method(method, **config).fit(model, external, head=head, progress=progress)
 
 

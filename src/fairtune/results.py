@@ -1,6 +1,9 @@
 """Result rows of a comparison and their summaries over seeds.
 
 One :class:`ResultRow` per (method, seed); ``to_dict`` is its results.json form.
+Besides the methods' rows a comparison has a ``threshold_optimizer`` reference
+row and a ``selected`` row (the one choice across methods) per seed; a method
+whose every setting failed has a row with ``failed`` set and NaN metrics.
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+
+from fairtune.metrics import METRIC_KEYS
+
+SELECTED = "selected"
+"""The row of the one choice across methods and the starting model."""
 
 
 @dataclass
@@ -29,13 +37,22 @@ class ResultRow:
     ci_tuned: dict[str, Any] | None
     selection: dict[str, Any]
     arch: str | None = None  # the image model's architecture, where one was named
+    failed: str | None = None  # why no setting of the method could be fitted
+    needs_sensitive_attribute_at_prediction: bool = False  # group thresholds do
 
     def to_dict(self) -> dict[str, Any]:
-        """The row as results.json holds it (``arch`` only where set)."""
+        """The row as results.json holds it (``arch``, ``failed`` and
+        ``needs_sensitive_attribute_at_prediction`` only where set)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if self.arch is None:
-            del out["arch"]
+        for key in ("arch", "failed", "needs_sensitive_attribute_at_prediction"):
+            if not out[key]:
+                del out[key]
         return out
+
+
+def no_metrics() -> dict[str, Any]:
+    """The metrics of a model that could not be fitted: every one NaN, no groups."""
+    return {**dict.fromkeys(METRIC_KEYS, math.nan), "threshold": math.nan, "by_group": {}}
 
 
 def summarise(rows: Sequence[ResultRow], key: str, tuned: bool = False) -> dict[str, Any]:
@@ -53,6 +70,29 @@ def summarise(rows: Sequence[ResultRow], key: str, tuned: bool = False) -> dict[
             "n_seeds": len(mine),
         }
     return out
+
+
+def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:
+    """The ``selected`` rows in brief: per seed what was kept, why, and the selection
+    regret (test EOdds of the choice minus the best within the AUC tolerance on test);
+    with the regret's mean and standard deviation over seeds."""
+    chosen = [r for r in rows if r.method == SELECTED]
+    regret = np.array([r.selection["regret"] for r in chosen], dtype=float)
+    defined = regret[~np.isnan(regret)]
+    return {
+        "per_seed": [
+            {
+                "seed": r.seed,
+                "method": r.selection["method"],
+                "setting": r.selection["setting"],
+                "reason": r.selection["reason"],
+                "regret": r.selection["regret"],
+            }
+            for r in chosen
+        ],
+        "regret_mean": float(defined.mean()) if len(defined) else math.nan,
+        "regret_std": float(defined.std()) if len(defined) > 1 else math.nan,
+    }
 
 
 def _value(row: ResultRow, key: str, tuned: bool) -> float:

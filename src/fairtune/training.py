@@ -66,6 +66,10 @@ BN_STATS = ("frozen", "update")
 FEATURE_BATCH = 256
 
 
+class TrainingDiverged(FairtuneError):
+    """The loss became NaN or infinite: the setting diverged (a search records it and goes on)."""
+
+
 @dataclass(kw_only=True)
 class Phase:
     """One fine-tuning step: objective, what may change, and the optimiser's settings."""
@@ -323,7 +327,7 @@ def _train_epochs(
                 optimizer.zero_grad(set_to_none=True)
                 loss = phase.objective(precision.logits(forward, x), y, a)
                 if not torch.isfinite(loss):
-                    raise FairtuneError(
+                    raise TrainingDiverged(
                         f"phase '{phase.name}': the loss became {loss.item()} in epoch {epoch}; "
                         f"training diverged, try a learning rate below {phase.lr:g}"
                     )
