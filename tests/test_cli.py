@@ -5,11 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fairtune.architectures import load_model
 from fairtune.cli import main
 from fairtune.evaluation import evaluate_model
 from fairtune.io import MARKER
+from fairtune.methods import REGISTRY
 from fairtune.metrics import METRIC_KEYS
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
@@ -459,3 +461,40 @@ def test_settings_for_another_method_are_refused(workdir, capsys, tmp_path):
 def test_demo_refuses_flags_it_would_ignore(capsys, tmp_path, argv, expected):
     err = _error_line(capsys, ["demo", *argv, "--out", str(tmp_path / "d")])
     assert expected in err and not (tmp_path / "d").exists()
+
+
+def test_debias_auto_says_what_it_kept_and_why(workdir, capsys, tmp_path):
+    out = tmp_path / "auto"
+    argv = [
+        "debias",
+        "--model",
+        str(workdir / "model"),
+        "--data",
+        str(workdir / "parts" / "external.csv"),
+        "--method",
+        "auto",
+        "--out",
+        str(out),
+        "--holdout",
+        "0.4",
+        "--set",
+        "fullft.epochs=2",
+        "--set",
+        "llft.epochs=2",
+    ]
+    assert main(argv) == 0
+    printed = " ".join(capsys.readouterr().out.split())  # undo the terminal's wrapping
+    saved = json.loads((out / "debias.json").read_text())
+    choice = saved["info"]["selection"]
+    assert saved["method"] == "auto"
+    assert saved["info"]["compare"]["holdout"] == 0.4
+    assert saved["info"]["compare"]["overrides"]["fullft"] == {"epochs": 2}
+    assert set(saved["info"]["tried"]) == set(REGISTRY)  # every method was a candidate
+    assert " ".join(choice["reason"].split()) in printed
+    assert saved["config"]["selected"] == choice["method"]
+    if choice["kept_original"]:
+        assert saved["config"]["selected"] == "original"
+    else:
+        assert choice["improvement"]["low"] > 0  # chosen only on a real held-out gain
+    model, _ = load_model(out)
+    assert isinstance(model, torch.nn.Module)

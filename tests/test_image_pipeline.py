@@ -131,6 +131,16 @@ def test_cli_on_image_csvs(image_set, tmp_path, capsys):
     )
     metrics = json.loads((tmp_path / "m.json").read_text())["metrics"]
     assert set(metrics["by_group"]) == {"dark", "light"}
+    auto = tmp_path / "cnn-auto"
+    argv = ["debias", "--model", str(model_dir), "--method", "auto", "--out", str(auto)]
+    argv += ["--data", str(image_set / "synthetic_external.csv"), "--methods", "llft", "fullft"]
+    argv += ["--set", "llft.epochs=1", "--set", "fullft.epochs=1"]
+    assert main(argv) == 0
+    saved = json.loads((auto / "debias.json").read_text())
+    assert set(saved["info"]["tried"]) == {"llft", "fullft"}
+    assert saved["config"]["selected"] in ("original", "llft", "fullft")
+    reason = " ".join(saved["info"]["selection"]["reason"].split())
+    assert reason in " ".join(capsys.readouterr().out.split())  # undo the terminal's wrapping
 
 
 def test_cli_names_a_corrupt_image_or_skips_it(image_set, tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.colors import to_rgba
 from rich.console import Console
 
-from fairtune import report
+from fairtune import plot, report
 from fairtune.io import write_csv
 from fairtune.results import ResultRow
 
@@ -142,13 +142,13 @@ def test_the_printed_tables_carry_the_mark():
 def figures(monkeypatch):
     """The figures fairness_plot saves, kept for inspection."""
     saved = []
-    real = report.save_figure
+    real = plot.save_figure
 
     def keep(fig, path):
         saved.append(fig)
         real(fig, path)
 
-    monkeypatch.setattr(report, "save_figure", keep)
+    monkeypatch.setattr(plot, "save_figure", keep)
     return saved
 
 
@@ -156,7 +156,7 @@ def figures(monkeypatch):
 def test_plot_has_a_legend_markers_and_no_temporary_paths(tmp_path, figures, with_references):
     path = tmp_path / "fairness_vs_auc.png"
     title = f"{tmp_path}/model: external {tmp_path}/ext.csv, test {tmp_path}/test.csv"
-    report.fairness_plot(rows(with_references), path, title)
+    plot.fairness_plot(rows(with_references), path, title)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (fig,) = figures
     (ax,) = fig.axes
@@ -195,13 +195,13 @@ def test_pareto_front_is_the_undominated_methods_by_auc():
         "e": (0.80, 0.15),  # dominated by a
         "f": (math.nan, 0.0),  # undefined: left out
     }
-    assert report.pareto_front(points) == ["a", "b", "d"]
-    assert report.pareto_front({"only": (0.9, 0.1)}) == ["only"]
+    assert plot.pareto_front(points) == ["a", "b", "d"]
+    assert plot.pareto_front({"only": (0.9, 0.1)}) == ["only"]
 
 
 def test_plot_draws_the_front_as_a_step_line(tmp_path, figures):
     data = rows(with_references=False)  # AUC and EOdds rise together: all on the front
-    report.fairness_plot(data, tmp_path / "p.png", "Adult")
+    plot.fairness_plot(data, tmp_path / "p.png", "Adult")
     (ax,) = figures[0].axes
     (step,) = [line for line in ax.lines if line.get_label() == "Pareto front"]
     assert step.get_drawstyle() == "steps-pre"
@@ -210,8 +210,8 @@ def test_plot_draws_the_front_as_a_step_line(tmp_path, figures):
 
 
 def test_short_title_keeps_words_and_shortens_paths():
-    assert report.short_title("Adult, skewed training data") == "Adult, skewed training data"
-    assert report.short_title("/tmp/x/y/model: external /a/b/ext.csv, test c/t.csv") == (
+    assert plot.short_title("Adult, skewed training data") == "Adult, skewed training data"
+    assert plot.short_title("/tmp/x/y/model: external /a/b/ext.csv, test c/t.csv") == (
         "model: external ext.csv, test t.csv"
     )
 

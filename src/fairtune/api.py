@@ -7,11 +7,11 @@ from typing import Any
 
 from torch import nn
 
-from fairtune.auto import select_across_methods
+from fairtune.auto import AUTO, select_across_methods
 from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
 from fairtune.data import FairData
-from fairtune.methods import REGISTRY, DebiasResult, get_method
+from fairtune.methods import DebiasResult, get_method, method_names
 from fairtune.results import ResultRow
 
 
@@ -32,7 +32,7 @@ def debias(
     ``config`` then holds :class:`~fairtune.search.CompareSettings` fields
     (``methods``, ``grid``, ``holdout``, ``auc_tolerance``, ...).
     """
-    if method == "auto":
+    if method == AUTO:
         settings = CompareSettings(**config)
         return select_across_methods(model, external, settings, head=head, progress=progress)
     return get_method(method, **config).fit(model, external, head=head, progress=progress)
@@ -53,8 +53,7 @@ def compare(
     fields (``seeds``, ``grid``, ``threshold_rule``, ``holdout``,
     ``auc_tolerance``, ``n_boot``, ``overrides``); ``seeds`` may be any sequence.
     """
-    names = [methods] if isinstance(methods, str) else list(methods)
-    names = sorted(REGISTRY) if names == ["all"] else names
+    names = method_names(methods)
     if "seeds" in settings:
         settings["seeds"] = list(settings["seeds"])
     config = CompareSettings(methods=names, **settings)

@@ -29,6 +29,9 @@ from fairtune.search import (
 )
 from fairtune.selection import Contender, CrossChoice, HeldOutRows
 
+AUTO = "auto"
+"""The method name that asks for the cross-method choice (``debias --method auto``)."""
+
 ORIGINAL = "original"
 """The name the cross-method choice gives the unchanged starting model."""
 
@@ -124,7 +127,7 @@ def select_across_methods(
         "compare": asdict(settings),
     }
     return DebiasResult(
-        "auto",
+        AUTO,
         copy.deepcopy(model) if kept else won.model,
         {"selected": run.choice.method, "setting": run.choice.setting, "config": won.config},
         won.history,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from torch import nn
 
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_scores
-from fairtune.metrics import METRICS
+from fairtune.metrics import METRICS, FairnessWarning
 from fairtune.models import predict_proba
 from fairtune.postprocess import threshold_optimizer_reference
 from fairtune.results import ResultRow
@@ -37,7 +38,9 @@ SCORE_ONLY = tuple(m.key for m in METRICS if not m.threshold_dependent and not m
 
 
 def _decisions_only(metrics: dict[str, Any], ci: dict[str, Any] | None) -> None:
-    """Set the score-only metrics (and their intervals and per-group values) to NaN."""
+    """Set the score-only metrics (and their intervals and per-group values) to NaN, and
+    the operating points (thresholds on a score) to None."""
+    metrics["operating_points"] = dict.fromkeys(metrics.get("operating_points", {}))
     for key in SCORE_ONLY:
         metrics[key] = math.nan
         if ci is not None:
@@ -63,7 +66,9 @@ def threshold_optimizer_row(
     )
     spent = time.perf_counter() - begin
     decisions = torch.as_tensor(reference.decisions, dtype=torch.float32)
-    metrics, ci = evaluate_scores(test, decisions, 0.5, n_boot, seed)
+    with warnings.catch_warnings():  # operating points of 0/1 decisions are dropped below
+        warnings.filterwarnings("ignore", "operating point undefined", FairnessWarning)
+        metrics, ci = evaluate_scores(test, decisions, 0.5, n_boot, seed)
     _decisions_only(metrics, ci)
     return ResultRow(
         method=REFERENCE,

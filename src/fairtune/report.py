@@ -13,9 +13,17 @@ from rich.table import Table
 from fairtune.comparison import CompareSettings
 from fairtune.console import console
 from fairtune.evaluation import VERDICT_KEYS, VerdictSettings
-from fairtune.io import atomic_dir, save_figure, write_csv, write_json
+from fairtune.io import atomic_dir, write_csv, write_json
 from fairtune.metrics import METRICS
-from fairtune.results import ResultRow, summarise
+from fairtune.plot import fairness_plot
+from fairtune.references import REFERENCE
+from fairtune.results import (
+    SELECTED,
+    ResultRow,
+    degenerate_methods,
+    selection_summary,
+    summarise,
+)
 
 LABELS = {m.key: m.label for m in METRICS if m.overall or m.curve}
 COMPARE_KEYS = tuple(m.key for m in METRICS if m.compared)
@@ -119,11 +127,6 @@ def _cell(stat: dict[str, Any]) -> str:
     return f"{mean:.3f}"
 
 
-def _flagged(rows: Sequence[ResultRow], tuned: bool) -> set[str]:
-    """The methods degenerate (in some seed) at threshold t (``tuned``) or 0.5."""
-    return {r.method for r in rows if (r.metrics_tuned if tuned else r.metrics).get("degenerate")}
-
-
 def _point_key(rows: Sequence[ResultRow], criterion: str) -> str | None:
     """The rows' operating point for ``criterion``, e.g. ``specificity_0.8``."""
     for r in rows:
@@ -185,7 +188,7 @@ def compare_table(rows: list[ResultRow], title: str) -> Table:
     table.add_column("time s", justify="right")
     at_half = {k: summarise(rows, k) for k in COMPARE_KEYS}
     tuned = {k: summarise(rows, k, tuned=True) for k in BOTH_THRESHOLDS}
-    flagged = {True: _flagged(rows, tuned=True), False: _flagged(rows, tuned=False)}
+    flagged = {is_t: degenerate_methods(rows, tuned=is_t) for is_t in (True, False)}
     at_point, point_flagged = _at_point(rows, point) if point else ({}, set())
     times = summarise(rows, "wall_time_s")
     for method in at_half["auc"]:
@@ -204,117 +207,6 @@ def compare_table(rows: list[ResultRow], title: str) -> Table:
             cells.append(_cell(at_point[method]) + mark)
         table.add_row(method, *cells, f"{times[method]['mean']:.1f}")
     return table
-
-
-def short_title(title: str) -> str:
-    """``title`` with every path in it shortened to its file or folder name."""
-    words = []
-    for word in title.split(" "):
-        core = word.rstrip(",:;)")
-        if "/" in core:
-            word = (Path(core).name or core) + word[len(core) :]
-        words.append(word)
-    return " ".join(words)
-
-
-MARKERS = {"baseline": ("*", 15), "selected": ("s", 9), "threshold_optimizer": ("D", 8)}
-"""Rows drawn with their own marker (and size); every other method is a circle."""
-
-
-def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
-    """The methods no other beats on both AUC (higher) and EOdds (lower), by AUC ascending."""
-    defined = {m: p for m, p in points.items() if not any(math.isnan(v) for v in p)}
-    front = [
-        m
-        for m, (x, y) in defined.items()
-        if not any(
-            (x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values()
-        )
-    ]
-    return sorted(front, key=lambda m: defined[m])
-
-
-def _error(stat: dict[str, Any]) -> Any:
-    """Error bar of one point: the std over seeds, or its 95% interval for one seed."""
-    if stat["n_seeds"] > 1:
-        return stat["std"]
-    ci = stat.get("ci")
-    if ci and not any(c is None or math.isnan(c) for c in ci):
-        return [[max(stat["mean"] - ci[0], 0.0)], [max(ci[1] - stat["mean"], 0.0)]]
-    return None
-
-
-def _plot_caption(n_seeds: int, front: list[str]) -> str:
-    """What the plot's error bars, hollow markers and Pareto front mean."""
-    low, high = VerdictSettings().bounds
-    bars = (
-        f"standard deviation over {n_seeds} seeds"
-        if n_seeds > 1
-        else "95% bootstrap interval (one seed)"
-    )
-    text = (
-        f"Error bars: {bars}. EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) between groups. Hollow: "
-        f"degenerate at t in some seed (a group's positive rate below {low:.0%} or above "
-        f"{high:.0%})."
-    )
-    if len(front) == 1:
-        text += f"\nPareto front: {front[0]} alone (no method has higher AUC or lower EOdds"
-    elif front:
-        text += "\nDashed step: Pareto front (no other method has both higher AUC and lower EOdds"
-    return (text + "; degenerate methods left out).") if front else text
-
-
-def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
-    """EOdds (mean) at the chosen threshold t against AUC, one point per method (PNG).
-
-    The legend sits outside the axes; the Pareto front is a dashed step line;
-    ``baseline``, ``selected`` and ``threshold_optimizer`` (where present) have
-    their own markers; a method degenerate at t in some seed is drawn hollow
-    and left out of the front.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    auc = summarise(rows, "auc", tuned=True)
-    eodds = summarise(rows, "eodds_mean", tuned=True)
-    flagged = _flagged(rows, tuned=True)
-    points = {m: (auc[m]["mean"], eodds[m]["mean"]) for m in eodds}
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    front = pareto_front({m: p for m, p in points.items() if m not in flagged})
-    if len(front) > 1:
-        xs, ys = zip(*(points[m] for m in front), strict=True)
-        ax.step(xs, ys, where="pre", linestyle="--", color="0.5", zorder=1, label="Pareto front")
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (method, (x, y)) in enumerate(points.items()):
-        marker, size = MARKERS.get(method, ("o", 7))
-        colour = colours[i % len(colours)]
-        hollow = method in flagged
-        ax.errorbar(
-            x,
-            y,
-            xerr=_error(auc[method]),
-            yerr=_error(eodds[method]),
-            fmt=marker,
-            markersize=size,
-            color=colour,
-            markerfacecolor="none" if hollow else colour,
-            markeredgewidth=1.5,
-            elinewidth=1.0,
-            ecolor=matplotlib.colors.to_rgba(colour, 0.45),
-            capsize=3,
-            zorder=2,
-            label=f"{method} (degenerate)" if hollow else method,
-        )
-    ax.set_xlabel("AUC (test; higher is better)")
-    ax.set_ylabel("EOdds (mean) at t (test; lower is fairer)")
-    ax.set_title(f"{short_title(title)}\nat each method's chosen threshold t", fontsize=11)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
-    fig.text(0.01, 0.0, _plot_caption(len({r.seed for r in rows}), front), fontsize=8, va="top")
-    save_figure(fig, path)
-    plt.close(fig)
 
 
 def _verdict_columns(row: ResultRow) -> dict[str, Any]:
@@ -349,6 +241,41 @@ def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
     return flat
 
 
+def notes(rows: list[ResultRow]) -> list[str]:
+    """What the table cannot show: failed settings and methods, what the reference row
+    needs, and what the cross-method selection kept, with its regret."""
+    lines = []
+    for r in rows:
+        if r.failed:
+            lines.append(f"{r.method} (seed {r.seed}) failed: {r.failed}")
+        elif r.selection.get("failed"):
+            first = r.selection["failed"][0]
+            lines.append(
+                f"{r.method} (seed {r.seed}): {len(r.selection['failed'])} setting(s) failed and "
+                f"were skipped, e.g. {first['setting']}: {first['reason']}"
+            )
+    if any(r.needs_sensitive_attribute_at_prediction for r in rows):
+        lines.append(
+            f"{REFERENCE}: fairlearn's ThresholdOptimizer (equalized odds) on the starting "
+            "model's scores, fitted on the same external rows the methods fine-tune on; a "
+            "reference, not a fine-tuned model: it NEEDS THE SENSITIVE ATTRIBUTE AT PREDICTION "
+            "TIME, and its decisions have no AUC (n/a)."
+        )
+    summary = selection_summary(rows)
+    for seed in summary["per_seed"]:
+        lines.append(
+            f"{SELECTED} (seed {seed['seed']}): {seed['reason']}; selection regret on test "
+            f"{fmt(seed['regret'])}"
+        )
+    if len(summary["per_seed"]) > 1:
+        lines.append(
+            f"selection regret over seeds: {fmt(summary['regret_mean'])}"
+            f"±{fmt(summary['regret_std'])} (test EOdds of the choice minus the best test EOdds "
+            "within the AUC tolerance; reported only, never used to choose)"
+        )
+    return lines
+
+
 def write_comparison(
     out: str | Path,
     rows: list[ResultRow],
@@ -379,6 +306,8 @@ def write_comparison(
             if r.method != "baseline":
                 console.print(f"  {r.method} (seed {r.seed}): {r.selection['chosen']}")
     console.print(f"Threshold t: {settings.threshold_text()}.")
+    for note in notes(rows):
+        console.print(note)
     console.print(
         f"Report written to {out}/ (results.json, results.csv, settings.json, fairness_vs_auc.png)"
     )

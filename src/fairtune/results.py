@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fairtune.metrics import METRIC_KEYS
+from fairtune.metrics import METRICS
 
 SELECTED = "selected"
 """The row of the one choice across methods and the starting model."""
@@ -52,7 +52,15 @@ class ResultRow:
 
 def no_metrics() -> dict[str, Any]:
     """The metrics of a model that could not be fitted: every one NaN, no groups."""
-    return {**dict.fromkeys(METRIC_KEYS, math.nan), "threshold": math.nan, "by_group": {}}
+    scalars = [m.key for m in METRICS if m.overall or m.curve]
+    return {
+        **dict.fromkeys(scalars, math.nan),
+        "threshold": math.nan,
+        "by_group": {},
+        "operating_points": {},
+        "degenerate": False,
+        "degenerate_groups": [],
+    }
 
 
 def summarise(rows: Sequence[ResultRow], key: str, tuned: bool = False) -> dict[str, Any]:
@@ -70,6 +78,11 @@ def summarise(rows: Sequence[ResultRow], key: str, tuned: bool = False) -> dict[
             "n_seeds": len(mine),
         }
     return out
+
+
+def degenerate_methods(rows: Sequence[ResultRow], tuned: bool) -> set[str]:
+    """The methods degenerate (in some seed) at threshold t (``tuned``) or 0.5."""
+    return {r.method for r in rows if (r.metrics_tuned if tuned else r.metrics).get("degenerate")}
 
 
 def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from torch import nn
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
-from fairtune.methods import REGISTRY, DebiasResult, get_method
+from fairtune.methods import ALL, DebiasResult, get_method, method_class, method_names
 from fairtune.models import predict_proba
 from fairtune.operating import degenerate
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
@@ -36,7 +36,7 @@ from fairtune.training import TrainingDiverged
 class CompareSettings:
     """How ``compare`` runs, selects and thresholds; saved with every result."""
 
-    methods: list[str] = setting(sorted(REGISTRY), "methods to run (default: all of them)")
+    methods: list[str] = setting(method_names(ALL), "methods to run (default: all of them)")
     seeds: list[int] = setting([0], "seeds; with several, tables show mean±std", low=0)
     grid: bool = setting(
         False,
@@ -81,9 +81,7 @@ class CompareSettings:
 
     def __post_init__(self) -> None:
         check_settings(self, "compare")
-        unknown = [m for m in self.methods if m not in REGISTRY]
-        if unknown:
-            raise FairtuneError(f"unknown method(s) {unknown}; choose from {sorted(REGISTRY)}")
+        self.methods = method_names(self.methods)
         for method, values in self.overrides.items():
             if method not in self.methods:
                 raise FairtuneError(
@@ -92,9 +90,7 @@ class CompareSettings:
                 )
             get_method(method, **values)  # names every unknown setting
         for method, grid in self.grids.items():
-            if method not in REGISTRY:
-                raise FairtuneError(f"grid for unknown method '{method}'")
-            names = REGISTRY[method].config_class.field_names()
+            names = method_class(method).config_class.field_names()
             for key, values in grid.items():
                 if key not in names:
                     raise FairtuneError(
@@ -108,7 +104,7 @@ class CompareSettings:
 
     def grid_of(self, method: str) -> dict[str, list[Any]]:
         """The values searched for ``method``: its own grid, with ``grids`` replacing key by key."""
-        return {**REGISTRY[method].grid, **self.grids.get(method, {})}
+        return {**method_class(method).grid, **self.grids.get(method, {})}
 
     def selection_rule(self) -> SelectionRule:
         """The rule that keeps one setting per method (see :class:`SelectionRule`)."""

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+from typing import Any
 
 from rich.table import Table
 
 from fairtune.api import debias
 from fairtune.architectures import load_model
+from fairtune.auto import AUTO
 from fairtune.cli.options import (
     Command,
     add_data_options,
+    add_dataclass_options,
     add_image_reading_options,
+    dataclass_values,
     load_data,
     parse_settings,
 )
@@ -20,7 +24,8 @@ from fairtune.console import console
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import refuse_inputs
-from fairtune.methods import REGISTRY, method_class
+from fairtune.methods import ALL, REGISTRY, method_class, method_names
+from fairtune.search import CompareSettings
 
 
 def _methods_args(p: argparse.ArgumentParser) -> None:
@@ -56,8 +61,10 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default="swift",
-        choices=sorted(REGISTRY),
-        help="debiasing method (default: %(default)s); see 'fairtune methods'",
+        choices=[*sorted(REGISTRY), AUTO],
+        help="debiasing method (default: %(default)s); see 'fairtune methods'; 'auto' tries "
+        "every method (and keeps the original model unless one is really better on held-out "
+        "external data)",
     )
     p.add_argument(
         "--out",
@@ -72,13 +79,31 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
         help="change a setting of the method, e.g. --set step1_lr=1e-3 (repeatable)",
     )
     p.add_argument("--seed", type=int, help="seed (default: the method's, 0)")
+    auto = p.add_argument_group("with --method auto (as in compare)")
+    auto.add_argument(
+        "--methods",
+        nargs="+",
+        default=[ALL],
+        help="the methods auto tries, or 'all' (default)",
+    )
+    add_dataclass_options(auto, CompareSettings, skip=AUTO_SKIPS)
     add_image_reading_options(p)
 
 
-def debias_command(args: argparse.Namespace) -> None:
-    refuse_inputs(args.out, [args.data, args.model])
-    model, config = load_model(args.model)
-    external, source = load_data(args, args.data, config, "external")
+AUTO_SKIPS = ("methods", "seeds", "n_boot", "overrides", "grids")
+"""CompareSettings fields that ``debias --method auto`` does not take as options."""
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The method's settings from ``--set`` and ``--seed``; for auto, the compare settings
+    with ``--set METHOD.KEY=VALUE`` as per-method overrides."""
+    if args.method == AUTO:
+        values = dataclass_values(args, CompareSettings)
+        values = {k: v for k, v in values.items() if k not in AUTO_SKIPS}
+        if args.seed is not None:
+            values["seeds"] = [args.seed]
+        overrides = parse_settings(args.set)
+        return {**values, "methods": method_names(args.methods), "overrides": overrides}
     by_method = parse_settings(args.set, args.method)
     others = sorted(set(by_method) - {args.method})
     if others:
@@ -86,12 +111,22 @@ def debias_command(args: argparse.Namespace) -> None:
     settings = by_method.get(args.method, {})
     if args.seed is not None:
         settings["seed"] = args.seed
+    return settings
+
+
+def debias_command(args: argparse.Namespace) -> None:
+    refuse_inputs(args.out, [args.data, args.model])
+    model, config = load_model(args.model)
+    external, source = load_data(args, args.data, config, "external")
+    settings = _settings(args)
     result = debias(model, external, args.method, head=config.head, progress=True, **settings)
     before = evaluate_model(model, external)[0]
     after = evaluate_model(result.model, external)[0]
     config.history = [*config.history, *result.history]
     config.data = {**config.data, "debiased_with": args.method, "external": source}
     result.save(args.out, config)
+    if args.method == AUTO:
+        console.print(f"auto: {result.info['selection']['reason']}.")
     console.print(
         f"{args.method} took {result.wall_time_s:.1f} s. On the external set "
         f"({len(external)} rows, threshold 0.5): EOdds (mean) {before['eodds_mean']:.3f} -> "

@@ -1,0 +1,123 @@
+"""The picture people look at: EOdds (mean) against AUC per method at the chosen threshold,
+with the Pareto front, the starting model, the selected model and the reference marked."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from fairtune.evaluation import VerdictSettings
+from fairtune.io import save_figure
+from fairtune.results import ResultRow, degenerate_methods, summarise
+
+
+def short_title(title: str) -> str:
+    """``title`` with every path in it shortened to its file or folder name."""
+    words = []
+    for word in title.split(" "):
+        core = word.rstrip(",:;)")
+        if "/" in core:
+            word = (Path(core).name or core) + word[len(core) :]
+        words.append(word)
+    return " ".join(words)
+
+
+MARKERS = {"baseline": ("*", 15), "selected": ("s", 9), "threshold_optimizer": ("D", 8)}
+"""Rows drawn with their own marker (and size); every other method is a circle."""
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """The methods no other beats on both AUC (higher) and EOdds (lower), by AUC ascending."""
+    defined = {m: p for m, p in points.items() if not any(math.isnan(v) for v in p)}
+    front = [
+        m
+        for m, (x, y) in defined.items()
+        if not any(
+            (x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values()
+        )
+    ]
+    return sorted(front, key=lambda m: defined[m])
+
+
+def _error(stat: dict[str, Any]) -> Any:
+    """Error bar of one point: the std over seeds, or its 95% interval for one seed."""
+    if stat["n_seeds"] > 1:
+        return stat["std"]
+    ci = stat.get("ci")
+    if ci and not any(c is None or math.isnan(c) for c in ci):
+        return [[max(stat["mean"] - ci[0], 0.0)], [max(ci[1] - stat["mean"], 0.0)]]
+    return None
+
+
+def _plot_caption(n_seeds: int, front: list[str]) -> str:
+    """What the plot's error bars, hollow markers and Pareto front mean."""
+    low, high = VerdictSettings().bounds
+    bars = (
+        f"standard deviation over {n_seeds} seeds"
+        if n_seeds > 1
+        else "95% bootstrap interval (one seed)"
+    )
+    text = (
+        f"Error bars: {bars}. EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) between groups. Hollow: "
+        f"degenerate at t in some seed (a group's positive rate below {low:.0%} or above "
+        f"{high:.0%})."
+    )
+    if len(front) == 1:
+        text += f"\nPareto front: {front[0]} alone (no method has higher AUC or lower EOdds"
+    elif front:
+        text += "\nDashed step: Pareto front (no other method has both higher AUC and lower EOdds"
+    return (text + "; degenerate methods left out).") if front else text
+
+
+def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
+    """EOdds (mean) at the chosen threshold t against AUC, one point per method (PNG).
+
+    The legend sits outside the axes; the Pareto front is a dashed step line;
+    ``baseline``, ``selected`` and ``threshold_optimizer`` (where present) have
+    their own markers; a method degenerate at t in some seed is drawn hollow
+    and left out of the front.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    auc = summarise(rows, "auc", tuned=True)
+    eodds = summarise(rows, "eodds_mean", tuned=True)
+    flagged = degenerate_methods(rows, tuned=True)
+    points = {m: (auc[m]["mean"], eodds[m]["mean"]) for m in eodds}
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    front = pareto_front({m: p for m, p in points.items() if m not in flagged})
+    if len(front) > 1:
+        xs, ys = zip(*(points[m] for m in front), strict=True)
+        ax.step(xs, ys, where="pre", linestyle="--", color="0.5", zorder=1, label="Pareto front")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (method, (x, y)) in enumerate(points.items()):
+        marker, size = MARKERS.get(method, ("o", 7))
+        colour = colours[i % len(colours)]
+        hollow = method in flagged
+        ax.errorbar(
+            x,
+            y,
+            xerr=_error(auc[method]),
+            yerr=_error(eodds[method]),
+            fmt=marker,
+            markersize=size,
+            color=colour,
+            markerfacecolor="none" if hollow else colour,
+            markeredgewidth=1.5,
+            elinewidth=1.0,
+            ecolor=matplotlib.colors.to_rgba(colour, 0.45),
+            capsize=3,
+            zorder=2,
+            label=f"{method} (degenerate)" if hollow else method,
+        )
+    ax.set_xlabel("AUC (test; higher is better)")
+    ax.set_ylabel("EOdds (mean) at t (test; lower is fairer)")
+    ax.set_title(f"{short_title(title)}\nat each method's chosen threshold t", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
+    fig.text(0.01, 0.0, _plot_caption(len({r.seed for r in rows}), front), fontsize=8, va="top")
+    save_figure(fig, path)
+    plt.close(fig)
