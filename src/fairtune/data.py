@@ -83,7 +83,7 @@ class FairData(Dataset):
         frame = sensitive_features
         if not isinstance(frame, pd.DataFrame):
             name = getattr(frame, "name", None) or attribute or "group"
-            frame = pd.DataFrame({str(name): list(_numpy(frame, None))})
+            frame = pd.DataFrame({str(name): _numpy(frame, None).tolist()})
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         first = frame.iloc[:, 0]
         if group_names is None and frame.shape[1] == 1 and pd.api.types.is_numeric_dtype(first):
