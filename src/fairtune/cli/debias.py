@@ -13,6 +13,7 @@ from fairtune.cli.options import (
     Command,
     add_data_options,
     add_image_reading_options,
+    add_set_option,
     load_data,
     parse_settings,
 )
@@ -65,12 +66,7 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
         help="directory for the debiased model, its mask "
         "(mask.safetensors) and debias.json (settings and history)",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="change a setting of the method, e.g. --set step1_lr=1e-3 (repeatable)",
-    )
+    add_set_option(p, "KEY=VALUE", "step1_lr=1e-3")
     p.add_argument("--seed", type=int, help="seed (default: the method's, 0)")
     add_image_reading_options(p)
 
