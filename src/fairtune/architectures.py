@@ -127,8 +127,17 @@ def image_arch(name: str, channels: int = 3) -> ImageArch:
     return ImageArch(arch, mean, std)
 
 
-def load_model(directory: str | Path) -> tuple[nn.Module, ModelConfig]:
-    """Load a model directory written by :func:`fairtune.models.save_model`."""
+def load_model(
+    directory: str | Path, model: nn.Module | None = None
+) -> tuple[nn.Module, ModelConfig]:
+    """Load a model directory written by :func:`fairtune.models.save_model` or
+    :meth:`~fairtune.methods.base.DebiasResult.save`.
+
+    Without ``model`` the architecture is built from ``config.json``; with it the
+    weights load into your own module (a fresh instance of the architecture that
+    was saved, e.g. one not in the registry), checked key by key; a mismatch is one
+    line naming the missing, unexpected and mis-shaped keys.
+    """
     directory = Path(directory)
     cfg_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not cfg_path.is_file() or not weights.is_file():
@@ -140,10 +149,19 @@ def load_model(directory: str | Path) -> tuple[nn.Module, ModelConfig]:
         config = ModelConfig.from_dict(json.loads(cfg_path.read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
         raise FairtuneError(f"cannot read {cfg_path}: {exc}") from None
-    model = build_model(config.arch)
+    if model is None:
+        try:
+            model = build_model(config.arch)
+        except FairtuneError as exc:
+            raise FairtuneError(
+                f"{exc}. A model of your own loads with load_model(directory, model=YourModel())"
+            ) from None
+        hint = "Check --arch and its options"
+    else:
+        hint = f"Pass a fresh instance of the architecture that was saved ({config.arch})"
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types
         raise FairtuneError(f"cannot read weights {weights}: {exc}") from None
-    load_weights(model, state, str(weights))
+    load_weights(model, state, str(weights), hint=hint)
     return model, config

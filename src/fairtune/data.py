@@ -54,10 +54,43 @@ class FairData(Dataset):
                 f"inputs ({len(inputs)}), labels ({n}) and groups ({len(groups)}) differ in length"
             )
         self.inputs = inputs
-        self.labels = labels.to(torch.float32)
+        self.labels = check_labels(labels.to(torch.float32))
         self.groups = groups.to(torch.long)
         self.group_names = tuple(group_names)
         self.attribute = attribute
+        ids = self.groups.unique()
+        if self.groups.dim() != 1 or not bool(((ids >= 0) & (ids < self.n_groups)).all()):
+            raise FairtuneError(f"group ids must be one per row, each in 0..{self.n_groups - 1}")
+
+    @classmethod
+    def from_arrays(
+        cls,
+        inputs: Any,
+        labels: Any,
+        sensitive_features: Any,
+        group_names: Sequence[str] | None = None,
+        attribute: str | None = None,
+    ) -> FairData:
+        """A set from what a fairlearn user has: numpy arrays, pandas, lists or tensors.
+
+        ``labels`` are 0/1 (or booleans), one per row. ``sensitive_features`` holds
+        each row's group as a string or a number (a DataFrame's columns are
+        crossed); the group names are its values, sorted, unless ``group_names``
+        fixes them (and their order). ``attribute`` defaults to the Series' or
+        columns' name, else ``"group"``.
+        """
+        x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(_numpy(inputs))
+        frame = sensitive_features
+        if not isinstance(frame, pd.DataFrame):
+            name = getattr(frame, "name", None) or attribute or "group"
+            frame = pd.DataFrame({str(name): _numpy(frame, None).tolist()})
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        first = frame.iloc[:, 0]
+        if group_names is None and frame.shape[1] == 1 and pd.api.types.is_numeric_dtype(first):
+            group_names = [str(v) for v in np.sort(first.dropna().unique())]
+        groups, names = encode_groups(frame, list(frame.columns), group_names)
+        attribute = attribute or GROUP_JOIN.join(frame.columns)
+        return cls(x, torch.tensor(_numpy(labels)), torch.tensor(groups), names, attribute)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -154,6 +187,33 @@ class FairData(Dataset):
             collate_fn=_as_batch if in_memory else None,
             num_workers=0 if in_memory else num_workers,
         )
+
+
+def _numpy(values: Any, dtype: Any = np.float32) -> np.ndarray:
+    """A tensor, Series, list or array as a numpy array (of ``dtype`` unless None)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    try:
+        return np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise FairtuneError(f"inputs and labels must be numbers: {exc}") from None
+
+
+def check_labels(labels: torch.Tensor) -> torch.Tensor:
+    """``labels`` if they are one 0/1 value per row; else one error saying what is wrong."""
+    if labels.dim() != 1:
+        raise FairtuneError(
+            f"labels must be 1-D, one per row; got shape {tuple(labels.shape)}: "
+            "flatten them (e.g. labels.ravel())"
+        )
+    values = torch.unique(labels)
+    if not bool(((values == 0) | (values == 1)).all()):
+        shown = [v.item() for v in values[:5]]
+        raise FairtuneError(
+            f"labels hold {shown}, not 0/1: a binary classifier needs 0/1 labels "
+            "(map the positive class to 1)"
+        )
+    return labels
 
 
 def _as_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -30,7 +30,7 @@ from fairtune.data import GROUP_JOIN, Columns, FairData, encode_groups, encode_l
 from fairtune.errors import FairtuneError
 from fairtune.images import Decoding, ImageSource
 
-__all__ = ["ImageOptions", "ImageReading", "read_image_csv"]
+__all__ = ["ImageOptions", "ImageReading", "image_paths", "read_image_csv"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def read_image_csv(
     csv_path = Path(csv_path)
     frame = _read_frame(csv_path, options, columns)
     report: dict[str, Any] = {"csv": str(csv_path), "rows_read": len(frame)}
-    paths = _image_paths(csv_path, frame[options.image_col], reading.image_root)
+    paths = image_paths(csv_path, frame[options.image_col], reading.image_root)
     source = ImageSource(
         paths,
         options.decoding,
@@ -175,7 +175,7 @@ def _root(csv_path: Path, image_root: str | os.PathLike[str] | None) -> Path:
     return Path(image_root) if image_root is not None else csv_path.parent
 
 
-def _image_paths(
+def image_paths(
     csv_path: Path, names: pd.Series, image_root: str | os.PathLike[str] | None
 ) -> list[str]:
     """Each row's image file: absolute as written, or relative to the image root."""

@@ -7,9 +7,11 @@ sensitive columns, group names, threshold) and ``model.safetensors``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import platform
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -231,10 +233,16 @@ def predict_proba(model: nn.Module, data: Any, batch_size: int = 1024) -> torch.
     Batches run on the model's device, in its precision and in channels_last
     layout (:func:`channels_last`); the result is a CPU tensor.
     """
+    return batch_proba(model, (x for x, _, _ in data.loader(batch_size)))
+
+
+@torch.no_grad()
+def batch_proba(model: nn.Module, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Probabilities for batches of inputs alone (no labels), as :func:`predict_proba`."""
     device = model_device(model)
     out = []
     with evaluating(model), channels_last(model):
-        for x, _, _ in data.loader(batch_size):
+        for x in batches:
             z = logits(model, to_device(x, device))
             out.append(torch.sigmoid(z).cpu())
     return torch.cat(out) if out else torch.empty(0)
@@ -260,6 +268,8 @@ class ModelConfig:
     sensitive_as_feature: bool = False
     data: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    """fairtune, torch and Python versions the directory was written with."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -271,10 +281,21 @@ class ModelConfig:
 
 
 def write_model_files(directory: Path, model: nn.Module, config: ModelConfig) -> None:
-    """Write ``config.json`` and ``model.safetensors`` into an existing directory."""
+    """Write ``config.json`` (with the versions it is written with) and ``model.safetensors``
+    into an existing directory."""
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_FILE))
+    config = replace(config, versions=current_versions())
     atomic_write_text(directory / CONFIG_FILE, json.dumps(asdict(config), indent=2))
+
+
+def current_versions() -> dict[str, str]:
+    """The fairtune, torch and Python versions running now."""
+    try:
+        fairtune = metadata.version("fairtune")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        fairtune = "unknown"
+    return {"fairtune": fairtune, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def save_model(directory: str | Path, model: nn.Module, config: ModelConfig) -> Path:
@@ -314,9 +335,14 @@ def load_state_dict_file(model: nn.Module, path: str | Path, head: str | None = 
 
 
 def load_weights(
-    model: nn.Module, state: dict[str, torch.Tensor], source: str, head: str | None = None
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    head: str | None = None,
+    hint: str = "Check --arch and its options",
 ) -> None:
-    """Load ``state`` strictly, turning a mismatch into one line that names the keys.
+    """Load ``state`` strictly, turning a mismatch into one line that names the missing,
+    unexpected and mis-shaped keys and ends with ``hint``.
 
     With ``head`` (the classifier's module name), a checkpoint whose classifier
     has another number of outputs (the original many-class model, e.g. ImageNet
@@ -346,7 +372,6 @@ def load_weights(
         if wrong:
             parts.append(f"wrong shape {wrong[:3]}")
         raise FairtuneError(
-            f"checkpoint {source} does not match the architecture: {'; '.join(parts)}. "
-            "Check --arch and its options"
+            f"checkpoint {source} does not match the architecture: {'; '.join(parts)}. {hint}"
         )
     model.load_state_dict(state)

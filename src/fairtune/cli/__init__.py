@@ -1,4 +1,4 @@
-"""The ``fairtune`` command: split, train, evaluate, methods, debias, compare, demo."""
+"""The ``fairtune`` command: split, train, evaluate, predict, methods, debias, compare, demo."""
 
 from __future__ import annotations
 
@@ -7,11 +7,18 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from fairtune.cli import compare, debias, evaluate, train
+from fairtune.cli import compare, debias, evaluate, predict, train
 from fairtune.cli.options import Parser
 from fairtune.errors import FairtuneError
+from fairtune.models import current_versions
 
-COMMANDS = (*train.COMMANDS, *evaluate.COMMANDS, *debias.COMMANDS, *compare.COMMANDS)
+COMMANDS = (
+    *train.COMMANDS,
+    *evaluate.COMMANDS,
+    *predict.COMMANDS,
+    *debias.COMMANDS,
+    *compare.COMMANDS,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
         "carry the bias (BMFT, SWiFT) and compare against the usual baselines.",
         epilog="Data: a CSV file, or a built-in set by name: 'adult', 'german', optionally with "
         "a part of its seeded 60/20/20 split, e.g. 'adult:test'.",
+    )
+    versions = current_versions()
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"fairtune {versions['fairtune']} (torch {versions['torch']}, "
+        f"Python {versions['python']})",
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=Parser

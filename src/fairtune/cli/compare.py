@@ -11,6 +11,7 @@ from fairtune.cli.options import (
     Command,
     add_dataclass_options,
     add_image_reading_options,
+    add_set_option,
     dataclass_values,
     load_data,
     parse_settings,
@@ -41,6 +42,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--label", help="label column (default: the model's)")
     p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
+    p.add_argument("--positive", help="label value that counts as positive (default: the model's)")
     p.add_argument(
         "--split-seed",
         type=int,
@@ -59,12 +61,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
         help="directory for results.json, results.csv, settings.json and the plot",
     )
     add_compare_options(p)
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="METHOD.KEY=VALUE",
-        help="change a method's setting, e.g. --set bmft.keep=0.25 (repeatable)",
-    )
+    add_set_option(p, "METHOD.KEY=VALUE", "bmft.keep=0.25")
     add_image_reading_options(p)
 
 

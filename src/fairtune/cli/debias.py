@@ -16,6 +16,7 @@ from fairtune.cli.options import (
     add_data_options,
     add_dataclass_options,
     add_image_reading_options,
+    add_set_option,
     dataclass_values,
     load_data,
     parse_settings,
@@ -72,12 +73,7 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
         help="directory for the debiased model, its mask "
         "(mask.safetensors) and debias.json (settings and history)",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="change a setting of the method, e.g. --set step1_lr=1e-3 (repeatable)",
-    )
+    add_set_option(p, "KEY=VALUE", "step1_lr=1e-3")
     p.add_argument("--seed", type=int, help="seed (default: the method's, 0)")
     auto = p.add_argument_group("with --method auto (as in compare)")
     auto.add_argument(

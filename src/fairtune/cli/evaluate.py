@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+from rich.console import Console
 
 from fairtune import report
 from fairtune.architectures import load_model
@@ -15,14 +19,18 @@ from fairtune.cli.options import (
 )
 from fairtune.console import console
 from fairtune.evaluation import evaluate_model
-from fairtune.io import refuse_inputs, write_json
+from fairtune.io import clean, refuse_inputs, write_json
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     add_data_options(p, DATA_HELP + "; a built-in name means its test part")
     p.add_argument("--model", required=True, help="model directory (from train or debias)")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
-    p.add_argument("--json", help="also write the metrics as JSON to this file")
+    p.add_argument(
+        "--json",
+        help="also write the metrics as JSON to this file; '-': to standard output "
+        "(the tables then go to standard error)",
+    )
     p.add_argument(
         "--n-boot",
         type=int,
@@ -34,18 +42,23 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    if args.json:
+    to_stdout = args.json == "-"
+    if args.json and not to_stdout:
         refuse_inputs(args.json, [args.data, args.model], directory=False)
+    out = Console(stderr=True, width=console.width) if to_stdout else console
     model, config = load_model(args.model)
     data, source = load_data(args, args.data, config, "test")
     threshold = config.threshold if args.threshold is None else args.threshold
     metrics, ci = evaluate_model(model, data, threshold, args.n_boot, args.seed)
     title = f"{args.model} on {source} ({len(data)} rows), threshold {threshold:.3f}"
-    console.print(report.overall_table(metrics, ci, title))
-    console.print(report.groups_table(metrics, data.attribute))
-    console.print(report.EXPLAIN)
-    if args.json:
-        write_json(args.json, {"model": args.model, "data": source, "metrics": metrics, "ci": ci})
+    out.print(report.overall_table(metrics, ci, title))
+    out.print(report.groups_table(metrics, data.attribute))
+    out.print(report.EXPLAIN)
+    record = {"model": args.model, "data": source, "metrics": metrics, "ci": ci}
+    if to_stdout:
+        sys.stdout.write(json.dumps(clean(record), indent=2) + "\n")
+    elif args.json:
+        write_json(args.json, record)
         console.print(f"metrics written to {args.json}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, NoReturn
 
 from fairtune.errors import FairtuneError
@@ -14,6 +14,8 @@ from fairtune.loading import load_for_model
 from fairtune.methods import method_class
 from fairtune.settings import default_of, range_text
 
+IMAGE_ROOT = "image_root"
+"""The key of ``ModelConfig.images`` under which train saves ``--image-root``."""
 DATA_HELP = "CSV file or built-in set ('adult', 'german', 'adult:test', ...)"
 
 
@@ -107,7 +109,13 @@ def add_image_reading_options(p: Any) -> None:
 
 
 def load_data(args: argparse.Namespace, spec: str, config: Any, part: str) -> tuple[Any, str]:
-    """The data named by ``spec`` (a built-in name means its ``part``), read as the model's."""
+    """The data named by ``spec`` (a built-in name means its ``part``), read as the model's.
+
+    ``--positive`` overrides the model's positive label; ``--image-root`` the image
+    root the model was trained with (:func:`image_root`).
+    """
+    if args.positive is not None:
+        config = replace(config, positive=args.positive)
     return load_for_model(
         spec,
         config,
@@ -115,7 +123,25 @@ def load_data(args: argparse.Namespace, spec: str, config: Any, part: str) -> tu
         args.sensitive,
         default_part=part,
         split_seed=args.split_seed,
-        reading=ImageReading(args.image_root, args.skip_bad_images),
+        reading=ImageReading(image_root(args, config), args.skip_bad_images),
+    )
+
+
+def image_root(args: argparse.Namespace, config: Any) -> str | None:
+    """``--image-root`` if given, else the one the model was trained with (saved by train),
+    else None: the folder of each image CSV."""
+    return args.image_root or (config.images or {}).get(IMAGE_ROOT)
+
+
+def add_set_option(p: argparse.ArgumentParser, metavar: str, example: str) -> None:
+    """``--set KEY=VALUE ...``: one or more settings after each ``--set``, which repeats."""
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        metavar=metavar,
+        help=f"change a method's setting, e.g. --set {example} (several after one --set; "
+        "repeatable)",
     )
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from fairtune.architectures import image_arch
 from fairtune.augment import Augment
 from fairtune.binarize import parse_binarize
 from fairtune.cli.options import (
     DATA_HELP,
+    IMAGE_ROOT,
     Command,
     add_data_options,
     add_dataclass_options,
@@ -19,10 +23,10 @@ from fairtune.cli.options import (
     dataclass_values,
 )
 from fairtune.console import console
-from fairtune.data import Columns, split_frame
+from fairtune.data import Columns, require_columns, split_frame
 from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.errors import FairtuneError
-from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
+from fairtune.image_csv import ImageOptions, ImageReading, image_paths, read_image_csv
 from fairtune.images import Decoding
 from fairtune.io import atomic_dir, refuse_inputs
 from fairtune.loading import PARTS, read_table, resolve_columns
@@ -41,18 +45,44 @@ def _split_args(p: argparse.ArgumentParser) -> None:
         help="shares of the three parts (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    p.add_argument(
+        "--image-col",
+        help="column of image paths (an image CSV): the parts get paths relative to --out",
+    )
+    p.add_argument(
+        "--image-root", help="folder the image paths are relative to (default: the CSV's folder)"
+    )
 
 
 def split_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [args.data])
     table = read_table(args.data, default_part="all")
     label, sensitive = resolve_columns(table, args.label, args.sensitive)
-    parts = split_frame(table.frame, label, sensitive, tuple(args.fractions), args.seed)
+    frame = table.frame
+    if args.image_col:
+        frame = _paths_from(frame, args)
+    parts = split_frame(frame, label, sensitive, tuple(args.fractions), args.seed)
     with atomic_dir(args.out) as tmp:
         for name, part in zip(PARTS, parts, strict=True):
             part.to_csv(tmp / f"{name}.csv", index=False)
     for name, part in zip(PARTS, parts, strict=True):
         console.print(f"{name:>8}: {len(part):>6} rows -> {Path(args.out) / (name + '.csv')}")
+
+
+def _paths_from(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """The frame with its image paths rewritten relative to the ``--out`` folder (absolute
+    where no relative path leads there), so the parts resolve them from where they lie."""
+    require_columns(frame, [args.image_col], "image")
+    out = Path(args.out).resolve()
+    paths = image_paths(Path(args.data).resolve(), frame[args.image_col], args.image_root)
+
+    def relative(path: str) -> str:
+        try:
+            return os.path.relpath(Path(path).resolve(), out)
+        except ValueError:  # another drive (Windows)
+            return str(Path(path).resolve())
+
+    return frame.assign(**{args.image_col: [relative(p) for p in paths]})
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -121,6 +151,8 @@ def train_command(args: argparse.Namespace) -> None:
     else:
         model, model_config, rows, source = _train_table(args, config)
     model_config.data = {"source": source, "rows": rows, "train": vars(config)}
+    if args.image_col and args.image_root:
+        model_config.images[IMAGE_ROOT] = str(Path(args.image_root).resolve())
     save_model(args.out, model, model_config)
     console.print(
         f"trained on {rows} rows of {source} in "

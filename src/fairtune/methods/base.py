@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairtune.architectures import load_model
 from fairtune.data import FairData, balance, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.importance import fisher_diagonal
@@ -26,6 +28,8 @@ from fairtune.settings import check, setting
 from fairtune.training import Phase, run_phase
 
 REGISTRY: dict[str, type[Method]] = {}
+MASK_FILE = "mask.safetensors"
+RECORD_FILE = "debias.json"
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -102,14 +106,22 @@ class DebiasResult:
     wall_time_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, directory: str | Path, model_config: ModelConfig) -> Path:
-        """Write the model directory with ``mask.safetensors``, ``debias.json`` beside it."""
+    def save(self, directory: str | Path, model_config: ModelConfig | None = None) -> Path:
+        """Write the model directory with ``mask.safetensors``, ``debias.json`` beside it.
+
+        Without ``model_config`` (a model of your own), ``config.json`` names the
+        module's class as its architecture; :meth:`load` reads it back into a
+        fresh instance.
+        """
+        if model_config is None:
+            name = type(self.model).__name__
+            model_config = ModelConfig(arch={"name": name}, label="", sensitive=[], group_names=[])
         with atomic_dir(directory) as tmp:
             write_model_files(tmp, self.model, model_config)
             if self.mask is not None:
-                self.mask.save(tmp / "mask.safetensors")
+                self.mask.save(tmp / MASK_FILE)
             write_json(
-                tmp / "debias.json",
+                tmp / RECORD_FILE,
                 {
                     "method": self.method,
                     "config": self.config,
@@ -127,6 +139,26 @@ class DebiasResult:
                 },
             )
         return Path(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, model: nn.Module | None = None) -> DebiasResult:
+        """A result saved by :meth:`save`: weights (into ``model`` if given, see
+        :func:`~fairtune.architectures.load_model`), mask, settings and history."""
+        model, _ = load_model(directory, model)
+        record_path, mask_path = Path(directory) / RECORD_FILE, Path(directory) / MASK_FILE
+        if not record_path.is_file():
+            raise FairtuneError(f"'{directory}' holds no {RECORD_FILE}: it is not a debiased model")
+        record = json.loads(record_path.read_text())
+        mask = Mask.load(mask_path) if mask_path.is_file() else None
+        return cls(
+            record["method"],
+            model,
+            record["config"],
+            record["history"],
+            mask,
+            record["wall_time_s"],
+            record["info"],
+        )
 
 
 def extreme_groups(model: torch.nn.Module, data: FairData) -> tuple[int, int]:

@@ -1,0 +1,96 @@
+"""``predict``: every row's score and decision from a saved model, for use downstream."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from fairtune.architectures import load_model
+from fairtune.cli.options import DATA_HELP, Command, image_root
+from fairtune.console import console
+from fairtune.data import require_columns
+from fairtune.errors import FairtuneError
+from fairtune.image_csv import ImageOptions, image_paths
+from fairtune.images import ImageSource
+from fairtune.io import atomic_write_text, refuse_inputs
+from fairtune.loading import read_table
+from fairtune.models import ModelConfig, batch_proba
+from fairtune.tabular import TabularPreprocessor
+
+SCORE, DECISION = "score", "decision"
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model directory (from train or debias)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help=DATA_HELP + " with the model's feature columns, or an image CSV with its image "
+        "column; labels and sensitive columns are not needed; a built-in name means its test part",
+    )
+    p.add_argument("--out", required=True, help="CSV to write: kept columns, score, decision")
+    p.add_argument(
+        "--keep-columns",
+        nargs="+",
+        default=[],
+        metavar="COLUMN",
+        help="columns of the data copied to the output before the score, e.g. an identifier",
+    )
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
+    p.add_argument(
+        "--batch-size", type=int, default=256, help="rows per batch (default: %(default)s)"
+    )
+    p.add_argument(
+        "--image-root",
+        help="folder the image paths are relative to (default: the model's, else the CSV's)",
+    )
+
+
+def predict_command(args: argparse.Namespace) -> None:
+    refuse_inputs(args.out, [args.data, args.model], directory=False)
+    if args.batch_size < 1:
+        raise FairtuneError(f"--batch-size must be at least 1, not {args.batch_size}")
+    model, config = load_model(args.model)
+    table = read_table(args.data, default_part="test")
+    require_columns(table.frame, args.keep_columns, "kept (--keep-columns)")
+    batches = _batches(table.frame, args, config)
+    scores = batch_proba(model, batches).numpy().astype(np.float64)
+    threshold = config.threshold if args.threshold is None else args.threshold
+    out = table.frame[args.keep_columns].reset_index(drop=True)
+    out[SCORE] = scores
+    out[DECISION] = (scores >= threshold).astype(np.int64)
+    atomic_write_text(args.out, out.to_csv(index=False))
+    console.print(
+        f"{len(out)} rows of {table.source} scored; decisions at threshold {threshold:.3f} "
+        f"({int(out[DECISION].sum())} positive); written to {args.out}"
+    )
+
+
+def _batches(
+    frame: pd.DataFrame, args: argparse.Namespace, config: ModelConfig
+) -> DataLoader | tuple[torch.Tensor, ...]:
+    """The model's inputs for ``frame`` in batches: transformed features, or decoded images."""
+    if config.images is None:
+        inputs = TabularPreprocessor.from_dict(config.preprocessing).transform(frame)
+        return torch.split(inputs, args.batch_size)
+    options = ImageOptions.from_dict(config.images)
+    require_columns(frame, [options.image_col], "image")
+    csv = Path(args.data)
+    paths = image_paths(csv, frame[options.image_col], image_root(args, config))
+    source = ImageSource(paths, options.decoding, origin=f"'{csv.name}'")
+    return DataLoader(source, batch_size=args.batch_size)
+
+
+COMMANDS = (
+    Command(
+        "predict",
+        "Write every row's score and decision (at the model's threshold) to a CSV.",
+        _predict_args,
+        predict_command,
+    ),
+)
