@@ -86,6 +86,18 @@ class Drops:
         return frame[kept]
 
 
+@dataclass(frozen=True)
+class Task:
+    """The label column a reader writes and the sensitive attributes it offers and uses.
+
+    ``sensitive`` None: the first of ``attributes``.
+    """
+
+    label: str
+    attributes: tuple[str, ...]
+    sensitive: Sequence[str] | None = None
+
+
 def finish(
     frame: pd.DataFrame, root: Path, read: ReadSummary, unknown: dict[str, str], task: Task
 ) -> MedicalTable:
@@ -106,18 +118,6 @@ def finish(
     summary = replace(read, dropped=tuple(drops.counts))
     frame = frame.reset_index(drop=True)
     return MedicalTable(frame, root, task.label, chosen, task.attributes, summary)
-
-
-@dataclass(frozen=True)
-class Task:
-    """The label column a reader writes and the sensitive attributes it offers and uses.
-
-    ``sensitive`` None: the first of ``attributes``.
-    """
-
-    label: str
-    attributes: tuple[str, ...]
-    sensitive: Sequence[str] | None = None
 
 
 def read_csv(folder: Path, name: str, gzip_too: bool = False) -> tuple[pd.DataFrame, str]:
