@@ -83,8 +83,12 @@ def read_image_csv(
     columns: Columns,
     group_names: Sequence[str] | None = None,
     reading: ImageReading = ImageReading(),
+    frame: pd.DataFrame | None = None,
 ) -> tuple[FairData, dict[str, Any]]:
     """Read an image set described by a CSV into :class:`~fairtune.data.FairData`.
+
+    ``frame``: the CSV's rows already read (a published set read by
+    ``fairtune.datasets``); ``csv_path`` then names their source in messages.
 
     The ``options.image_col`` column holds paths relative to
     ``reading.image_root`` (default: the CSV's folder) or absolute ones. Missing
@@ -97,7 +101,7 @@ def read_image_csv(
     ``bad_rows`` (row, file, reason) and, with ``options.binarize``, ``binarized``.
     """
     csv_path = Path(csv_path)
-    frame = _read_frame(csv_path, options, columns)
+    frame = _read_frame(csv_path, options, columns) if frame is None else frame
     report: dict[str, Any] = {"csv": str(csv_path), "rows_read": len(frame)}
     paths = image_paths(csv_path, frame[options.image_col], reading.image_root)
     source = ImageSource(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from fairtune.data import Columns, FairData, split_frame
 from fairtune.datasets import BUILTIN
+from fairtune.datasets.medical import MedicalTable
+from fairtune.datasets.presets import PresetSpec, parse_preset
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.models import ModelConfig
@@ -20,21 +23,33 @@ BUILTIN_SPLIT = (0.6, 0.2, 0.2)
 
 @dataclass
 class Table:
-    """A frame with the label and sensitive columns it is known to carry, if any."""
+    """A frame with the label and sensitive columns it is known to carry, if any.
+
+    ``preset``: the published medical set the rows come from (image column, image
+    root, patient column, what was read and dropped), for ``FORMAT:PATH`` data.
+    """
 
     frame: pd.DataFrame
     source: str
     label: str | None = None
     sensitive: list[str] | None = None
+    preset: MedicalTable | None = None
 
 
-def read_table(spec: str, default_part: str = "train", split_seed: int = 0) -> Table:
-    """Read ``spec``: a CSV path, or a built-in name with an optional part (``adult:test``).
+def read_table(
+    spec: str, default_part: str = "train", split_seed: int = 0, sensitive: list[str] | None = None
+) -> Table:
+    """Read ``spec``: a CSV path, a built-in name with an optional part (``adult:test``), or a
+    published medical set's folder (``chexpert:/data/CheXpert-v1.0-small``, optional ``:PART``).
 
     A built-in set is split 60/20/20 into train/external/test, stratified on
     label and default attribute with ``split_seed``, so every command sees the
-    same parts.
+    same parts. A medical set is split alike, by patient, stratified on its label
+    and the ``sensitive`` attribute(s) (default: the set's), whose unknowns are dropped.
     """
+    preset = preset_of(spec)
+    if preset is not None:
+        return _preset_table(preset, default_part, split_seed, sensitive)
     name, _, part = spec.partition(":")
     if name in BUILTIN and not Path(spec).exists():
         part = part or default_part
@@ -60,6 +75,53 @@ def read_table(spec: str, default_part: str = "train", split_seed: int = 0) -> T
     if frame.empty:
         raise FairtuneError(f"'{spec}' has no rows")
     return Table(frame, str(path))
+
+
+def preset_of(spec: str) -> PresetSpec | None:
+    """The published medical set ``spec`` names (``FORMAT:PATH``), or None; a file of that
+    name wins."""
+    return None if Path(spec).exists() else parse_preset(spec)
+
+
+def _preset_table(
+    spec: PresetSpec, default_part: str, split_seed: int, sensitive: list[str] | None
+) -> Table:
+    """The part of a published medical set that ``spec`` names."""
+    part = spec.part or default_part
+    if part not in (*PARTS, "all"):
+        choices = (*PARTS, "all")
+        raise FairtuneError(f"part '{part}' of '{spec.preset.name}' must be one of {choices}")
+    medical = spec.preset.read(spec.path, sensitive)
+    frame = medical.frame
+    if part != "all":
+        columns = (medical.label, medical.sensitive)
+        parts = split_frame(frame, *columns, BUILTIN_SPLIT, split_seed, patient=medical.patient)
+        frame = parts[PARTS.index(part)]
+    source = f"{spec.preset.name}:{spec.path}:{part}"
+    label, chosen = medical.label, list(medical.sensitive)
+    return Table(frame, source, label, chosen, medical.with_frame(frame))
+
+
+def read_preset_images(
+    table: Table,
+    options: ImageOptions,
+    columns: Columns,
+    group_names: list[str] | None = None,
+    reading: ImageReading | None = None,
+) -> tuple[FairData, dict[str, Any]]:
+    """A medical set's rows read as images from its download folder (``reading``'s image root
+    replaced by it)."""
+    medical = table.preset
+    if medical is None:
+        raise FairtuneError(f"'{table.source}' is not a published medical set")
+    return read_image_csv(
+        medical.root / medical.summary.files[0],
+        replace(options, image_col=medical.image_col),
+        columns,
+        group_names,
+        replace(reading or ImageReading(), image_root=medical.root),
+        frame=table.frame,
+    )
 
 
 def resolve_columns(
@@ -89,13 +151,15 @@ def load_for_model(
     image CSV's files are and whether to skip bad ones (None: the defaults)."""
     if config.images is not None:
         sensitive = sensitive or config.sensitive
-        data, report = read_image_csv(
-            spec,
-            ImageOptions.from_dict(config.images),
-            Columns(label or config.label, sensitive, config.positive),
-            group_names=known_groups(config, sensitive),
-            reading=reading or ImageReading(),
-        )
+        options = ImageOptions.from_dict(config.images)
+        columns = Columns(label or config.label, sensitive, config.positive)
+        groups, reading = known_groups(config, sensitive), reading or ImageReading()
+        if preset_of(spec) is not None:
+            table = read_table(spec, default_part, split_seed, list(sensitive))
+            data, report = read_preset_images(table, options, columns, groups, reading)
+            spec = table.source
+        else:
+            data, report = read_image_csv(spec, options, columns, groups, reading)
         return data, f"{spec} ({report['rows_used']} of {report['rows_read']} images)"
     table = read_table(spec, default_part=default_part, split_seed=split_seed)
     return data_for_model(table, config, label, sensitive), table.source

@@ -29,7 +29,14 @@ from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, image_paths, read_image_csv
 from fairtune.images import Decoding
 from fairtune.io import atomic_dir, refuse_inputs
-from fairtune.loading import PARTS, read_table, resolve_columns
+from fairtune.loading import (
+    PARTS,
+    Table,
+    preset_of,
+    read_preset_images,
+    read_table,
+    resolve_columns,
+)
 from fairtune.models import save_model
 
 
@@ -47,21 +54,31 @@ def _split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
     p.add_argument(
         "--image-col",
-        help="column of image paths (an image CSV): the parts get paths relative to --out",
+        help="column of image paths (an image CSV): the parts get paths relative to --out "
+        "(a medical set's own: automatic)",
     )
     p.add_argument(
         "--image-root", help="folder the image paths are relative to (default: the CSV's folder)"
+    )
+    p.add_argument(
+        "--patient",
+        help="patient id column: all of a patient's rows go to one part "
+        "(default: none; a medical set's own)",
     )
 
 
 def split_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [args.data])
-    table = read_table(args.data, default_part="all")
+    table = read_table(args.data, default_part="all", sensitive=args.sensitive)
+    _say_read(table)
     label, sensitive = resolve_columns(table, args.label, args.sensitive)
-    frame = table.frame
+    frame, patient = table.frame, args.patient
+    if table.preset:
+        args.image_col, args.image_root = table.preset.image_col, str(table.preset.root)
+        patient = patient or table.preset.patient
     if args.image_col:
         frame = _paths_from(frame, args)
-    parts = split_frame(frame, label, sensitive, tuple(args.fractions), args.seed)
+    parts = split_frame(frame, label, sensitive, tuple(args.fractions), args.seed, patient)
     with atomic_dir(args.out) as tmp:
         for name, part in zip(PARTS, parts, strict=True):
             part.to_csv(tmp / f"{name}.csv", index=False)
@@ -74,7 +91,8 @@ def _paths_from(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     where no relative path leads there), so the parts resolve them from where they lie."""
     require_columns(frame, [args.image_col], "image")
     out = Path(args.out).resolve()
-    paths = image_paths(Path(args.data).resolve(), frame[args.image_col], args.image_root)
+    csv_path = Path(args.image_root or args.data).resolve()  # a preset names no CSV file
+    paths = image_paths(csv_path, frame[args.image_col], args.image_root)
 
     def relative(path: str) -> str:
         try:
@@ -145,7 +163,7 @@ def train_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [args.data])
     config = TrainConfig(**dataclass_values(args, TrainConfig))
     start = time.perf_counter()
-    if args.image_col:
+    if args.image_col or preset_of(args.data):
         model, model_config, rows = _train_images(args, config)
         source = args.data
     else:
@@ -161,25 +179,31 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, Any, int]:
-    if not args.label or not args.sensitive:
+    table = None
+    label, sensitive, image_col = args.label, args.sensitive, args.image_col
+    if preset_of(args.data):
+        table = read_table(args.data, "train", args.split_seed, args.sensitive)
+        _say_read(table)
+        label, sensitive = resolve_columns(table, args.label, args.sensitive)
+        image_col = table.preset.image_col
+    elif not args.label or not args.sensitive:
         raise FairtuneError("an image CSV needs --label and --sensitive")
     arch, mean, std = image_arch(args.arch, args.channels)
     options = ImageOptions(
-        args.image_col,
+        image_col,
         Decoding(args.image_size, args.channels, mean, std),
         parse_binarize(args.binarize) if args.binarize else None,
     )
-    columns = Columns(args.label, args.sensitive, args.positive)
-    data, read = read_image_csv(
-        args.data,
-        options,
-        columns,
-        reading=ImageReading(
-            args.image_root,
-            args.skip_bad_images,
-            augment=Augment(seed=config.seed) if args.augment else None,
-        ),
+    columns = Columns(label, sensitive, args.positive)
+    reading = ImageReading(
+        args.image_root,
+        args.skip_bad_images,
+        augment=Augment(seed=config.seed) if args.augment else None,
     )
+    if table is not None:
+        data, read = read_preset_images(table, options, columns, reading=reading)
+    else:
+        data, read = read_image_csv(args.data, options, columns, reading=reading)
     _say_skipped(read)
     model, model_config = train_images(
         data,
@@ -190,6 +214,13 @@ def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, A
         progress=True,
     )
     return model, model_config, len(data)
+
+
+def _say_read(table: Table) -> None:
+    """What a published medical set's reader read, dropped (one line per reason) and kept."""
+    if table.preset:
+        for line in table.preset.summary.lines():
+            console.print(line)
 
 
 def _say_skipped(read: dict[str, Any]) -> None:

@@ -20,18 +20,25 @@ from importlib import resources
 
 import pandas as pd
 
+from fairtune.datasets.chest import ChestOptions, read_chexpert, read_mimic_cxr
 from fairtune.datasets.skew import skew_groups
+from fairtune.datasets.skin import read_fitzpatrick17k, read_isic2020
 from fairtune.datasets.synthetic import SyntheticSpec, make_skin_tone_images
 from fairtune.errors import FairtuneError
 
 __all__ = [
     "BUILTIN",
     "BuiltinDataset",
+    "ChestOptions",
     "SyntheticSpec",
     "builtin",
     "load_adult",
     "load_german",
     "make_skin_tone_images",
+    "read_chexpert",
+    "read_fitzpatrick17k",
+    "read_isic2020",
+    "read_mimic_cxr",
     "skew_groups",
 ]
 
