@@ -18,10 +18,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fairtune.data import Columns, FairData, split_frame
+from fairtune.data import Columns, FairData
 from fairtune.datasets import load_adult, skew_groups
 from fairtune.erm import TrainConfig, train_tabular
 from fairtune.models import ModelConfig
+from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 console = Console(width=120)

@@ -5,15 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from fairtune.data import (
-    FairData,
-    balance,
-    encode_groups,
-    encode_labels,
-    split_frame,
-)
+from fairtune.data import FairData, balance, encode_groups, encode_labels
 from fairtune.datasets import skew_groups
 from fairtune.errors import FairtuneError
+from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
 
 

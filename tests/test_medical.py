@@ -13,7 +13,7 @@ from PIL import Image
 
 from fairtune.architectures import load_model
 from fairtune.cli import main
-from fairtune.data import Columns, split_frame
+from fairtune.data import Columns
 from fairtune.datasets import (
     ChestOptions,
     read_chexpert,
@@ -27,6 +27,7 @@ from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.images import Decoding
 from fairtune.loading import read_preset_images, read_table
+from fairtune.splits import split_frame
 
 # ---------------------------------------------------------------- published layouts
 

@@ -23,13 +23,14 @@ from fairtune import report
 from fairtune.architectures import build_model, image_arch
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
-from fairtune.data import Columns, split_frame
+from fairtune.data import Columns
 from fairtune.datasets import SyntheticSpec, load_adult, make_skin_tone_images, skew_groups
 from fairtune.erm import TrainConfig, fit_erm, train_tabular
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
 from fairtune.results import ResultRow
+from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 LABEL, ATTRIBUTE, GROUP = "income", "sex", "Female"

@@ -8,13 +8,14 @@ from typing import Any
 
 import pandas as pd
 
-from fairtune.data import Columns, FairData, split_frame
+from fairtune.data import Columns, FairData
 from fairtune.datasets import BUILTIN
 from fairtune.datasets.medical import MedicalTable
 from fairtune.datasets.presets import PresetSpec, parse_preset
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.models import ModelConfig
+from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 PARTS = ("train", "external", "test")

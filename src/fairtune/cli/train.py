@@ -23,7 +23,7 @@ from fairtune.cli.options import (
     dataclass_values,
 )
 from fairtune.console import console
-from fairtune.data import Columns, require_columns, split_frame
+from fairtune.data import Columns, require_columns
 from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, image_paths, read_image_csv
@@ -38,6 +38,7 @@ from fairtune.loading import (
     resolve_columns,
 )
 from fairtune.models import save_model
+from fairtune.splits import split_frame
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
