@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fairtune.data import Columns, FairData, split_frame
+from fairtune.data import Columns, FairData, check_header, check_roles, split_frame
 from fairtune.datasets import BUILTIN
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
@@ -55,8 +55,10 @@ def read_table(spec: str, default_part: str = "train", split_seed: int = 0) -> T
         )
     try:
         frame = pd.read_csv(path, skipinitialspace=True)
+        header = pd.read_csv(path, skipinitialspace=True, header=None, nrows=1).iloc[0]
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise FairtuneError(f"cannot read '{spec}' as CSV: {str(exc).splitlines()[0]}") from None
+    check_header(header.tolist(), spec)
     if frame.empty:
         raise FairtuneError(f"'{spec}' has no rows")
     return Table(frame, str(path))
@@ -72,6 +74,7 @@ def resolve_columns(
         raise FairtuneError("name the label column with --label")
     if not sensitive:
         raise FairtuneError("name the sensitive attribute column(s) with --sensitive")
+    check_roles(label, sensitive)
     return label, list(sensitive)
 
 
@@ -105,8 +108,13 @@ def data_for_model(
     table: Table, config: ModelConfig, label: str | None = None, sensitive: list[str] | None = None
 ) -> FairData:
     """The table as the model saw its training data: same preprocessing and group ids."""
-    if config.preprocessing is None:
+    if config.images is not None:
         raise FairtuneError("this model reads images; give an image CSV")
+    if config.preprocessing is None:
+        raise FairtuneError(
+            "the model's config.json has no 'preprocessing' (how its tabular features are "
+            "encoded): the file is damaged; restore it or train the model again"
+        )
     label, sensitive = resolve_columns(table, label, sensitive, config)
     return frame_to_data(
         table.frame,
