@@ -24,6 +24,7 @@ from torch import nn
 from fairtune.backbones import SmallCNN, build_timm, build_torchvision, efficientnet_lite0
 from fairtune.errors import FairtuneError
 from fairtune.models import CONFIG_FILE, MLP, WEIGHTS_FILE, ModelConfig, load_weights
+from fairtune.settings import check
 
 
 @dataclass(frozen=True)
@@ -136,14 +137,19 @@ def load_model(directory: str | Path) -> tuple[nn.Module, ModelConfig]:
             f"'{directory}' is not a fairtune model directory (needs {CONFIG_FILE} and "
             f"{WEIGHTS_FILE}); create one with 'fairtune train'"
         )
+    damaged = f"{cfg_path} is damaged: restore it or write the model again"
     try:
         config = ModelConfig.from_dict(json.loads(cfg_path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise FairtuneError(f"cannot read {cfg_path}: {exc}") from None
-    model = build_model(config.arch)
+    except (json.JSONDecodeError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise FairtuneError(f"cannot read {cfg_path} ({exc}); {damaged}") from None
+    check(config, str(cfg_path))
+    try:
+        model = build_model(config.arch)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise FairtuneError(f"'arch' {config.arch} cannot be built ({exc}); {damaged}") from None
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types
         raise FairtuneError(f"cannot read weights {weights}: {exc}") from None
-    load_weights(model, state, str(weights))
+    load_weights(model, state, str(weights), hint=damaged)
     return model, config

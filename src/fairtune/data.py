@@ -8,6 +8,7 @@ from ``fairtune.images``, an input source of their own.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -181,6 +182,22 @@ def check_classes(data: FairData, what: str) -> None:
         raise FairtuneError(
             f"the {what} labels are all one class ({only}): both classes (0 and 1) are needed; "
             "check the label column, --positive or the rows selected"
+        )
+
+
+SMALL_EXTERNAL = 50
+"""Fewer external rows than this: debiasing still runs, with a warning that it is noise."""
+
+
+def check_external(data: FairData) -> None:
+    """Refuse an external set of one class (nothing to debias, AUC undefined); warn when it
+    is too small for its importance and fine-tuning to mean much."""
+    check_classes(data, "external")
+    if len(data) < SMALL_EXTERNAL:
+        warnings.warn(
+            f"the external set has only {len(data)} rows: importance and fine-tuning on so few "
+            f"are mostly noise (use at least {SMALL_EXTERNAL})",
+            stacklevel=2,
         )
 
 

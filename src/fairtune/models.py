@@ -314,13 +314,18 @@ def load_state_dict_file(model: nn.Module, path: str | Path, head: str | None = 
 
 
 def load_weights(
-    model: nn.Module, state: dict[str, torch.Tensor], source: str, head: str | None = None
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    head: str | None = None,
+    hint: str = "Check --arch and its options",
 ) -> None:
     """Load ``state`` strictly, turning a mismatch into one line that names the keys.
 
     With ``head`` (the classifier's module name), a checkpoint whose classifier
     has another number of outputs (the original many-class model, e.g. ImageNet
     weights saved by hand) loads everything else; the model keeps its own head.
+    ``hint`` ends a mismatch's message: what the caller's user can change.
     """
     own = model.state_dict()
     if head is not None:
@@ -346,7 +351,6 @@ def load_weights(
         if wrong:
             parts.append(f"wrong shape {wrong[:3]}")
         raise FairtuneError(
-            f"checkpoint {source} does not match the architecture: {'; '.join(parts)}. "
-            "Check --arch and its options"
+            f"checkpoint {source} does not match the architecture: {'; '.join(parts)}. {hint}"
         )
     model.load_state_dict(state)

@@ -17,6 +17,7 @@ from fairtune.cli.options import (
     parse_settings,
 )
 from fairtune.console import console
+from fairtune.data import check_external
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import refuse_inputs
@@ -76,9 +77,6 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
 
 
 def debias_command(args: argparse.Namespace) -> None:
-    refuse_inputs(args.out, [args.data, args.model])
-    model, config = load_model(args.model)
-    external, source = load_data(args, args.data, config, "external")
     by_method = parse_settings(args.set, args.method)
     others = sorted(set(by_method) - {args.method})
     if others:
@@ -86,6 +84,11 @@ def debias_command(args: argparse.Namespace) -> None:
     settings = by_method.get(args.method, {})
     if args.seed is not None:
         settings["seed"] = args.seed
+    method_class(args.method)(**settings)  # the settings are checked before any data is read
+    refuse_inputs(args.out, [args.data, args.model])
+    model, config = load_model(args.model)
+    external, source = load_data(args, args.data, config, "external")
+    check_external(external)
     result = debias(model, external, args.method, head=config.head, progress=True, **settings)
     before = evaluate_model(model, external)[0]
     after = evaluate_model(result.model, external)[0]

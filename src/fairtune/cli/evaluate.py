@@ -14,6 +14,7 @@ from fairtune.cli.options import (
     load_data,
 )
 from fairtune.console import console
+from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import refuse_inputs, write_json
 
@@ -34,6 +35,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
+    if args.n_boot < 0:
+        raise FairtuneError(f"--n-boot must be 0 (no intervals) or more, not {args.n_boot}")
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise FairtuneError(f"--threshold must be in [0, 1], not {args.threshold}")
     if args.json:
         refuse_inputs(args.json, [args.data, args.model], directory=False)
     model, config = load_model(args.model)
