@@ -17,12 +17,13 @@ from fairtune.cli.options import (
     add_dataclass_options,
     add_image_reading_options,
     dataclass_values,
+    image_reading,
 )
 from fairtune.console import console
 from fairtune.data import Columns, split_frame
 from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.errors import FairtuneError
-from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
+from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding
 from fairtune.io import atomic_dir, refuse_inputs
 from fairtune.loading import PARTS, read_table, resolve_columns
@@ -142,11 +143,7 @@ def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, A
         args.data,
         options,
         columns,
-        reading=ImageReading(
-            args.image_root,
-            args.skip_bad_images,
-            augment=Augment(seed=config.seed) if args.augment else None,
-        ),
+        reading=image_reading(args, Augment(seed=config.seed) if args.augment else None),
     )
     _say_skipped(read)
     model, model_config = train_images(
