@@ -4,7 +4,6 @@ Two CPU processes on the loopback interface, spawned by the test; each builds
 the same seeded model and data, as torchrun's processes would.
 """
 
-import socket
 from datetime import timedelta
 
 import torch
@@ -39,17 +38,14 @@ def make_mask(model: MLP):
     return random_mask({n: p.shape for n, p in model.named_parameters()}, 0.5, seed=3)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, port: int, out: str) -> None:
+def _worker(rank: int, out: str) -> None:
     torch.set_num_threads(1)
+    # A file store, not a TCP one: no process hosts the store, so none can take it away
+    # (by exiting first) while its peer still tears the group down, and no port can be
+    # taken between choosing it and binding it.
     dist.init_process_group(
         "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
+        init_method=f"file://{out}/store",
         rank=rank,
         world_size=WORLD,
         timeout=timedelta(seconds=60),  # a peer gone mid-collective fails the test, not hangs it
@@ -103,7 +99,7 @@ def shard_importance(model: MLP, data: FairData) -> dict[str, dict[str, torch.Te
 
 
 def test_two_processes_share_importance_and_steps(tmp_path):
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(str(tmp_path),), nprocs=WORLD, join=True)
     imps = [torch.load(tmp_path / f"imp{r}.pt") for r in range(WORLD)]
     states = [torch.load(tmp_path / f"state{r}.pt") for r in range(WORLD)]
 

@@ -24,6 +24,7 @@ from torch import nn
 from fairtune.backbones import SmallCNN, build_timm, build_torchvision, efficientnet_lite0
 from fairtune.errors import FairtuneError
 from fairtune.models import CONFIG_FILE, MLP, WEIGHTS_FILE, ModelConfig, load_weights
+from fairtune.settings import check
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,12 @@ def load_model(
             f"'{directory}' is not a fairtune model directory (needs {CONFIG_FILE} and "
             f"{WEIGHTS_FILE}); create one with 'fairtune train'"
         )
+    damaged = f"{cfg_path} is damaged: restore it or write the model again"
     try:
         config = ModelConfig.from_dict(json.loads(cfg_path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise FairtuneError(f"cannot read {cfg_path}: {exc}") from None
+    except (json.JSONDecodeError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise FairtuneError(f"cannot read {cfg_path} ({exc}); {damaged}") from None
+    check(config, str(cfg_path))
     if model is None:
         try:
             model = build_model(config.arch)
@@ -156,7 +159,11 @@ def load_model(
             raise FairtuneError(
                 f"{exc}. A model of your own loads with load_model(directory, model=YourModel())"
             ) from None
-        hint = "Check --arch and its options"
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise FairtuneError(
+                f"'arch' {config.arch} cannot be built ({exc}); {damaged}"
+            ) from None
+        hint = damaged
     else:
         hint = f"Pass a fresh instance of the architecture that was saved ({config.arch})"
     try:

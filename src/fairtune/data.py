@@ -8,6 +8,8 @@ from ``fairtune.images``, an input source of their own.
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -231,6 +233,34 @@ def check_groups(data: FairData, min_groups: int = 2) -> None:
         )
 
 
+def check_classes(data: FairData, what: str) -> None:
+    """Fail unless ``data`` (the ``what`` set) has rows of both classes: a classifier cannot
+    learn, nor AUC measure, a single class."""
+    present = np.unique(data.labels.numpy())
+    if len(present) < 2:
+        only = ", ".join(str(int(v)) for v in present) or "none"
+        raise FairtuneError(
+            f"the {what} labels are all one class ({only}): both classes (0 and 1) are needed; "
+            "check the label column, --positive or the rows selected"
+        )
+
+
+SMALL_EXTERNAL = 50
+"""Fewer external rows than this: debiasing still runs, with a warning that it is noise."""
+
+
+def check_external(data: FairData) -> None:
+    """Refuse an external set of one class (nothing to debias, AUC undefined); warn when it
+    is too small for its importance and fine-tuning to mean much."""
+    check_classes(data, "external")
+    if len(data) < SMALL_EXTERNAL:
+        warnings.warn(
+            f"the external set has only {len(data)} rows: importance and fine-tuning on so few "
+            f"are mostly noise (use at least {SMALL_EXTERNAL})",
+            stacklevel=2,
+        )
+
+
 def balance(data: FairData, seed: int = 0, mode: str = "down") -> FairData:
     """Group-and-class balance the set (METHODS.md, "The external set").
 
@@ -239,7 +269,9 @@ def balance(data: FairData, seed: int = 0, mode: str = "down") -> FairData:
     (``mode="up"``). Groups with no rows are ignored.
     """
     if mode not in ("down", "up"):
-        raise FairtuneError(f"balance mode must be 'down' or 'up', not '{mode}'")
+        raise FairtuneError(
+            f"balance mode must be 'down' or 'up' (or 'none': no balancing), not '{mode}'"
+        )
     check_groups(data)
     rng = np.random.default_rng(seed)
     groups = data.groups.numpy()
@@ -279,6 +311,34 @@ class Columns:
     def __post_init__(self) -> None:
         names = (self.sensitive,) if isinstance(self.sensitive, str) else tuple(self.sensitive)
         object.__setattr__(self, "sensitive", names)
+        check_roles(self.label, names)
+
+
+def check_roles(label: str, sensitive: Sequence[str]) -> None:
+    """Fail if the label column is also named as a sensitive attribute."""
+    if label in sensitive:
+        raise FairtuneError(
+            f"'{label}' is named both as the label and as a sensitive attribute: "
+            "the sensitive attribute must be another column (--sensitive)"
+        )
+
+
+def check_header(names: Sequence[Any], source: str) -> None:
+    """Fail on a header that names a column twice (read as ``X`` and ``X.1``, the copy of
+    a label would become a feature: a label leak)."""
+    counts = Counter(str(n) for n in names)
+    twice = sorted(n for n, c in counts.items() if c > 1)
+    if twice:
+        raise FairtuneError(
+            f"the header of '{source}' names column(s) {twice} more than once: "
+            "drop or rename the copies"
+        )
+
+
+def first_row(mask: np.ndarray) -> str:
+    """Where the first True of ``mask`` is, as the user counts: data rows from 1 (row 1 is
+    the line after the header)."""
+    return f"row {int(np.flatnonzero(mask)[0]) + 1}, counting data rows from 1"
 
 
 def encode_labels(values: pd.Series, positive: Any = None) -> np.ndarray:
@@ -356,5 +416,5 @@ def check_present(series: pd.Series, role: str = "feature") -> None:
     if missing.any():
         raise FairtuneError(
             f"{role} column '{series.name}' has {int(missing.sum())} missing values "
-            f"(first at row {int(np.flatnonzero(missing)[0])}): drop or fill them"
+            f"(first at {first_row(missing)}): drop or fill them"
         )

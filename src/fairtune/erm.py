@@ -11,11 +11,11 @@ import pandas as pd
 import torch
 
 from fairtune.architectures import build_model
-from fairtune.data import Columns, FairData, check_groups
+from fairtune.data import Columns, FairData, check_classes, check_groups
 from fairtune.image_csv import ImageOptions
 from fairtune.losses import PRED_KINDS, Objective
 from fairtune.models import ModelConfig, ModelSplit, load_state_dict_file
-from fairtune.settings import setting
+from fairtune.settings import check, setting
 from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
 from fairtune.training import Phase, run_phase
 
@@ -36,6 +36,9 @@ class TrainConfig:
     )
     seed: int = setting(0, "seed of initialisation and batch order", low=0)
     num_workers: int = setting(0, "DataLoader worker processes for images read from disk", low=0)
+
+    def __post_init__(self) -> None:
+        check(self, "train")
 
 
 def train_tabular(
@@ -99,6 +102,7 @@ def fit_erm(
     """Train every weight of ``model`` on ``data`` with Adam (ERM), BatchNorm statistics
     updated as in ordinary training; return the history."""
     check_groups(data)
+    check_classes(data, "training")
     phase = Phase(
         objective=Objective.pred(kind=config.loss),
         trainable=[n for n, _ in model.named_parameters()],

@@ -28,7 +28,8 @@ from fairtune.augment import Augment
 from fairtune.binarize import apply_binarize
 from fairtune.data import GROUP_JOIN, Columns, FairData, encode_groups, encode_labels
 from fairtune.errors import FairtuneError
-from fairtune.images import Decoding, ImageSource
+from fairtune.images import MAX_PIXELS, Decoding, ImageSource
+from fairtune.settings import check, setting
 
 __all__ = ["ImageOptions", "ImageReading", "image_paths", "read_image_csv"]
 
@@ -69,12 +70,20 @@ class ImageReading:
 
     ``image_root`` is the folder relative paths start from (None: the CSV's
     folder); ``skip_bad`` drops unreadable files instead of failing;
-    ``augment`` augments every item read.
+    ``augment`` augments every item read; ``allow_outside_root`` lets paths
+    lead out of the image root (refused by default: a CSV naming
+    ``../../etc/passwd`` must not make fairtune open it); ``max_pixels`` limits
+    an image's decoded size.
     """
 
     image_root: str | os.PathLike[str] | None = None
     skip_bad: bool = False
     augment: Augment | None = None
+    allow_outside_root: bool = False
+    max_pixels: int = setting(MAX_PIXELS, "largest image, in pixels, that is decoded", low=1)
+
+    def __post_init__(self) -> None:
+        check(self, "image reading")
 
 
 def read_image_csv(
@@ -103,13 +112,14 @@ def read_image_csv(
     csv_path = Path(csv_path)
     frame = _read_frame(csv_path, options, columns) if frame is None else frame
     report: dict[str, Any] = {"csv": str(csv_path), "rows_read": len(frame)}
-    paths = image_paths(csv_path, frame[options.image_col], reading.image_root)
+    paths = image_paths(csv_path, frame[options.image_col], reading)
     source = ImageSource(
         paths,
         options.decoding,
         augment=reading.augment,
         rows=np.arange(len(frame)),
         origin=f"'{csv_path.name}'",
+        max_pixels=reading.max_pixels,
     )
 
     if reading.skip_bad:
@@ -179,15 +189,25 @@ def _root(csv_path: Path, image_root: str | os.PathLike[str] | None) -> Path:
     return Path(image_root) if image_root is not None else csv_path.parent
 
 
-def image_paths(
-    csv_path: Path, names: pd.Series, image_root: str | os.PathLike[str] | None
-) -> list[str]:
-    """Each row's image file: absolute as written, or relative to the image root."""
+def image_paths(csv_path: Path, names: pd.Series, reading: ImageReading) -> list[str]:
+    """Each row's image file: absolute as written, or relative to the image root; inside
+    the root unless ``reading.allow_outside_root``."""
     empty = names.isna() | (names.astype(str).str.strip() == "")
     if empty.any():
         raise FairtuneError(
             f"image column '{names.name}' is empty in {int(empty.sum())} row(s) of "
             f"'{csv_path.name}' (first: row {int(np.flatnonzero(empty.to_numpy())[0]) + 1})"
         )
-    root = _root(csv_path, image_root)
-    return [str(root / p) if not os.path.isabs(p) else p for p in names.astype(str).str.strip()]
+    root = _root(csv_path, reading.image_root)
+    paths = [str(root / p) if not os.path.isabs(p) else p for p in names.astype(str).str.strip()]
+    if not reading.allow_outside_root:
+        inside = os.path.join(os.path.abspath(root), "")
+        outside = [i for i, p in enumerate(paths) if not os.path.abspath(p).startswith(inside)]
+        if outside:
+            first = outside[0]
+            raise FairtuneError(
+                f"{len(outside)} image path(s) in '{csv_path.name}' lead outside the image root "
+                f"'{root}', first '{names.iloc[first]}' (row {first + 1}): fix the paths, set "
+                "--image-root, or allow them with --allow-outside-root"
+            )
+    return paths

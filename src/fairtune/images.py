@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +29,10 @@ __all__ = [
     "GRAY_STD",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MAX_PIXELS",
     "Decoding",
     "ImageSource",
+    "ImageTooLarge",
     "in_memory",
 ]
 
@@ -39,7 +42,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 GRAY_MEAN = (0.449,)
 GRAY_STD = (0.226,)
 
+MAX_PIXELS = 89_478_485
+"""Default limit on an image's decoded pixels (Pillow's own warning threshold): a larger
+file is refused, not decoded into gigabytes (a decompression bomb, or the wrong file)."""
+
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than the reading allows."""
+
+
 _DECODE_ERRORS = (
     OSError,
     UnidentifiedImageError,
@@ -74,7 +87,8 @@ class ImageSource:
     by its mean and std: a float32 tensor (channels, image_size, image_size).
 
     ``rows`` are the images' CSV rows (0-based positions), kept through
-    :meth:`take`, so an error always names the row of the original CSV.
+    :meth:`take`, so an error always names the row of the original CSV. A file
+    of more than ``max_pixels`` pixels is refused before it is decoded.
     """
 
     def __init__(
@@ -84,6 +98,7 @@ class ImageSource:
         augment: Augment | None = None,
         rows: Sequence[int] | np.ndarray | None = None,
         origin: str = "the CSV",
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         image_size, channels = decoding.image_size, decoding.channels
         if channels not in (1, 3):
@@ -116,6 +131,7 @@ class ImageSource:
             raise FairtuneError(f"normalisation std must be positive, not {list(self.std)}")
         self.augment = augment
         self.origin = origin
+        self.max_pixels = int(max_pixels)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -135,12 +151,26 @@ class ImageSource:
         """Item ``index`` decoded, resized and scaled to [0, 1]; not augmented nor normalised."""
         path = self.paths[index]
         try:
-            with Image.open(path) as img:
+            with self._open(path) as img:
                 img.load()
                 array = self._to_array(img)
         except _DECODE_ERRORS as exc:
             raise FairtuneError(self._describe(index, exc)) from None
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+    def _open(self, path: str) -> Image.Image:
+        """The file opened lazily (no pixels decoded yet), refused if over ``max_pixels``."""
+        with warnings.catch_warnings():  # the limit below replaces Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        width, height = img.size
+        if width * height > self.max_pixels:
+            img.close()
+            raise ImageTooLarge(
+                f"{width}x{height} pixels, over the limit of {self.max_pixels} "
+                "(raise it with --max-image-pixels, or max_pixels=, if the file is right)"
+            )
+        return img
 
     def _to_array(self, img: Image.Image) -> np.ndarray:
         """(H, W, channels) float32 in [0, 1]."""
@@ -191,10 +221,10 @@ class ImageSource:
         bad = []
         for i, path in enumerate(self.paths):
             try:
-                with Image.open(path) as img:
+                with self._open(path) as img:
                     img.verify()
                 if decode:
-                    with Image.open(path) as img:
+                    with self._open(path) as img:
                         img.load()
             except _DECODE_ERRORS as exc:
                 bad.append(

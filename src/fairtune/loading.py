@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairtune.data import Columns, FairData
+from fairtune.data import Columns, FairData, check_header, check_roles
 from fairtune.datasets import BUILTIN
 from fairtune.datasets.medical import MedicalTable
 from fairtune.datasets.presets import PresetSpec, parse_preset
@@ -71,8 +71,10 @@ def read_table(
         )
     try:
         frame = pd.read_csv(path, skipinitialspace=True)
+        header = pd.read_csv(path, skipinitialspace=True, header=None, nrows=1).iloc[0]
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise FairtuneError(f"cannot read '{spec}' as CSV: {str(exc).splitlines()[0]}") from None
+    check_header(header.tolist(), spec)
     if frame.empty:
         raise FairtuneError(f"'{spec}' has no rows")
     return Table(frame, str(path))
@@ -135,6 +137,7 @@ def resolve_columns(
         raise FairtuneError("name the label column with --label")
     if not sensitive:
         raise FairtuneError("name the sensitive attribute column(s) with --sensitive")
+    check_roles(label, sensitive)
     return label, list(sensitive)
 
 
@@ -170,8 +173,13 @@ def data_for_model(
     table: Table, config: ModelConfig, label: str | None = None, sensitive: list[str] | None = None
 ) -> FairData:
     """The table as the model saw its training data: same preprocessing and group ids."""
-    if config.preprocessing is None:
+    if config.images is not None:
         raise FairtuneError("this model reads images; give an image CSV")
+    if config.preprocessing is None:
+        raise FairtuneError(
+            "the model's config.json has no 'preprocessing' (how its tabular features are "
+            "encoded): the file is damaged; restore it or train the model again"
+        )
     label, sensitive = resolve_columns(table, label, sensitive, config)
     return frame_to_data(
         table.frame,

@@ -347,6 +347,7 @@ def load_weights(
     With ``head`` (the classifier's module name), a checkpoint whose classifier
     has another number of outputs (the original many-class model, e.g. ImageNet
     weights saved by hand) loads everything else; the model keeps its own head.
+    ``hint`` ends a mismatch's message: what the caller's user can change.
     """
     own = model.state_dict()
     if head is not None:

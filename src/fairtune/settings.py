@@ -84,17 +84,27 @@ def _bad_number(value: Any, meta: Any) -> bool:
     return high is not None and (value >= high if meta["open_high"] else value > high)
 
 
-def check_value(owner: str, f: Field, value: Any) -> None:
-    """Refuse ``value`` for field ``f`` in one line when its type or range is wrong."""
-    meta = f.metadata
-    expected = type(default_of(f))
-    what = f"{owner} setting '{f.name}'"
-    if expected in (int, float) and (
-        isinstance(value, bool) or not isinstance(value, (int, float))
-    ):
+def _check_number(what: str, expected: type, value: Any) -> None:
+    """Refuse ``value`` unless it is a number (a whole one when ``expected`` is int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FairtuneError(f"{what} must be a number, not {value!r}")
     if expected is int and isinstance(value, float) and not value.is_integer():
         raise FairtuneError(f"{what} must be a whole number, not {value!r}")
+
+
+def check_value(owner: str, f: Field, value: Any) -> None:
+    """Refuse ``value`` for field ``f`` in one line when its type or range is wrong."""
+    meta = f.metadata
+    default = default_of(f)
+    expected = type(default)
+    what = f"{owner} setting '{f.name}'"
+    if isinstance(default, (tuple, list)) and default and isinstance(default[0], (int, float)):
+        if not isinstance(value, (tuple, list)):
+            raise FairtuneError(f"{what} must be a list of numbers, not {value!r}")
+        for item in value:
+            _check_number(what, type(default[0]), item)
+    if expected in (int, float):
+        _check_number(what, expected, value)
     if expected is str and not isinstance(value, str):
         raise FairtuneError(f"{what} must be text, not {value!r}")
     if "choices" in meta and value not in meta["choices"]:

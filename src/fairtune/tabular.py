@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,10 @@ from fairtune.data import (
     GROUP_JOIN,
     FairData,
     check_present,
+    check_roles,
     encode_groups,
     encode_labels,
+    first_row,
     require_columns,
 )
 from fairtune.errors import FairtuneError
@@ -42,9 +45,13 @@ class TabularPreprocessor:
             series = frame[col]
             if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
                 _check_finite(series)
-                std = float(series.std(ddof=0))
-                prep.numeric[col] = (float(series.mean()), std if std > 0 else 1.0)
+                with np.errstate(all="ignore"):
+                    std, mean = float(series.std(ddof=0)), float(series.mean())
+                if not (np.isfinite(std) and np.isfinite(mean)):
+                    raise _too_large(series)
+                prep.numeric[col] = (mean, std if std > 0 else 1.0)
             else:
+                _check_not_stray_numeric(series)
                 check_present(series)
                 prep.categorical[col] = sorted(series.astype(str).unique().tolist())
         return prep
@@ -71,19 +78,33 @@ class TabularPreprocessor:
             series = frame[col]
             if col in self.numeric:
                 if not pd.api.types.is_numeric_dtype(series):
+                    _check_not_stray_numeric(series, share=0.0)
                     raise FairtuneError(
                         f"feature column '{col}' was numeric when the model was trained "
                         "but is not numeric here"
                     )
                 _check_finite(series)
                 mean, std = self.numeric[col]
-                blocks.append(((series.to_numpy(np.float64) - mean) / std)[:, None])
+                with np.errstate(all="ignore"):
+                    scaled = (series.to_numpy(np.float64) - mean) / std
+                if not np.isfinite(scaled).all():
+                    raise _too_large(series)
+                blocks.append(scaled[:, None])
             else:
                 check_present(series)
                 cats = self.categorical[col]
                 lookup = {v: i for i, v in enumerate(cats)}
                 codes = series.astype(str).map(lookup).to_numpy()
                 rows = np.flatnonzero(~pd.isna(codes))
+                if len(rows) < len(frame):
+                    unseen = sorted(set(series.astype(str)) - set(cats))
+                    warnings.warn(
+                        f"feature column '{col}' has {len(frame) - len(rows)} row(s) with "
+                        f"categories not seen in training ({', '.join(unseen[:3])}"
+                        f"{', ...' if len(unseen) > 3 else ''}): they are encoded as none "
+                        "of the known categories",
+                        stacklevel=2,
+                    )
                 onehot = np.zeros((len(frame), len(cats)))
                 onehot[rows, codes[rows].astype(np.int64)] = 1.0
                 blocks.append(onehot)
@@ -112,8 +133,34 @@ def _check_finite(series: pd.Series) -> None:
     if bad.any():
         raise FairtuneError(
             f"feature column '{series.name}' has {int(bad.sum())} missing or infinite values "
-            f"(first at row {int(np.flatnonzero(bad)[0])}): drop or fill them"
+            f"(first at {first_row(bad)}): drop or fill them"
         )
+
+
+def _too_large(series: pd.Series) -> FairtuneError:
+    """The error for a numeric column whose values overflow standardisation."""
+    values = np.abs(series.to_numpy(np.float64))
+    return FairtuneError(
+        f"feature column '{series.name}' has values too large to standardise (up to "
+        f"{values.max():.3g}, first at {first_row(values == values.max())}): "
+        "rescale the column or drop those rows"
+    )
+
+
+def _check_not_stray_numeric(series: pd.Series, share: float = 0.9) -> None:
+    """Fail on a text column whose values are numbers but for a few stray strings (at least
+    ``share`` of the given values are numbers): it would be one-hot encoded value by value."""
+    given = series.notna().to_numpy()
+    numbers = pd.to_numeric(series, errors="coerce").notna().to_numpy()
+    stray = given & ~numbers
+    if not stray.any() or numbers.sum() < share * given.sum() or not numbers.any():
+        return
+    values = list(dict.fromkeys(series[stray].astype(str)))
+    raise FairtuneError(
+        f"feature column '{series.name}' is numeric but for {int(stray.sum())} value(s) such as "
+        f"{', '.join(repr(v) for v in values[:3])} (first at {first_row(stray)}): "
+        "fix or drop those rows"
+    )
 
 
 def feature_columns(
@@ -135,6 +182,14 @@ def feature_columns(
         cols = [c for c in cols if c not in sensitive]
     if label in cols:
         raise FairtuneError(f"the label column '{label}' cannot also be a feature")
+    require_columns(frame, [label], "label")
+    target = frame[label].astype(str)
+    copies = [c for c in cols if frame[c].astype(str).equals(target)]
+    if copies:
+        raise FairtuneError(
+            f"feature column(s) {copies} equal the label '{label}' in every row (a label "
+            "leak): drop them, or choose the features with --features"
+        )
     if not cols:
         raise FairtuneError("no feature columns left: name them with --features")
     return cols
@@ -150,6 +205,7 @@ def frame_to_data(
 ) -> FairData:
     """Turn a table into :class:`FairData` with a fitted preprocessor."""
     require_columns(frame, [label], "label")
+    check_roles(label, sensitive)
     labels = encode_labels(frame[label], positive)
     groups, names = encode_groups(frame, sensitive, group_names)
     return FairData(

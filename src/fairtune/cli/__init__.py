@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fairtune.cli import compare, debias, evaluate, predict, train
 from fairtune.cli.options import Parser
@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            warnings.showwarning = _one_line_warning(args.command)
             args.handler(args)
     except (FairtuneError, OSError) as exc:  # OSError: an unreadable or unwritable path
         print(f"fairtune {args.command}: error: {exc}", file=sys.stderr)
@@ -61,3 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("fairtune: interrupted; no output was written half-way", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """Warnings as one line in the command's own format, without Python's source line."""
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        print(f"fairtune {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    return show

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import warnings
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from fairtune import report
 from fairtune.architectures import load_model
@@ -17,6 +21,7 @@ from fairtune.cli.options import (
     parse_settings,
 )
 from fairtune.comparison import CompareSettings, compare
+from fairtune.data import FairData, check_external
 from fairtune.demo import (
     DemoSettings,
     ImageDemoSettings,
@@ -95,15 +100,36 @@ def compare_settings(
 
 
 def compare_command(args: argparse.Namespace) -> None:
+    methods = method_names(args.methods)
+    settings = compare_settings(args, methods, overrides=parse_settings(args.set))
+    # CompareSettings checked every setting (and each method's overrides): before any data
     refuse_inputs(args.out, [args.model, args.external, args.test])
     model, config = load_model(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
     test, test_source = load_data(args, args.test, config, "test")
-    methods = method_names(args.methods)
-    settings = compare_settings(args, methods, overrides=parse_settings(args.set))
+    check_external(external)
+    if _same_data(args, external, test):
+        warnings.warn(
+            "the external and test sets are the same data: the methods are measured on the "
+            "rows they were fitted on, so the results overstate them; give a separate test set",
+            stacklevel=1,
+        )
     rows = compare(model, external, test, settings, head=config.head, progress=True)
     title = f"{args.model}: external {ext_source}, test {test_source}"
     report.write_comparison(args.out, rows, title, settings, {"model": args.model})
+
+
+def _same_data(args: argparse.Namespace, external: FairData, test: FairData) -> bool:
+    """Whether the external and test sets are one set: named alike, or equal row by row."""
+    if Path(args.external).resolve() == Path(args.test).resolve():
+        return True
+    tensors = isinstance(external.inputs, torch.Tensor) and isinstance(test.inputs, torch.Tensor)
+    return (
+        tensors
+        and len(external) == len(test)
+        and torch.equal(external.inputs, test.inputs)
+        and torch.equal(external.labels, test.labels)
+    )
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ from fairtune.cli.options import (
     parse_settings,
 )
 from fairtune.console import console
+from fairtune.data import check_external
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import refuse_inputs
@@ -111,10 +112,15 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def debias_command(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    if args.method == AUTO:  # the settings are checked before any data is read
+        CompareSettings(**settings)
+    else:
+        method_class(args.method)(**settings)
     refuse_inputs(args.out, [args.data, args.model])
     model, config = load_model(args.model)
     external, source = load_data(args, args.data, config, "external")
-    settings = _settings(args)
+    check_external(external)
     result = debias(model, external, args.method, head=config.head, progress=True, **settings)
     before = evaluate_model(model, external)[0]
     after = evaluate_model(result.model, external)[0]

@@ -18,6 +18,7 @@ from fairtune.cli.options import (
     load_data,
 )
 from fairtune.console import console
+from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import clean, refuse_inputs, write_json
 
@@ -42,6 +43,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
+    if args.n_boot < 0:
+        raise FairtuneError(f"--n-boot must be 0 (no intervals) or more, not {args.n_boot}")
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise FairtuneError(f"--threshold must be in [0, 1], not {args.threshold}")
     to_stdout = args.json == "-"
     if args.json and not to_stdout:
         refuse_inputs(args.json, [args.data, args.model], directory=False)

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageReading
+from fairtune.images import MAX_PIXELS
 from fairtune.loading import load_for_model
 from fairtune.methods import method_class
 from fairtune.settings import default_of, range_text
@@ -106,6 +107,17 @@ def add_image_reading_options(p: Any) -> None:
         action="store_true",
         help="skip unreadable or missing images and report them, instead of stopping",
     )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="let image paths lead outside the image root (refused by default)",
+    )
+    p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help="larger images are refused, not decoded (default: %(default)s)",
+    )
 
 
 def load_data(args: argparse.Namespace, spec: str, config: Any, part: str) -> tuple[Any, str]:
@@ -123,7 +135,7 @@ def load_data(args: argparse.Namespace, spec: str, config: Any, part: str) -> tu
         args.sensitive,
         default_part=part,
         split_seed=args.split_seed,
-        reading=ImageReading(image_root(args, config), args.skip_bad_images),
+        reading=image_reading(args, image_root(args, config)),
     )
 
 
@@ -131,6 +143,17 @@ def image_root(args: argparse.Namespace, config: Any) -> str | None:
     """``--image-root`` if given, else the one the model was trained with (saved by train),
     else None: the folder of each image CSV."""
     return args.image_root or (config.images or {}).get(IMAGE_ROOT)
+
+
+def image_reading(args: argparse.Namespace, root: str | None, augment: Any = None) -> ImageReading:
+    """The image reading options of the command line, with the image folder ``root``."""
+    return ImageReading(
+        root,
+        args.skip_bad_images,
+        augment=augment,
+        allow_outside_root=args.allow_outside_root,
+        max_pixels=args.max_image_pixels,
+    )
 
 
 def add_set_option(p: argparse.ArgumentParser, metavar: str, example: str) -> None:

@@ -15,7 +15,7 @@ from fairtune.cli.options import DATA_HELP, Command, image_root
 from fairtune.console import console
 from fairtune.data import require_columns
 from fairtune.errors import FairtuneError
-from fairtune.image_csv import ImageOptions, image_paths
+from fairtune.image_csv import ImageOptions, ImageReading, image_paths
 from fairtune.images import ImageSource
 from fairtune.io import atomic_write_text, refuse_inputs
 from fairtune.loading import read_table
@@ -81,7 +81,7 @@ def _batches(
     options = ImageOptions.from_dict(config.images)
     require_columns(frame, [options.image_col], "image")
     csv = Path(args.data)
-    paths = image_paths(csv, frame[options.image_col], image_root(args, config))
+    paths = image_paths(csv, frame[options.image_col], ImageReading(image_root(args, config)))
     source = ImageSource(paths, options.decoding, origin=f"'{csv.name}'")
     return DataLoader(source, batch_size=args.batch_size)
 

@@ -21,6 +21,7 @@ from fairtune.cli.options import (
     add_dataclass_options,
     add_image_reading_options,
     dataclass_values,
+    image_reading,
 )
 from fairtune.console import console
 from fairtune.data import Columns, require_columns
@@ -93,7 +94,7 @@ def _paths_from(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     require_columns(frame, [args.image_col], "image")
     out = Path(args.out).resolve()
     csv_path = Path(args.image_root or args.data).resolve()  # a preset names no CSV file
-    paths = image_paths(csv_path, frame[args.image_col], args.image_root)
+    paths = image_paths(csv_path, frame[args.image_col], ImageReading(args.image_root))
 
     def relative(path: str) -> str:
         try:
@@ -196,10 +197,8 @@ def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, A
         parse_binarize(args.binarize) if args.binarize else None,
     )
     columns = Columns(label, sensitive, args.positive)
-    reading = ImageReading(
-        args.image_root,
-        args.skip_bad_images,
-        augment=Augment(seed=config.seed) if args.augment else None,
+    reading = image_reading(
+        args, args.image_root, Augment(seed=config.seed) if args.augment else None
     )
     if table is not None:
         data, read = read_preset_images(table, options, columns, reading=reading)
