@@ -18,7 +18,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fairtune.data import Columns, FairData
+from fairtune.columns import Columns
+from fairtune.data import FairData
 from fairtune.datasets import load_adult, skew_groups
 from fairtune.erm import TrainConfig, train_tabular
 from fairtune.models import ModelConfig

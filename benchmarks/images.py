@@ -42,7 +42,8 @@ from fairtune.backbones import (
     SmallCNN,
     efficientnet_lite0,
 )
-from fairtune.data import Columns, FairData
+from fairtune.columns import Columns
+from fairtune.data import FairData
 from fairtune.datasets.synthetic import SyntheticSpec, make_skin_tone_images
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory

@@ -340,7 +340,7 @@ def test_swift_lowers_equalized_odds_on_skewed_adult():
     AUC holds. Measured at seed 0: EOdds (mean) 0.48 -> 0.11 on the external rows,
     0.48 -> 0.12 on the test rows; AUC rises by 0.01-0.02 on both (SWiFT seeds 1 and 2:
     EOdds 0.09-0.13)."""
-    from fairtune.data import Columns
+    from fairtune.columns import Columns
     from fairtune.datasets import load_adult, skew_groups
     from fairtune.erm import TrainConfig, train_tabular
     from fairtune.splits import split_frame

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from fairtune.data import FairData, balance, encode_groups, encode_labels
+from fairtune.columns import encode_groups, encode_labels
+from fairtune.data import FairData, balance
 from fairtune.datasets import skew_groups
 from fairtune.errors import FairtuneError
 from fairtune.splits import split_frame

@@ -8,7 +8,7 @@ import torch
 from fairtune.architectures import build_model, load_model
 from fairtune.augment import Augment
 from fairtune.cli import main
-from fairtune.data import Columns
+from fairtune.columns import Columns
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv

@@ -16,7 +16,7 @@ from fairtune import backbones, models
 from fairtune.architectures import build_model, resolve_architecture
 from fairtune.augment import Augment, rotate_image
 from fairtune.binarize import parse_binarize
-from fairtune.data import Columns
+from fairtune.columns import Columns
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv

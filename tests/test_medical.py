@@ -13,7 +13,7 @@ from PIL import Image
 
 from fairtune.architectures import load_model
 from fairtune.cli import main
-from fairtune.data import Columns
+from fairtune.columns import Columns
 from fairtune.datasets import (
     ChestOptions,
     read_chexpert,
@@ -399,11 +399,13 @@ def test_cli_trains_and_evaluates_on_a_chexpert_folder(chexpert_dir, tmp_path, c
     assert f"chexpert:{chexpert_dir}:test" in "".join(capsys.readouterr().out.split())
 
 
-def test_cli_split_writes_parts_without_shared_patients(chexpert_dir, tmp_path):
+def test_cli_split_writes_parts_without_shared_patients(chexpert_dir, tmp_path, capsys):
     out = tmp_path / "parts"
     assert main(["split", "--data", f"chexpert:{chexpert_dir}", "--out", str(out)]) == 0
     parts = [pd.read_csv(out / f"{p}.csv") for p in ("train", "external", "test")]
     patients = [set(part["patient"]) for part in parts]
     assert not (patients[0] & patients[2]) and not (patients[0] & patients[1])
-    for part in parts:  # the parts' image paths resolve from the folder they were written to
-        assert all((out / path).is_file() for path in part["image"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"read the parts with --image-root {chexpert_dir.resolve()}" in said
+    for part in parts:  # the parts' paths resolve from the download folder, as printed
+        assert all((chexpert_dir / path).is_file() for path in part["image"])

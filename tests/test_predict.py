@@ -142,9 +142,13 @@ def test_image_split_round_trip(image_set, tmp_path, capsys, one_thread):
     argv += ["--sensitive", "skin_tone", "--out", str(parts), "--image-col", "image"]
     assert main([*argv, "--fractions", "0.5", "0.25", "0.25"]) == 0
     train = pd.read_csv(parts / "train.csv")
-    assert all(not p.startswith("/") for p in train["image"])
-    assert all((parts / p).resolve().is_file() for p in train["image"])
-    assert _train_images(parts / "train.csv", tmp_path / "model") == 0
+    assert all(not p.startswith("/") for p in train["image"])  # as written: relative
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"read the parts with --image-root {image_set.resolve()}" in said
+    assert _train_images(parts / "train.csv", tmp_path / "model") == 2  # no root: refused
+    assert "do not exist" in capsys.readouterr().err
+    root = ["--image-root", str(image_set)]
+    assert _train_images(parts / "train.csv", tmp_path / "model", *root) == 0  # root saved
     argv = ["evaluate", "--model", str(tmp_path / "model"), "--data", str(parts / "test.csv")]
     assert main([*argv, "--n-boot", "0"]) == 0
     assert "image file(s)" not in capsys.readouterr().err
@@ -175,3 +179,4 @@ def test_image_root_saved_by_train_and_used_later(image_set, tmp_path, capsys, o
     data, _ = load_for_model(str(listing / "test.csv"), loaded_config, reading=reading)
     expected = predict_proba(loaded, data).numpy()
     assert np.allclose(scores["score"].to_numpy(), expected, atol=1e-6)
+

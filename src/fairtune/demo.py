@@ -21,9 +21,9 @@ import torch
 
 from fairtune import report
 from fairtune.architectures import build_model, image_arch
+from fairtune.columns import Columns
 from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
-from fairtune.data import Columns
 from fairtune.datasets import SyntheticSpec, load_adult, make_skin_tone_images, skew_groups
 from fairtune.erm import TrainConfig, fit_erm, train_tabular
 from fairtune.image_csv import ImageOptions, read_image_csv

@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 
 from fairtune.architectures import build_model
-from fairtune.data import Columns, FairData, check_classes, check_groups
+from fairtune.columns import Columns
+from fairtune.data import FairData, check_classes, check_groups
 from fairtune.image_csv import ImageOptions
 from fairtune.losses import PRED_KINDS, Objective
 from fairtune.models import ModelConfig, ModelSplit, load_state_dict_file

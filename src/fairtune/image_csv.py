@@ -26,7 +26,8 @@ import torch
 
 from fairtune.augment import Augment
 from fairtune.binarize import apply_binarize
-from fairtune.data import GROUP_JOIN, Columns, FairData, encode_groups, encode_labels
+from fairtune.columns import GROUP_JOIN, Columns, encode_groups, encode_labels
+from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.images import MAX_PIXELS, Decoding, ImageSource
 from fairtune.settings import check, setting

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from fairtune.data import Columns, FairData, check_header, check_roles
+from fairtune.columns import Columns, check_header, check_roles
+from fairtune.data import FairData
 from fairtune.datasets import BUILTIN
 from fairtune.datasets.medical import MedicalTable
 from fairtune.datasets.presets import PresetSpec, parse_preset

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from fairtune.data import check_present, group_values, require_columns
+from fairtune.columns import check_present, group_values, require_columns
 from fairtune.errors import FairtuneError
 
 

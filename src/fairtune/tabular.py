@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fairtune.data import (
+from fairtune.columns import (
     GROUP_JOIN,
-    FairData,
     check_present,
     check_roles,
     encode_groups,
@@ -21,6 +20,7 @@ from fairtune.data import (
     first_row,
     require_columns,
 )
+from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 
 

@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 
 from fairtune.architectures import load_model
 from fairtune.cli.options import DATA_HELP, Command, image_root
+from fairtune.columns import require_columns
 from fairtune.console import console
-from fairtune.data import require_columns
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, image_paths
 from fairtune.images import ImageSource

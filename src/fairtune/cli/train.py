@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from fairtune.cli.options import (
     dataclass_values,
     image_reading,
 )
+from fairtune.columns import Columns, require_columns
 from fairtune.console import console
-from fairtune.data import Columns, require_columns
 from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, image_paths, read_image_csv
@@ -56,11 +55,16 @@ def _split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
     p.add_argument(
         "--image-col",
-        help="column of image paths (an image CSV): the parts get paths relative to --out "
-        "(a medical set's own: automatic)",
+        help="column of image paths (an image CSV): checked before the split, and the image "
+        "root to read the parts with is printed (a medical set's own: automatic)",
     )
     p.add_argument(
         "--image-root", help="folder the image paths are relative to (default: the CSV's folder)"
+    )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept image paths that lead outside the image root",
     )
     p.add_argument(
         "--patient",
@@ -79,7 +83,7 @@ def split_command(args: argparse.Namespace) -> None:
         args.image_col, args.image_root = table.preset.image_col, str(table.preset.root)
         patient = patient or table.preset.patient
     if args.image_col:
-        frame = _paths_from(frame, args)
+        _check_paths(frame, args)
     parts = split_frame(frame, label, sensitive, tuple(args.fractions), args.seed, patient)
     with atomic_dir(args.out) as tmp:
         for name, part in zip(PARTS, parts, strict=True):
@@ -88,21 +92,18 @@ def split_command(args: argparse.Namespace) -> None:
         console.print(f"{name:>8}: {len(part):>6} rows -> {Path(args.out) / (name + '.csv')}")
 
 
-def _paths_from(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    """The frame with its image paths rewritten relative to the ``--out`` folder (absolute
-    where no relative path leads there), so the parts resolve them from where they lie."""
+def _check_paths(frame: pd.DataFrame, args: argparse.Namespace) -> None:
+    """Check the image paths before splitting (present, inside the image root) and tell the
+    image root the parts are read with: the parts keep the paths as written."""
     require_columns(frame, [args.image_col], "image")
-    out = Path(args.out).resolve()
     csv_path = Path(args.image_root or args.data).resolve()  # a preset names no CSV file
-    paths = image_paths(csv_path, frame[args.image_col], ImageReading(args.image_root))
-
-    def relative(path: str) -> str:
-        try:
-            return os.path.relpath(Path(path).resolve(), out)
-        except ValueError:  # another drive (Windows)
-            return str(Path(path).resolve())
-
-    return frame.assign(**{args.image_col: [relative(p) for p in paths]})
+    reading = ImageReading(args.image_root, allow_outside_root=args.allow_outside_root)
+    image_paths(csv_path, frame[args.image_col], reading)
+    root = Path(args.image_root).resolve() if args.image_root else csv_path.parent
+    console.print(
+        f"image paths stay relative to {root}: read the parts with --image-root {root} "
+        "(train saves it for the later commands)"
+    )
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fairtune.data import require_columns
+from fairtune.columns import require_columns
 from fairtune.errors import FairtuneError
 
 
