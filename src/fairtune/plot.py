@@ -67,7 +67,11 @@ def _plot_caption(n_seeds: int, front: list[str]) -> str:
         text += f"\nPareto front: {front[0]} alone (no method has higher AUC or lower EOdds"
     elif front:
         text += "\nDashed step: Pareto front (no other method has both higher AUC and lower EOdds"
-    return (text + "; degenerate methods left out).") if front else text
+    text = (text + "; degenerate methods left out).") if front else text
+    return text + (
+        "\nStar: the starting model. Square: the model the selection across methods kept, drawn"
+        " over the method it chose."
+    )
 
 
 def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
@@ -97,6 +101,15 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
         marker, size = MARKERS.get(method, ("o", 7))
         colour = colours[i % len(colours)]
         hollow = method in flagged
+        if math.isnan(x) and not math.isnan(y):  # hard decisions: no AUC, EOdds as a line
+            ax.axhline(
+                y,
+                linestyle=":",
+                color=colour,
+                zorder=1,
+                label=f"{method} (no AUC; needs the attribute at prediction)",
+            )
+            continue
         ax.errorbar(
             x,
             y,

@@ -179,7 +179,7 @@ def compare_table(rows: list[ResultRow], title: str) -> Table:
             f"{degenerate_note(' (in at least one seed)')}. {EXPLAIN}"
         ),
     )
-    table.add_column("method")
+    table.add_column("method", no_wrap=True)
     for key in COMPARE_KEYS:
         suffix = "\nt | 0.5" if key in BOTH_THRESHOLDS else ""
         table.add_column(LABELS[key] + suffix, justify="right")
