@@ -130,10 +130,11 @@ def debias_command(args: argparse.Namespace) -> None:
     if args.method == AUTO:
         console.print(f"auto: {result.info['selection']['reason']}.")
     console.print(
-        f"{args.method} took {result.wall_time_s:.1f} s. On the external set "
-        f"({len(external)} rows, threshold 0.5): EOdds (mean) {before['eodds_mean']:.3f} -> "
-        f"{after['eodds_mean']:.3f}, AUC {before['auc']:.3f} -> {after['auc']:.3f}. "
-        f"Model written to {args.out}; evaluate it on test data with 'fairtune evaluate'."
+        f"{args.method} took {result.wall_time_s:.1f} s. On the external set it was fitted on "
+        f"({len(external)} rows, threshold 0.5; not a verdict): EOdds (mean) "
+        f"{before['eodds_mean']:.3f} -> {after['eodds_mean']:.3f}, AUC {before['auc']:.3f} -> "
+        f"{after['auc']:.3f}. Model written to {args.out}; judge it on held-out test data with "
+        "'fairtune evaluate' or 'fairtune compare'."
     )
 
 
