@@ -17,7 +17,7 @@ from torch import nn
 
 from fairtune.data import FairData, check_groups
 from fairtune.errors import FairtuneError
-from fairtune.io import write_json
+from fairtune.io import atomic_dir, write_json
 from fairtune.studies.mask_stats import mask_records
 from fairtune.studies.plots import curves_figure, mask_figure
 from fairtune.studies.points import KINDS, StudyPoint, StudySettings, study_points
@@ -40,13 +40,13 @@ class Study:
 
     def write(self, directory: str | Path, title: str, about: dict[str, Any]) -> None:
         """``study.json`` (settings, ``about`` and every record) and ``study.png``."""
-        directory = Path(directory)
         document = {"kind": self.kind, "settings": asdict(self.settings), **about}
-        write_json(directory / JSON_FILE, {**document, "records": self.records})
-        if self.kind == "mask":
-            mask_figure(self.records, directory / PLOT_FILE, title)
-        else:
-            curves_figure(self.kind, self.records, directory / PLOT_FILE, title)
+        with atomic_dir(directory) as tmp:
+            write_json(tmp / JSON_FILE, {**document, "records": self.records})
+            if self.kind == "mask":
+                mask_figure(self.records, tmp / PLOT_FILE, title)
+            else:
+                curves_figure(self.kind, self.records, tmp / PLOT_FILE, title)
 
 
 def run_study(
