@@ -170,7 +170,7 @@ def test_prefix_entries_serve_library_models_and_unknown_names_list_the_registry
     assert entry.name == "torchvision:resnet18" and not entry.prefix
     assert entry.builder.args == ("resnet18",)
     message = (
-        "unknown architecture 'torchvision'; known: ['cnn', 'efficientnet_lite0', 'mlp'], "
+        "unknown architecture 'torchvision'; known: ['cnn', 'efficientnet_lite0', 'mlp', 'vit'], "
         "or torchvision:<name>, timm:<name>"
     )
     with pytest.raises(FairtuneError) as err:

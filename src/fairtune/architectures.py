@@ -21,7 +21,13 @@ from typing import Any, NamedTuple
 from safetensors.torch import load_file
 from torch import nn
 
-from fairtune.backbones import SmallCNN, build_timm, build_torchvision, efficientnet_lite0
+from fairtune.backbones import (
+    SmallCNN,
+    SmallViT,
+    build_timm,
+    build_torchvision,
+    efficientnet_lite0,
+)
 from fairtune.errors import FairtuneError
 from fairtune.models import CONFIG_FILE, MLP, WEIGHTS_FILE, ModelConfig, load_weights
 from fairtune.settings import check
@@ -55,6 +61,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     for entry in (
         Architecture("mlp", MLP),
         Architecture("cnn", SmallCNN, in_channels=True),
+        Architecture("vit", SmallViT, in_channels=True),
         Architecture(
             "efficientnet_lite0",
             efficientnet_lite0,

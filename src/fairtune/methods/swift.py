@@ -77,7 +77,7 @@ class SWiFT(Method):
             optimizer=c.step1_optimizer,
         )
         history = self.train(split, balanced, step1)
-        info["head_weights_reset"] = reset_head_partially(split, mask)
+        info["head_weights_reset"] = self.reset_head(split, mask)
         step2 = self.phase(
             "step2",
             self.objective(balanced, 1 - c.beta, c.beta),
@@ -88,3 +88,7 @@ class SWiFT(Method):
         history += self.train(split, balanced, step2)
         info["mask_mean"] = mask.mean()
         return Fitted(mask, history, info)
+
+    def reset_head(self, split: ModelSplit, mask: Mask) -> int:
+        """The partial head reset between the steps; the number of head weights zeroed."""
+        return reset_head_partially(split, mask)

@@ -1,0 +1,93 @@
+"""``study``: the studies the papers call for, from one model, over seeds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fairtune.architectures import load_model
+from fairtune.cli.options import (
+    Command,
+    add_dataclass_options,
+    add_image_reading_options,
+    add_set_option,
+    dataclass_values,
+    load_data,
+    parse_settings,
+)
+from fairtune.data import check_external
+from fairtune.io import refuse_inputs
+from fairtune.studies import KINDS, StudySettings, run_study
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "kind",
+        choices=KINDS,
+        help="keep: BMFT and the random mask over K; steps: each method's steps alone and "
+        "together; external-size: every method on shares of the external set; lr: each "
+        "method's learning rates (and optimizers); mask: the masks layer by layer",
+    )
+    p.add_argument("--model", required=True, help="model directory every fit starts from")
+    p.add_argument(
+        "--external", required=True, help="external set (CSV or e.g. 'adult:external')"
+    )
+    p.add_argument(
+        "--test",
+        required=True,
+        action="append",
+        help="test set (CSV or e.g. 'adult:test'), used only to measure; repeat it for "
+        "several (e.g. in- and out-of-distribution), each reported on its own",
+    )
+    p.add_argument("--label", help="label column (default: the model's)")
+    p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
+    p.add_argument("--positive", help="label value that counts as positive (default: the model's)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of a built-in set's 60/20/20 split (default: %(default)s)",
+    )
+    p.add_argument("--out", required=True, help="directory for study.json and study.png")
+    add_dataclass_options(p, StudySettings, skip=("overrides",))
+    add_set_option(p, "METHOD.KEY=VALUE", "bmft.impair_epochs=2")
+    add_image_reading_options(p)
+
+
+def test_names(specs: list[str]) -> list[str]:
+    """A name per ``--test``: its file name (or built-in spec), numbered where names repeat."""
+    names = [Path(spec).stem if Path(spec).suffix else spec for spec in specs]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{i + 1}:{name}" for i, name in enumerate(names)]
+
+
+def study_command(args: argparse.Namespace) -> None:
+    given = {"overrides": parse_settings(args.set)}
+    settings = StudySettings(**{**dataclass_values(args, StudySettings), **given})
+    refuse_inputs(args.out, [args.model, args.external, *args.test])
+    model, config = load_model(args.model)
+    external, ext_source = load_data(args, args.external, config, "external")
+    check_external(external)
+    names = test_names(args.test)
+    specs = dict(zip(names, args.test, strict=True))
+    tests = {name: load_data(args, spec, config, "test")[0] for name, spec in specs.items()}
+    study = run_study(args.kind, model, external, tests, settings, head=config.head)
+    title = f"{args.kind} study: {Path(args.model).name}, external {Path(ext_source).name}"
+    about = {"model": args.model, "external": ext_source, "tests": specs}
+    study.write(args.out, title, about)
+    print(
+        f"study '{args.kind}': {len(study.records)} records in {args.out}/study.json, "
+        f"figure {args.out}/study.png"
+    )
+
+
+COMMANDS = (
+    Command(
+        "study",
+        "Run one of the studies the papers call for (K, steps, external-set size, learning "
+        "rate, masks) over seeds: study.json and a figure.",
+        _args,
+        study_command,
+    ),
+)
