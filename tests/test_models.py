@@ -191,7 +191,12 @@ print(" ".join(sorted(m for m in sys.modules if m.startswith("fairtune."))))
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert out.split() == ["fairtune.errors", "fairtune.io", "fairtune.models"]
+    assert out.split() == [
+        "fairtune.distributed",
+        "fairtune.errors",
+        "fairtune.io",
+        "fairtune.models",
+    ]
 
 
 def _config() -> ModelConfig:

@@ -9,7 +9,8 @@ when it is empty or carries one and holds no file besides those listed, so an
 output folder given by mistake (a data folder, the project), or one where the
 user added a file, is never wiped. Outputs are checked for writability before
 any work (:func:`refuse_inputs`), and a failed write (a full disk included)
-leaves nothing behind.
+leaves nothing behind. Under torchrun only the first process (rank 0) writes:
+the others write into a temporary place that is thrown away.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from safetensors import SafetensorError
 
+from fairtune.distributed import world
 from fairtune.errors import FairtuneError
 
 MARKER = ".fairtune-output"
@@ -95,6 +97,10 @@ def _write_errors(output: Path) -> Iterator[None]:
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place if the block succeeds."""
+    if world()[0] != 0:
+        with _discarded() as tmp:
+            yield tmp / "file"
+        return
     path = Path(path)
     with _write_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +164,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     gets the permissions of a plainly created one, whatever wrote it.
     """
     _check_replaceable(path)
+    if world()[0] != 0:
+        with _discarded() as tmp:
+            yield tmp
+        return
     path = Path(path).resolve()
     with _write_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +189,13 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
                 os.replace(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def _discarded() -> Iterator[Path]:
+    """A temporary folder, removed after: where a process other than rank 0 writes."""
+    with tempfile.TemporaryDirectory(prefix="fairtune-rank-") as tmp:
+        yield Path(tmp)
 
 
 def _files(folder: Path) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -206,7 +206,9 @@ def held_out_score(
 
 @dataclass
 class SearchContext:
-    """What every setting tried in one seed shares: the starting model and the data parts."""
+    """What every setting tried in one seed shares: the starting model, the data parts and
+    the relative importances computed on them (computed once per data and Fisher settings,
+    whatever the learning rates, epochs, K or beta)."""
 
     model: nn.Module
     fit: FairData
@@ -216,15 +218,19 @@ class SearchContext:
     reference_rate: float
     head: str | None
     progress: bool
+    importances: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = field(
+        default_factory=dict
+    )
+    """None: every setting computes its own (as before sharing)."""
 
     def attempt(self, method: str, point: dict[str, Any]) -> Candidate | Failure:
         """Fit ``method`` with ``point`` on the fit part and score it on the held-out part;
         a fit that diverges (NaN or infinite loss or scores) is a :class:`Failure`."""
         config = {**self.settings.overrides.get(method, {}), **point, "seed": self.seed}
+        fitter = get_method(method, **config)
+        fitter.importance_cache = self.importances
         try:
-            result = get_method(method, **config).fit(
-                self.model, self.fit, head=self.head, progress=self.progress
-            )
+            result = fitter.fit(self.model, self.fit, head=self.head, progress=self.progress)
         except TrainingDiverged as diverged:
             return Failure(point, str(diverged))
         scores = predict_proba(result.model, self.held)

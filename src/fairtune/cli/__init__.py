@@ -1,15 +1,25 @@
 """The ``fairtune`` command: split, train, evaluate, predict, methods, debias, compare, demo,
-study."""
+study.
+
+Run it as ``fairtune ...``, ``python -m fairtune ...`` or under torchrun:
+``torchrun --nproc-per-node N -m fairtune debias ...``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
+
+import torch.distributed as dist
 
 from fairtune.cli import compare, debias, evaluate, predict, study, train
 from fairtune.cli.options import Parser
+from fairtune.console import console
+from fairtune.distributed import Processes, torchrun_group
 from fairtune.errors import FairtuneError
 from fairtune.models import current_versions
 
@@ -50,20 +60,56 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: bad input is one line on stderr and exit status 2."""
+    """Entry point: bad input is one line on stderr and exit status 2.
+
+    Under torchrun every process runs the command on its share of the data; only
+    the first process (rank 0) prints and writes, and a failure in any process
+    fails all of them, reported once.
+    """
     args = build_parser().parse_args(argv)
+    with torchrun_group() as processes:
+        status = _run(args, processes)
+    if status == 0 and processes.failed:
+        return 2  # another process failed and said why
+    return status
+
+
+def _run(args: argparse.Namespace, processes: Processes) -> int:
+    """Run the command's handler in this process: its exit status."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
+        with warnings.catch_warnings(), _silent(processes.rank != 0):
+            warnings.simplefilter("default" if processes.rank == 0 else "ignore")
             warnings.showwarning = _one_line_warning(args.command)
             args.handler(args)
     except (FairtuneError, OSError) as exc:  # OSError: an unreadable or unwritable path
-        print(f"fairtune {args.command}: error: {exc}", file=sys.stderr)
+        if processes.first_to_fail():
+            where = f" (process {processes.rank} of {processes.size})" if processes.size > 1 else ""
+            print(f"fairtune {args.command}: error{where}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        processes.failed = True
         print("fairtune: interrupted; no output was written half-way", file=sys.stderr)
         return 130
+    except dist.DistError as exc:  # a peer process died mid-communication
+        if processes.first_to_fail():
+            print(f"fairtune {args.command}: error: a process stopped: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+@contextmanager
+def _silent(silent: bool) -> Iterator[None]:
+    """Nothing printed to stdout inside, when ``silent`` (the processes besides rank 0)."""
+    if not silent:
+        yield
+        return
+    quiet = console.quiet
+    console.quiet = True
+    try:
+        with open(os.devnull, "w") as null, redirect_stdout(null):
+            yield
+    finally:
+        console.quiet = quiet
 
 
 def _one_line_warning(command: str) -> Callable[..., None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -194,6 +195,9 @@ class Method(ABC):
     grid: ClassVar[dict[str, list[Any]]] = {}
     """Key settings and the values ``compare --grid`` tries (the learning rate at least)."""
     progress: bool = False  # set by fit(); the default lets shared steps run before it
+    importance_cache: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = None
+    """Relative importances already computed on the starting model, shared by the settings
+    a search tries (see :meth:`relative_importance`); None: always compute."""
 
     def __init__(self, config: MethodConfig | None = None, **overrides: Any) -> None:
         config = config or self.config_class()
@@ -299,16 +303,38 @@ class Method(ABC):
         return self.train(split, data, phase)
 
     def relative_importance(self, split: ModelSplit, data: FairData) -> dict[str, torch.Tensor]:
-        """R = norm(I_bias) / norm(I_pred) for every parameter (METHODS.md)."""
-        fisher = fisher_diagonal(
-            split.model,
-            data,
-            {
-                "bias": Objective.bias(self.config.bias_kind, data.n_groups),
-                "pred": Objective.pred(n_groups=data.n_groups),
-            },
-            mode=self.config.importance,
-            batch_size=self.config.batch_size,
-            progress=self.progress,
-        )
-        return relative_importance(fisher["bias"], fisher["pred"])
+        """R = norm(I_bias) / norm(I_pred) for every parameter (METHODS.md).
+
+        Taken from :attr:`importance_cache` when it holds R for the same data and
+        the settings R depends on (a search shares one cache among the settings it
+        tries on one starting model), else computed (and stored there).
+        """
+        key = self._importance_key(data)
+        cached = None if self.importance_cache is None else self.importance_cache.get(key)
+        if cached is None:
+            fisher = fisher_diagonal(
+                split.model,
+                data,
+                {
+                    "bias": Objective.bias(self.config.bias_kind, data.n_groups),
+                    "pred": Objective.pred(n_groups=data.n_groups),
+                },
+                mode=self.config.importance,
+                batch_size=self.config.batch_size,
+                progress=self.progress,
+            )
+            cached = relative_importance(fisher["bias"], fisher["pred"])
+            if self.importance_cache is not None:
+                self.importance_cache[key] = cached
+        return {name: r.clone() for name, r in cached.items()}
+
+    def _importance_key(self, data: FairData) -> tuple[Any, ...]:
+        """What R depends on besides the starting model: the data's content and the
+        settings of the Fisher passes (not learning rates, epochs, keep or beta)."""
+        digest = hashlib.sha256()
+        for tensor in (data.labels, data.groups, data.inputs):
+            if isinstance(tensor, torch.Tensor):
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        lazy = None if isinstance(data.inputs, torch.Tensor) else id(data.inputs)
+        c = self.config
+        return (digest.hexdigest(), lazy, c.bias_kind, c.importance, c.batch_size)

@@ -1,0 +1,103 @@
+"""The ``fairtune`` command under torchrun: two CPU processes on the loopback interface.
+
+Launched through torchrun's own entry point (``python -m torch.distributed.run``),
+as a user would, and compared with a run in one process.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import fairtune
+from fairtune.cli import main
+from fairtune.io import MARKER
+
+DATA = ["--label", "y", "--sensitive", "sex"]
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(cwd: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m fairtune ARGV`` on loopback, bounded in time."""
+    env = {**os.environ, "PYTHONPATH": str(Path(fairtune.__file__).parents[1])}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "fairtune",
+        *argv,
+    ]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("torchrun")
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(size=n),
+            "sex": rng.choice(["Female", "Male"], n),
+        }
+    )
+    df["y"] = ((df.x1 + 0.8 * (df.sex == "Male") + rng.normal(0, 0.5, n)) > 0.4).astype(int)
+    df[:200].to_csv(path / "train.csv", index=False)
+    df[200:].to_csv(path / "external.csv", index=False)
+    argv = ["train", "--data", str(path / "train.csv"), *DATA, "--out", str(path / "model")]
+    assert main([*argv, "--epochs", "2"]) == 0
+    return path
+
+
+def test_debias_under_torchrun_matches_one_process(trained, monkeypatch):
+    # One batch per process (128 rows of 100) and one of all rows in one process.
+    argv = ["debias", "--model", "model", "--data", "external.csv", *DATA, "--method", "bmft"]
+    done = torchrun(trained, *argv, "--out", "two", "--set", "batch_size=128")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("bmft took") == 1  # only rank 0 prints
+    assert {p.name for p in (trained / "two").iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "mask.safetensors",
+        "debias.json",
+        MARKER,
+    }
+    assert not list(trained.glob(".two.*"))  # no temporary folder left by either process
+    monkeypatch.chdir(trained)
+    assert main([*argv, "--out", "one", "--set", "batch_size=256"]) == 0
+    one, two = (load_file(trained / d / "model.safetensors") for d in ("one", "two"))
+    start = load_file(trained / "model" / "model.safetensors")
+    for name in start:
+        torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-4)
+    # The run moved the weights far more than the two runs differ.
+    assert any((one[n] - start[n]).abs().max() > 1e-2 for n in start if n in one)
+
+
+def test_a_failure_in_every_process_is_reported_once(trained):
+    argv = ["debias", "--model", "model", "--data", "missing.csv", *DATA, "--out", "bad"]
+    done = torchrun(trained, *argv)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("fairtune debias:")]
+    assert len(errors) == 1 and "error (process" in errors[0] and "missing.csv" in errors[0]
+    assert not (trained / "bad").exists()
