@@ -30,6 +30,7 @@ The sensitive attribute is a model input in every tabular protocol, as in the de
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
@@ -147,7 +148,8 @@ def summarise_row(rows: list[ResultRow], method: str) -> dict[str, Any]:
     eodds = np.array([mine[s].metrics_tuned["eodds_mean"] for s in seeds], dtype=float)
     base_eodds = np.array([base[s].metrics_tuned["eodds_mean"] for s in seeds], dtype=float)
     cut = base_eodds - eodds
-    auc = np.array([mine[s].metrics_tuned["auc"] - base[s].metrics_tuned["auc"] for s in seeds])
+    aucs = np.array([mine[s].metrics_tuned["auc"] for s in seeds], dtype=float)
+    auc = aucs - np.array([base[s].metrics_tuned["auc"] for s in seeds])
     finite = cut[~np.isnan(cut)]
     n = len(finite)
     degenerate = [s for s in seeds if mine[s].metrics_tuned.get("degenerate")]
@@ -162,6 +164,7 @@ def summarise_row(rows: list[ResultRow], method: str) -> dict[str, Any]:
         "cut_mean": mean,
         "cut_std": std,
         "cut_percent": 100 * mean / float(np.nanmean(base_eodds)) if n else math.nan,
+        "auc": aucs.tolist(),
         "auc_change": auc.tolist(),
         "degenerate_seeds": degenerate,
         "failed_seeds": failed,
@@ -192,6 +195,7 @@ def protocol_table(title: str, rows: list[ResultRow]) -> tuple[Any, dict[str, An
         lines.append(
             [
                 name,
+                _pm(np.array(s["auc"])).lstrip("+"),
                 _pm(np.array(s["eodds_t"])).lstrip("+"),
                 _pm(np.array(s["eodds_05"])).lstrip("+"),
                 "" if m == BASELINE else _pm(np.array(s["cut"])),
@@ -205,6 +209,7 @@ def protocol_table(title: str, rows: list[ResultRow]) -> tuple[Any, dict[str, An
         )
     columns = [
         "row",
+        "AUC",
         "EOdds t",
         "EOdds 0.5",
         "cut at t",
@@ -243,12 +248,23 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="OUT",
         help="write the raw rows here (default: benchmarks/results/quality.json)",
     )
+    p.add_argument(
+        "--tables-from",
+        type=Path,
+        metavar="JSON",
+        help="print the tables of a quality.json written before, running nothing",
+    )
     args = p.parse_args(argv)
+    if args.tables_from:
+        payload = json.loads(args.tables_from.read_text())
+        for part in payload["protocols"].values():
+            print_protocol(part["caption"], [ResultRow(**r) for r in part["rows"]])
+        return payload
     threads = set_threads(args.threads)
-    payload: dict[str, Any] = {
+    payload = {
         "benchmark": "quality",
         "environment": environment(threads),
-        "args": {k: str(v) if k == "json" else v for k, v in vars(args).items()},
+        "args": {k: str(v) if k in ("json", "tables_from") else v for k, v in vars(args).items()},
         "protocols": {},
     }
     for name in args.protocols:
@@ -263,21 +279,27 @@ def main(argv: list[str] | None = None) -> dict:
             f"{title}; seeds {args.seeds}; grid {'on' if grid else 'off'}; "
             f"threshold t: {settings.threshold_text()}; {seconds / 60:.1f} min"
         )
-        printed, summaries = protocol_table(caption, rows)
-        wide.print(printed)
-        wide.print(
-            f"* needs the sensitive attribute at prediction time. cut = baseline − row, same "
-            f"seed; ± = sample std over seeds. selected chose (seed: method): {_choices(rows)}"
-        )
         payload["protocols"][name] = {
             "title": title,
+            "caption": caption,
             "grid": grid,
             "seconds": seconds,
-            "summary": summaries,
+            "summary": print_protocol(caption, rows),
             "rows": [r.to_dict() for r in rows],
         }
         write_json(args.json, payload)  # after every protocol: a stopped run keeps its part
     return payload
+
+
+def print_protocol(caption: str, rows: list[ResultRow]) -> dict[str, Any]:
+    """Print one protocol's table and its notes; return the per-row summaries."""
+    printed, summaries = protocol_table(caption, rows)
+    wide.print(printed)
+    wide.print(
+        f"* needs the sensitive attribute at prediction time. cut = baseline − row, same "
+        f"seed; ± = sample std over seeds. selected chose (seed: method): {_choices(rows)}"
+    )
+    return summaries
 
 
 if __name__ == "__main__":
