@@ -1,4 +1,7 @@
-"""Run the four benchmarks with small defaults; results go to benchmarks/results/*.json."""
+"""Run the benchmarks with small defaults; results go to benchmarks/results/*.json.
+
+The quality benchmark (tens of minutes) runs only when named: ``--only quality``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import cost
 import images
 import importance
 import memory
+import quality
 from _common import RESULTS, console
 
 
@@ -20,8 +24,8 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         nargs="*",
         default=["importance", "cost", "memory", "images"],
-        choices=["importance", "cost", "memory", "images"],
-        help="run only these",
+        choices=["importance", "cost", "memory", "images", "quality"],
+        help="run only these (default: all but quality)",
     )
     args = p.parse_args(argv)
     common = ["--seed", str(args.seed), "--threads", str(args.threads)]
@@ -30,12 +34,15 @@ def main(argv: list[str] | None = None) -> None:
         "cost": (cost.main, ["--repeats", "1"]),
         "memory": (memory.main, []),
         "images": (images.main, ["--repeats", "3"]),
+        "quality": (quality.main, []),
     }
     for name in args.only:
         main_, extra = runs[name]
         console.rule(name)
         out = os.path.relpath(RESULTS / f"{name}.json")  # no machine path in the results
-        main_([*common, *extra, "--json", out])
+        # quality takes a list of seeds: the one seed given here
+        own = ["--seeds", *common[1:]] if name == "quality" else common
+        main_([*own, *extra, "--json", out])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,306 @@
+"""Debiasing quality: every method, the selected model and the reference, on five protocols.
+
+Per protocol and seed, ``compare`` runs every registered method, the
+``threshold_optimizer`` reference (group thresholds; needs the sensitive
+attribute at prediction time) and the ``selected`` row (the one choice across
+methods and the unchanged starting model). The table reports, per row, the
+cut in EOdds (mean) at the chosen threshold t relative to the baseline of the
+same seed (mean ± sample std over seeds, and as a % of the baseline's mean),
+the AUC change, the seeds in which the row was degenerate at t and, for
+``selected``, the selection regret and what it chose per seed. A cut is called
+"beyond the seed spread" only when mean − 2·std/√n > 0 and no seed was
+degenerate at t.
+
+Protocols (all from bundled data; external and test parts representative):
+
+- ``adult_sex``: the demo's skewed Adult (``fairtune.demo.demo_rows``, keep 10%
+  of the women with income >50K in the training part);
+- ``adult_race``: Adult with race binarised to White / other
+  (``apply_binarize(frame, {"race": "White"})``), keep 10% of the positive rows
+  of the non-White group in the training part; MLP as in the demo;
+- ``adult_natural``: the demo with keep=1;
+- ``german``: German credit, sensitive sex, natural training part, MLP trained
+  with ``TrainConfig()`` (the CLI's defaults);
+- ``images``: the synthetic skin-tone images with the small CNN
+  (``fairtune.demo.image_demo_rows``, ``ImageDemoSettings(arch="cnn")``).
+
+The sensitive attribute is a model input in every tabular protocol, as in the demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from _common import RESULTS, console, environment, set_threads, table, write_json
+from rich.console import Console
+
+from fairtune.binarize import apply_binarize
+from fairtune.columns import Columns
+from fairtune.comparison import CompareSettings, compare
+from fairtune.datasets import load_adult, load_german, skew_groups
+from fairtune.demo import DemoSettings, ImageDemoSettings, demo_rows, image_demo_rows
+from fairtune.erm import TrainConfig, train_tabular
+from fairtune.references import REFERENCE
+from fairtune.results import SELECTED, ResultRow
+from fairtune.splits import split_frame
+from fairtune.tabular import TabularPreprocessor, frame_to_data
+
+BASELINE = "baseline"
+wide = Console(width=150)  # the tables are quoted whole in benchmarks/README.md
+
+
+@dataclass
+class TabularProtocol:
+    """A bundled table, its sensitive attribute, the skew of its training part and the
+    starting model's training settings (the seed is set per seed)."""
+
+    load: Callable[[], pd.DataFrame]
+    label: str
+    attribute: str
+    group: str
+    keep: float
+    train: TrainConfig
+
+
+def _adult_race() -> pd.DataFrame:
+    return apply_binarize(load_adult(), {"race": "White"})[0]
+
+
+ADULT_RACE = TabularProtocol(
+    _adult_race, "income", "race", "race other", 0.1, TrainConfig(epochs=DemoSettings.train_epochs)
+)
+GERMAN = TabularProtocol(load_german, "credit_risk", "sex", "female", 1.0, TrainConfig())
+
+
+def tabular_rows(protocol: TabularProtocol, settings: CompareSettings) -> list[ResultRow]:
+    """Split, skew, train the starting MLP and compare, once per seed (as the demo does)."""
+    frame = protocol.load()
+    columns = Columns(protocol.label, [protocol.attribute])
+    rows: list[ResultRow] = []
+    for seed in settings.seeds:
+        train, external, test = split_frame(
+            frame, protocol.label, [protocol.attribute], (0.6, 0.2, 0.2), seed
+        )
+        if protocol.keep < 1:
+            train = skew_groups(
+                train, protocol.label, protocol.attribute, protocol.group, protocol.keep, seed
+            )
+        model, config = train_tabular(
+            train, columns, replace(protocol.train, seed=seed), sensitive_as_feature=True
+        )
+        prep = TabularPreprocessor.from_dict(config.preprocessing)
+        ext, tst = (
+            frame_to_data(part, protocol.label, [protocol.attribute], prep, config.group_names)
+            for part in (external, test)
+        )
+        rows += compare(model, ext, tst, replace(settings, seeds=[seed]))
+    return rows
+
+
+PROTOCOLS: dict[str, tuple[str, Callable[[CompareSettings], list[ResultRow]]]] = {
+    "adult_sex": (
+        "Adult, sex skewed (10% of women >50K kept in training)",
+        lambda s: demo_rows(DemoSettings(keep=0.1), s),
+    ),
+    "adult_race": (
+        "Adult, race skewed (White / other; 10% of other >50K kept in training)",
+        lambda s: tabular_rows(ADULT_RACE, s),
+    ),
+    "adult_natural": (
+        "Adult, natural training part (sex)",
+        lambda s: demo_rows(DemoSettings(keep=1.0), s),
+    ),
+    "german": ("German credit, natural training part (sex)", lambda s: tabular_rows(GERMAN, s)),
+    "images": (
+        "SYNTHETIC skin-tone images, small CNN",
+        lambda s: image_demo_rows(ImageDemoSettings(arch="cnn"), s),
+    ),
+}
+
+
+def _by_seed(rows: list[ResultRow], method: str) -> dict[int, ResultRow]:
+    return {r.seed: r for r in rows if r.method == method}
+
+
+def _pm(values: np.ndarray, digits: int = 3) -> str:
+    finite = values[~np.isnan(values)]
+    if len(finite) == 0:
+        return "n/a"
+    mean = f"{finite.mean():+.{digits}f}"
+    return mean + (f"±{finite.std(ddof=1):.{digits}f}" if len(finite) > 1 else "")
+
+
+def summarise_row(rows: list[ResultRow], method: str) -> dict[str, Any]:
+    """One row's figures against the baseline of the same seed, over seeds."""
+    base = _by_seed(rows, BASELINE)
+    mine = _by_seed(rows, method)
+    seeds = sorted(mine)
+    eodds = np.array([mine[s].metrics_tuned["eodds_mean"] for s in seeds], dtype=float)
+    base_eodds = np.array([base[s].metrics_tuned["eodds_mean"] for s in seeds], dtype=float)
+    cut = base_eodds - eodds
+    aucs = np.array([mine[s].metrics_tuned["auc"] for s in seeds], dtype=float)
+    auc = aucs - np.array([base[s].metrics_tuned["auc"] for s in seeds])
+    finite = cut[~np.isnan(cut)]
+    n = len(finite)
+    degenerate = [s for s in seeds if mine[s].metrics_tuned.get("degenerate")]
+    failed = [s for s in seeds if mine[s].failed]
+    mean = float(finite.mean()) if n else math.nan
+    std = float(finite.std(ddof=1)) if n > 1 else math.nan
+    return {
+        "seeds": seeds,
+        "eodds_t": eodds.tolist(),
+        "eodds_05": [mine[s].metrics["eodds_mean"] for s in seeds],
+        "cut": cut.tolist(),
+        "cut_mean": mean,
+        "cut_std": std,
+        "cut_percent": 100 * mean / float(np.nanmean(base_eodds)) if n else math.nan,
+        "auc": aucs.tolist(),
+        "auc_change": auc.tolist(),
+        "degenerate_seeds": degenerate,
+        "failed_seeds": failed,
+        "beyond_seed_spread": bool(
+            n > 1 and not degenerate and not failed and mean - 2 * std / math.sqrt(n) > 0
+        ),
+    }
+
+
+def _choices(rows: list[ResultRow]) -> str:
+    chosen = sorted((r for r in rows if r.method == SELECTED), key=lambda r: r.seed)
+    return ", ".join(f"{r.seed}: {r.selection['method']}" for r in chosen)
+
+
+def _regret(rows: list[ResultRow]) -> str:
+    values = np.array([r.selection["regret"] for r in rows if r.method == SELECTED], dtype=float)
+    return _pm(values)
+
+
+def protocol_table(title: str, rows: list[ResultRow]) -> tuple[Any, dict[str, Any]]:
+    """The printed table of one protocol and its per-row summaries."""
+    methods = list(dict.fromkeys(r.method for r in rows))
+    summaries = {m: summarise_row(rows, m) for m in methods}
+    lines = []
+    for m in methods:
+        s = summaries[m]
+        name = m + ("*" if m == REFERENCE else "")
+        lines.append(
+            [
+                name,
+                _pm(np.array(s["auc"])).lstrip("+"),
+                _pm(np.array(s["eodds_t"])).lstrip("+"),
+                _pm(np.array(s["eodds_05"])).lstrip("+"),
+                "" if m == BASELINE else _pm(np.array(s["cut"])),
+                "" if m == BASELINE else f"{s['cut_percent']:.0f}%",
+                "yes" if s["beyond_seed_spread"] else "",
+                "" if m == BASELINE else _pm(np.array(s["auc_change"])),
+                f"{len(s['degenerate_seeds'])}/{len(s['seeds'])}"
+                + (f", failed {len(s['failed_seeds'])}" if s["failed_seeds"] else ""),
+                _regret(rows) if m == SELECTED else "",
+            ]
+        )
+    columns = [
+        "row",
+        "AUC",
+        "EOdds t",
+        "EOdds 0.5",
+        "cut at t",
+        "cut %",
+        "beyond spread",
+        "ΔAUC",
+        "degen. t",
+        "regret",
+    ]
+    return table(title, columns, lines), summaries
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds")
+    p.add_argument(
+        "--protocols",
+        nargs="+",
+        default=list(PROTOCOLS),
+        choices=list(PROTOCOLS),
+        help="protocols to run (default: all)",
+    )
+    p.add_argument(
+        "--image-grid", action="store_true", help="search the grid on the images too (slow)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads (default 1: steadier on a shared machine; 0: torch's default)",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=Path(os.path.relpath(RESULTS / "quality.json")),
+        metavar="OUT",
+        help="write the raw rows here (default: benchmarks/results/quality.json)",
+    )
+    p.add_argument(
+        "--tables-from",
+        type=Path,
+        metavar="JSON",
+        help="print the tables of a quality.json written before, running nothing",
+    )
+    args = p.parse_args(argv)
+    if args.tables_from:
+        payload = json.loads(args.tables_from.read_text())
+        for part in payload["protocols"].values():
+            print_protocol(part["caption"], [ResultRow(**r) for r in part["rows"]])
+        return payload
+    threads = set_threads(args.threads)
+    payload = {
+        "benchmark": "quality",
+        "environment": environment(threads),
+        "args": {k: str(v) if k in ("json", "tables_from") else v for k, v in vars(args).items()},
+        "protocols": {},
+    }
+    for name in args.protocols:
+        title, run = PROTOCOLS[name]
+        grid = args.image_grid if name == "images" else True
+        settings = CompareSettings(seeds=args.seeds, grid=grid)
+        start = time.perf_counter()
+        with console.status(f"{name}: seeds {args.seeds}, grid {grid}"):
+            rows = run(settings)
+        seconds = time.perf_counter() - start
+        caption = (
+            f"{title}; seeds {args.seeds}; grid {'on' if grid else 'off'}; "
+            f"threshold t: {settings.threshold_text()}; {seconds / 60:.1f} min"
+        )
+        payload["protocols"][name] = {
+            "title": title,
+            "caption": caption,
+            "grid": grid,
+            "seconds": seconds,
+            "summary": print_protocol(caption, rows),
+            "rows": [r.to_dict() for r in rows],
+        }
+        write_json(args.json, payload)  # after every protocol: a stopped run keeps its part
+    return payload
+
+
+def print_protocol(caption: str, rows: list[ResultRow]) -> dict[str, Any]:
+    """Print one protocol's table and its notes; return the per-row summaries."""
+    printed, summaries = protocol_table(caption, rows)
+    wide.print(printed)
+    wide.print(
+        f"* needs the sensitive attribute at prediction time. cut = baseline − row, same "
+        f"seed; ± = sample std over seeds. selected chose (seed: method): {_choices(rows)}"
+    )
+    return summaries
+
+
+if __name__ == "__main__":
+    main()
