@@ -417,3 +417,13 @@ def test_bias_gd_keeps_balanced_accuracy_above_its_floor(lr, start_model, extern
         assert result.info["stopped_at_epoch"] is None
         assert len(result.history) == 5
         assert after["eodds_mean"] < 0.5 * start["eodds_mean"]
+
+
+def test_python_debias_refuses_an_external_set_of_one_class():
+    import fairtune
+
+    data = biased_data(40, seed=0)
+    one_class = FairData(data.inputs, torch.zeros(len(data)), data.groups, data.group_names)
+    model = MLP(data.inputs.shape[1], (4,))
+    with pytest.raises(FairtuneError, match="external labels are all one class"):
+        fairtune.debias(model, one_class, method="llft")

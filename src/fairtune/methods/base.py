@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from fairtune.architectures import load_model
-from fairtune.data import FairData, balance, check_groups
+from fairtune.data import FairData, balance, check_classes, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.importance import fisher_diagonal
 from fairtune.io import atomic_dir, write_json
@@ -218,6 +218,7 @@ class Method(ABC):
     ) -> DebiasResult:
         """Debias a copy of ``model`` with the external set; ``head`` names its head module."""
         check_groups(external)
+        check_classes(external, "external")
         split = ModelSplit.of(copy.deepcopy(model), head)
         self.progress = progress
         start = time.perf_counter()
