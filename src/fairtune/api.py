@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -41,13 +41,14 @@ def debias(
 def compare(
     model: nn.Module,
     external: FairData,
-    test: FairData,
+    test: FairData | Mapping[str, FairData],
     methods: str | Sequence[str] = "all",
     head: str | None = None,
     progress: bool = False,
     **settings: Any,
 ) -> list[ResultRow]:
-    """Run ``methods`` from ``model`` on the same data; one row per (method, seed).
+    """Run ``methods`` from ``model`` on the same data; one row per (method, seed) and,
+    where ``test`` names several test sets, per test set.
 
     ``settings`` are further :class:`~fairtune.comparison.CompareSettings`
     fields (``seeds``, ``grid``, ``threshold_rule``, ``holdout``,

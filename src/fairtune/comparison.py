@@ -4,12 +4,14 @@ Per seed (:func:`fairtune.auto.run_seed`), the external set is split into a
 part the fine-tuning sees and a held-out part it never sees; thresholds, each
 method's setting and the one choice across methods are made on the held-out
 part. The test set only measures: one row per method, the post-processing
-reference row and the ``selected`` row with its selection regret.
+reference row and the ``selected`` row with its selection regret; with several
+test sets, these rows once per test set, from the same fits.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -29,31 +31,60 @@ from fairtune.selection import ScoreOnTest, selection_regret
 def compare(
     model: nn.Module,
     external: FairData,
-    test: FairData,
+    test: FairData | Mapping[str, FairData],
     settings: CompareSettings | None = None,
     head: str | None = None,
     progress: bool = False,
 ) -> list[ResultRow]:
     """Run every method from ``model``; per seed the baseline row, one row per method,
     the ``threshold_optimizer`` reference row and (with any method fitted) the
-    ``selected`` row."""
+    ``selected`` row.
+
+    ``test`` is one test set or several by name (e.g. in- and out-of-distribution):
+    the methods are fitted once per seed and every row is measured on each test set;
+    with several, each row names its ``test_set``.
+    """
     settings = settings or CompareSettings()
-    check_groups(external)
-    check_groups(test)
-    if external.group_names != test.group_names:
-        raise FairtuneError(
-            f"external groups {external.group_names} differ from test groups {test.group_names}"
-        )
+    tests = _test_sets(external, test)
+    named = len(tests) > 1
     rows = []
     for seed in settings.seeds:
         run = run_seed(model, external, settings, seed, head, progress)
-        start = run.start.held
-        selection = {"held_out_auc": start.auc, "held_out_eodds_mean": start.eodds_mean}
-        rows.append(_row("baseline", seed, run.start, selection, test, settings))
-        rows += [_method_row(found, run, test) for found in run.searches]
-        rows.append(threshold_optimizer_row(model, run.context.fit, test, seed, settings.n_boot))
-        if run.pool():
-            rows.append(_selected_row(run, test))
+        for name, data in tests.items():
+            measured = _seed_rows(model, run, data)
+            rows += [replace(r, test_set=name) for r in measured] if named else measured
+    return rows
+
+
+def _test_sets(
+    external: FairData, test: FairData | Mapping[str, FairData]
+) -> dict[str, FairData]:
+    """The test sets by name, each checked to have the external set's groups."""
+    tests = dict(test) if isinstance(test, Mapping) else {"test": test}
+    if not tests:
+        raise FairtuneError("compare needs at least one test set")
+    check_groups(external)
+    for name, data in tests.items():
+        check_groups(data)
+        if external.group_names != data.group_names:
+            which = "test" if len(tests) == 1 else f"test set {name!r}"
+            raise FairtuneError(
+                f"external groups {external.group_names} differ from {which} groups "
+                f"{data.group_names}"
+            )
+    return tests
+
+
+def _seed_rows(model: nn.Module, run: SeedRun, test: FairData) -> list[ResultRow]:
+    """One seed's rows measured on one test set: baseline, methods, reference, selected."""
+    settings, seed = run.context.settings, run.context.seed
+    start = run.start.held
+    selection = {"held_out_auc": start.auc, "held_out_eodds_mean": start.eodds_mean}
+    rows = [_row("baseline", seed, run.start, selection, test, settings)]
+    rows += [_method_row(found, run, test) for found in run.searches]
+    rows.append(threshold_optimizer_row(model, run.context.fit, test, seed, settings.n_boot))
+    if run.pool():
+        rows.append(_selected_row(run, test))
     return rows
 
 

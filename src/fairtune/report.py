@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from fairtune.references import REFERENCE
 from fairtune.results import (
     SELECTED,
     ResultRow,
+    by_test_set,
     degenerate_methods,
     selection_summary,
     summarise,
@@ -223,11 +225,13 @@ def _verdict_columns(row: ResultRow) -> dict[str, Any]:
 
 
 def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
-    """One CSV line per (method, seed): the settings chosen and every test metric."""
+    """One CSV line per (method, seed) and, where there are several, test set: the settings
+    chosen and every test metric."""
     flat = []
     for r in rows:
         line: dict[str, Any] = {
             "method": r.method,
+            **({"test_set": r.test_set} if r.test_set is not None else {}),
             "seed": r.seed,
             "wall_time_s": r.wall_time_s,
             "threshold": r.threshold,
@@ -276,6 +280,18 @@ def notes(rows: list[ResultRow]) -> list[str]:
     return lines
 
 
+def plot_files(names: Sequence[str | None]) -> dict[str | None, str]:
+    """The plot's file per test set: ``fairness_vs_auc.png`` for the one test set, else
+    ``fairness_vs_auc_<name>.png`` (characters unfit for a file name as ``_``; numbered
+    where two names would give one file)."""
+    if names == [None]:
+        return {None: "fairness_vs_auc.png"}
+    safe = [re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)) for name in names]
+    if len(set(safe)) < len(safe):
+        safe = [f"{i + 1}_{name}" for i, name in enumerate(safe)]
+    return {name: f"fairness_vs_auc_{file}.png" for name, file in zip(names, safe, strict=True)}
+
+
 def write_comparison(
     out: str | Path,
     rows: list[ResultRow],
@@ -283,7 +299,11 @@ def write_comparison(
     settings: CompareSettings,
     extra: dict[str, Any],
 ) -> None:
-    """Write results.json, results.csv, settings.json and the plot; print the table."""
+    """Write results.json, results.csv, settings.json and the plot (one per test set where
+    there are several); print the table and the notes (per test set)."""
+    sets = by_test_set(rows)
+    titles = {name: title if name is None else f"{title}, test {name}" for name in sets}
+    plots = plot_files(list(sets))
     with atomic_dir(out) as tmp:
         write_json(tmp / "results.json", [r.to_dict() for r in rows])
         write_csv(tmp / "results.csv", flat_rows(rows))
@@ -296,18 +316,24 @@ def write_comparison(
                 "threshold_rule": settings.threshold_text(),
             },
         )
-        fairness_plot(rows, tmp / "fairness_vs_auc.png", title)
-    console.print(compare_table(rows, title))
+        for name, mine in sets.items():
+            fairness_plot(mine, tmp / plots[name], titles[name])
+    for name, mine in sets.items():
+        console.print(compare_table(mine, titles[name]))
     if settings.grid:
         console.print(f"Selection: {settings.selection_rule().text()}.")
         for method in settings.grids:
             console.print(f"  {method} searched {settings.grid_of(method)} (narrowed grid)")
-        for r in rows:
+        for r in next(iter(sets.values()), []):  # the choices are the same on every test set
             if r.method != "baseline":
                 console.print(f"  {r.method} (seed {r.seed}): {r.selection['chosen']}")
     console.print(f"Threshold t: {settings.threshold_text()}.")
-    for note in notes(rows):
-        console.print(note)
+    for name, mine in sets.items():
+        if name is not None:
+            console.print(f"On test set {name}:")
+        for note in notes(mine):
+            console.print(note)
     console.print(
-        f"Report written to {out}/ (results.json, results.csv, settings.json, fairness_vs_auc.png)"
+        f"Report written to {out}/ (results.json, results.csv, settings.json, "
+        f"{', '.join(plots.values())})"
     )

@@ -3,7 +3,9 @@
 One :class:`ResultRow` per (method, seed); ``to_dict`` is its results.json form.
 Besides the methods' rows a comparison has a ``threshold_optimizer`` reference
 row and a ``selected`` row (the one choice across methods) per seed; a method
-whose every setting failed has a row with ``failed`` set and NaN metrics.
+whose every setting failed has a row with ``failed`` set and NaN metrics. A
+comparison on several test sets has all these rows once per test set, each
+naming its ``test_set``.
 """
 
 from __future__ import annotations
@@ -39,15 +41,25 @@ class ResultRow:
     arch: str | None = None  # the image model's architecture, where one was named
     failed: str | None = None  # why no setting of the method could be fitted
     needs_sensitive_attribute_at_prediction: bool = False  # group thresholds do
+    test_set: str | None = None  # the test set measured, where a comparison has several
 
     def to_dict(self) -> dict[str, Any]:
-        """The row as results.json holds it (``arch``, ``failed`` and
-        ``needs_sensitive_attribute_at_prediction`` only where set)."""
+        """The row as results.json holds it (``arch``, ``failed``,
+        ``needs_sensitive_attribute_at_prediction`` and ``test_set`` only where set)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key in ("arch", "failed", "needs_sensitive_attribute_at_prediction"):
+        for key in ("arch", "failed", "needs_sensitive_attribute_at_prediction", "test_set"):
             if not out[key]:
                 del out[key]
         return out
+
+
+def by_test_set(rows: Sequence[ResultRow]) -> dict[str | None, list[ResultRow]]:
+    """The rows per test set, in order of first appearance (one key, ``None``, for a
+    comparison on one test set)."""
+    out: dict[str | None, list[ResultRow]] = {}
+    for row in rows:
+        out.setdefault(row.test_set, []).append(row)
+    return out
 
 
 def no_metrics() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from fairtune.cli.options import (
     load_data,
     parse_settings,
 )
+from fairtune.cli.study import test_names
 from fairtune.comparison import CompareSettings, compare
 from fairtune.data import FairData, check_external
 from fairtune.demo import (
@@ -43,7 +44,11 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
         help="external set (CSV or e.g. 'adult:external') the methods fine-tune on",
     )
     p.add_argument(
-        "--test", required=True, help="test set (CSV or e.g. 'adult:test'); used only to measure"
+        "--test",
+        required=True,
+        action="append",
+        help="test set (CSV or e.g. 'adult:test'); used only to measure; repeat it for several "
+        "(e.g. in- and out-of-distribution), each reported on its own",
     )
     p.add_argument("--label", help="label column (default: the model's)")
     p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
@@ -103,25 +108,37 @@ def compare_command(args: argparse.Namespace) -> None:
     methods = method_names(args.methods)
     settings = compare_settings(args, methods, overrides=parse_settings(args.set))
     # CompareSettings checked every setting (and each method's overrides): before any data
-    refuse_inputs(args.out, [args.model, args.external, args.test])
+    refuse_inputs(args.out, [args.model, args.external, *args.test])
     model, config = load_model(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
-    test, test_source = load_data(args, args.test, config, "test")
+    specs = dict(zip(test_names(args.test), args.test, strict=True))
+    tests, sources = {}, {}
+    for name, spec in specs.items():
+        tests[name], sources[name] = load_data(args, spec, config, "test")
     check_external(external)
-    if _same_data(args, external, test):
-        warnings.warn(
-            "the external and test sets are the same data: the methods are measured on the "
-            "rows they were fitted on, so the results overstate them; give a separate test set",
-            stacklevel=1,
-        )
-    rows = compare(model, external, test, settings, head=config.head, progress=True)
-    title = f"{args.model}: external {ext_source}, test {test_source}"
-    report.write_comparison(args.out, rows, title, settings, {"model": args.model})
+    for spec, test in zip(args.test, tests.values(), strict=True):
+        if _same_data(args.external, spec, external, test):
+            warnings.warn(
+                "the external and test sets are the same data: the methods are measured on the "
+                "rows they were fitted on, so the results overstate them; give a separate test "
+                "set",
+                stacklevel=1,
+            )
+    rows = compare(model, external, tests, settings, head=config.head, progress=True)
+    title = f"{args.model}: external {ext_source}"
+    about: dict[str, Any] = {"model": args.model}
+    if len(tests) == 1:
+        title += f", test {next(iter(sources.values()))}"
+    else:  # each test set's table names it
+        about["tests"] = sources
+    report.write_comparison(args.out, rows, title, settings, about)
 
 
-def _same_data(args: argparse.Namespace, external: FairData, test: FairData) -> bool:
+def _same_data(
+    external_spec: str, test_spec: str, external: FairData, test: FairData
+) -> bool:
     """Whether the external and test sets are one set: named alike, or equal row by row."""
-    if Path(args.external).resolve() == Path(args.test).resolve():
+    if Path(external_spec).resolve() == Path(test_spec).resolve():
         return True
     tensors = isinstance(external.inputs, torch.Tensor) and isinstance(test.inputs, torch.Tensor)
     return (
