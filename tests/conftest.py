@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+from _helpers import biased_data
+from torch import nn
+
+from fairtune.cli import main
+from fairtune.losses import Objective
+from fairtune.models import MLP
+from fairtune.training import Phase, run_phase
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +22,74 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def start_model() -> nn.Module:
+    """A small MLP trained on data where group 1's positives are mostly missing: a biased
+    starting model for the comparison tests."""
+    torch.manual_seed(0)
+    model = MLP(6, (8,))
+    phase = Phase(
+        objective=Objective.pred(kind="bce"),
+        trainable=[n for n, _ in model.named_parameters()],
+        epochs=20,
+        lr=1e-2,
+        optimizer="adam",
+        weight_decay=0.0,
+    )
+    run_phase(model, biased_data(800, seed=1, skew=0.1), phase)
+    return model
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A CSV table split into parts and a model trained on its train part, by the CLI."""
+    path = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    n = 900
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(size=n),
+            "job": rng.choice(["a", "b", "c"], n),
+            "sex": rng.choice(["Female", "Male"], n),
+        }
+    )
+    df["y"] = ((df.x1 + 0.8 * (df.sex == "Male") + rng.normal(0, 0.5, n)) > 0.4).astype(int)
+    df.to_csv(path / "table.csv", index=False)
+    assert (
+        main(
+            [
+                "split",
+                "--data",
+                str(path / "table.csv"),
+                "--label",
+                "y",
+                "--sensitive",
+                "sex",
+                "--out",
+                str(path / "parts"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(path / "parts" / "train.csv"),
+                "--label",
+                "y",
+                "--sensitive",
+                "sex",
+                "--out",
+                str(path / "model"),
+                "--epochs",
+                "3",
+            ]
+        )
+        == 0
+    )
+    return path

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,58 +13,6 @@ from fairtune.io import MARKER
 from fairtune.methods import REGISTRY
 from fairtune.metrics import METRIC_KEYS
 from fairtune.tabular import TabularPreprocessor, frame_to_data
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli")
-    rng = np.random.default_rng(0)
-    n = 900
-    df = pd.DataFrame(
-        {
-            "x1": rng.normal(size=n),
-            "x2": rng.normal(size=n),
-            "job": rng.choice(["a", "b", "c"], n),
-            "sex": rng.choice(["Female", "Male"], n),
-        }
-    )
-    df["y"] = ((df.x1 + 0.8 * (df.sex == "Male") + rng.normal(0, 0.5, n)) > 0.4).astype(int)
-    df.to_csv(path / "table.csv", index=False)
-    assert (
-        main(
-            [
-                "split",
-                "--data",
-                str(path / "table.csv"),
-                "--label",
-                "y",
-                "--sensitive",
-                "sex",
-                "--out",
-                str(path / "parts"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(path / "parts" / "train.csv"),
-                "--label",
-                "y",
-                "--sensitive",
-                "sex",
-                "--out",
-                str(path / "model"),
-                "--epochs",
-                "3",
-            ]
-        )
-        == 0
-    )
-    return path
 
 
 def test_split_writes_three_disjoint_parts(workdir):

@@ -9,20 +9,16 @@ import numpy as np
 import pytest
 import torch
 from _helpers import biased_data
-from torch import nn
 
 from fairtune.comparison import compare
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
-from fairtune.losses import Objective
 from fairtune.methods import REGISTRY, get_method
 from fairtune.metrics import METRIC_KEYS
-from fairtune.models import MLP
 from fairtune.results import ResultRow, summarise
 from fairtune.search import CompareSettings, grid_points, holdout_split
 from fairtune.selection import HeldOutScore, SelectionRule
-from fairtune.training import Phase, run_phase
 
 ROW_KEYS = (
     "method",
@@ -40,22 +36,6 @@ ROW_KEYS = (
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def start_model() -> nn.Module:
-    torch.manual_seed(0)
-    model = MLP(6, (8,))
-    phase = Phase(
-        objective=Objective.pred(kind="bce"),
-        trainable=[n for n, _ in model.named_parameters()],
-        epochs=20,
-        lr=1e-2,
-        optimizer="adam",
-        weight_decay=0.0,
-    )
-    run_phase(model, biased_data(800, seed=1, skew=0.1), phase)
-    return model
 
 
 # ------------------------------------------------------------------ holdout_split

@@ -19,8 +19,6 @@ from fairtune.search import CompareSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-workdir = test_cli.workdir  # the CLI tests' model and parts
-start_model = test_comparison.start_model
 ROW_KEYS, SETTINGS = test_comparison.ROW_KEYS, test_comparison.SETTINGS
 
 ONE_SEED = {**SETTINGS, "seeds": [0], "n_boot": 0}

@@ -11,14 +11,12 @@ import torch
 from _helpers import biased_data
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
-from torch import nn
 
 from fairtune.auto import run_seed
 from fairtune.comparison import compare
 from fairtune.errors import FairtuneError
-from fairtune.losses import Objective
 from fairtune.metrics import binary_metrics
-from fairtune.models import MLP, predict_proba
+from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
 from fairtune.results import selection_summary
 from fairtune.search import CompareSettings, holdout_split
@@ -31,25 +29,9 @@ from fairtune.selection import (
     ScoreOnTest,
     selection_regret,
 )
-from fairtune.training import Phase, TrainingDiverged, run_phase
+from fairtune.training import TrainingDiverged
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def start_model() -> nn.Module:
-    torch.manual_seed(0)
-    model = MLP(6, (8,))
-    phase = Phase(
-        objective=Objective.pred(kind="bce"),
-        trainable=[n for n, _ in model.named_parameters()],
-        epochs=20,
-        lr=1e-2,
-        optimizer="adam",
-        weight_decay=0.0,
-    )
-    run_phase(model, biased_data(800, seed=1, skew=0.1), phase)
-    return model
 
 
 # ------------------------------------------------------------------ the cross-method rule

@@ -13,6 +13,7 @@ from fairtune import report
 from fairtune.architectures import load_model
 from fairtune.cli.options import (
     Command,
+    add_comparison_inputs,
     add_dataclass_options,
     add_image_reading_options,
     add_set_option,
@@ -37,28 +38,7 @@ from fairtune.methods import ALL, method_names
 
 
 def _compare_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model directory every method starts from")
-    p.add_argument(
-        "--external",
-        required=True,
-        help="external set (CSV or e.g. 'adult:external') the methods fine-tune on",
-    )
-    p.add_argument(
-        "--test",
-        required=True,
-        action="append",
-        help="test set (CSV or e.g. 'adult:test'); used only to measure; repeat it for several "
-        "(e.g. in- and out-of-distribution), each reported on its own",
-    )
-    p.add_argument("--label", help="label column (default: the model's)")
-    p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
-    p.add_argument("--positive", help="label value that counts as positive (default: the model's)")
-    p.add_argument(
-        "--split-seed",
-        type=int,
-        default=0,
-        help="seed of a built-in set's 60/20/20 split (default: %(default)s)",
-    )
+    add_comparison_inputs(p)
     p.add_argument(
         "--methods",
         nargs="+",

@@ -156,6 +156,33 @@ def image_reading(args: argparse.Namespace, root: str | None, augment: Any = Non
     )
 
 
+def add_comparison_inputs(p: argparse.ArgumentParser) -> None:
+    """The inputs of compare and study: the starting model, the external set, one or more
+    test sets, and the columns (the model's by default)."""
+    p.add_argument("--model", required=True, help="model directory every fit starts from")
+    p.add_argument(
+        "--external",
+        required=True,
+        help="external set (CSV or e.g. 'adult:external') the methods fine-tune on",
+    )
+    p.add_argument(
+        "--test",
+        required=True,
+        action="append",
+        help="test set (CSV or e.g. 'adult:test'); used only to measure; repeat it for several "
+        "(e.g. in- and out-of-distribution), each reported on its own",
+    )
+    p.add_argument("--label", help="label column (default: the model's)")
+    p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
+    p.add_argument("--positive", help="label value that counts as positive (default: the model's)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of a built-in set's 60/20/20 split (default: %(default)s)",
+    )
+
+
 def add_set_option(p: argparse.ArgumentParser, metavar: str, example: str) -> None:
     """``--set KEY=VALUE ...``: one or more settings after each ``--set``, which repeats."""
     p.add_argument(

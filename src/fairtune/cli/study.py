@@ -8,6 +8,7 @@ from pathlib import Path
 from fairtune.architectures import load_model
 from fairtune.cli.options import (
     Command,
+    add_comparison_inputs,
     add_dataclass_options,
     add_image_reading_options,
     add_set_option,
@@ -28,26 +29,7 @@ def _args(p: argparse.ArgumentParser) -> None:
         "together; external-size: every method on shares of the external set; lr: each "
         "method's learning rates (and optimizers); mask: the masks layer by layer",
     )
-    p.add_argument("--model", required=True, help="model directory every fit starts from")
-    p.add_argument(
-        "--external", required=True, help="external set (CSV or e.g. 'adult:external')"
-    )
-    p.add_argument(
-        "--test",
-        required=True,
-        action="append",
-        help="test set (CSV or e.g. 'adult:test'), used only to measure; repeat it for "
-        "several (e.g. in- and out-of-distribution), each reported on its own",
-    )
-    p.add_argument("--label", help="label column (default: the model's)")
-    p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
-    p.add_argument("--positive", help="label value that counts as positive (default: the model's)")
-    p.add_argument(
-        "--split-seed",
-        type=int,
-        default=0,
-        help="seed of a built-in set's 60/20/20 split (default: %(default)s)",
-    )
+    add_comparison_inputs(p)
     p.add_argument("--out", required=True, help="directory for study.json and study.png")
     add_dataclass_options(p, StudySettings, skip=("overrides",))
     add_set_option(p, "METHOD.KEY=VALUE", "bmft.impair_epochs=2")
