@@ -147,7 +147,8 @@ COMMANDS = (
     ),
     Command(
         "debias",
-        "Debias a model with one method on an external set; write the new model.",
+        "Debias a model on an external set with one method, or with auto (the best on "
+        "held-out data, or the original); write the new model.",
         _debias_args,
         debias_command,
     ),
