@@ -129,7 +129,7 @@ def _test_score(candidate: Candidate, test: FairData) -> ScoreOnTest:
     """AUC and EOdds (mean) on test, at the threshold chosen for the candidate on held-out."""
     scores = predict_proba(candidate.result.model, test)
     metrics = evaluate_scores(test, scores, candidate.held.threshold)[0]
-    return ScoreOnTest(metrics["auc"], metrics["eodds_mean"])
+    return ScoreOnTest(metrics["auc"], metrics["eodds_mean"], metrics["degenerate"])
 
 
 def _selected_row(run: SeedRun, test: FairData) -> ResultRow:

@@ -200,6 +200,7 @@ class ScoreOnTest:
 
     auc: float
     eodds_mean: float
+    degenerate: bool = False
 
 
 def selection_regret(
@@ -209,7 +210,8 @@ def selection_regret(
     tolerance: float,
 ) -> tuple[float, int | None]:
     """Test EOdds (mean) of the selected model minus the best among the models (the original
-    and ``candidates``) whose test AUC is at least the original's minus ``tolerance``.
+    and ``candidates``) whose test AUC is at least the original's minus ``tolerance`` and
+    that are not degenerate on test (a degenerate model's small gap is no fairness).
 
     Returns the regret and the index of that best model in ``candidates`` (None: the
     original). Reported only: test data never chooses.
@@ -218,7 +220,9 @@ def selection_regret(
     ok = [
         i
         for i, c in enumerate(pool)
-        if c.auc >= original.auc - tolerance and not math.isnan(c.eodds_mean)
+        if c.auc >= original.auc - tolerance
+        and not math.isnan(c.eodds_mean)
+        and not c.degenerate
     ]
     if not ok or math.isnan(selected.eodds_mean):
         return math.nan, None
