@@ -1,5 +1,7 @@
 """Data and checks several test files share."""
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -48,6 +50,19 @@ def biased_data(
     x[:, 5] = 2 * a.float() / max(1, n_groups - 1) - 1
     keep = ~((a == 1) & (y == 1) & (torch.rand(n, generator=g) > skew))
     return FairData(x[keep], y[keep], a[keep], [f"g{i}" for i in range(n_groups)])
+
+
+def toy_table(n: int, jobs: bool = True) -> pd.DataFrame:
+    """A small table for the CLI: numeric x1, x2, (a categorical job,) sex and a label y
+    that follows x1 and favours Male; seeded."""
+    rng = np.random.default_rng(0)
+    columns = {"x1": rng.normal(size=n), "x2": rng.normal(size=n)}
+    if jobs:
+        columns["job"] = rng.choice(["a", "b", "c"], n)
+    columns["sex"] = rng.choice(["Female", "Male"], n)
+    df = pd.DataFrame(columns)
+    df["y"] = ((df.x1 + 0.8 * (df.sex == "Male") + rng.normal(0, 0.5, n)) > 0.4).astype(int)
+    return df
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
-from _helpers import biased_data
+from _helpers import biased_data, toy_table
 from torch import nn
 
 from fairtune.cli import main
@@ -46,18 +44,7 @@ def start_model() -> nn.Module:
 def workdir(tmp_path_factory):
     """A CSV table split into parts and a model trained on its train part, by the CLI."""
     path = tmp_path_factory.mktemp("cli")
-    rng = np.random.default_rng(0)
-    n = 900
-    df = pd.DataFrame(
-        {
-            "x1": rng.normal(size=n),
-            "x2": rng.normal(size=n),
-            "job": rng.choice(["a", "b", "c"], n),
-            "sex": rng.choice(["Female", "Male"], n),
-        }
-    )
-    df["y"] = ((df.x1 + 0.8 * (df.sex == "Male") + rng.normal(0, 0.5, n)) > 0.4).astype(int)
-    df.to_csv(path / "table.csv", index=False)
+    toy_table(900).to_csv(path / "table.csv", index=False)
     assert (
         main(
             [

@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
+from _helpers import toy_table
 from safetensors.torch import load_file
 
 import fairtune
@@ -53,16 +52,7 @@ def torchrun(cwd: Path, *argv: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("torchrun")
-    rng = np.random.default_rng(0)
-    n = 400
-    df = pd.DataFrame(
-        {
-            "x1": rng.normal(size=n),
-            "x2": rng.normal(size=n),
-            "sex": rng.choice(["Female", "Male"], n),
-        }
-    )
-    df["y"] = ((df.x1 + 0.8 * (df.sex == "Male") + rng.normal(0, 0.5, n)) > 0.4).astype(int)
+    df = toy_table(400, jobs=False)
     df[:200].to_csv(path / "train.csv", index=False)
     df[200:].to_csv(path / "external.csv", index=False)
     argv = ["train", "--data", str(path / "train.csv"), *DATA, "--out", str(path / "model")]

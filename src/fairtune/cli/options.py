@@ -89,7 +89,12 @@ def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
         "into intersectional groups; default: the model's or the built-in set's",
     )
     parser.add_argument("--positive", help="label value that counts as positive (1)")
-    parser.add_argument(
+    add_split_seed(parser)
+
+
+def add_split_seed(p: argparse.ArgumentParser) -> None:
+    """``--split-seed``: which seeded 60/20/20 split of a built-in set a part name means."""
+    p.add_argument(
         "--split-seed",
         type=int,
         default=0,
@@ -175,12 +180,7 @@ def add_comparison_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", help="label column (default: the model's)")
     p.add_argument("--sensitive", nargs="+", help="sensitive column(s) (default: the model's)")
     p.add_argument("--positive", help="label value that counts as positive (default: the model's)")
-    p.add_argument(
-        "--split-seed",
-        type=int,
-        default=0,
-        help="seed of a built-in set's 60/20/20 split (default: %(default)s)",
-    )
+    add_split_seed(p)
 
 
 def add_set_option(p: argparse.ArgumentParser, metavar: str, example: str) -> None:
