@@ -22,6 +22,7 @@ from torch import nn
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
+from fairtune.feature_cache import FeatureCache
 from fairtune.methods import ALL, DebiasResult, get_method, method_class, method_names
 from fairtune.models import predict_proba
 from fairtune.operating import degenerate
@@ -206,9 +207,10 @@ def held_out_score(
 
 @dataclass
 class SearchContext:
-    """What every setting tried in one seed shares: the starting model, the data parts and
-    the relative importances computed on them (computed once per data and Fisher settings,
-    whatever the learning rates, epochs, K or beta)."""
+    """What every setting tried in one seed shares: the starting model, the data parts, the
+    relative importances computed on them (computed once per data and Fisher settings,
+    whatever the learning rates, epochs, K or beta) and the backbone features of head-only
+    phases (computed once per backbone state and data)."""
 
     model: nn.Module
     fit: FairData
@@ -222,6 +224,8 @@ class SearchContext:
         default_factory=dict
     )
     """None: every setting computes its own (as before sharing)."""
+    features: FeatureCache | None = field(default_factory=FeatureCache)
+    """None: every head-only phase computes its own backbone features."""
 
     def attempt(self, method: str, point: dict[str, Any]) -> Candidate | Failure:
         """Fit ``method`` with ``point`` on the fit part and score it on the held-out part;
@@ -229,6 +233,7 @@ class SearchContext:
         config = {**self.settings.overrides.get(method, {}), **point, "seed": self.seed}
         fitter = get_method(method, **config)
         fitter.importance_cache = self.importances
+        fitter.feature_cache = self.features
         try:
             result = fitter.fit(self.model, self.fit, head=self.head, progress=self.progress)
         except TrainingDiverged as diverged:

@@ -49,6 +49,7 @@ from fairtune.console import progress_bar
 from fairtune.data import FairData
 from fairtune.distributed import average_gradients_, world
 from fairtune.errors import FairtuneError
+from fairtune.feature_cache import FeatureCache
 from fairtune.losses import LossFn
 from fairtune.masks import Mask
 from fairtune.models import (
@@ -122,6 +123,13 @@ class Phase:
             "once and trains the head on them (not for augmented inputs)"
         },
     )
+    features: FeatureCache | None = field(
+        default=None,
+        metadata={
+            "help": "with cache_features: features shared with the other phases given this "
+            "cache, computed again only for another backbone state or data; None: this phase's own"
+        },
+    )
     name: str = field(default="finetune", metadata={"help": "shown in progress and history"})
 
     def __post_init__(self) -> None:
@@ -186,7 +194,10 @@ def run_phase(
         with channels_last(model, precision.channels_last):
             setup = _Setup(partial(logits, model), data, params, multipliers, precision)
             if head_only and phase.cache_features and not _augmented(data):
-                cached = _head_inputs(split, data, precision, phase.num_workers)
+                compute = partial(_head_inputs, split, data, precision, phase.num_workers)
+                if phase.features is not None:
+                    compute = partial(phase.features.head_inputs, split, data, precision, compute)
+                cached = compute()
                 if cached is not None:
                     setup = replace(setup, forward=partial(logits, split.head_module), data=cached)
             for n, p in model.named_parameters():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -19,6 +18,7 @@ from torch import nn
 from fairtune.architectures import load_model
 from fairtune.data import FairData, balance, check_classes, check_groups
 from fairtune.errors import FairtuneError
+from fairtune.feature_cache import FeatureCache, data_key
 from fairtune.importance import fisher_diagonal
 from fairtune.io import atomic_dir, write_json
 from fairtune.losses import BIAS_KINDS, Objective
@@ -198,6 +198,9 @@ class Method(ABC):
     importance_cache: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = None
     """Relative importances already computed on the starting model, shared by the settings
     a search tries (see :meth:`relative_importance`); None: always compute."""
+    feature_cache: FeatureCache | None = None
+    """Backbone features shared by the head-only phases of the settings a search tries
+    (see :class:`~fairtune.feature_cache.FeatureCache`); None: each phase computes its own."""
 
     def __init__(self, config: MethodConfig | None = None, **overrides: Any) -> None:
         config = config or self.config_class()
@@ -268,6 +271,7 @@ class Method(ABC):
             batch_size=self.config.batch_size,
             bn_stats=self.config.bn_stats,
             num_workers=self.config.num_workers,
+            features=self.feature_cache,
             **settings,
         )
 
@@ -332,10 +336,5 @@ class Method(ABC):
     def _importance_key(self, data: FairData) -> tuple[Any, ...]:
         """What R depends on besides the starting model: the data's content and the
         settings of the Fisher passes (not learning rates, epochs, keep or beta)."""
-        digest = hashlib.sha256()
-        for tensor in (data.labels, data.groups, data.inputs):
-            if isinstance(tensor, torch.Tensor):
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        lazy = None if isinstance(data.inputs, torch.Tensor) else id(data.inputs)
         c = self.config
-        return (digest.hexdigest(), lazy, c.bias_kind, c.importance, c.batch_size)
+        return (data_key(data), c.bias_kind, c.importance, c.batch_size)
