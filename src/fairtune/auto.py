@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,9 +26,9 @@ from fairtune.search import (
     SearchContext,
     held_out_score,
     holdout_split,
-    search,
 )
 from fairtune.selection import Contender, CrossChoice, HeldOutRows
+from fairtune.workers import SearchPool, SearchTask
 
 AUTO = "auto"
 """The method name that asks for the cross-method choice (``debias --method auto``)."""
@@ -66,15 +67,22 @@ def run_seed(
     seed: int,
     head: str | None = None,
     progress: bool = False,
+    pool: SearchPool | None = None,
 ) -> SeedRun:
-    """Split ``external`` by ``seed``, fit every method's settings, choose across them."""
+    """Split ``external`` by ``seed``, fit every method's settings, choose across them.
+
+    The methods are fitted by ``pool`` (several seeds can share one), else by a pool of
+    ``settings.jobs`` started for this seed alone.
+    """
     fit, held = holdout_split(external, settings.holdout, seed)
     scores = predict_proba(model, held)
     reference_rate = float((scores >= 0.5).float().mean())
     context = SearchContext(model, fit, held, settings, seed, reference_rate, head, progress)
     verdict = held_out_score(scores, held, settings.threshold_rule, reference_rate)
     start = Candidate({}, DebiasResult("baseline", model, {}, []), scores, verdict)
-    searches = [search(name, context, start.held.auc) for name in settings.methods]
+    tasks = [SearchTask(name, context, start.held.auc) for name in settings.methods]
+    with nullcontext(pool) if pool else SearchPool(settings.jobs) as workers:
+        searches = workers.run(tasks, progress)
     pool = [(s.method, c) for s in searches for c in s.candidates]
     rows = HeldOutRows(held.labels.numpy(), held.groups.numpy(), held.group_names)
     choice = settings.cross_rule().choose(

@@ -26,6 +26,7 @@ from fairtune.references import threshold_optimizer_row
 from fairtune.results import SELECTED, ResultRow, no_metrics
 from fairtune.search import Candidate, CompareSettings, MethodSearch
 from fairtune.selection import ScoreOnTest, selection_regret
+from fairtune.workers import SearchPool
 
 
 def compare(
@@ -43,16 +44,20 @@ def compare(
     ``test`` is one test set or several by name (e.g. in- and out-of-distribution):
     the methods are fitted once per seed and every row is measured on each test set;
     with several, each row names its ``test_set``.
+
+    With ``settings.jobs`` above one, the methods of each seed are fitted side by side in
+    that many worker processes (:mod:`fairtune.workers`), with the same results.
     """
     settings = settings or CompareSettings()
     tests = _test_sets(external, test)
     named = len(tests) > 1
     rows = []
-    for seed in settings.seeds:
-        run = run_seed(model, external, settings, seed, head, progress)
-        for name, data in tests.items():
-            measured = _seed_rows(model, run, data)
-            rows += [replace(r, test_set=name) for r in measured] if named else measured
+    with SearchPool(settings.jobs) as pool:
+        for seed in settings.seeds:
+            run = run_seed(model, external, settings, seed, head, progress, pool)
+            for name, data in tests.items():
+                measured = _seed_rows(model, run, data)
+                rows += [replace(r, test_set=name) for r in measured] if named else measured
     return rows
 
 

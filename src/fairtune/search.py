@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from fairtune.data import FairData
+from fairtune.distributed import world
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
 from fairtune.feature_cache import FeatureCache
@@ -79,6 +80,12 @@ class CompareSettings:
         "with grid: search these values of a method's setting instead of its grid's, "
         "e.g. {'swift': {'beta': [0.1]}} ('fairtune methods NAME' shows each grid)",
     )
+    jobs: int = setting(
+        1,
+        "worker processes that fit the methods side by side, each one method's settings on "
+        "one seed, with max(1, torch threads // jobs) threads; the results equal one job's",
+        low=1,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self, "compare")
@@ -102,6 +109,11 @@ class CompareSettings:
                     raise FairtuneError(f"the grid of {method}.{key} has no values")
         if self.tuner == "optuna" and self.trials < 1:
             raise FairtuneError(f"optuna needs at least one trial, not {self.trials}")
+        if self.jobs > 1 and world()[1] > 1:
+            raise FairtuneError(
+                f"jobs={self.jobs} starts worker processes, which torchrun's processes cannot "
+                "share: under torchrun use one job"
+            )
 
     def grid_of(self, method: str) -> dict[str, list[Any]]:
         """The values searched for ``method``: its own grid, with ``grids`` replacing key by key."""

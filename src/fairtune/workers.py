@@ -1,0 +1,148 @@
+"""Worker processes for the search: several methods' settings fitted side by side.
+
+The unit of work is one method's whole search on one seed
+(:func:`fairtune.search.search`). Its settings share the relative importances
+and the backbone features computed on the starting model, which so stay in the
+one worker that uses them, and optuna's trials, each proposed from the ones
+before, keep their order. Every unit is fitted exactly as in the parent
+process, so the results equal those of one job when the threads per process
+are equal (float reductions may round otherwise).
+
+Workers are spawned (not forked: a forked copy of a process that has started
+threads, as torch does, may deadlock) and each computes with
+``max(1, torch.get_num_threads() // jobs)`` threads, so the workers together
+use the parent's threads and no more. Tasks and results travel as plain pickled
+bytes: torch's own pickling for process queues would move every tensor of every
+fitted model into shared memory, one file descriptor each.
+"""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from types import TracebackType
+
+import torch
+
+from fairtune.console import progress_bar
+from fairtune.errors import FairtuneError
+from fairtune.search import MethodSearch, SearchContext, search
+
+
+@dataclass(frozen=True)
+class SearchTask:
+    """One method's search on one seed's data: a unit of work."""
+
+    method: str
+    context: SearchContext
+    start_auc: float
+
+    def run(self) -> MethodSearch:
+        """Every setting of the method tried (see :func:`fairtune.search.search`)."""
+        return search(self.method, self.context, self.start_auc)
+
+    def what(self) -> str:
+        """The task in words, for messages."""
+        return f"{self.method} (seed {self.context.seed})"
+
+
+@dataclass(frozen=True)
+class WorkerError:
+    """Why a worker's task failed, as the one line the command prints."""
+
+    message: str
+
+
+class SearchPool:
+    """Runs search tasks: in this process with one job, else in ``jobs`` worker processes.
+
+    Use it as a context manager; the workers start with the first tasks given to
+    :meth:`run` and serve every later call (each seed of a comparison).
+    """
+
+    def __init__(self, jobs: int = 1) -> None:
+        self.jobs = jobs
+        self._executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> SearchPool:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._executor is not None:
+            # after an error, what is left is not waited for (a running task ends on its own)
+            self._executor.shutdown(wait=kind is None, cancel_futures=True)
+            self._executor = None
+
+    def run(self, tasks: list[SearchTask], progress: bool = False) -> list[MethodSearch]:
+        """Each task's search, in the order of ``tasks``.
+
+        With several jobs, workers show no progress of their own: a bar counts the
+        finished tasks. A worker's error ends the run with one line: a
+        :class:`FairtuneError` unchanged, any other error named with its task.
+        """
+        if self.jobs == 1:
+            return [task.run() for task in tasks]
+        executor = self._start()
+        quiet = [replace(t, context=replace(t.context, progress=False)) for t in tasks]
+        futures = {executor.submit(_run_in_worker, pickle.dumps(t)): i for i, t in enumerate(quiet)}
+        found: dict[int, MethodSearch] = {}
+        with progress_bar(progress, f"fitting in {self.jobs} workers", len(tasks)) as advance:
+            try:
+                for future in as_completed(futures):
+                    index = futures[future]
+                    found[index] = _result(future, tasks[index])
+                    advance()
+            except FairtuneError:
+                for future in futures:
+                    future.cancel()  # the tasks not yet started
+                raise
+        return [found[i] for i in range(len(tasks))]
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            threads = max(1, torch.get_num_threads() // self.jobs)
+            self._executor = ProcessPoolExecutor(
+                self.jobs, get_context("spawn"), initializer=_start_worker, initargs=(threads,)
+            )
+        return self._executor
+
+
+def _result(future: Future[bytes], task: SearchTask) -> MethodSearch:
+    """A finished task's search, or its error raised as one line."""
+    try:
+        outcome = pickle.loads(future.result())
+    except BrokenProcessPool:
+        raise FairtuneError(
+            f"a worker process stopped while fitting {task.what()} (out of memory?): try fewer jobs"
+        ) from None
+    if isinstance(outcome, WorkerError):
+        raise FairtuneError(outcome.message)
+    return outcome
+
+
+def _start_worker(threads: int) -> None:
+    """A worker's setup: its share of the parent's threads."""
+    torch.set_num_threads(threads)
+
+
+def _run_in_worker(payload: bytes) -> bytes:
+    """A worker's task: the pickled search, or the pickled :class:`WorkerError`."""
+    task: SearchTask = pickle.loads(payload)
+    try:
+        outcome: MethodSearch | WorkerError = task.run()
+    except FairtuneError as error:
+        outcome = WorkerError(str(error))
+    except Exception as error:  # any other error: the one line the parent prints, with its task
+        outcome = WorkerError(
+            f"fitting {task.what()} failed in a worker process: {type(error).__name__}: "
+            f"{error} (run with one job to see where)"
+        )
+    return pickle.dumps(outcome)

@@ -1,0 +1,154 @@
+"""compare --jobs: the methods fitted in worker processes, with the results of one job.
+
+The threads are pinned to one (``one_thread``): the workers then get
+max(1, 1 // 2) = 1 thread each, as the parent has, so every float rounds alike and
+the results must be equal to the last bit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _helpers import biased_data
+from PIL import Image
+from torch import nn
+
+import fairtune.search
+from fairtune.backbones import SmallCNN
+from fairtune.cli import main
+from fairtune.comparison import CompareSettings, compare
+from fairtune.data import FairData
+from fairtune.errors import FairtuneError
+from fairtune.images import Decoding, ImageSource
+from fairtune.io import clean
+from fairtune.models import MLP
+from fairtune.search import SearchContext, holdout_split
+from fairtune.workers import SearchPool, SearchTask
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SETTINGS = {
+    "methods": ["llft", "bmft", "fairprune"],
+    "seeds": [0, 1],
+    "grid": True,
+    "n_boot": 5,
+    "grids": {
+        "llft": {"lr": [1e-3, 1e-2]},
+        "bmft": {"impair_lr": [1e-3], "keep": [0.25, 0.5]},
+        "fairprune": {"beta": [0.5], "step": [0.005]},
+    },
+    "overrides": {"llft": {"epochs": 2}, "bmft": {"impair_epochs": 1, "repair_epochs": 1}},
+}
+
+
+def untimed(rows: list) -> object:
+    """Rows as results.json holds them (NaN as null, equal to itself), without timings."""
+
+    def drop(obj: object) -> object:
+        if isinstance(obj, dict):
+            return {k: drop(v) for k, v in obj.items() if "time" not in k}
+        if isinstance(obj, list):
+            return [drop(v) for v in obj]
+        return obj
+
+    return drop(clean([r.to_dict() for r in rows]))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with SearchPool(2) as workers:
+        yield workers
+
+
+def test_two_jobs_give_the_rows_of_one(start_model, monkeypatch):
+    external, test = biased_data(300, seed=2), biased_data(200, seed=3)
+    one = compare(start_model, external, test, CompareSettings(**SETTINGS))
+
+    def not_here(task: SearchTask) -> None:
+        raise AssertionError(f"{task.what()} was fitted in the parent process")
+
+    monkeypatch.setattr(SearchTask, "run", not_here)  # the spawned workers import their own
+    two = compare(start_model, external, test, CompareSettings(**SETTINGS, jobs=2))
+    assert untimed(two) == untimed(one)
+    methods = [(r.method, r.seed) for r in two]
+    per_seed = ["baseline", *SETTINGS["methods"], "threshold_optimizer", "selected"]
+    assert methods == [(m, s) for s in (0, 1) for m in per_seed]
+    bmft = two[2].selection["tried"]
+    assert [t["setting"] for t in bmft] == [{"impair_lr": 1e-3, "keep": k} for k in (0.25, 0.5)]
+
+
+def _context(model: nn.Module, data: FairData, settings: CompareSettings) -> SearchContext:
+    fit, held = holdout_split(data, settings.holdout, seed=0)
+    return SearchContext(model, fit, held, settings, 0, 0.5, None, False)
+
+
+def _images(tmp_path: Path, n: int = 24) -> FairData:
+    """n 8x8 PNG files on disk, read lazily; label and group alternate."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        paths.append(tmp_path / f"img{i}.png")
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(paths[-1])
+    labels = torch.tensor([i % 2 for i in range(n)], dtype=torch.float32)
+    groups = torch.tensor([(i // 2) % 2 for i in range(n)])
+    return FairData(ImageSource(paths, Decoding(8)), labels, groups, ["a", "b"])
+
+
+def test_images_read_from_disk_are_fitted_in_a_worker_as_here(pool, tmp_path):
+    torch.manual_seed(0)
+    model = SmallCNN(in_channels=3, width=4, blocks=2)
+    settings = CompareSettings(methods=["llft"], overrides={"llft": {"epochs": 1}}, n_boot=0)
+    task = SearchTask("llft", _context(model, _images(tmp_path), settings), 0.5)
+    assert not isinstance(task.context.fit.inputs, torch.Tensor)  # read lazily
+    there = pool.run([task])[0].candidates[0]
+    here = task.run().candidates[0]
+    assert torch.equal(there.scores, here.scores)
+    for name, value in here.result.model.state_dict().items():
+        assert torch.equal(value, there.result.model.state_dict()[name]), name
+
+
+class Fragile(nn.Module):
+    """An MLP whose forward pass in training mode raises ``error``."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = MLP(6, (8,))
+        self.error = error
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise self.error("boom in training")
+        return self.net(x)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (FairtuneError, "boom in training"),  # bad input: its own line, as with one job
+        (
+            RuntimeError,
+            "fitting fullft (seed 0) failed in a worker process: RuntimeError: boom in "
+            "training (run with one job to see where)",
+        ),
+    ],
+)
+def test_a_workers_error_is_one_line_naming_its_task(pool, error, expected):
+    settings = CompareSettings(methods=["fullft"], overrides={"fullft": {"epochs": 1}})
+    task = SearchTask("fullft", _context(Fragile(error), biased_data(200, seed=1), settings), 0.5)
+    with pytest.raises(FairtuneError) as caught:
+        pool.run([task])
+    assert str(caught.value) == expected
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+def test_several_jobs_are_refused_under_torchrun(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(fairtune.search, "world", lambda: (0, 2))
+    CompareSettings(jobs=1)  # one job is what torchrun's processes run
+    code = main(["demo", "--jobs", "2", "--out", str(tmp_path / "d")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "under torchrun use one job" in err and not (tmp_path / "d").exists()
