@@ -82,8 +82,9 @@ class CompareSettings:
     )
     jobs: int = setting(
         1,
-        "worker processes that fit the methods side by side, each one method's settings on "
-        "one seed, with max(1, torch threads // jobs) threads; the results equal one job's",
+        "worker processes that fit the methods side by side (one method's settings on one "
+        "seed each), each with max(1, torch threads // jobs) threads; the results equal those "
+        "of one job run with that many threads",
         low=1,
     )
 
