@@ -67,12 +67,12 @@ def run_seed(
     seed: int,
     head: str | None = None,
     progress: bool = False,
-    pool: SearchPool | None = None,
+    workers: SearchPool | None = None,
 ) -> SeedRun:
     """Split ``external`` by ``seed``, fit every method's settings, choose across them.
 
-    The methods are fitted by ``pool`` (several seeds can share one), else by a pool of
-    ``settings.jobs`` started for this seed alone.
+    The methods are fitted by ``workers`` (several seeds can share them), else by a pool
+    of ``settings.jobs`` started for this seed alone.
     """
     fit, held = holdout_split(external, settings.holdout, seed)
     scores = predict_proba(model, held)
@@ -81,8 +81,8 @@ def run_seed(
     verdict = held_out_score(scores, held, settings.threshold_rule, reference_rate)
     start = Candidate({}, DebiasResult("baseline", model, {}, []), scores, verdict)
     tasks = [SearchTask(name, context, start.held.auc) for name in settings.methods]
-    with nullcontext(pool) if pool else SearchPool(settings.jobs) as workers:
-        searches = workers.run(tasks, progress)
+    with nullcontext(workers) if workers else SearchPool(settings.jobs) as fitting:
+        searches = fitting.run(tasks, progress)
     pool = [(s.method, c) for s in searches for c in s.candidates]
     rows = HeldOutRows(held.labels.numpy(), held.groups.numpy(), held.group_names)
     choice = settings.cross_rule().choose(
