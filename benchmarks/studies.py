@@ -10,8 +10,10 @@ steps and mask studies from each on its external CSV, measured on its test CSV.
 
 Every step is the ``fairtune`` command run in this process (torch threads from
 --threads), printed before it runs. Each study writes OUT/NAME/study.json and
-study.png; the figure is copied to DOCS/NAME.png and study.json, without its
-per-seed records for the curve studies, to DOCS/NAME.json.
+study.png; the figure is copied to DOCS/NAME.png and study.json to DOCS/NAME.json,
+for the curve studies with each record cut to its point, seed, threshold and
+headline metrics at t with their bootstrap intervals. ``--publish-only`` does that
+copying alone, from the study folders an earlier run left in OUT.
 
     .venv/bin/python benchmarks/studies.py [--only adult-keep cnn-mask ...] [--threads 1]
 
@@ -26,11 +28,13 @@ import shlex
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import console, set_threads
 
 from fairtune.cli import main as fairtune
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
+from fairtune.studies.summary import HEADLINE
 
 SEEDS = ["--seeds", "0", "1", "2"]
 IMAGE_SPEC = SyntheticSpec(image_size=32)
@@ -66,13 +70,41 @@ def sources(model: str, out: Path) -> tuple[list[str], list[str]]:
     return train, [*data, "--test", str(images / "synthetic_test.csv")]
 
 
+def _brief(record: dict[str, Any]) -> dict[str, Any]:
+    """A curve study's record cut to its point, seed, threshold and headline metrics at t
+    with their bootstrap intervals on each test set."""
+    kept = {k: record[k] for k in ("series", "x", "seed", "failed")}
+    if record["failed"]:
+        return kept
+    tests = {
+        name: {**{m: measured["at_t"][m] for m in HEADLINE}, "ci_at_t": measured["ci_at_t"]}
+        for name, measured in record["test"].items()
+    }
+    return {**kept, "threshold": record["threshold"], "test": tests}
+
+
+def publish(folder: Path, docs: Path, name: str) -> None:
+    """Copy ``folder``'s figure to DOCS/NAME.png and its study.json (curve studies' records
+    cut by :func:`_brief`) to DOCS/NAME.json."""
+    shutil.copyfile(folder / "study.png", docs / f"{name}.png")
+    saved = json.loads((folder / "study.json").read_text())
+    if saved["kind"] != "mask":
+        saved["records"] = [_brief(r) for r in saved["records"]]
+    (docs / f"{name}.json").write_text(json.dumps(saved, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", nargs="+", choices=list(STUDIES), default=list(STUDIES))
     p.add_argument("--out", type=Path, default=Path("studies-output"), help="study folders")
     p.add_argument("--docs", type=Path, default=Path("docs/studies"), help="figures, summaries")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    p.add_argument("--publish-only", action="store_true", help="only copy OUT's studies to DOCS")
     args = p.parse_args(argv)
+    if args.publish_only:
+        for name in args.only:
+            publish(args.out / name, args.docs, name)
+        return
     console.print(f"torch threads: {set_threads(args.threads)}")
     args.out.mkdir(parents=True, exist_ok=True)
     args.docs.mkdir(parents=True, exist_ok=True)
@@ -87,11 +119,7 @@ def main(argv: list[str] | None = None) -> None:
             folder = args.out / name
             argv_ = ["study", kind, "--model", str(args.out / f"{model}-model"), *data]
             run([*argv_, "--out", str(folder), *SEEDS, *extra])
-            shutil.copyfile(folder / "study.png", args.docs / f"{name}.png")
-            saved = json.loads((folder / "study.json").read_text())
-            if kind != "mask":
-                saved.pop("records")
-            (args.docs / f"{name}.json").write_text(json.dumps(saved, indent=1) + "\n")
+            publish(folder, args.docs, name)
 
 
 if __name__ == "__main__":
