@@ -10,7 +10,8 @@ steps and mask studies from each on its external CSV, measured on its test CSV.
 
 Every step is the ``fairtune`` command run in this process (torch threads from
 --threads), printed before it runs. Each study writes OUT/NAME/study.json and
-study.png; the figure is copied to DOCS/NAME.png and study.json to DOCS/NAME.json,
+study.png; the figure is copied to DOCS/NAME.png (in 128 colours, a quarter of the
+bytes) and study.json to DOCS/NAME.json,
 for the curve studies with each record cut to its point, seed, threshold and
 headline metrics at t with their bootstrap intervals. ``--publish-only`` does that
 copying alone, from the study folders an earlier run left in OUT.
@@ -25,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from _common import console, set_threads
+from PIL import Image
 
 from fairtune.cli import main as fairtune
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
@@ -47,6 +48,7 @@ STUDIES = {
     **{f"{arch}-{kind}": (arch, kind, []) for arch in ("cnn", "vit") for kind in ("steps", "mask")},
 }
 """Each run's name: (model, study kind, options beyond the seeds)."""
+COLOURS = 128
 
 
 def run(argv: list[str]) -> None:
@@ -84,9 +86,12 @@ def _brief(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def publish(folder: Path, docs: Path, name: str) -> None:
-    """Copy ``folder``'s figure to DOCS/NAME.png and its study.json (curve studies' records
-    cut by :func:`_brief`) to DOCS/NAME.json."""
-    shutil.copyfile(folder / "study.png", docs / f"{name}.png")
+    """Copy ``folder``'s figure to DOCS/NAME.png in :data:`COLOURS` colours and its
+    study.json (curve studies' records cut by :func:`_brief`) to DOCS/NAME.json."""
+    figure = Image.open(folder / "study.png").convert("RGB")
+    figure.quantize(COLOURS, method=Image.Quantize.MEDIANCUT).save(
+        docs / f"{name}.png", optimize=True
+    )
     saved = json.loads((folder / "study.json").read_text())
     if saved["kind"] != "mask":
         saved["records"] = [_brief(r) for r in saved["records"]]
