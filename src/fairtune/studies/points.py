@@ -28,7 +28,8 @@ OPTIMIZERS = ("sgd", "adam")
 
 @dataclass
 class StudySettings:
-    """How a study runs: seeds, the values it varies, the held-out split and threshold."""
+    """How a study runs: seeds, the values it varies, the held-out split and threshold, and
+    the bootstrap resamples of each point's interval."""
 
     seeds: list[int] = setting(
         [0],

@@ -3,6 +3,7 @@ for ``mask``, the overall mask statistics over the seeds."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.table import Table
@@ -16,7 +17,7 @@ def _cell(found: Interval) -> str:
     """``mean [low, high]``, or the mean alone where there is no interval."""
     if found.n_seeds == 0:
         return "failed"
-    if found.low != found.low:  # NaN: no interval
+    if math.isnan(found.low):
         return f"{found.mean:.3f}"
     return f"{found.mean:.3f} [{found.low:.3f}, {found.high:.3f}]"
 
