@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from _helpers import biased_data
+from scipy import stats
 from torch import nn
 
 from fairtune.cli import main
+from fairtune.metrics import Bootstrap, bootstrap_ci
+from fairtune.models import predict_proba
 from fairtune.search import holdout_split
 from fairtune.studies import StudySettings, run_study, study_points
 from fairtune.studies.runner import START, stratified_share
+from fairtune.studies.summary import BOOTSTRAP, NO_INTERVAL, T_OVER_SEEDS, interval
 
 ONE_EPOCH = {
     "bmft": {"impair_epochs": 1, "repair_epochs": 1},
@@ -40,7 +45,7 @@ def setup(one_thread):
 
 
 def _settings(**given) -> StudySettings:
-    return StudySettings(seeds=[0, 1], overrides=ONE_EPOCH, **given)
+    return StudySettings(seeds=[0, 1], overrides=ONE_EPOCH, n_boot=20, **given)
 
 
 def _fitted(study) -> list[dict]:
@@ -69,7 +74,7 @@ def test_keep_study_fits_each_k_for_bmft_and_the_random_mask(setup, tmp_path):
 def test_steps_study_runs_each_step_alone_and_together(setup, tmp_path):
     model, external, test = setup
     tests = {"in": test, "out": biased_data(150, 3, noise=(0.2, 0.8))}
-    settings = StudySettings(seeds=[0], overrides=ONE_EPOCH)
+    settings = StudySettings(seeds=[0], overrides=ONE_EPOCH, n_boot=20)
     study = run_study("steps", model, external, tests, settings)
     by_step = {(r["series"], r["x"]): r for r in _fitted(study)}
     assert set(by_step) == {
@@ -127,6 +132,19 @@ def test_external_size_subsamples_the_fit_part(setup):
     assert (part.cell_counts() > 0).all()
 
 
+def test_lr_study_fits_each_learning_rate_asked_for(setup):
+    model, external, test = setup
+    settings = StudySettings(seeds=[0], methods=["llft"], lrs=[1e-3, 1e-1], overrides=ONE_EPOCH)
+    study = run_study("lr", model, external, test, settings)
+    fitted = _fitted(study)
+    assert [(r["series"], r["x"], r["setting"]) for r in fitted] == [
+        ("llft lr", 1e-3, {"lr": 1e-3}),
+        ("llft lr", 1e-1, {"lr": 1e-1}),
+    ]
+    aucs = [r["test"]["test"]["at_0.5"]["auc"] for r in fitted]
+    assert aucs[0] != aucs[1]  # the learning rate reached the fit
+
+
 def test_mask_study_has_a_row_per_layer(setup, tmp_path):
     model, external, test = setup
     study = run_study("mask", model, external, test, StudySettings(seeds=[0, 1]))
@@ -150,7 +168,8 @@ def test_cli_study_on_german(tmp_path, capsys):
     out = tmp_path / "study"
     argv = ["study", "keep", "--model", model, "--external", "german:external"]
     argv += ["--test", "german:test", "--test", "german:train", "--out", str(out)]
-    argv += ["--keeps", "0.25", "1.0", "--set", "bmft.impair_epochs=1", "bmft.repair_epochs=1"]
+    argv += ["--keeps", "0.25", "1.0", "--n-boot", "10"]
+    argv += ["--set", "bmft.impair_epochs=1", "bmft.repair_epochs=1"]
     argv += ["random_mask.impair_epochs=1", "random_mask.repair_epochs=1"]
     assert main(argv) == 0
     saved = json.loads((out / "study.json").read_text())
@@ -163,5 +182,67 @@ def test_cli_study_on_german(tmp_path, capsys):
         ("random_mask", 0.25),
         ("random_mask", 1.0),
     }
+    assert saved["settings"]["n_boot"] == 10
+    assert {(p["series"], p["metric"]) for p in saved["summary"]} == {
+        (s, m) for s in (START, "bmft", "random_mask") for m in ("eodds_mean", "auc")
+    } and len(saved["summary"]) == 2 * 5 * 2  # two test sets
     assert (out / "study.png").is_file()
-    assert "study 'keep': 5 records" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "study 'keep': 5 records" in printed and "test set 'german:train'" in printed
+
+
+def test_interval_is_the_t_interval_over_seeds_or_one_seeds_bootstrap():
+    values = [0.2, 0.35, 0.1, math.nan]  # a failed seed is left out
+    found = interval(values)
+    sem = stats.sem([0.2, 0.35, 0.1])
+    low, high = stats.t.interval(0.95, 2, loc=(0.2 + 0.35 + 0.1) / 3, scale=sem)
+    assert (found.low, found.high, found.n_seeds) == (pytest.approx(low), pytest.approx(high), 3)
+    assert found.kind == T_OVER_SEEDS
+    one = interval([0.3], [0.25, 0.4])
+    assert (one.mean, one.low, one.high, one.kind) == (0.3, 0.25, 0.4, BOOTSTRAP)
+    assert interval([0.3]).kind == NO_INTERVAL and math.isnan(interval([0.3]).low)
+    assert interval([math.nan]).n_seeds == 0
+
+
+def test_each_point_has_its_bootstrap_interval_and_the_summary_its_t_interval(setup):
+    model, external, test = setup
+    settings = _settings(keeps=[0.5])
+    study = run_study("keep", model, external, test, settings)
+    start = next(r for r in study.records if r["series"] == START and r["seed"] == 1)
+    # the starting model's interval is the bootstrap of its test scores at its threshold
+    direct = bootstrap_ci(
+        test.labels.numpy(),
+        predict_proba(model, test).numpy(),
+        test.groups.numpy(),
+        test.group_names,
+        threshold=start["threshold"],
+        bootstrap=Bootstrap(n_boot=20, seed=1),
+    )
+    assert start["test"]["test"]["ci_at_t"] == {k: direct[k] for k in ("eodds_mean", "auc")}
+    bmft = [r for r in study.records if r["series"] == "bmft"]
+    eodds = [r["test"]["test"]["at_t"]["eodds_mean"] for r in bmft]
+    summary = {(p.series, p.x, p.metric): p.interval for p in study.summary()}
+    assert len(summary) == 3 * 2  # start, bmft, random_mask; two metrics
+    found = summary[("bmft", 0.5, "eodds_mean")]
+    half = stats.t.ppf(0.975, 1) * stats.sem(eodds)
+    assert found.mean == pytest.approx(sum(eodds) / 2)
+    assert found.low == pytest.approx(found.mean - half)
+    assert found.high == pytest.approx(found.mean + half)
+
+
+def test_one_seed_draws_the_bootstrap_interval_and_no_resamples_none(setup, tmp_path):
+    model, external, test = setup
+    one = StudySettings(seeds=[3], keeps=[1.0], overrides=ONE_EPOCH, n_boot=20)
+    study = run_study("keep", model, external, test, one)
+    record = next(r for r in study.records if r["series"] == "bmft")
+    auc = next(p.interval for p in study.summary() if p.series == "bmft" and p.metric == "auc")
+    assert auc.kind == BOOTSTRAP and [auc.low, auc.high] == record["test"]["test"]["ci_at_t"]["auc"]
+    assert auc.low <= auc.mean <= auc.high
+    study.write(tmp_path / "one", "one seed", {})
+    saved = json.loads((tmp_path / "one" / "study.json").read_text())
+    assert saved["summary"][0]["interval"]["kind"] == BOOTSTRAP
+    none = run_study("keep", model, external, test, StudySettings(**{**one.__dict__, "n_boot": 0}))
+    assert all(r["test"]["test"]["ci_at_t"] is None for r in none.records)
+    assert {p.interval.kind for p in none.summary()} == {NO_INTERVAL}
+    none.write(tmp_path / "none", "no resamples", {})
+    assert (tmp_path / "none" / "study.png").is_file()

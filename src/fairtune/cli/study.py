@@ -16,9 +16,11 @@ from fairtune.cli.options import (
     load_data,
     parse_settings,
 )
+from fairtune.console import console
 from fairtune.data import check_external
 from fairtune.io import refuse_inputs
 from fairtune.studies import KINDS, StudySettings, run_study
+from fairtune.studies.tables import mask_table, summary_tables
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -58,6 +60,9 @@ def study_command(args: argparse.Namespace) -> None:
     title = f"{args.kind} study: {Path(args.model).name}, external {Path(ext_source).name}"
     about = {"model": args.model, "external": ext_source, "tests": specs}
     study.write(args.out, title, about)
+    mask = args.kind == "mask"
+    for table in [mask_table(study.records)] if mask else summary_tables(study.summary()):
+        console.print(table)
     print(
         f"study '{args.kind}': {len(study.records)} records in {args.out}/study.json, "
         f"figure {args.out}/study.png"

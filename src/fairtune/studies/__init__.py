@@ -4,7 +4,9 @@ the external set and the learning rate, and where their masks fall.
 ``run_study(kind, model, external, test, settings)`` fits every point of the
 study over the seeds (:mod:`fairtune.studies.points`), measures them as
 ``compare`` does (:mod:`fairtune.studies.runner`) and returns a :class:`Study`;
-:meth:`Study.write` saves ``study.json`` and ``study.png``.
+:meth:`Study.summary` gives each point's mean and 95% interval
+(:mod:`fairtune.studies.summary`); :meth:`Study.write` saves ``study.json`` and
+``study.png``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,17 @@ from fairtune.studies.mask_stats import mask_records
 from fairtune.studies.plots import curves_figure, mask_figure
 from fairtune.studies.points import KINDS, StudyPoint, StudySettings, study_points
 from fairtune.studies.runner import run_point, seed_parts, start_record
+from fairtune.studies.summary import PointSummary, summarise
 
-__all__ = ["KINDS", "Study", "StudyPoint", "StudySettings", "run_study", "study_points"]
+__all__ = [
+    "KINDS",
+    "PointSummary",
+    "Study",
+    "StudyPoint",
+    "StudySettings",
+    "run_study",
+    "study_points",
+]
 
 JSON_FILE = "study.json"
 PLOT_FILE = "study.png"
@@ -38,15 +49,24 @@ class Study:
     settings: StudySettings
     records: list[dict[str, Any]]
 
+    def summary(self) -> list[PointSummary]:
+        """Per test set, series, x and headline metric: the mean over seeds and its interval
+        (none for ``mask``)."""
+        return [] if self.kind == "mask" else summarise(self.records)
+
     def write(self, directory: str | Path, title: str, about: dict[str, Any]) -> None:
-        """``study.json`` (settings, ``about`` and every record) and ``study.png``."""
+        """``study.json`` (settings, ``about``, the summary and every record) and
+        ``study.png``."""
+        summary = self.summary()
         document = {"kind": self.kind, "settings": asdict(self.settings), **about}
+        document["summary"] = [asdict(p) for p in summary]
         with atomic_dir(directory) as tmp:
             write_json(tmp / JSON_FILE, {**document, "records": self.records})
             if self.kind == "mask":
                 mask_figure(self.records, tmp / PLOT_FILE, title)
             else:
-                curves_figure(self.kind, self.records, tmp / PLOT_FILE, title)
+                n_seeds = len(self.settings.seeds)
+                curves_figure(self.kind, summary, tmp / PLOT_FILE, title, n_seeds)
 
 
 def run_study(

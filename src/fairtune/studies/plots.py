@@ -1,5 +1,6 @@
 """The studies' figures: EOdds (mean) at t and AUC against the varied quantity, one line per
-series with mean and ±1 std over seeds; for ``mask``, the masks layer by layer."""
+series with the mean and its 95% interval (:mod:`fairtune.studies.summary`); for ``mask``,
+the masks layer by layer with t-intervals over seeds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ import numpy as np
 
 from fairtune.io import save_figure
 from fairtune.studies.runner import START
+from fairtune.studies.summary import (
+    BOOTSTRAP,
+    LEVEL,
+    NO_INTERVAL,
+    T_OVER_SEEDS,
+    PointSummary,
+    interval,
+)
 
 X_LABELS = {
     "keep": "K: share of backbone weights updated (log scale)",
@@ -18,64 +27,78 @@ X_LABELS = {
     "lr": "learning rate (log scale)",
     "steps": "steps run",
 }
-PANELS = (("eodds_mean", "at_t", "EOdds (mean) at t  (lower is fairer)"), ("auc", "at_t", "AUC"))
+PANELS = (("eodds_mean", "EOdds (mean) at t  (lower is fairer)"), ("auc", "AUC"))
+"""The metric of each column of a curve figure and its axis label."""
+
+MAX_BANDS = 3
+"""Up to this many series a curve's interval is a band; with more, bars."""
+DODGE = 1.07
+"""With bars, the factor between neighbouring series' x positions (log axes)."""
+
+INTERVAL_TEXT = {
+    T_OVER_SEEDS: f"{LEVEL:.0%} t-interval of the mean over the seeds",
+    BOOTSTRAP: f"{LEVEL:.0%} bootstrap interval on the test set",
+    NO_INTERVAL: "no interval (one seed, no bootstrap resamples)",
+}
 
 
-def _values(records: list[dict[str, Any]], test: str, key: str, at: str) -> list[float]:
-    """``key`` at ``at`` on test set ``test`` of each fitted record (NaN where it failed)."""
-    out = []
-    for r in records:
-        value = None if r["failed"] else r["test"][test][at][key]
-        out.append(math.nan if value is None else float(value))
-    return out
+def interval_caption(points: list[PointSummary]) -> str:
+    """What the figure's bands and bars are: each kind of interval its points carry."""
+    kinds = [k for k in INTERVAL_TEXT if any(p.interval.kind == k for p in points)]
+    return "bands/bars: " + "; where fewer seeds fitted: ".join(INTERVAL_TEXT[k] for k in kinds)
 
 
-def _summary(records: list[dict[str, Any]], test: str, key: str, at: str) -> dict[Any, tuple]:
-    """Per x value: the mean and std over seeds (NaN seeds left out)."""
-    by_x: dict[Any, list[float]] = {}
-    for r, v in zip(records, _values(records, test, key, at), strict=True):
-        by_x.setdefault(r["x"], []).append(v)
-    out = {}
-    for x, values in by_x.items():
-        finite = [v for v in values if not math.isnan(v)]
-        out[x] = (np.mean(finite), np.std(finite)) if finite else (math.nan, math.nan)
-    return out
+INTERVAL = ("mean", "low", "high")
+"""The :class:`~fairtune.studies.summary.Interval` fields a line and its band are drawn from."""
 
 
-def curves_figure(kind: str, records: list[dict[str, Any]], path: str | Path, title: str) -> None:
-    """The figure of a ``keep``, ``steps``, ``external-size`` or ``lr`` study."""
+def _series(points: list[PointSummary], test: str, metric: str, series: str) -> tuple:
+    """x values, means, lower and upper bounds (within [0, 1], where both metrics lie) of one
+    line of one panel."""
+    mine = [p for p in points if (p.test, p.metric, p.series) == (test, metric, series)]
+    xs = [p.x for p in mine]
+    mean, low, high = (np.array([getattr(p.interval, a) for p in mine]) for a in INTERVAL)
+    return xs, mean, np.clip(low, 0, 1), np.clip(high, 0, 1)
+
+
+def curves_figure(
+    kind: str, points: list[PointSummary], path: str | Path, title: str, n_seeds: int
+) -> None:
+    """The figure of a ``keep``, ``steps``, ``external-size`` or ``lr`` study from its
+    summarised ``points``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tests = list(next(r for r in records if not r["failed"])["test"])
-    series = list(dict.fromkeys(r["series"] for r in records if r["series"] != START))
-    n_seeds = len({r["seed"] for r in records})
+    tests = list(dict.fromkeys(p.test for p in points))
+    series = list(dict.fromkeys(p.series for p in points if p.series != START))
+    categories = list(dict.fromkeys(p.x for p in points if p.series != START))
     fig, axes = plt.subplots(
         len(tests), 2, figsize=(13, 4.2 * len(tests)), squeeze=False, constrained_layout=True
     )
-    categories = list(dict.fromkeys(r["x"] for r in records if r["series"] != START))
     for row, test in enumerate(tests):
-        for col, (key, at, label) in enumerate(PANELS):
+        for col, (metric, label) in enumerate(PANELS):
             ax = axes[row][col]
-            start = _summary([r for r in records if r["series"] == START], test, key, at)
-            ax.axhline(start[None][0], color="black", ls="--", lw=1.2, label="starting model")
+            _, start, start_low, start_high = _series(points, test, metric, START)
+            ax.axhline(start[0], color="black", ls="--", lw=1.2, label="starting model")
+            if not math.isnan(start_low[0]):
+                ax.axhspan(start_low[0], start_high[0], color="black", alpha=0.07)
             for i, name in enumerate(series):
-                stats = _summary([r for r in records if r["series"] == name], test, key, at)
-                xs = list(stats)
+                xs, mean, low, high = _series(points, test, metric, name)
                 pos = [categories.index(x) for x in xs] if kind == "steps" else xs
-                mean = np.array([stats[x][0] for x in xs])
-                std = np.array([stats[x][1] for x in xs])
                 style = {"marker": "o", "ls": ("-", "--", ":", "-.")[i // 10 % 4], "label": name}
                 if kind == "steps":
+                    bars = np.nan_to_num(np.abs(np.stack([mean - low, high - mean])))
                     style.update(ls="none", ms=8)
-                    ax.errorbar(pos, mean, yerr=std if n_seeds > 1 else None, capsize=4, **style)
-                else:
+                    ax.errorbar(pos, mean, yerr=bars, capsize=4, **style)
+                elif len(series) <= MAX_BANDS:
                     (line,) = ax.plot(pos, mean, **style)
-                    if n_seeds > 1:
-                        colour = line.get_color()
-                        ax.fill_between(pos, mean - std, mean + std, alpha=0.15, color=colour)
+                    ax.fill_between(pos, low, high, alpha=0.15, color=line.get_color())
+                else:  # bands would hide each other: bars, each series shifted a little
+                    shifted = np.array(pos, dtype=float) * DODGE ** (i - (len(series) - 1) / 2)
+                    bars = np.nan_to_num(np.abs(np.stack([mean - low, high - mean])))
+                    ax.errorbar(shifted, mean, yerr=bars, capsize=2, elinewidth=0.8, **style)
             if kind == "steps":
                 ax.set_xticks(range(len(categories)), categories, rotation=25, ha="right")
             else:
@@ -85,8 +108,12 @@ def curves_figure(kind: str, records: list[dict[str, Any]], path: str | Path, ti
             ax.set_title(f"{label.split('  ')[0]}: test set '{test}'")
             ax.grid(alpha=0.3)
     axes[0][1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
-    band = f"mean over {n_seeds} seeds, band/bars ±1 std" if n_seeds > 1 else "one seed"
-    fig.suptitle(f"{title}\n{band}; t chosen on the held-out external part", fontsize=10)
+    seeds = f"mean over {n_seeds} seeds" if n_seeds > 1 else "one seed"
+    fig.suptitle(
+        f"{title}\n{seeds}; {interval_caption(points)} (grey: the starting model's; "
+        "cut to [0, 1]); t chosen on the held-out external part",
+        fontsize=10,
+    )
     save_figure(fig, path)
     plt.close(fig)
 
@@ -107,21 +134,21 @@ OVERLAP_LINES = (
 )
 
 
-def _layer_panel(ax: Any, seeds: list[dict[str, Any]], lines: tuple, ylabel: str) -> None:
-    """One line per statistic over the layers, mean and ±1 std over seeds."""
+def _layer_panel(
+    ax: Any, seeds: list[dict[str, Any]], lines: tuple, ylabel: str, lowest: float = 0.0
+) -> None:
+    """One line per statistic over the layers: the mean over seeds and its t-interval, cut
+    to the statistics' range [``lowest``, 1] (head layers, which have no hard mask, left
+    blank)."""
     names = [row["layer"] for row in seeds[0]["layers"]]
     for key, label in lines:
-        table = np.array(
-            [[math.nan if row[key] is None else row[key] for row in s["layers"]] for s in seeds]
-        )
-        seen = ~np.isnan(table).all(axis=0)  # head layers have no hard mask
-        mean, std = np.full(len(names), math.nan), np.full(len(names), math.nan)
-        mean[seen] = np.nanmean(table[:, seen], axis=0)
-        std[seen] = np.nanstd(table[:, seen], axis=0)
+        table = [[math.nan if row[key] is None else row[key] for row in s["layers"]] for s in seeds]
+        per_layer = [interval(column) for column in zip(*table, strict=True)]
+        mean, low, high = (np.array([getattr(c, a) for c in per_layer]) for a in INTERVAL)
         pos = np.arange(len(names))
         (line,) = ax.plot(pos, mean, marker="o", ms=3, label=label)
-        if len(seeds) > 1:
-            ax.fill_between(pos, mean - std, mean + std, alpha=0.15, color=line.get_color())
+        low, high = np.clip(low, lowest, 1), np.clip(high, lowest, 1)
+        ax.fill_between(pos, low, high, alpha=0.15, color=line.get_color())
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
     ax.set_xlabel("layer (parameter tensor), input to output")
     ax.set_ylabel(ylabel)
@@ -141,7 +168,7 @@ def mask_figure(seeds: list[dict[str, Any]], path: str | Path, title: str) -> No
     keep = seeds[0]["keep"]
     _layer_panel(axes[0][0], seeds, MASK_LINES, f"share of weights updated (K = {keep})")
     _layer_panel(axes[0][1], seeds, SOFT_LINES, "mean soft-mask value tanh(R)")
-    _layer_panel(axes[1][0], seeds, OVERLAP_LINES, "overlap / rank correlation")
+    _layer_panel(axes[1][0], seeds, OVERLAP_LINES, "overlap / rank correlation", lowest=-1.0)
     counts = np.array([s["swift_histogram"]["counts"] for s in seeds], dtype=float)
     edges = np.array(seeds[0]["swift_histogram"]["edges"])
     share = counts / counts.sum(axis=1, keepdims=True)
@@ -153,6 +180,11 @@ def mask_figure(seeds: list[dict[str, Any]], path: str | Path, title: str) -> No
     for ax, name in zip(axes.flat[:3], ("hard masks", "soft masks", "agreement"), strict=True):
         ax.set_title(f"{name}, layer by layer")
     n = len(seeds)
-    fig.suptitle(f"{title}\n{n} seed(s); lines: mean, bands: ±1 std over seeds", fontsize=10)
+    bands = (
+        f"bands: {INTERVAL_TEXT[T_OVER_SEEDS]} (cut to the statistic's range)"
+        if n > 1
+        else "no bands (one seed)"
+    )
+    fig.suptitle(f"{title}\n{n} seed(s); lines: mean over seeds, {bands}", fontsize=10)
     save_figure(fig, path)
     plt.close(fig)

@@ -28,9 +28,15 @@ OPTIMIZERS = ("sgd", "adam")
 
 @dataclass
 class StudySettings:
-    """How a study runs: seeds, the values it varies, the held-out split and threshold."""
+    """How a study runs: seeds, the values it varies, the held-out split and threshold, and
+    the bootstrap resamples of each point's interval."""
 
-    seeds: list[int] = setting([0], "seeds; figures show the mean and ±1 std over them", low=0)
+    seeds: list[int] = setting(
+        [0],
+        "seeds; figures show the mean over them and its 95-percent t-interval (one seed: "
+        "that seed's bootstrap interval)",
+        low=0,
+    )
     methods: list[str] = setting(
         ["bmft", "swift", "fullft", "llft", "random_mask"],
         "methods of the external-size and lr studies ('all' for every method)",
@@ -72,6 +78,11 @@ class StudySettings:
         "positive_rate",
         "how the threshold t is chosen on the held-out part (as compare)",
         choices=THRESHOLD_RULES,
+    )
+    n_boot: int = setting(
+        200,
+        "bootstrap resamples for each point's 95-percent interval on each test set (0: none)",
+        low=0,
     )
     overrides: dict[str, dict[str, Any]] = setting(
         {}, "method settings changed at every point, e.g. {'bmft': {'impair_epochs': 2}}"

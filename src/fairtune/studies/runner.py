@@ -3,7 +3,8 @@
 Per seed the external set is split as ``compare`` splits it
 (:func:`fairtune.search.holdout_split`); each point is fitted on the fit part
 (or a stratified share of it), its threshold t is chosen on the held-out part
-by the rule compare uses, and every test set measures it at 0.5 and at t.
+by the rule compare uses, and every test set measures it at 0.5 and at t, with a
+bootstrap interval at t of each headline metric (``settings.n_boot`` resamples).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fairtune.evaluation import evaluate_scores
 from fairtune.models import predict_proba
 from fairtune.search import held_out_score, holdout_split
 from fairtune.studies.points import StudyPoint, StudySettings
+from fairtune.studies.summary import HEADLINE
 from fairtune.training import TrainingDiverged
 
 START = "start"
@@ -56,7 +58,8 @@ def measure(
     model: nn.Module, parts: SeedParts, settings: StudySettings, fit_time: float
 ) -> dict[str, Any]:
     """A fitted model's held-out score (threshold t chosen there) and each test set's metrics
-    at 0.5 and at t; ``failed`` when its scores are not finite."""
+    at 0.5 and at t, with the bootstrap intervals at t of the :data:`HEADLINE` metrics
+    (``ci_at_t``, None with no resamples); ``failed`` when its scores are not finite."""
     scores = predict_proba(model, parts.held)
     if not torch.isfinite(scores).all():
         return {"wall_time_s": fit_time, "failed": "held-out scores are NaN: training diverged"}
@@ -64,9 +67,11 @@ def measure(
     tests = {}
     for name, test in parts.tests.items():
         test_scores = predict_proba(model, test)
+        at_t, ci = evaluate_scores(test, test_scores, held.threshold, settings.n_boot, parts.seed)
         tests[name] = {
             "at_0.5": evaluate_scores(test, test_scores, 0.5)[0],
-            "at_t": evaluate_scores(test, test_scores, held.threshold)[0],
+            "at_t": at_t,
+            "ci_at_t": {key: ci[key] for key in HEADLINE} if ci else None,
         }
     return {
         "threshold": held.threshold,

@@ -1,0 +1,51 @@
+"""The studies in the terminal: each point's mean and 95% interval, as study.json holds them;
+for ``mask``, the overall mask statistics over the seeds."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.table import Table
+
+from fairtune.studies.summary import HEADLINE, LEVEL, Interval, PointSummary, interval
+
+LABELS = {"eodds_mean": "EOdds (mean) at t", "auc": "AUC"}
+
+
+def _cell(found: Interval) -> str:
+    """``mean [low, high]``, or the mean alone where there is no interval."""
+    if found.n_seeds == 0:
+        return "failed"
+    if math.isnan(found.low):
+        return f"{found.mean:.3f}"
+    return f"{found.mean:.3f} [{found.low:.3f}, {found.high:.3f}]"
+
+
+def summary_tables(points: list[PointSummary]) -> list[Table]:
+    """One table per test set: a row per (series, x), a column per headline metric."""
+    tables = []
+    for test in dict.fromkeys(p.test for p in points):
+        mine = [p for p in points if p.test == test]
+        table = Table(
+            title=f"test set '{test}': mean and {LEVEL:.0%} interval",
+            caption="interval: t over seeds; with one seed, the test-set bootstrap",
+        )
+        for column in ("series", "x", "seeds", *(LABELS[m] for m in HEADLINE)):
+            table.add_column(column)
+        for series, x in dict.fromkeys((p.series, p.x) for p in mine):
+            cells = {p.metric: p.interval for p in mine if (p.series, p.x) == (series, x)}
+            seeds = str(max(c.n_seeds for c in cells.values()))
+            table.add_row(series, str(x), seeds, *(_cell(cells[m]) for m in HEADLINE))
+        tables.append(table)
+    return tables
+
+
+def mask_table(records: list[dict[str, Any]]) -> Table:
+    """The ``mask`` study's statistics over all weights: mean and t-interval over seeds."""
+    table = Table(title=f"masks over all weights: mean and {LEVEL:.0%} t-interval over seeds")
+    table.add_column("statistic")
+    table.add_column("value")
+    for key in records[0]["overall"]:
+        table.add_row(key, _cell(interval([r["overall"][key] for r in records])))
+    return table
