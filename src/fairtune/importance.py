@@ -103,7 +103,7 @@ def _times(c: Tensor, per_sample: Tensor) -> Tensor:
 
 
 def _batches(data: FairData, batch_size: int, progress: bool) -> Iterator:
-    """The data's batches in order (this process's share of them), with a progress bar."""
+    """The data's batches in order (this process's slice of each), with a progress bar."""
     loader = data.loader(batch_size, shard=True)
     with progress_bar(progress, "importance", len(loader)) as advance:
         for batch in loader:
