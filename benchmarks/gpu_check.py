@@ -1,10 +1,10 @@
 """GPU readiness: the CUDA tests, then images per second of a ResNet-18 at 224x224 on CUDA.
 
-On a machine with a CUDA GPU it runs the tests of tests/test_device.py that concern
-CUDA (``pytest -k cuda``), then times, on random 224x224 images held on the GPU, a
-ResNet-18-shaped model (built from torch.nn alone: torchvision is optional) through
-the phases the library runs there in mixed precision (float16 autocast, gradient
-scaler) with channels_last:
+On a machine with a CUDA GPU it runs the tests of tests/test_device.py and
+tests/test_torchrun.py that concern CUDA (``pytest -k cuda``), then times, on
+random 224x224 images held on the GPU, a ResNet-18-shaped model (built from
+torch.nn alone: torchvision is optional) through the phases the library runs
+there in mixed precision (float16 autocast, gradient scaler) with channels_last:
 
 - importance: ``fisher_diagonal`` of L_bias and L_pred, mode "batch";
 - masked backbone step: soft mask tanh(R) from that importance, trainable =
@@ -86,8 +86,9 @@ class ResNet18(nn.Module):
 
 
 def run_cuda_tests() -> int:
-    """Exit status of pytest on the CUDA tests of tests/test_device.py."""
-    command = [sys.executable, "-m", "pytest", "-q", "tests/test_device.py", "-k", "cuda"]
+    """Exit status of pytest on the CUDA tests of tests/test_device.py and test_torchrun.py."""
+    files = ["tests/test_device.py", "tests/test_torchrun.py"]
+    command = [sys.executable, "-m", "pytest", "-q", *files, "-k", "cuda"]
     return subprocess.call(command, cwd=ROOT)
 
 

@@ -2,11 +2,15 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from torch import nn
 
 from fairtune.data import FairData
 from fairtune.masks import Mask
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+"""Marks a test that needs a CUDA GPU (skipped without one)."""
 
 
 def random_data(

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _helpers import masked_entries_held, snapshot
+from _helpers import CUDA, masked_entries_held, snapshot
 from PIL import Image
 from torch import nn
 
@@ -32,7 +32,6 @@ from fairtune.models import MLP, ModelSplit, channels_last, model_device, predic
 from fairtune.precision import Precision
 from fairtune.training import Phase, run_phase
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 N_IMAGES, SIZE = 16, 8
 

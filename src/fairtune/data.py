@@ -9,16 +9,24 @@ from ``fairtune.images``, an input source of their own.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    default_collate,
+)
 
 from fairtune.columns import GROUP_JOIN, encode_groups
-from fairtune.distributed import world
+from fairtune.distributed import share, world
 from fairtune.errors import FairtuneError
 
 
@@ -145,11 +153,17 @@ class FairData(Dataset):
         return counts
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...] | list:
-        """A whole batch at once: one indexing operation for in-memory inputs."""
-        if not isinstance(self.inputs, torch.Tensor):
-            return [self[i] for i in indices]
-        idx = torch.as_tensor(indices)
-        return self.inputs[idx], self.labels[idx], self.groups[idx]
+        """A whole batch at once: one indexing operation for in-memory inputs.
+
+        A batch of no rows (a process's empty share of a short batch, see
+        :func:`fairtune.distributed.share`) is a zero-row batch, lazy inputs too.
+        """
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        if isinstance(self.inputs, torch.Tensor):
+            return self.inputs[idx], self.labels[idx], self.groups[idx]
+        if not indices:
+            return self.inputs[0].unsqueeze(0)[:0], self.labels[idx], self.groups[idx]
+        return [self[i] for i in indices]
 
     def loader(
         self,
@@ -163,29 +177,39 @@ class FairData(Dataset):
 
         In-memory inputs are gathered a batch at a time; lazy ones (images) item
         by item, in ``num_workers`` worker processes. With ``shard`` and several
-        processes (see :mod:`fairtune.distributed`), each process reads its own
-        share through a :class:`~torch.utils.data.DistributedSampler` (every
-        share the same length, padded with repeated rows; the order changes per
-        epoch only through its ``set_epoch``); in one process ``shard`` changes
-        nothing.
+        processes (see :mod:`fairtune.distributed`), every process draws the
+        batches one process would draw, in the same order, and reads its own
+        slice of each (:func:`~fairtune.distributed.share`); in one process
+        ``shard`` changes nothing.
         """
         generator = torch.Generator().manual_seed(seed)
-        in_memory = isinstance(self.inputs, torch.Tensor)
+        sampler = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
+        batches: Sampler[list[int]] = BatchSampler(sampler, batch_size, drop_last=False)
         rank, size = world()
-        sampler = None
         if shard and size > 1:
-            sampler = DistributedSampler(
-                self, num_replicas=size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
-            )
+            batches = _Shares(batches, rank, size)
+        in_memory = isinstance(self.inputs, torch.Tensor)
         return DataLoader(
             self,
-            batch_size=batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
+            batch_sampler=batches,
             generator=generator,
-            collate_fn=_as_batch if in_memory else None,
+            collate_fn=_as_batch if in_memory else _collate,
             num_workers=0 if in_memory else num_workers,
         )
+
+
+class _Shares(Sampler[list[int]]):
+    """This process's slice of each batch that ``batches`` draws."""
+
+    def __init__(self, batches: Sampler[list[int]], rank: int, size: int) -> None:
+        self.batches, self.rank, self.size = batches, rank, size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            yield batch[share(len(batch), self.rank, self.size)]
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]  # a BatchSampler has a length
 
 
 def _numpy(values: Any, dtype: Any = np.float32) -> np.ndarray:
@@ -217,6 +241,11 @@ def check_labels(labels: torch.Tensor) -> torch.Tensor:
 
 def _as_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return batch
+
+
+def _collate(batch: tuple[torch.Tensor, ...] | list) -> Any:
+    """Lazy inputs' items stacked into a batch; a zero-row batch is one already."""
+    return batch if isinstance(batch, tuple) else default_collate(batch)
 
 
 def check_groups(data: FairData, min_groups: int = 2) -> None:

@@ -2,16 +2,22 @@
 
 Importance and fine-tuning run unchanged in one process. Under torchrun, with
 the default process group initialised (``torch.distributed.init_process_group``),
-each process reads its own share of the data (``FairData.loader(shard=True)``),
-importance sums and counts are summed across processes before dividing, and
-gradients are averaged before the mask scales them, so that every process ends
-with the same importance and takes the same steps. Without a process group every
-helper here does nothing.
+every process goes through the same batches as one process would, in the same
+order, and reads its own contiguous slice of each (:func:`share`;
+``FairData.loader(shard=True)``). The losses are statistics of the whole batch
+(group-conditional rates, class-rebalanced means), so each process gathers the
+batch's logits, labels and groups from all the others (:func:`whole_batch`) and
+computes the loss of the whole batch, its own rows carrying the gradient; the
+processes' gradients are then summed (:func:`sum_gradients_`), which gives the
+gradient of the whole batch, as one process computes it. So every process ends
+with the same importance and takes the same steps as one process, up to
+floating-point rounding. Without a process group every helper here does nothing.
 
 The caller creates and destroys the process group; the ``fairtune`` command does
-it in :func:`torchrun_group` when torchrun launched it. Under gloo, a process
-that destroys the group (or exits) while a peer still communicates can abort
-that peer, so every process waits for all the others before destroying it.
+it in :func:`torchrun_group` when torchrun launched it, and puts its models on
+:func:`process_device`. Under gloo, a process that destroys the group (or
+exits) while a peer still communicates can abort that peer, so every process
+waits for all the others before destroying it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from fairtune.errors import FairtuneError
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 """The environment torchrun gives each process it launches."""
@@ -58,26 +66,97 @@ def all_reduce_sum_(tensors: Iterable[torch.Tensor]) -> None:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
 
 
-def average_gradients_(params: Iterable[torch.Tensor]) -> None:
-    """Replace each parameter's ``.grad``, in place, by its mean over all processes.
+def sum_gradients_(params: Iterable[torch.Tensor]) -> None:
+    """Replace each parameter's ``.grad``, in place, by its sum over all processes.
 
-    Run after ``backward()`` and before anything reads the gradient (mask, weight
-    decay, optimiser step), so that every process takes the same step, as
-    DistributedDataParallel would. Parameters without a gradient are skipped,
-    which must be the same ones in every process. Nothing in one process.
+    Each process's gradient is its own rows' part of the whole batch's gradient
+    (see :func:`whole_batch`), so the sum is the whole batch's gradient. Run
+    after ``backward()`` and before anything reads the gradient (mask, weight
+    decay, optimiser step), so that every process takes the same step.
+    Parameters without a gradient are skipped, which must be the same ones in
+    every process. Nothing in one process.
     """
-    size = world()[1]
+    all_reduce_sum_(p.grad for p in params if p.grad is not None)
+
+
+def share(n: int, rank: int, size: int) -> slice:
+    """The rows of an ``n``-row batch that process ``rank`` of ``size`` takes.
+
+    Contiguous slices in rank order, whose lengths differ by at most one (a
+    process may get none when ``n < size``), so that the slices of every process
+    put together in rank order are the batch in its own order.
+    """
+    base, extra = divmod(n, size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+@dataclass(frozen=True)
+class WholeBatch:
+    """A batch's logits, labels and groups from every process, in the batch's own order.
+
+    ``own`` locates this process's rows; only they carry gradient, so a loss of
+    the whole batch differentiated in each process and summed over processes
+    (:func:`sum_gradients_`) is that loss's gradient.
+    """
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    groups: torch.Tensor
+    own: slice
+
+
+def whole_batch(logits: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> WholeBatch:
+    """The whole batch, gathered from this process's slice and the other processes' ones.
+
+    In one process the tensors themselves (the batch is all this process's).
+    Every process must call it for every batch, with its own slice (possibly
+    empty) of the batch as :func:`share` cuts it.
+    """
+    rank, size = world()
     if size == 1:
-        return
-    for p in params:
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(size)
+        return WholeBatch(logits, labels, groups, slice(0, len(logits)))
+    lengths = [torch.zeros(1, dtype=torch.int64, device=logits.device) for _ in range(size)]
+    dist.all_gather(lengths, torch.tensor([len(logits)], device=logits.device))
+    counts = [int(n.item()) for n in lengths]
+    # One collective for the three: rows padded to the longest slice, in a dtype
+    # that holds the logits, the 0/1 labels and the group ids exactly.
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    mine = torch.zeros(3, max(counts), dtype=dtype, device=logits.device)
+    for row, t in enumerate((logits.detach(), labels, groups)):
+        mine[row, : len(t)] = t.to(dtype)
+    parts = [torch.empty_like(mine) for _ in range(size)]
+    dist.all_gather(parts, mine)
+    parts = [p[:, :n] for p, n in zip(parts, counts, strict=True)]
+    start = sum(counts[:rank])
+    return WholeBatch(
+        torch.cat([logits if r == rank else p[0].to(logits.dtype) for r, p in enumerate(parts)]),
+        torch.cat([p[1] for p in parts]).to(labels.dtype),
+        torch.cat([p[2] for p in parts]).to(groups.dtype),
+        slice(start, start + len(logits)),
+    )
 
 
 def launched_by_torchrun() -> bool:
     """Whether torchrun (or a launcher setting the same variables) started this process."""
     return all(name in os.environ for name in TORCHRUN_VARIABLES)
+
+
+def process_device() -> torch.device:
+    """Where this process computes: its ``LOCAL_RANK`` GPU under torchrun on a CUDA machine,
+    else the CPU (one process, even with a GPU, stays on the CPU).
+
+    Fails when the machine has fewer GPUs than torchrun started processes on it.
+    """
+    if not launched_by_torchrun() or not torch.cuda.is_available():
+        return torch.device("cpu")
+    local, count = int(os.environ["LOCAL_RANK"]), torch.cuda.device_count()
+    if local >= count:
+        raise FairtuneError(
+            f"process {local} on this machine has no GPU of its own (the machine has {count}): "
+            f"start at most {count} per machine (torchrun --nproc-per-node {count})"
+        )
+    return torch.device("cuda", local)
 
 
 @dataclass
@@ -104,8 +183,9 @@ def torchrun_group(timeout: timedelta = timedelta(minutes=30)) -> Iterator[Proce
     """Initialise the default process group from torchrun's variables, and destroy it after.
 
     Without torchrun, one process and nothing to do. Each process takes its
-    ``LOCAL_RANK`` GPU where there is one (gloo for CPU tensors, NCCL for CUDA
-    ones). At the end every process waits for all the others (through the
+    :func:`process_device` (gloo for CPU tensors, NCCL for CUDA ones) and fails
+    with :class:`~fairtune.errors.FairtuneError` before joining the group when
+    that GPU is missing. At the end every process waits for all the others (through the
     rendezvous store, so a process that failed alone does not wait in a
     collective its peers never join: it waits :data:`EXIT_WAIT` and leaves, and
     torchrun stops the rest), then the group is destroyed. ``timeout`` bounds
@@ -116,8 +196,8 @@ def torchrun_group(timeout: timedelta = timedelta(minutes=30)) -> Iterator[Proce
         return
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     backend = "gloo"
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    if (device := process_device()).type == "cuda":
+        torch.cuda.set_device(device)
         backend = "cpu:gloo,cuda:nccl"
     # torchrun's agent hosts the store; a plain launcher leaves it to rank 0.
     hosts = rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True"

@@ -16,7 +16,7 @@ from torch.func import functional_call, grad, vmap
 
 from fairtune.console import progress_bar
 from fairtune.data import FairData
-from fairtune.distributed import all_reduce_sum_, world
+from fairtune.distributed import all_reduce_sum_, whole_batch, world
 from fairtune.errors import FairtuneError
 from fairtune.losses import LossFn
 from fairtune.models import channels_last, evaluating, logits, to_device
@@ -103,7 +103,7 @@ def _times(c: Tensor, per_sample: Tensor) -> Tensor:
 
 
 def _batches(data: FairData, batch_size: int, progress: bool) -> Iterator:
-    """The data's batches in order (this process's share of them), with a progress bar."""
+    """The data's batches in order (this process's slice of each), with a progress bar."""
     loader = data.loader(batch_size, shard=True)
     with progress_bar(progress, "importance", len(loader)) as advance:
         for batch in loader:
@@ -111,14 +111,17 @@ def _batches(data: FairData, batch_size: int, progress: bool) -> Iterator:
             advance()
 
 
-def _finish(sums: dict[str, dict[str, Tensor]], count: int) -> dict[str, dict[str, Tensor]]:
+def _finish(
+    sums: dict[str, dict[str, Tensor]], count: int, shared: bool
+) -> dict[str, dict[str, Tensor]]:
     """Mean = sum / count, as float32.
 
-    The only place that needs the whole data: a distributed run all-reduces
-    ``sums`` (in place) and ``count`` here, before dividing, so every process
-    gets the same importance. Fails when no process saw a row.
+    In a distributed run, sums and a count of each process's own rows
+    (``shared`` False) are all-reduced (in place) before dividing, so every
+    process gets the same importance; ``shared`` ones are already the same in
+    every process. Fails when no row was seen.
     """
-    if world()[1] > 1:
+    if not shared and world()[1] > 1:
         all_reduce_sum_(s for per_param in sums.values() for s in per_param.values())
         total = torch.tensor([count], dtype=torch.int64, device=_device(sums))
         all_reduce_sum_([total])
@@ -166,9 +169,14 @@ def fisher_diagonal(
     channels_last layout for images, and is left unchanged. Importances are
     float32 tensors shaped like the parameters, on their device.
 
-    Under torchrun (see :mod:`fairtune.distributed`) each process takes its own
-    share of the batches; sums and counts are added up across processes before
-    dividing, so every process returns the same importance.
+    Under torchrun (see :mod:`fairtune.distributed`) each process runs the
+    model on its own slice of each batch (the batches of one process) and
+    computes the objectives on the whole batch's gathered logits. Batch mode
+    sums the processes' parts of the batch gradient before squaring it, so it
+    squares the whole batch's gradient; per-sample mode weighs each sample by
+    dL/dz_i of the whole batch, and the sums of squares and row counts are
+    added up across processes before dividing. Either way every process
+    returns the importance one process computes, up to rounding.
     """
     if mode not in FISHER_MODES:
         raise FairtuneError(f"unknown Fisher mode '{mode}'; choose one of {list(FISHER_MODES)}")
@@ -191,27 +199,38 @@ def fisher_diagonal(
         for x, y, a in _batches(data, batch_size, progress):
             x, y, a = to_device(x, device), y.to(device), a.to(device)
             if mode == "batch":
-                z = _logits_with(model, tensors, x)
+                batch = whole_batch(_logits_with(model, tensors, x), y, a)
+                z = batch.logits
                 for i, (k, objective) in enumerate(objectives.items()):
                     grads = torch.autograd.grad(
-                        objective(z, y.to(z.dtype), a),
+                        objective(z, batch.labels.to(z.dtype), batch.groups),
                         list(tensors.values()),
                         retain_graph=i < len(objectives) - 1,
                         allow_unused=True,
                     )
-                    for n, g in zip(tensors, grads, strict=True):
-                        if g is not None:
-                            sums[k][n] += g.square()
+                    _add_squares(sums[k], dict(zip(tensors, grads, strict=True)))
                 count += 1
             else:
                 with torch.no_grad():
-                    z = _logits_with(model, tensors, x)
-                weights = _logit_weights(objectives, z, y.to(z.dtype), a)
+                    batch = whole_batch(_logits_with(model, tensors, x), y, a)
+                z = batch.logits
+                weights = _logit_weights(objectives, z, batch.labels.to(z.dtype), batch.groups)
                 for rows in torch.arange(len(x), device=device).split(PER_SAMPLE_CHUNK):
                     jacobians = _logit_gradients(model, tensors, x[rows])
                     squares = {n: j.square_() for n, j in jacobians.items()}
                     for k, c in weights.items():
+                        own = c[batch.own][rows]
                         for n, j2 in squares.items():
-                            sums[k][n] += torch.tensordot(c[rows].square(), j2, dims=1)
+                            sums[k][n] += torch.tensordot(own.square(), j2, dims=1)
                 count += len(y)
-    return _finish(sums, count)
+    return _finish(sums, count, shared=mode == "batch")
+
+
+def _add_squares(sums: dict[str, Tensor], grads: dict[str, Tensor | None]) -> None:
+    """sums += g^2 for one batch's gradient, summed over processes first (see
+    :func:`fisher_diagonal`); a parameter the objective does not reach (no gradient, in
+    every process alike: they run the same graph) adds nothing."""
+    all_reduce_sum_(g for g in grads.values() if g is not None)
+    for n, g in grads.items():
+        if g is not None:
+            sums[n] += g.square()

@@ -70,8 +70,8 @@ class Precision:
     ) -> None:
         """Backward, ``sync`` the gradients, ``adjust`` them (mask, weight decay), step.
 
-        ``sync`` (averaging across processes) runs right after the backward pass.
-        With a scaler, it averages the scaled gradients, so that every process
+        ``sync`` (summing across processes) runs right after the backward pass.
+        With a scaler, it sums the scaled gradients, so that every process
         finds the same overflow; ``adjust`` then sees the true (unscaled)
         gradients, and a step whose gradients overflowed is skipped whole: no
         parameter nor optimiser state changes, and the scale is lowered for the

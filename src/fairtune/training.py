@@ -24,12 +24,15 @@ never change by it): convolutions run faster so, on the CPU too
 CPU in float32, as written. :class:`~fairtune.precision.Precision` holds these
 decisions.
 
-Several processes (torchrun, see :mod:`fairtune.distributed`): each process
-trains on its own share of the rows (a ``DistributedSampler``, reshuffled per
-epoch), and gradients are averaged across processes right after the backward
-pass, before weight decay and the mask, so every process takes the same step
-and the promises above still hold. Every process must start from the same
-weights and the same seed.
+Several processes (torchrun, see :mod:`fairtune.distributed`): the batches
+are those of one process, in the same order; each process runs the model on its
+own slice of each batch, the loss is computed on the whole batch's gathered
+logits, and the processes' gradients are summed right after the backward pass,
+before weight decay and the mask. So every process takes the step one process
+would take (up to rounding) and the promises above still hold. Every process
+must start from the same weights and the same seed. Dropout draws differ from
+one process's, and BatchNorm layers in train mode (``bn_stats="update"``)
+normalise by each process's slice.
 """
 
 from __future__ import annotations
@@ -43,11 +46,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
-from torch.utils.data import DistributedSampler
 
 from fairtune.console import progress_bar
 from fairtune.data import FairData
-from fairtune.distributed import average_gradients_, world
+from fairtune.distributed import sum_gradients_, whole_batch, world
 from fairtune.errors import FairtuneError
 from fairtune.feature_cache import FeatureCache
 from fairtune.losses import LossFn
@@ -315,9 +317,8 @@ def _train_epochs(
         phase.batch_size, shuffle=True, seed=seed, num_workers=phase.num_workers, shard=True
     )
     set_epoch = getattr(data.inputs, "set_epoch", None)
-    sampler = loader.sampler if isinstance(loader.sampler, DistributedSampler) else None
     adjust = partial(_scale_gradients, params, setup.multipliers, phase.weight_decay)
-    sync = partial(average_gradients_, list(params.values())) if world()[1] > 1 else None
+    sync = partial(sum_gradients_, list(params.values())) if world()[1] > 1 else None
     history: list[dict[str, Any]] = []
     with (
         torch.random.fork_rng(devices=precision.rng_devices()),
@@ -327,8 +328,6 @@ def _train_epochs(
         for epoch in range(1, phase.epochs + 1):
             if set_epoch is not None:
                 set_epoch(epoch)  # before the epoch's iterator, so workers see it too
-            if sampler is not None:
-                sampler.set_epoch(epoch)  # each process's share, reshuffled per epoch
             start = time.perf_counter()
             total = 0.0
             for x, y, a in loader:
@@ -336,7 +335,8 @@ def _train_epochs(
                 y = y.to(precision.device, non_blocking=True)
                 a = a.to(precision.device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                loss = phase.objective(precision.logits(forward, x), y, a)
+                batch = whole_batch(precision.logits(forward, x), y, a)
+                loss = phase.objective(batch.logits, batch.labels, batch.groups)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"phase '{phase.name}': the loss became {loss.item()} in epoch {epoch}; "

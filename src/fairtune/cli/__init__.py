@@ -67,8 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     fails all of them, reported once.
     """
     args = build_parser().parse_args(argv)
-    with torchrun_group() as processes:
-        status = _run(args, processes)
+    try:
+        with torchrun_group() as processes:
+            status = _run(args, processes)
+    except FairtuneError as exc:  # _run reports its own: this process could not join the others
+        print(f"fairtune {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     if status == 0 and processes.failed:
         return 2  # another process failed and said why
     return status

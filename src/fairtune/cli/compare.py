@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from fairtune import report
-from fairtune.architectures import load_model
 from fairtune.cli.options import (
     Command,
     add_comparison_inputs,
@@ -19,6 +18,7 @@ from fairtune.cli.options import (
     add_set_option,
     dataclass_values,
     load_data,
+    load_model_here,
     parse_settings,
 )
 from fairtune.cli.study import test_names
@@ -89,7 +89,7 @@ def compare_command(args: argparse.Namespace) -> None:
     settings = compare_settings(args, methods, overrides=parse_settings(args.set))
     # CompareSettings checked every setting (and each method's overrides): before any data
     refuse_inputs(args.out, [args.model, args.external, *args.test])
-    model, config = load_model(args.model)
+    model, config = load_model_here(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
     specs = dict(zip(test_names(args.test), args.test, strict=True))
     tests, sources = {}, {}

@@ -9,7 +9,6 @@ from typing import Any
 from rich.table import Table
 
 from fairtune.api import debias
-from fairtune.architectures import load_model
 from fairtune.auto import AUTO
 from fairtune.cli.options import (
     Command,
@@ -19,6 +18,7 @@ from fairtune.cli.options import (
     add_set_option,
     dataclass_values,
     load_data,
+    load_model_here,
     parse_settings,
 )
 from fairtune.console import console
@@ -118,7 +118,7 @@ def debias_command(args: argparse.Namespace) -> None:
     else:
         method_class(args.method)(**settings)
     refuse_inputs(args.out, [args.data, args.model])
-    model, config = load_model(args.model)
+    model, config = load_model_here(args.model)
     external, source = load_data(args, args.data, config, "external")
     check_external(external)
     result = debias(model, external, args.method, head=config.head, progress=True, **settings)

@@ -9,13 +9,13 @@ import sys
 from rich.console import Console
 
 from fairtune import report
-from fairtune.architectures import load_model
 from fairtune.cli.options import (
     DATA_HELP,
     Command,
     add_data_options,
     add_image_reading_options,
     load_data,
+    load_model_here,
 )
 from fairtune.console import console
 from fairtune.errors import FairtuneError
@@ -51,7 +51,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
     if args.json and not to_stdout:
         refuse_inputs(args.json, [args.data, args.model], directory=False)
     out = Console(stderr=True, width=console.width) if to_stdout else console
-    model, config = load_model(args.model)
+    model, config = load_model_here(args.model)
     data, source = load_data(args, args.data, config, "test")
     threshold = config.threshold if args.threshold is None else args.threshold
     metrics, ci = evaluate_model(model, data, threshold, args.n_boot, args.seed)

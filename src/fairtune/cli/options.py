@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, NoReturn
 
+from fairtune.architectures import load_model
+from fairtune.distributed import process_device
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageReading
 from fairtune.images import MAX_PIXELS
@@ -35,6 +37,13 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def load_model_here(directory: str) -> tuple[Any, Any]:
+    """A saved model and its config (``load_model``), the model on this process's device:
+    its GPU under torchrun on a CUDA machine, else the CPU (``process_device``)."""
+    model, config = load_model(directory)
+    return model.to(process_device()), config
 
 
 def add_dataclass_options(

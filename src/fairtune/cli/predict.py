@@ -10,8 +10,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from fairtune.architectures import load_model
-from fairtune.cli.options import DATA_HELP, Command, image_root
+from fairtune.cli.options import DATA_HELP, Command, image_root, load_model_here
 from fairtune.columns import require_columns
 from fairtune.console import console
 from fairtune.errors import FairtuneError
@@ -55,7 +54,7 @@ def predict_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [args.data, args.model], directory=False)
     if args.batch_size < 1:
         raise FairtuneError(f"--batch-size must be at least 1, not {args.batch_size}")
-    model, config = load_model(args.model)
+    model, config = load_model_here(args.model)
     table = read_table(args.data, default_part="test")
     require_columns(table.frame, args.keep_columns, "kept (--keep-columns)")
     batches = _batches(table.frame, args, config)

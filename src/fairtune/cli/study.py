@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fairtune.architectures import load_model
 from fairtune.cli.options import (
     Command,
     add_comparison_inputs,
@@ -14,6 +13,7 @@ from fairtune.cli.options import (
     add_set_option,
     dataclass_values,
     load_data,
+    load_model_here,
     parse_settings,
 )
 from fairtune.console import console
@@ -50,7 +50,7 @@ def study_command(args: argparse.Namespace) -> None:
     given = {"overrides": parse_settings(args.set)}
     settings = StudySettings(**{**dataclass_values(args, StudySettings), **given})
     refuse_inputs(args.out, [args.model, args.external, *args.test])
-    model, config = load_model(args.model)
+    model, config = load_model_here(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
     check_external(external)
     names = test_names(args.test)
