@@ -113,6 +113,16 @@ def test_cuda_debias_under_torchrun_on_the_gpu(trained, monkeypatch):
         torch.testing.assert_close(gpu[name], cpu[name], rtol=0, atol=1e-2)
 
 
+@CUDA
+def test_cuda_train_under_torchrun_on_the_gpu(trained):
+    # Each process trains on its GPU; the saved weights load back on the CPU.
+    argv = ["train", "--data", "train.csv", *DATA, "--epochs", "1", "--out", "gpu-model"]
+    done = torchrun(trained, *argv, processes=torch.cuda.device_count())
+    assert done.returncode == 0, done.stderr[-3000:]
+    weights = load_file(trained / "gpu-model" / "model.safetensors")
+    assert weights and {t.device.type for t in weights.values()} == {"cpu"}
+
+
 def test_a_failure_in_every_process_is_reported_once(trained):
     argv = ["debias", "--model", "model", "--data", "missing.csv", *DATA, "--out", "bad"]
     done = torchrun(trained, *argv)

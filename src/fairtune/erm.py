@@ -13,6 +13,7 @@ import torch
 from fairtune.architectures import build_model
 from fairtune.columns import Columns
 from fairtune.data import FairData, check_classes, check_groups
+from fairtune.distributed import process_device
 from fairtune.image_csv import ImageOptions
 from fairtune.losses import PRED_KINDS, Objective
 from fairtune.models import ModelConfig, ModelSplit, load_state_dict_file
@@ -101,7 +102,13 @@ def fit_erm(
     model: torch.nn.Module, data: FairData, config: TrainConfig, progress: bool = False
 ) -> list[dict[str, Any]]:
     """Train every weight of ``model`` on ``data`` with Adam (ERM), BatchNorm statistics
-    updated as in ordinary training; return the history."""
+    updated as in ordinary training; return the history.
+
+    Under torchrun on a GPU machine the model moves to this process's GPU first
+    (:func:`~fairtune.distributed.process_device`); elsewhere it trains where it is.
+    """
+    if (device := process_device()).type == "cuda":
+        model.to(device)
     check_groups(data)
     check_classes(data, "training")
     phase = Phase(

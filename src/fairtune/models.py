@@ -283,7 +283,7 @@ class ModelConfig:
 def write_model_files(directory: Path, model: nn.Module, config: ModelConfig) -> None:
     """Write ``config.json`` (with the versions it is written with) and ``model.safetensors``
     into an existing directory."""
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_FILE))
     config = replace(config, versions=current_versions())
     atomic_write_text(directory / CONFIG_FILE, json.dumps(asdict(config), indent=2))
