@@ -26,14 +26,19 @@ def setting(
     open_low: bool = False,
     open_high: bool = False,
     choices: Sequence[Any] | None = None,
+    origin: str | None = None,
 ) -> Any:
     """A dataclass field with its help text and valid range.
 
     ``low``/``high`` bound a number (or every number of a tuple) inclusively, or
     exclusively with ``open_low``/``open_high``; ``choices`` lists the allowed
-    values. A list or dict default is copied per instance.
+    values. ``origin`` says whose the default is: the authors' (which paper or
+    code), or ours and why (see :func:`origin_of`). A list or dict default is
+    copied per instance.
     """
     metadata: dict[str, Any] = {"help": help}
+    if origin is not None:
+        metadata["origin"] = origin
     if low is not None:
         metadata["low"] = low
         metadata["open_low"] = open_low
@@ -54,6 +59,11 @@ def default_of(f: Field) -> Any:
     if f.default_factory is not MISSING:
         return f.default_factory()
     return None
+
+
+def origin_of(f: Field) -> str:
+    """Whose a field's default is, as declared with ``setting(..., origin=...)``; '' if unsaid."""
+    return f.metadata.get("origin", "")
 
 
 def range_text(f: Field) -> str:

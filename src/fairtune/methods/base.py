@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -31,6 +32,10 @@ from fairtune.training import Phase, run_phase
 REGISTRY: dict[str, type[Method]] = {}
 MASK_FILE = "mask.safetensors"
 RECORD_FILE = "debias.json"
+MIN_STEPS = 300
+"""The fewest optimiser steps per phase that the grids ask for: about what the authors'
+external sets of thousands of rows gave in their epochs, and what the Adult protocols
+reach (METHODS.md, "Defaults and grids")."""
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -46,24 +51,45 @@ def register(cls: type[Method]) -> type[Method]:
 
 @dataclass
 class MethodConfig:
-    """Settings every method has."""
+    """Settings every method has; ``origin`` says whose each default is."""
 
-    seed: int = setting(0, "seed of masks, re-initialisation and batch order", low=0)
+    seed: int = setting(
+        0, "seed of masks, re-initialisation and batch order", low=0, origin="ours: any seed"
+    )
     bias_kind: str = setting(
-        "eodds", "bias loss: eodds, eopp, dp, eodds_signed (authors' form)", choices=BIAS_KINDS
+        "eodds",
+        "bias loss: eodds, eopp, dp, eodds_signed (authors' form)",
+        choices=BIAS_KINDS,
+        origin="BMFT and SWiFT papers' L_bias, 0.5(|dTPR|+|dFPR|); their code's signed sum, "
+        "in which opposite gaps cancel, is eodds_signed",
     )
     balance: str = setting(
         "down",
         "group-and-class balancing of the external set: down, up, none",
         choices=("down", "up", "none"),
+        origin="BMFT and SWiFT papers (group-and-class balanced external set)",
     )
-    batch_size: int = setting(64, "rows per batch", low=1)
+    batch_size: int = setting(64, "rows per batch", low=1, origin="BMFT authors' code")
     bn_stats: str = setting(
         "frozen",
         "BatchNorm running statistics: frozen, or update where trained",
         choices=("frozen", "update"),
+        origin="ours: a frozen or masked part must not change (METHODS.md, masks that hold)",
     )
-    num_workers: int = setting(0, "DataLoader worker processes for images read from disk", low=0)
+    num_workers: int = setting(
+        0,
+        "DataLoader worker processes for images read from disk",
+        low=0,
+        origin="ours: no effect on results",
+    )
+    min_steps: int = setting(
+        0,
+        "fewest optimiser steps per fine-tuning phase: its epochs are raised until epochs x "
+        "batches per epoch reaches it (a phase of 0 epochs stays skipped)",
+        low=0,
+        origin="ours: 0 keeps the authors' epochs as given; their external sets had "
+        "thousands of rows, so hundreds of steps, which a small set does not reach",
+    )
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -78,6 +104,7 @@ class MaskedConfig(MethodConfig):
         "batch",
         "Fisher estimate: batch (authors) or per_sample (textbook)",
         choices=("batch", "per_sample"),
+        origin="BMFT and SWiFT authors' code (squared gradients of batch means)",
     )
 
 
@@ -193,7 +220,9 @@ class Method(ABC):
     the head or a pruning mask."""
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     grid: ClassVar[dict[str, list[Any]]] = {}
-    """Key settings and the values ``compare --grid`` tries (the learning rate at least)."""
+    """Key settings and the values ``compare --grid`` tries (the learning rate at least);
+    ours, not the authors': wide enough that some point moves the model on a small
+    external set as on a large one (METHODS.md, "Defaults and grids")."""
     progress: bool = False  # set by fit(); the default lets shared steps run before it
     importance_cache: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = None
     """Relative importances already computed on the starting model, shared by the settings
@@ -278,16 +307,25 @@ class Method(ABC):
         phase: Phase,
         on_epoch: Callable[[int], bool] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run ``phase`` on ``split.model`` with the method's seed and progress bar."""
+        """Run ``phase`` on ``split.model`` with the method's seed and progress bar, for
+        at least ``min_steps`` optimiser steps (see :meth:`epochs_for`)."""
         return run_phase(
             split.model,
             data,
-            phase,
+            replace(phase, epochs=self.epochs_for(phase, data)),
             seed=self.config.seed,
             progress=self.progress,
             split=split,
             on_epoch=on_epoch,
         )
+
+    def epochs_for(self, phase: Phase, data: FairData) -> int:
+        """The phase's epochs, raised so that epochs x batches per epoch >= ``min_steps``
+        (batches as the phase's loader makes them, per process); 0 epochs stay 0."""
+        if phase.epochs == 0 or self.config.min_steps == 0:
+            return phase.epochs
+        batches = len(data.loader(phase.batch_size, shard=True))
+        return max(phase.epochs, math.ceil(self.config.min_steps / batches))
 
     def head_step(
         self, split: ModelSplit, data: FairData, name: str, epochs: int, lr: float, beta: float

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, hard_mask
-from fairtune.methods.base import Fitted, MaskedConfig, Method, register
+from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, register
 from fairtune.models import ModelSplit
 from fairtune.settings import setting
 
@@ -22,22 +22,42 @@ class BMFTConfig(MaskedConfig):
         low=0,
         high=1,
         open_low=True,
+        origin="BMFT paper (K = 50)",
     )
     impair_epochs: int = setting(
-        5, "epochs of the impair step (L_bias on masked backbone weights)", low=0
+        5,
+        "epochs of the impair step (L_bias on masked backbone weights)",
+        low=0,
+        origin="BMFT paper (5 epochs; the code has 10)",
     )
     impair_lr: float = setting(
-        1e-4, "impair learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+        1e-4,
+        "impair learning rate (SGD, momentum 0.9, weight decay 5e-4)",
+        low=0,
+        open_low=True,
+        origin="BMFT authors' code",
     )
-    repair_epochs: int = setting(5, "epochs of the repair step (re-initialised head)", low=0)
+    repair_epochs: int = setting(
+        5, "epochs of the repair step (re-initialised head)", low=0, origin="BMFT paper"
+    )
     repair_lr: float = setting(
-        1e-3, "repair learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+        1e-3,
+        "repair learning rate (SGD, momentum 0.9, weight decay 5e-4)",
+        low=0,
+        open_low=True,
+        origin="BMFT authors' code",
     )
     beta: float = setting(
-        0.1, "weight of L_bias in the repair loss L_pred + beta * L_bias", low=0
+        0.1,
+        "weight of L_bias in the repair loss L_pred + beta * L_bias",
+        low=0,
+        origin="BMFT paper",
     )
     head_init: str = setting(
-        "zeros", "head re-initialisation: zeros (authors) or default", choices=("zeros", "default")
+        "zeros",
+        "head re-initialisation: zeros (authors) or default",
+        choices=("zeros", "default"),
+        origin="BMFT authors' code",
     )
 
 
@@ -49,7 +69,11 @@ class BMFT(Method):
     summary = "BMFT: hard bias-importance mask, impair the backbone, repair a new head"
     tunes_backbone = True
     config_class = BMFTConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"impair_lr": [1e-4, 1e-3, 1e-2], "keep": [0.25, 0.5]}
+    grid: ClassVar[dict[str, list[Any]]] = {
+        "impair_lr": [1e-4, 1e-3, 1e-2],
+        "keep": [0.25, 0.5],
+        "min_steps": [MIN_STEPS],
+    }
 
     def make_mask(self, split: ModelSplit, external: FairData) -> Mask:
         """The top ``keep`` share of backbone weights by relative importance."""
