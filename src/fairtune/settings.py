@@ -26,19 +26,14 @@ def setting(
     open_low: bool = False,
     open_high: bool = False,
     choices: Sequence[Any] | None = None,
-    origin: str | None = None,
 ) -> Any:
     """A dataclass field with its help text and valid range.
 
     ``low``/``high`` bound a number (or every number of a tuple) inclusively, or
     exclusively with ``open_low``/``open_high``; ``choices`` lists the allowed
-    values. ``origin`` says whose the default is: the authors' (which paper or
-    code), or ours and why (see :func:`origin_of`). A list or dict default is
-    copied per instance.
+    values. A list or dict default is copied per instance.
     """
     metadata: dict[str, Any] = {"help": help}
-    if origin is not None:
-        metadata["origin"] = origin
     if low is not None:
         metadata["low"] = low
         metadata["open_low"] = open_low
@@ -61,8 +56,18 @@ def default_of(f: Field) -> Any:
     return None
 
 
+def with_origin(origin: str, declared: Any) -> Any:
+    """The :func:`setting` field ``declared``, saying whose its default is: the paper or
+    code it is taken from, or "ours: " and why (shown by ``fairtune methods NAME``)."""
+    return field(
+        default=declared.default,
+        default_factory=declared.default_factory,
+        metadata={**declared.metadata, "origin": origin},
+    )
+
+
 def origin_of(f: Field) -> str:
-    """Whose a field's default is, as declared with ``setting(..., origin=...)``; '' if unsaid."""
+    """Whose a field's default is, as declared by :func:`with_origin`; '' if unsaid."""
     return f.metadata.get("origin", "")
 
 

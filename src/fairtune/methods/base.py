@@ -26,7 +26,7 @@ from fairtune.losses import BIAS_KINDS, Objective
 from fairtune.masks import Mask, relative_importance
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
-from fairtune.settings import check, setting
+from fairtune.settings import check, setting, with_origin
 from fairtune.training import Phase, run_phase
 
 REGISTRY: dict[str, type[Method]] = {}
@@ -53,42 +53,52 @@ def register(cls: type[Method]) -> type[Method]:
 class MethodConfig:
     """Settings every method has; ``origin`` says whose each default is."""
 
-    seed: int = setting(
-        0, "seed of masks, re-initialisation and batch order", low=0, origin="ours: any seed"
+    seed: int = with_origin(
+        "ours: any seed", setting(0, "seed of masks, re-initialisation and batch order", low=0)
     )
-    bias_kind: str = setting(
-        "eodds",
-        "bias loss: eodds, eopp, dp, eodds_signed (authors' form)",
-        choices=BIAS_KINDS,
-        origin="BMFT and SWiFT papers' L_bias, 0.5(|dTPR|+|dFPR|); their code's signed sum, "
+    bias_kind: str = with_origin(
+        "BMFT and SWiFT papers' L_bias, 0.5(|dTPR|+|dFPR|); their code's signed sum, "
         "in which opposite gaps cancel, is eodds_signed",
+        setting(
+            "eodds",
+            "bias loss: eodds, eopp, dp, eodds_signed (authors' form)",
+            choices=BIAS_KINDS,
+        ),
     )
-    balance: str = setting(
-        "down",
-        "group-and-class balancing of the external set: down, up, none",
-        choices=("down", "up", "none"),
-        origin="BMFT and SWiFT papers (group-and-class balanced external set)",
+    balance: str = with_origin(
+        "BMFT and SWiFT papers (group-and-class balanced external set)",
+        setting(
+            "down",
+            "group-and-class balancing of the external set: down, up, none",
+            choices=("down", "up", "none"),
+        ),
     )
-    batch_size: int = setting(64, "rows per batch", low=1, origin="BMFT authors' code")
-    bn_stats: str = setting(
-        "frozen",
-        "BatchNorm running statistics: frozen, or update where trained",
-        choices=("frozen", "update"),
-        origin="ours: a frozen or masked part must not change (METHODS.md, masks that hold)",
+    batch_size: int = with_origin("BMFT authors' code", setting(64, "rows per batch", low=1))
+    bn_stats: str = with_origin(
+        "ours: a frozen or masked part must not change (METHODS.md, masks that hold)",
+        setting(
+            "frozen",
+            "BatchNorm running statistics: frozen, or update where trained",
+            choices=("frozen", "update"),
+        ),
     )
-    num_workers: int = setting(
-        0,
-        "DataLoader worker processes for images read from disk",
-        low=0,
-        origin="ours: no effect on results",
+    num_workers: int = with_origin(
+        "ours: no effect on results",
+        setting(
+            0,
+            "DataLoader worker processes for images read from disk",
+            low=0,
+        ),
     )
-    min_steps: int = setting(
-        0,
-        "fewest optimiser steps per fine-tuning phase: its epochs are raised until epochs x "
-        "batches per epoch reaches it (a phase of 0 epochs stays skipped)",
-        low=0,
-        origin="ours: 0 keeps the authors' epochs as given; their external sets had "
+    min_steps: int = with_origin(
+        "ours: 0 keeps the authors' epochs as given; their external sets had "
         "thousands of rows, so hundreds of steps, which a small set does not reach",
+        setting(
+            0,
+            "fewest optimiser steps per fine-tuning phase: its epochs are raised until epochs x "
+            "batches per epoch reaches it (a phase of 0 epochs stays skipped)",
+            low=0,
+        ),
     )
 
     @classmethod
@@ -100,11 +110,13 @@ class MethodConfig:
 class MaskedConfig(MethodConfig):
     """Settings of methods that build a mask from parameter importance."""
 
-    importance: str = setting(
-        "batch",
-        "Fisher estimate: batch (authors) or per_sample (textbook)",
-        choices=("batch", "per_sample"),
-        origin="BMFT and SWiFT authors' code (squared gradients of batch means)",
+    importance: str = with_origin(
+        "BMFT and SWiFT authors' code (squared gradients of batch means)",
+        setting(
+            "batch",
+            "Fisher estimate: batch (authors) or per_sample (textbook)",
+            choices=("batch", "per_sample"),
+        ),
     )
 
 

@@ -14,37 +14,43 @@ from fairtune.losses import Objective
 from fairtune.masks import Mask
 from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups, register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting
+from fairtune.settings import setting, with_origin
 
 
 @dataclass
 class FairPruneConfig(MaskedConfig):
     """FairPrune settings."""
 
-    beta: float = setting(
-        1.0,
-        "weight of the privileged group's curvature in the saliency",
-        low=0,
-        origin="ours: both groups weighed alike",
+    beta: float = with_origin(
+        "ours: both groups weighed alike",
+        setting(
+            1.0,
+            "weight of the privileged group's curvature in the saliency",
+            low=0,
+        ),
     )
-    step: float = setting(
-        0.001,
-        "share of the still unpruned weights zeroed per round",
-        low=0,
-        high=1,
-        open_low=True,
-        origin="ours: small rounds, so the stopping rule stops close to the best",
+    step: float = with_origin(
+        "ours: small rounds, so the stopping rule stops close to the best",
+        setting(
+            0.001,
+            "share of the still unpruned weights zeroed per round",
+            low=0,
+            high=1,
+            open_low=True,
+        ),
     )
-    max_rounds: int = setting(
-        20, "most pruning rounds", low=0, origin="ours: bounds the cost (2 Fisher passes a round)"
+    max_rounds: int = with_origin(
+        "ours: bounds the cost (2 Fisher passes a round)", setting(20, "most pruning rounds", low=0)
     )
-    max_drop: float = setting(
-        0.05,
-        "a round is kept only if balanced accuracy on the external set "
-        "stays within this of the starting model's",
-        low=0,
-        high=1,
-        origin="ours: else predicting one class for all would count as fair",
+    max_drop: float = with_origin(
+        "ours: else predicting one class for all would count as fair",
+        setting(
+            0.05,
+            "a round is kept only if balanced accuracy on the external set "
+            "stays within this of the starting model's",
+            low=0,
+            high=1,
+        ),
     )
 
 

@@ -8,28 +8,32 @@ from typing import Any, ClassVar
 from fairtune.data import FairData
 from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting
+from fairtune.settings import setting, with_origin
 
 
 @dataclass
 class FullFTConfig(MethodConfig):
     """Full fine-tuning settings."""
 
-    epochs: int = setting(
-        10, "epochs", low=0, origin="ours: the papers' fine-tuning budget (SWiFT's 10 epochs)"
+    epochs: int = with_origin(
+        "ours: the papers' fine-tuning budget (SWiFT's 10 epochs)", setting(10, "epochs", low=0)
     )
-    lr: float = setting(
-        1e-4,
-        "learning rate (SGD, momentum 0.9, weight decay 5e-4)",
-        low=0,
-        open_low=True,
-        origin="ours: the papers' backbone learning rate",
+    lr: float = with_origin(
+        "ours: the papers' backbone learning rate",
+        setting(
+            1e-4,
+            "learning rate (SGD, momentum 0.9, weight decay 5e-4)",
+            low=0,
+            open_low=True,
+        ),
     )
-    beta: float = setting(
-        0.0,
-        "weight of L_bias added to L_pred (0: plain fine-tuning)",
-        low=0,
-        origin="ours: plain fine-tuning, the papers' baseline",
+    beta: float = with_origin(
+        "ours: plain fine-tuning, the papers' baseline",
+        setting(
+            0.0,
+            "weight of L_bias added to L_pred (0: plain fine-tuning)",
+            low=0,
+        ),
     )
 
 
