@@ -338,15 +338,18 @@ def print_before_after(before: dict[str, Any], after: dict[str, Any]) -> None:
             )
         columns = [
             "row",
-            "EOdds t before",
-            "after",
-            "cut at t before",
-            "after",
-            "cut % before",
-            "after",
+            "EOdds t",
+            "→",
+            "cut at t",
+            "→",
+            "cut %",
+            "→",
+            "ΔAUC",
+            "→",
+            "beyond spread",
         ]
-        columns += ["ΔAUC before", "after", "beyond spread"]
-        wide.print(table(f"{part['title']}: before → after", columns, lines))
+        title = f"{part['title']}: each figure before, then after (→)"
+        wide.print(table(title, columns, lines))
 
 
 def _methods(rows: list[ResultRow]) -> list[str]:
