@@ -34,8 +34,8 @@ MASK_FILE = "mask.safetensors"
 RECORD_FILE = "debias.json"
 MIN_STEPS = 300
 """The fewest optimiser steps per phase that the grids ask for: about what the authors'
-external sets of thousands of rows gave in their epochs, and what the Adult protocols
-reach (METHODS.md, "Defaults and grids")."""
+external sets of thousands of rows gave in their epochs, and fewer than the skewed Adult
+demo's phases already take (METHODS.md, "Defaults and grids")."""
 
 
 def register(cls: type[Method]) -> type[Method]:
