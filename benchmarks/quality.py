@@ -186,7 +186,7 @@ def _regret(rows: list[ResultRow]) -> str:
 
 def protocol_table(title: str, rows: list[ResultRow]) -> tuple[Any, dict[str, Any]]:
     """The printed table of one protocol and its per-row summaries."""
-    methods = list(dict.fromkeys(r.method for r in rows))
+    methods = _methods(rows)
     summaries = {m: summarise_row(rows, m) for m in methods}
     lines = []
     for m in methods:
@@ -254,9 +254,21 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="JSON",
         help="print the tables of a quality.json written before, running nothing",
     )
+    p.add_argument(
+        "--before",
+        type=Path,
+        metavar="JSON",
+        help="with --tables-from: print, per protocol and row, this earlier quality.json's "
+        "figures beside those of --tables-from, instead of the tables",
+    )
     args = p.parse_args(argv)
+    if args.before and not args.tables_from:
+        p.error("--before needs --tables-from (the 'after' figures)")
     if args.tables_from:
         payload = json.loads(args.tables_from.read_text())
+        if args.before:
+            print_before_after(json.loads(args.before.read_text()), payload)
+            return payload
         for part in payload["protocols"].values():
             print_protocol(part["caption"], [ResultRow(**r) for r in part["rows"]])
         return payload
@@ -300,6 +312,48 @@ def print_protocol(caption: str, rows: list[ResultRow]) -> dict[str, Any]:
         f"seed; ± = sample std over seeds. selected chose (seed: method): {_choices(rows)}"
     )
     return summaries
+
+
+def print_before_after(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Per protocol in both runs, each row's EOdds (mean) at t, cut and ΔAUC, before → after."""
+    for name, part in after["protocols"].items():
+        if name not in before["protocols"]:
+            continue
+        runs = [[ResultRow(**r) for r in run["protocols"][name]["rows"]] for run in (before, after)]
+        summaries = [{m: summarise_row(rows, m) for m in _methods(rows)} for rows in runs]
+        lines = []
+        for m in _methods(runs[1]):
+            if m == BASELINE or m not in summaries[0]:
+                continue
+            old, new = summaries[0][m], summaries[1][m]
+            lines.append(
+                [
+                    m + ("*" if m == REFERENCE else ""),
+                    *(_pm(np.array(s["eodds_t"])).lstrip("+") for s in (old, new)),
+                    *(_pm(np.array(s["cut"])) for s in (old, new)),
+                    *(f"{s['cut_percent']:.0f}%" for s in (old, new)),
+                    *(_pm(np.array(s["auc_change"])) for s in (old, new)),
+                    " → ".join("yes" if s["beyond_seed_spread"] else "no" for s in (old, new)),
+                ]
+            )
+        columns = [
+            "row",
+            "EOdds t",
+            "→",
+            "cut at t",
+            "→",
+            "cut %",
+            "→",
+            "ΔAUC",
+            "→",
+            "beyond spread",
+        ]
+        title = f"{part['title']}: each figure before, then after (→)"
+        wide.print(table(title, columns, lines))
+
+
+def _methods(rows: list[ResultRow]) -> list[str]:
+    return list(dict.fromkeys(r.method for r in rows))
 
 
 if __name__ == "__main__":

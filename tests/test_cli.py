@@ -347,9 +347,10 @@ def test_compare_grid_set_narrows_the_search(workdir):
     )
     assert main(argv) == 0
     tried = json.loads((out / "results.json").read_text())[1]["selection"]["tried"]
+    steps = REGISTRY["llft"].grid["min_steps"][0]  # not narrowed: the method's grid value
     assert [t["setting"] for t in tried] == [
-        {"lr": 0.01, "beta": 0.1},
-        {"lr": 0.01, "beta": 0.5},
+        {"lr": 0.01, "beta": 0.1, "min_steps": steps},
+        {"lr": 0.01, "beta": 0.5, "min_steps": steps},
     ]
     saved = json.loads((out / "settings.json").read_text())
     assert saved["compare"]["grids"] == {"llft": {"lr": [0.01], "beta": [0.1, 0.5]}}

@@ -9,7 +9,10 @@ import fairtune.methods.base as base
 from fairtune.models import MLP
 from fairtune.search import Candidate, CompareSettings, SearchContext, holdout_split, search
 
-GRIDS = {"bmft": {"impair_lr": [1e-3, 1e-2], "keep": [0.25, 0.5]}, "swift": {"beta": [0.1, 0.3]}}
+GRIDS = {
+    "bmft": {"impair_lr": [1e-3, 1e-2], "keep": [0.25, 0.5], "min_steps": [0]},
+    "swift": {"beta": [0.1, 0.3], "step1_optimizer": ["sgd"], "min_steps": [0]},
+}
 SHORT = {
     "bmft": {"impair_epochs": 1, "repair_epochs": 1},
     "swift": {"step1_epochs": 1, "step2_epochs": 1},

@@ -391,6 +391,7 @@ def test_fairprune_zeros_exactly_the_masked_weights_and_lowers_eodds(start_model
         assert torch.equal(end[p][m == 1], start[p][m == 1]), p
         pruned += int((m == 0).sum())
     assert pruned > 0
+    assert result.info["pruned"] == pruned and not result.info["pruned_nothing"]
     for p, _ in start_model.named_parameters():
         if p not in result.mask.values:
             assert torch.equal(end[p], start[p]), p

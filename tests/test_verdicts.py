@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from fairtune.auto import run_seed
 from fairtune.comparison import compare
 from fairtune.errors import FairtuneError
+from fairtune.methods.base import MIN_STEPS
 from fairtune.metrics import binary_metrics
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
@@ -260,12 +261,12 @@ def test_a_grid_survives_a_diverged_setting(start_model):
     assert [r.method for r in rows] == ["baseline", "fullft", "threshold_optimizer", "selected"]
     fullft = rows[1]
     assert fullft.failed is None and "failed" not in fullft.to_dict()
-    assert fullft.selection["chosen"] == {"lr": 1e-3, "beta": 0.0}
+    assert fullft.selection["chosen"] == {"lr": 1e-3, "beta": 0.0, "min_steps": MIN_STEPS}
     tried = fullft.selection["tried"]
     assert [t["setting"]["lr"] for t in tried] == [1e-3, 1e4]
     assert "loss became" in tried[1]["failed"] and "held_out_auc" not in tried[1]
     assert fullft.selection["failed"] == [
-        {"setting": {"lr": 1e4, "beta": 0.0}, "reason": tried[1]["failed"]}
+        {"setting": {"lr": 1e4, "beta": 0.0, "min_steps": MIN_STEPS}, "reason": tried[1]["failed"]}
     ]
     assert not math.isnan(fullft.metrics["auc"])
     assert rows[-1].selection["candidates"]["tried"] == 1  # the failed setting is no candidate
@@ -344,7 +345,7 @@ def test_debias_auto_keeps_an_unchanged_copy_or_names_the_winner(start_model):
         assert same and selection["reason"].startswith(KEPT)
         assert result.config["selected"] == "original" and result.config["setting"] == {}
     else:
-        grid = [{"lr": 1e-3, "beta": 0.5}, {"lr": 1e-2, "beta": 0.5}]
+        grid = [{"lr": lr, "beta": 0.5, "min_steps": MIN_STEPS} for lr in (1e-3, 1e-2)]
         assert not same and result.config["setting"] in grid
     with pytest.raises(FairtuneError, match="unknown method"):
         debias(start_model, external, method="auto", methods=["nope"])

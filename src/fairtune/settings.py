@@ -56,6 +56,21 @@ def default_of(f: Field) -> Any:
     return None
 
 
+def with_origin(origin: str, declared: Any) -> Any:
+    """The :func:`setting` field ``declared``, saying whose its default is: the paper or
+    code it is taken from, or "ours: " and why (shown by ``fairtune methods NAME``)."""
+    return field(
+        default=declared.default,
+        default_factory=declared.default_factory,
+        metadata={**declared.metadata, "origin": origin},
+    )
+
+
+def origin_of(f: Field) -> str:
+    """Whose a field's default is, as declared by :func:`with_origin`; '' if unsaid."""
+    return f.metadata.get("origin", "")
+
+
 def range_text(f: Field) -> str:
     """The valid range of a field in words, e.g. '> 0', 'in [0, 1]', or ''."""
     meta = f.metadata

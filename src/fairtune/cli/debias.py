@@ -28,6 +28,7 @@ from fairtune.evaluation import evaluate_model
 from fairtune.io import refuse_inputs
 from fairtune.methods import ALL, REGISTRY, method_class, method_names
 from fairtune.search import CompareSettings
+from fairtune.settings import origin_of
 
 
 def _methods_args(p: argparse.ArgumentParser) -> None:
@@ -44,13 +45,22 @@ def methods_command(args: argparse.Namespace) -> None:
         console.print(table)
         return
     cls = method_class(args.name)
-    table = Table(title=f"{args.name}: {cls.summary}", caption="set with --set KEY=VALUE")
-    for col in ("setting", "default", "grid (compare --grid)", "meaning"):
+    table = Table(
+        title=f"{args.name}: {cls.summary}",
+        caption="set with --set KEY=VALUE. 'default from': the paper or code a default is "
+        "taken from, or 'ours' and why. The grids are ours: wide enough that some point "
+        "moves the model on a small external set as on a large one (METHODS.md)",
+    )
+    for col in ("setting", "default", "default from", "grid (compare --grid)", "meaning"):
         table.add_column(col)
     for f in fields(cls.config_class):
         grid = cls.grid.get(f.name)
         table.add_row(
-            f.name, str(f.default), "" if grid is None else str(grid), f.metadata.get("help", "")
+            f.name,
+            str(f.default),
+            origin_of(f),
+            "" if grid is None else str(grid),
+            f.metadata.get("help", ""),
         )
     console.print(table)
 

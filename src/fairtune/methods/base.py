@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -25,12 +26,16 @@ from fairtune.losses import BIAS_KINDS, Objective
 from fairtune.masks import Mask, relative_importance
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
-from fairtune.settings import check, setting
+from fairtune.settings import check, setting, with_origin
 from fairtune.training import Phase, run_phase
 
 REGISTRY: dict[str, type[Method]] = {}
 MASK_FILE = "mask.safetensors"
 RECORD_FILE = "debias.json"
+MIN_STEPS = 300
+"""The fewest optimiser steps per phase that the grids ask for: about what the authors'
+external sets of thousands of rows gave in their epochs, and fewer than the skewed Adult
+demo's phases already take (METHODS.md, "Defaults and grids")."""
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -46,24 +51,55 @@ def register(cls: type[Method]) -> type[Method]:
 
 @dataclass
 class MethodConfig:
-    """Settings every method has."""
+    """Settings every method has; ``origin`` says whose each default is."""
 
-    seed: int = setting(0, "seed of masks, re-initialisation and batch order", low=0)
-    bias_kind: str = setting(
-        "eodds", "bias loss: eodds, eopp, dp, eodds_signed (authors' form)", choices=BIAS_KINDS
+    seed: int = with_origin(
+        "ours: any seed", setting(0, "seed of masks, re-initialisation and batch order", low=0)
     )
-    balance: str = setting(
-        "down",
-        "group-and-class balancing of the external set: down, up, none",
-        choices=("down", "up", "none"),
+    bias_kind: str = with_origin(
+        "BMFT and SWiFT papers' L_bias, 0.5(|dTPR|+|dFPR|); their code's signed sum, "
+        "in which opposite gaps cancel, is eodds_signed",
+        setting(
+            "eodds",
+            "bias loss: eodds, eopp, dp, eodds_signed (authors' form)",
+            choices=BIAS_KINDS,
+        ),
     )
-    batch_size: int = setting(64, "rows per batch", low=1)
-    bn_stats: str = setting(
-        "frozen",
-        "BatchNorm running statistics: frozen, or update where trained",
-        choices=("frozen", "update"),
+    balance: str = with_origin(
+        "BMFT and SWiFT papers (group-and-class balanced external set)",
+        setting(
+            "down",
+            "group-and-class balancing of the external set: down, up, none",
+            choices=("down", "up", "none"),
+        ),
     )
-    num_workers: int = setting(0, "DataLoader worker processes for images read from disk", low=0)
+    batch_size: int = with_origin("BMFT authors' code", setting(64, "rows per batch", low=1))
+    bn_stats: str = with_origin(
+        "ours: a frozen or masked part must not change (METHODS.md, masks that hold)",
+        setting(
+            "frozen",
+            "BatchNorm running statistics: frozen, or update where trained",
+            choices=("frozen", "update"),
+        ),
+    )
+    num_workers: int = with_origin(
+        "ours: no effect on results",
+        setting(
+            0,
+            "DataLoader worker processes for images read from disk",
+            low=0,
+        ),
+    )
+    min_steps: int = with_origin(
+        "ours: 0 keeps the authors' epochs as given; their external sets had "
+        "thousands of rows, so hundreds of steps, which a small set does not reach",
+        setting(
+            0,
+            "fewest optimiser steps per fine-tuning phase: its epochs are raised until epochs x "
+            "batches per epoch reaches it (a phase of 0 epochs stays skipped)",
+            low=0,
+        ),
+    )
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -74,10 +110,13 @@ class MethodConfig:
 class MaskedConfig(MethodConfig):
     """Settings of methods that build a mask from parameter importance."""
 
-    importance: str = setting(
-        "batch",
-        "Fisher estimate: batch (authors) or per_sample (textbook)",
-        choices=("batch", "per_sample"),
+    importance: str = with_origin(
+        "BMFT and SWiFT authors' code (squared gradients of batch means)",
+        setting(
+            "batch",
+            "Fisher estimate: batch (authors) or per_sample (textbook)",
+            choices=("batch", "per_sample"),
+        ),
     )
 
 
@@ -193,7 +232,9 @@ class Method(ABC):
     the head or a pruning mask."""
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     grid: ClassVar[dict[str, list[Any]]] = {}
-    """Key settings and the values ``compare --grid`` tries (the learning rate at least)."""
+    """Key settings and the values ``compare --grid`` tries (the learning rate at least);
+    ours, not the authors': wide enough that some point moves the model on a small
+    external set as on a large one (METHODS.md, "Defaults and grids")."""
     progress: bool = False  # set by fit(); the default lets shared steps run before it
     importance_cache: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = None
     """Relative importances already computed on the starting model, shared by the settings
@@ -282,16 +323,25 @@ class Method(ABC):
         phase: Phase,
         on_epoch: Callable[[int], bool] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run ``phase`` on ``split.model`` with the method's seed and progress bar."""
+        """Run ``phase`` on ``split.model`` with the method's seed and progress bar, for
+        at least ``min_steps`` optimiser steps (see :meth:`epochs_for`)."""
         return run_phase(
             split.model,
             data,
-            phase,
+            replace(phase, epochs=self.epochs_for(phase, data)),
             seed=self.config.seed,
             progress=self.progress,
             split=split,
             on_epoch=on_epoch,
         )
+
+    def epochs_for(self, phase: Phase, data: FairData) -> int:
+        """The phase's epochs, raised so that epochs x batches per epoch >= ``min_steps``
+        (batches as the phase's loader makes them, per process); 0 epochs stay 0."""
+        if phase.epochs == 0 or self.config.min_steps == 0:
+            return phase.epochs
+        batches = len(data.loader(phase.batch_size, shard=True))
+        return max(phase.epochs, math.ceil(self.config.min_steps / batches))
 
     def head_step(
         self, split: ModelSplit, data: FairData, name: str, epochs: int, lr: float, beta: float

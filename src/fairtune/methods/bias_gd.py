@@ -8,23 +8,36 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_model
-from fairtune.methods.base import Fitted, Method, MethodConfig, register
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting
+from fairtune.settings import setting, with_origin
 
 
 @dataclass
 class BiasGDConfig(MethodConfig):
     """Bias gradient descent settings."""
 
-    epochs: int = setting(10, "most epochs", low=0)
-    lr: float = setting(1e-5, "Adam learning rate", low=0, open_low=True)
-    max_drop: float = setting(
-        0.05,
-        "stop once balanced accuracy on the external set falls more than "
-        "this below the starting model's; keep the last epoch above",
-        low=0,
-        high=1,
+    epochs: int = with_origin(
+        "ours: the papers' fine-tuning budget (10 epochs)", setting(10, "most epochs", low=0)
+    )
+    lr: float = with_origin(
+        "ours: small, since L_bias alone pulls every weight",
+        setting(
+            1e-5,
+            "Adam learning rate",
+            low=0,
+            open_low=True,
+        ),
+    )
+    max_drop: float = with_origin(
+        "ours: the spec stops by a balanced-accuracy floor and names no value",
+        setting(
+            0.05,
+            "stop once balanced accuracy on the external set falls more than "
+            "this below the starting model's; keep the last epoch above",
+            low=0,
+            high=1,
+        ),
     )
 
 
@@ -36,7 +49,7 @@ class BiasGD(Method):
     summary = "baseline: gradient descent on the bias loss alone, balanced-accuracy floor"
     tunes_backbone = True
     config_class = BiasGDConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-6, 1e-5, 1e-4]}
+    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-5, 1e-4, 1e-3], "min_steps": [MIN_STEPS]}
 
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config

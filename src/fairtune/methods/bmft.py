@@ -7,37 +7,69 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, hard_mask
-from fairtune.methods.base import Fitted, MaskedConfig, Method, register
+from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting
+from fairtune.settings import setting, with_origin
 
 
 @dataclass
 class BMFTConfig(MaskedConfig):
     """BMFT settings; defaults are the authors' (METHODS.md)."""
 
-    keep: float = setting(
-        0.5,
-        "share of backbone weights updated (top of R; authors: K=50 -> 0.5)",
-        low=0,
-        high=1,
-        open_low=True,
+    keep: float = with_origin(
+        "BMFT paper (K = 50)",
+        setting(
+            0.5,
+            "share of backbone weights updated (top of R; authors: K=50 -> 0.5)",
+            low=0,
+            high=1,
+            open_low=True,
+        ),
     )
-    impair_epochs: int = setting(
-        5, "epochs of the impair step (L_bias on masked backbone weights)", low=0
+    impair_epochs: int = with_origin(
+        "BMFT paper (5 epochs; the code has 10)",
+        setting(
+            5,
+            "epochs of the impair step (L_bias on masked backbone weights)",
+            low=0,
+        ),
     )
-    impair_lr: float = setting(
-        1e-4, "impair learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+    impair_lr: float = with_origin(
+        "BMFT authors' code",
+        setting(
+            1e-4,
+            "impair learning rate (SGD, momentum 0.9, weight decay 5e-4)",
+            low=0,
+            open_low=True,
+        ),
     )
-    repair_epochs: int = setting(5, "epochs of the repair step (re-initialised head)", low=0)
-    repair_lr: float = setting(
-        1e-3, "repair learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+    repair_epochs: int = with_origin(
+        "BMFT paper", setting(5, "epochs of the repair step (re-initialised head)", low=0)
     )
-    beta: float = setting(
-        0.1, "weight of L_bias in the repair loss L_pred + beta * L_bias", low=0
+    repair_lr: float = with_origin(
+        "BMFT authors' code",
+        setting(
+            1e-3,
+            "repair learning rate (SGD, momentum 0.9, weight decay 5e-4)",
+            low=0,
+            open_low=True,
+        ),
     )
-    head_init: str = setting(
-        "zeros", "head re-initialisation: zeros (authors) or default", choices=("zeros", "default")
+    beta: float = with_origin(
+        "BMFT paper",
+        setting(
+            0.1,
+            "weight of L_bias in the repair loss L_pred + beta * L_bias",
+            low=0,
+        ),
+    )
+    head_init: str = with_origin(
+        "BMFT authors' code",
+        setting(
+            "zeros",
+            "head re-initialisation: zeros (authors) or default",
+            choices=("zeros", "default"),
+        ),
     )
 
 
@@ -49,7 +81,11 @@ class BMFT(Method):
     summary = "BMFT: hard bias-importance mask, impair the backbone, repair a new head"
     tunes_backbone = True
     config_class = BMFTConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"impair_lr": [1e-4, 1e-3, 1e-2], "keep": [0.25, 0.5]}
+    grid: ClassVar[dict[str, list[Any]]] = {
+        "impair_lr": [1e-4, 1e-3, 1e-2],
+        "keep": [0.25, 0.5],
+        "min_steps": [MIN_STEPS],
+    }
 
     def make_mask(self, split: ModelSplit, external: FairData) -> Mask:
         """The top ``keep`` share of backbone weights by relative importance."""

@@ -14,30 +14,43 @@ from fairtune.losses import Objective
 from fairtune.masks import Mask
 from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups, register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting
+from fairtune.settings import setting, with_origin
 
 
 @dataclass
 class FairPruneConfig(MaskedConfig):
     """FairPrune settings."""
 
-    beta: float = setting(
-        1.0, "weight of the privileged group's curvature in the saliency", low=0
+    beta: float = with_origin(
+        "ours: both groups weighed alike",
+        setting(
+            1.0,
+            "weight of the privileged group's curvature in the saliency",
+            low=0,
+        ),
     )
-    step: float = setting(
-        0.001,
-        "share of the still unpruned weights zeroed per round",
-        low=0,
-        high=1,
-        open_low=True,
+    step: float = with_origin(
+        "ours: small rounds, so the stopping rule stops close to the best",
+        setting(
+            0.001,
+            "share of the still unpruned weights zeroed per round",
+            low=0,
+            high=1,
+            open_low=True,
+        ),
     )
-    max_rounds: int = setting(20, "most pruning rounds", low=0)
-    max_drop: float = setting(
-        0.05,
-        "a round is kept only if balanced accuracy on the external set "
-        "stays within this of the starting model's",
-        low=0,
-        high=1,
+    max_rounds: int = with_origin(
+        "ours: bounds the cost (2 Fisher passes a round)", setting(20, "most pruning rounds", low=0)
+    )
+    max_drop: float = with_origin(
+        "ours: else predicting one class for all would count as fair",
+        setting(
+            0.05,
+            "a round is kept only if balanced accuracy on the external set "
+            "stays within this of the starting model's",
+            low=0,
+            high=1,
+        ),
     )
 
 
@@ -71,7 +84,7 @@ class FairPrune(Method):
     summary = "baseline: prune weights salient for the privileged group while EOdds improves"
     tunes_backbone = False
     config_class = FairPruneConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.5, 1.0], "step": [0.001, 0.005]}
+    grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.25, 0.5], "step": [0.0005, 0.001, 0.005]}
 
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
@@ -110,5 +123,11 @@ class FairPrune(Method):
                         params[n].copy_(before[n])
                 break
             best, keep, kept = eodds, trial, round_
-        info = {"privileged": external.group_names[privileged], "rounds_kept": kept}
+        pruned = sum(int((k == 0).sum()) for k in keep.values())
+        info = {
+            "privileged": external.group_names[privileged],
+            "rounds_kept": kept,
+            "pruned": pruned,
+            "pruned_nothing": pruned == 0,
+        }
         return Fitted(Mask(keep, "prune"), history, info)

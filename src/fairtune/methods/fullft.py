@@ -6,20 +6,35 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.methods.base import Fitted, Method, MethodConfig, register
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting
+from fairtune.settings import setting, with_origin
 
 
 @dataclass
 class FullFTConfig(MethodConfig):
     """Full fine-tuning settings."""
 
-    epochs: int = setting(10, "epochs", low=0)
-    lr: float = setting(
-        1e-4, "learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+    epochs: int = with_origin(
+        "ours: the papers' fine-tuning budget (SWiFT's 10 epochs)", setting(10, "epochs", low=0)
     )
-    beta: float = setting(0.0, "weight of L_bias added to L_pred (0: plain fine-tuning)", low=0)
+    lr: float = with_origin(
+        "ours: the papers' backbone learning rate",
+        setting(
+            1e-4,
+            "learning rate (SGD, momentum 0.9, weight decay 5e-4)",
+            low=0,
+            open_low=True,
+        ),
+    )
+    beta: float = with_origin(
+        "ours: plain fine-tuning, the papers' baseline",
+        setting(
+            0.0,
+            "weight of L_bias added to L_pred (0: plain fine-tuning)",
+            low=0,
+        ),
+    )
 
 
 @register
@@ -30,7 +45,11 @@ class FullFT(Method):
     summary = "baseline: fine-tune every weight on the balanced external set"
     tunes_backbone = True
     config_class = FullFTConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-4, 1e-3, 1e-2], "beta": [0.0, 0.5]}
+    grid: ClassVar[dict[str, list[Any]]] = {
+        "lr": [1e-4, 1e-3, 1e-2],
+        "beta": [0.0, 0.5],
+        "min_steps": [MIN_STEPS],
+    }
 
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config

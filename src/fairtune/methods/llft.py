@@ -6,24 +6,42 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.methods.base import Fitted, Method, MethodConfig, register
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting
+from fairtune.settings import setting, with_origin
 
 
 @dataclass
 class LLFTConfig(MethodConfig):
     """Last-layer fine-tuning settings."""
 
-    epochs: int = setting(10, "epochs", low=0)
-    lr: float = setting(
-        1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True
+    epochs: int = with_origin(
+        "ours: the papers' fine-tuning budget (SWiFT's 10 epochs)", setting(10, "epochs", low=0)
     )
-    beta: float = setting(0.1, "weight of L_bias in L_pred + beta * L_bias", low=0)
-    head_init: str = setting(
-        "default",
-        "head re-initialisation: default (PyTorch's) or zeros",
-        choices=("zeros", "default"),
+    lr: float = with_origin(
+        "ours: BMFT's head learning rate",
+        setting(
+            1e-3,
+            "learning rate (SGD, momentum 0.9, weight decay 5e-4)",
+            low=0,
+            open_low=True,
+        ),
+    )
+    beta: float = with_origin(
+        "ours: BMFT's repair loss",
+        setting(
+            0.1,
+            "weight of L_bias in L_pred + beta * L_bias",
+            low=0,
+        ),
+    )
+    head_init: str = with_origin(
+        "ours: a fresh head as Mao et al. re-initialise it",
+        setting(
+            "default",
+            "head re-initialisation: default (PyTorch's) or zeros",
+            choices=("zeros", "default"),
+        ),
     )
 
 
@@ -35,7 +53,11 @@ class LLFT(Method):
     summary = "baseline: re-initialise and train only the head"
     tunes_backbone = False
     config_class = LLFTConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}
+    grid: ClassVar[dict[str, list[Any]]] = {
+        "lr": [1e-3, 1e-2, 1e-1],
+        "beta": [0.1, 0.5],
+        "min_steps": [MIN_STEPS],
+    }
 
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config

@@ -9,30 +9,49 @@ import torch
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, soft_mask
-from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups, register
+from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, extreme_groups, register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting
+from fairtune.settings import setting, with_origin
 
 
 @dataclass
 class SWiFTConfig(MaskedConfig):
     """SWiFT settings; defaults are the authors' (METHODS.md)."""
 
-    beta: float = setting(
-        0.1,
-        "step 1 loss beta*L_pred + (1-beta)*L_bias; step 2 (1-beta)*L_pred + beta*L_bias",
-        low=0,
-        high=1,
+    beta: float = with_origin(
+        "SWiFT paper",
+        setting(
+            0.1,
+            "step 1 loss beta*L_pred + (1-beta)*L_bias; step 2 (1-beta)*L_pred + beta*L_bias",
+            low=0,
+            high=1,
+        ),
     )
-    step1_epochs: int = setting(10, "epochs of step 1 (soft-masked backbone)", low=0)
-    step1_lr: float = setting(1e-4, "step 1 learning rate", low=0, open_low=True)
-    step1_optimizer: str = setting(
-        "sgd",
-        "step 1 optimizer: sgd (skin; momentum 0.9, weight decay 5e-4) or adam (chest X-ray)",
-        choices=("sgd", "adam"),
+    step1_epochs: int = with_origin(
+        "SWiFT paper", setting(10, "epochs of step 1 (soft-masked backbone)", low=0)
     )
-    step2_epochs: int = setting(10, "epochs of step 2 (head, backbone frozen)", low=0)
-    step2_lr: float = setting(1e-3, "step 2 learning rate (SGD)", low=0, open_low=True)
+    step1_lr: float = with_origin(
+        "SWiFT paper", setting(1e-4, "step 1 learning rate", low=0, open_low=True)
+    )
+    step1_optimizer: str = with_origin(
+        "SWiFT paper (skin; Adam for chest X-rays)",
+        setting(
+            "sgd",
+            "step 1 optimizer: sgd (skin; momentum 0.9, weight decay 5e-4) or adam (chest X-ray)",
+            choices=("sgd", "adam"),
+        ),
+    )
+    step2_epochs: int = with_origin(
+        "ours: as step 1 (the paper gives step 1's)",
+        setting(
+            10,
+            "epochs of step 2 (head, backbone frozen)",
+            low=0,
+        ),
+    )
+    step2_lr: float = with_origin(
+        "SWiFT paper", setting(1e-3, "step 2 learning rate (SGD)", low=0, open_low=True)
+    )
 
 
 def reset_head_partially(split: ModelSplit, mask: Mask) -> int:
@@ -56,7 +75,12 @@ class SWiFT(Method):
     summary = "SWiFT: soft mask scales every gradient; backbone step, partial head reset, head step"
     tunes_backbone = True
     config_class = SWiFTConfig
-    grid: ClassVar[dict[str, list[Any]]] = {"step1_lr": [1e-4, 1e-3, 1e-2], "beta": [0.1, 0.3]}
+    grid: ClassVar[dict[str, list[Any]]] = {
+        "step1_optimizer": ["sgd", "adam"],
+        "step1_lr": [1e-4, 1e-3, 1e-2],
+        "beta": [0.1, 0.3],
+        "min_steps": [MIN_STEPS],
+    }
 
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
