@@ -36,8 +36,8 @@ SETTINGS = {
     "grid": True,
     "n_boot": 5,
     "grids": {
-        "llft": {"lr": [1e-3, 1e-2]},
-        "bmft": {"impair_lr": [1e-3], "keep": [0.25, 0.5]},
+        "llft": {"lr": [1e-3, 1e-2], "min_steps": [0]},
+        "bmft": {"impair_lr": [1e-3], "keep": [0.25, 0.5], "min_steps": [0]},
         "fairprune": {"beta": [0.5], "step": [0.005]},
     },
     "overrides": {"llft": {"epochs": 2}, "bmft": {"impair_epochs": 1, "repair_epochs": 1}},
@@ -77,7 +77,9 @@ def test_two_jobs_give_the_rows_of_one(start_model, monkeypatch):
     per_seed = ["baseline", *SETTINGS["methods"], "threshold_optimizer", "selected"]
     assert methods == [(m, s) for s in (0, 1) for m in per_seed]
     bmft = two[2].selection["tried"]
-    assert [t["setting"] for t in bmft] == [{"impair_lr": 1e-3, "keep": k} for k in (0.25, 0.5)]
+    assert [t["setting"] for t in bmft] == [
+        {"impair_lr": 1e-3, "keep": k, "min_steps": 0} for k in (0.25, 0.5)
+    ]
 
 
 def _context(model: nn.Module, data: FairData, settings: CompareSettings) -> SearchContext:
