@@ -26,7 +26,7 @@ from fairtune.images import Decoding, ImageSource
 from fairtune.io import clean
 from fairtune.models import MLP
 from fairtune.search import SearchContext, holdout_split
-from fairtune.workers import SearchPool, SearchTask
+from fairtune.workers import SearchPool, SearchTask, longest_first
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -154,3 +154,13 @@ def test_several_jobs_are_refused_under_torchrun(monkeypatch, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "under torchrun use one job" in err and not (tmp_path / "d").exists()
+
+
+def test_the_searches_that_fit_the_most_settings_start_first(start_model):
+    settings = CompareSettings(**{**SETTINGS, "methods": ["fairprune", "llft", "bmft", "swift"]})
+    context = _context(start_model, biased_data(60, seed=0), settings)
+    tasks = [SearchTask(m, context, 0.5) for m in settings.methods]
+    # fairprune 1 point, llft 2 lrs x its 2 betas, bmft 2, swift its own grid of 12
+    assert [settings.tries(m) for m in settings.methods] == [1, 4, 2, 12]
+    assert longest_first(tasks) == [3, 1, 2, 0]
+    assert CompareSettings(methods=["swift"]).tries("swift") == 1  # no grid: the defaults

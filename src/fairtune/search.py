@@ -120,6 +120,13 @@ class CompareSettings:
         """The values searched for ``method``: its own grid, with ``grids`` replacing key by key."""
         return {**method_class(method).grid, **self.grids.get(method, {})}
 
+    def tries(self, method: str) -> int:
+        """How many settings the search of ``method`` fits: its grid's points, optuna's
+        trials, or its defaults alone."""
+        if not self.grid:
+            return 1
+        return self.trials if self.tuner == "optuna" else len(grid_points(self.grid_of(method)))
+
     def selection_rule(self) -> SelectionRule:
         """The rule that keeps one setting per method (see :class:`SelectionRule`)."""
         return SelectionRule(self.auc_tolerance, self.holdout, self.tuner, self.trials)
