@@ -9,10 +9,12 @@ import torch
 from _helpers import biased_data, snapshot
 
 from fairtune.cli import main
+from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
 from fairtune.data import FairData, balance
 from fairtune.methods import REGISTRY, get_method
 from fairtune.models import MLP
+from fairtune.report import notes
 from fairtune.settings import origin_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -97,17 +99,21 @@ def test_every_grid_names_real_settings_with_values_in_range():
                 get_method(name, **{key: value})
 
 
-def test_fairprune_says_when_it_pruned_nothing():
-    """Group b's rows copy group a's: any model has the same TPR and FPR in both groups,
-    EOdds is 0 from the start and no round can lower it."""
+def copied_groups() -> FairData:
+    """Group b's rows copy group a's: any model has the same TPR and FPR in both groups."""
     half = biased_data(200, seed=4)
     rows = len(half)
-    data = FairData(
+    return FairData(
         torch.cat([half.inputs, half.inputs]),
         torch.cat([half.labels, half.labels]),
         torch.cat([torch.zeros(rows, dtype=torch.long), torch.ones(rows, dtype=torch.long)]),
         ["a", "b"],
     )
+
+
+def test_fairprune_says_when_it_pruned_nothing():
+    """With copied groups EOdds is 0 from the start and no round can lower it."""
+    data = copied_groups()
     torch.manual_seed(0)
     model = MLP(6, (8,))
     start = snapshot(model)
@@ -115,3 +121,15 @@ def test_fairprune_says_when_it_pruned_nothing():
     assert result.info["pruned"] == 0 and result.info["pruned_nothing"]
     assert result.info["rounds_kept"] == 0
     assert all(torch.equal(v, start[k]) for k, v in snapshot(result.model).items())
+
+
+def test_compare_notes_a_pruning_that_pruned_nothing():
+    """The same copied groups through compare: the row carries FairPrune's facts and the
+    report says in words that it pruned nothing."""
+    data = copied_groups()
+    torch.manual_seed(0)
+    found = compare(MLP(6, (8,)), data, data, CompareSettings(methods=["fairprune"], n_boot=0))
+    row = next(r for r in found if r.method == "fairprune")
+    assert row.selection["info"]["pruned_nothing"] and row.selection["info"]["pruned"] == 0
+    assert any(line.startswith("fairprune (seed 0) pruned nothing") for line in notes(found))
+    assert not any("pruned nothing" in line for line in notes([r for r in found if r is not row]))

@@ -125,6 +125,7 @@ def _method_row(found: MethodSearch, run: SeedRun, test: FairData) -> ResultRow:
         "held_out_auc": best.held.auc,
         "held_out_eodds_mean": best.held.eodds_mean,
         "search_time_s": found.time_s,
+        "info": best.result.info,
         **noted,
     }
     return _row(found.method, seed, best, selection, test, settings)

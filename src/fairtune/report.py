@@ -246,10 +246,17 @@ def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
 
 
 def notes(rows: list[ResultRow]) -> list[str]:
-    """What the table cannot show: failed settings and methods, what the reference row
-    needs, and what the cross-method selection kept, with its regret."""
+    """What the table cannot show: failed settings and methods, a pruning that pruned
+    nothing, what the reference row needs, and what the cross-method selection kept, with
+    its regret."""
     lines = []
     for r in rows:
+        if r.selection.get("info", {}).get("pruned_nothing"):
+            lines.append(
+                f"{r.method} (seed {r.seed}) pruned nothing: its chosen setting "
+                f"{r.selection['chosen']} stopped before the first round, so its row is the "
+                "starting model"
+            )
         if r.failed:
             lines.append(f"{r.method} (seed {r.seed}) failed: {r.failed}")
         elif r.selection.get("failed"):
