@@ -4,6 +4,7 @@ Launched through torchrun's own entry point (``python -m torch.distributed.run``
 as a user would, and compared with a run in one process.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -88,6 +89,37 @@ def test_debias_under_torchrun_matches_one_process(trained, monkeypatch):
     # The run moved the weights far more than the two runs differ.
     start = load_file(trained / "model" / "model.safetensors")
     assert any((one[n] - start[n]).abs().max() > 1e-2 for n in start if n in one)
+
+
+def test_train_evaluate_and_compare_under_torchrun_match_one_process(trained, monkeypatch):
+    # The other commands, each once in 2 processes and once in this one.
+    commands = {
+        "train": ["train", "--data", "train.csv", *DATA, "--epochs", "1", "--out"],
+        "evaluate": ["evaluate", "--model", "model", "--data", "external.csv", "--json"],
+        "compare": [
+            *("compare", "--model", "model", "--external", "external.csv", "--test"),
+            *("train.csv", *DATA, "--methods", "llft", "--n-boot", "0", "--out"),
+        ],
+    }
+    monkeypatch.chdir(trained)
+    for name, argv in commands.items():
+        done = torchrun(trained, *argv, f"{name}-two")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert main([*argv, f"{name}-one"]) == 0
+    one, two = (load_file(trained / d / "model.safetensors") for d in ("train-one", "train-two"))
+    for n in one:
+        torch.testing.assert_close(two[n], one[n], rtol=1e-5, atol=1e-6)
+    one, two = (json.loads((trained / d).read_text()) for d in ("evaluate-one", "evaluate-two"))
+    assert two == one  # every process scores every row: the same numbers
+    one, two = (
+        {r["method"]: r for r in json.loads((trained / d / "results.json").read_text())}
+        for d in ("compare-one", "compare-two")
+    )
+    assert one.keys() == two.keys() == {"baseline", "llft", "threshold_optimizer", "selected"}
+    for method in one:
+        for key in ("auc", "eodds_mean"):
+            a, b = one[method]["metrics_tuned"][key], two[method]["metrics_tuned"][key]
+            assert a == pytest.approx(b, abs=1e-5, nan_ok=True), (method, key)
 
 
 def test_the_cli_loads_models_on_the_process_device(trained, monkeypatch):
