@@ -8,6 +8,7 @@ import torch
 
 from fairtune.architectures import build_model
 from fairtune.backbones import SmallViT
+from fairtune.comparison import CompareSettings, compare
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.methods import REGISTRY, get_method
@@ -85,3 +86,21 @@ def test_a_study_runs_on_the_vit(vit):
         ("bmft", None),
         ("random_mask", None),
     ]
+
+
+def test_compare_runs_on_the_vit_with_two_test_sets(vit):
+    """compare on the ViT, measured on an in- and an out-of-distribution set (brighter
+    images): every row is measured on each, and the fit is shared by both."""
+    shifted = _images(48, 6)
+    shifted.inputs[:, 0] += 0.5
+    short = {"bmft": {**SHORT["bmft"], "batch_size": 16}, "llft": {"epochs": 1, "batch_size": 16}}
+    settings = CompareSettings(methods=["bmft", "llft"], n_boot=0, overrides=short)
+    rows = compare(vit, _images(80, 3), {"in": _images(48, 4), "out": shifted}, settings)
+    methods = ["baseline", "bmft", "llft", "threshold_optimizer", "selected"]
+    expected = [(t, m) for t in ("in", "out") for m in methods]
+    assert [(r.test_set, r.method) for r in rows] == expected
+    by = {(r.test_set, r.method): r for r in rows}
+    for method in ("bmft", "llft"):
+        assert by["in", method].config == by["out", method].config  # one fit, two measures
+        assert not by["in", method].failed
+        assert by["in", method].metrics["auc"] != by["out", method].metrics["auc"]
