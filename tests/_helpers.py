@@ -85,3 +85,18 @@ def masked_entries_held(
         moved += int((before[name][~zero] != after[name][~zero]).sum())
         unmasked += int((~zero).sum())
     return moved, unmasked
+
+
+def calls_counted(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[int]:
+    """Wrap ``owner.name`` so that every call appends 1 to the list returned (how many
+    times a pass ran), the call itself unchanged."""
+    calls: list[int] = []
+    wrapped = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return wrapped(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+

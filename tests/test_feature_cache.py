@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from _helpers import biased_data
+from _helpers import biased_data, calls_counted
 
 import fairtune.training as training
 from fairtune.comparison import CompareSettings
@@ -34,14 +34,7 @@ SETTINGS = {
 
 def run(features: FeatureCache | None, monkeypatch) -> tuple[dict[str, list[Candidate]], int]:
     """Every grid point of LLFT and BMFT on one seed, and how many feature passes ran."""
-    passes = []
-    head_inputs = training._head_inputs
-
-    def counted(*args, **kwargs):
-        passes.append(1)
-        return head_inputs(*args, **kwargs)
-
-    monkeypatch.setattr(training, "_head_inputs", counted)
+    passes = calls_counted(monkeypatch, training, "_head_inputs")
     torch.manual_seed(0)
     model = MLP(6, (8,))
     fit, held = holdout_split(biased_data(240, seed=1), 0.3, seed=0)

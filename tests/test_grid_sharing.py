@@ -3,7 +3,7 @@ Fisher settings, shared by every grid point, with the same results as without sh
 
 import pytest
 import torch
-from _helpers import biased_data
+from _helpers import biased_data, calls_counted
 
 import fairtune.methods.base as base
 from fairtune.models import MLP
@@ -21,14 +21,7 @@ SHORT = {
 
 def run(importances, monkeypatch) -> tuple[dict[str, list[Candidate]], int]:
     """Every grid point of BMFT and SWiFT on one seed, and how many Fisher passes ran."""
-    passes = []
-    fisher = base.fisher_diagonal
-
-    def counted(*args, **kwargs):
-        passes.append(1)
-        return fisher(*args, **kwargs)
-
-    monkeypatch.setattr(base, "fisher_diagonal", counted)
+    passes = calls_counted(monkeypatch, base, "fisher_diagonal")
     torch.manual_seed(0)
     model = MLP(6, (8,))
     fit, held = holdout_split(biased_data(240, seed=1), 0.3, seed=0)
