@@ -7,7 +7,9 @@ from dataclasses import dataclass, fields
 import pytest
 
 from fairtune.errors import FairtuneError
+from fairtune.search import CompareSettings
 from fairtune.settings import check, range_text, setting
+from fairtune.studies import StudySettings
 
 
 @dataclass
@@ -59,3 +61,13 @@ def test_range_text_reads_as_words():
         "hidden": ">= 1",
         "seeds": ">= 0",
     }
+
+
+def test_the_studies_share_compares_defaults_and_ranges():
+    study, compare = StudySettings(), CompareSettings()
+    for name in ("holdout", "threshold_rule", "n_boot"):
+        assert getattr(study, name) == getattr(compare, name)
+    with pytest.raises(FairtuneError, match="holdout"):
+        StudySettings(holdout=1.0)  # compare's open range (0, 1)
+    with pytest.raises(FairtuneError, match="n_boot"):
+        StudySettings(n_boot=-1)

@@ -66,6 +66,14 @@ def with_origin(origin: str, declared: Any) -> Any:
     )
 
 
+def same_as(f: Field, help: str) -> Any:
+    """A new :func:`setting` field with the default and valid range of ``f`` (a setting
+    another settings class declares) and its own ``help``: the two stay one fact."""
+    return field(
+        default=f.default, default_factory=f.default_factory, metadata={**f.metadata, "help": help}
+    )
+
+
 def origin_of(f: Field) -> str:
     """Whose a field's default is, as declared by :func:`with_origin`; '' if unsaid."""
     return f.metadata.get("origin", "")

@@ -17,13 +17,17 @@ from fairtune.methods import Method, get_method, method_class, method_names
 from fairtune.methods.bmft import BMFT
 from fairtune.methods.swift import SWiFT
 from fairtune.models import ModelSplit
-from fairtune.settings import check, setting
-from fairtune.thresholds import THRESHOLD_RULES
+from fairtune.search import CompareSettings
+from fairtune.settings import check, same_as, setting
 
 KINDS = ("keep", "steps", "external-size", "lr", "mask")
 """The studies, by the name ``fairtune study KIND`` takes."""
 
 OPTIMIZERS = ("sgd", "adam")
+
+COMPARE = {f.name: f for f in fields(CompareSettings)}
+"""compare's settings, whose defaults and ranges the studies share (held-out split,
+threshold rule, bootstrap)."""
 
 
 @dataclass
@@ -66,23 +70,16 @@ class StudySettings:
         list(OPTIMIZERS),
         "lr study: optimizers tried where a method has an optimizer setting (sgd, adam)",
     )
-    holdout: float = setting(
-        0.3,
-        "share of the external set held out for the threshold (as compare)",
-        low=0,
-        high=1,
-        open_low=True,
-        open_high=True,
+    holdout: float = same_as(
+        COMPARE["holdout"], "share of the external set held out for the threshold (as compare)"
     )
-    threshold_rule: str = setting(
-        "positive_rate",
+    threshold_rule: str = same_as(
+        COMPARE["threshold_rule"],
         "how the threshold t is chosen on the held-out part (as compare)",
-        choices=THRESHOLD_RULES,
     )
-    n_boot: int = setting(
-        200,
+    n_boot: int = same_as(
+        COMPARE["n_boot"],
         "bootstrap resamples for each point's 95-percent interval on each test set (0: none)",
-        low=0,
     )
     overrides: dict[str, dict[str, Any]] = setting(
         {}, "method settings changed at every point, e.g. {'bmft': {'impair_epochs': 2}}"
