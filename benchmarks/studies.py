@@ -74,12 +74,15 @@ def sources(model: str, out: Path) -> tuple[list[str], list[str]]:
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
     """A curve study's record cut to its point, seed, threshold and headline metrics at t
-    with their bootstrap intervals on each test set."""
+    with their bootstrap intervals and the degenerate flag on each test set."""
     kept = {k: record[k] for k in ("series", "x", "seed", "failed")}
     if record["failed"]:
         return kept
     tests = {
-        name: {**{m: measured["at_t"][m] for m in HEADLINE}, "ci_at_t": measured["ci_at_t"]}
+        name: {
+            **{m: measured["at_t"][m] for m in (*HEADLINE, "degenerate")},
+            "ci_at_t": measured["ci_at_t"],
+        }
         for name, measured in record["test"].items()
     }
     return {**kept, "threshold": record["threshold"], "test": tests}

@@ -14,10 +14,12 @@ from torch import nn
 from fairtune.cli import main
 from fairtune.metrics import Bootstrap, bootstrap_ci
 from fairtune.models import predict_proba
+from fairtune.report import DEGENERATE
 from fairtune.search import holdout_split
 from fairtune.studies import StudySettings, run_study, study_points
 from fairtune.studies.runner import START, stratified_share
 from fairtune.studies.summary import BOOTSTRAP, NO_INTERVAL, T_OVER_SEEDS, interval
+from fairtune.studies.tables import summary_tables
 
 ONE_EPOCH = {
     "bmft": {"impair_epochs": 1, "repair_epochs": 1},
@@ -246,3 +248,20 @@ def test_one_seed_draws_the_bootstrap_interval_and_no_resamples_none(setup, tmp_
     assert {p.interval.kind for p in none.summary()} == {NO_INTERVAL}
     none.write(tmp_path / "none", "no resamples", {})
     assert (tmp_path / "none" / "study.png").is_file()
+
+
+def test_a_point_degenerate_at_t_is_counted_and_marked(setup, tmp_path):
+    model, external, test = setup
+    study = run_study("keep", model, external, test, _settings(keeps=[0.5]))
+    bmft = [r for r in study.records if r["series"] == "bmft"]
+    assert all(r["test"]["test"]["at_t"]["degenerate"] is False for r in bmft)  # as measured
+    bmft[0]["test"]["test"]["at_t"]["degenerate"] = True  # as if one seed collapsed a group
+    counted = {(p.series, p.metric): p.degenerate for p in study.summary()}
+    assert counted[("bmft", "eodds_mean")] == 1 and counted[("random_mask", "eodds_mean")] == 0
+    (table,) = summary_tables(study.summary())
+    rows = dict(zip(table.columns[0]._cells, table.columns[3]._cells, strict=True))
+    assert rows["bmft"].endswith(f"{DEGENERATE} 1/2") and DEGENERATE not in rows["random_mask"]
+    assert "degenerate" in str(table.caption)
+    study.write(tmp_path / "marked", "one degenerate seed", {})
+    saved = json.loads((tmp_path / "marked" / "study.json").read_text())
+    assert [p["degenerate"] for p in saved["summary"] if p["series"] == "bmft"] == [1, 1]

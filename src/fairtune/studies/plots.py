@@ -52,13 +52,17 @@ INTERVAL = ("mean", "low", "high")
 """The :class:`~fairtune.studies.summary.Interval` fields a line and its band are drawn from."""
 
 
+DEGENERATE_LABEL = "degenerate at t in some seed (its EOdds is no fairness)"
+
+
 def _series(points: list[PointSummary], test: str, metric: str, series: str) -> tuple:
     """x values, means, lower and upper bounds (within [0, 1], where both metrics lie) of one
-    line of one panel."""
+    line of one panel, and whether each point is degenerate at t in some seed."""
     mine = [p for p in points if (p.test, p.metric, p.series) == (test, metric, series)]
     xs = [p.x for p in mine]
     mean, low, high = (np.array([getattr(p.interval, a) for p in mine]) for a in INTERVAL)
-    return xs, mean, np.clip(low, 0, 1), np.clip(high, 0, 1)
+    flagged = np.array([p.degenerate > 0 for p in mine], dtype=bool)
+    return xs, mean, np.clip(low, 0, 1), np.clip(high, 0, 1), flagged
 
 
 def curves_figure(
@@ -80,12 +84,13 @@ def curves_figure(
     for row, test in enumerate(tests):
         for col, (metric, label) in enumerate(PANELS):
             ax = axes[row][col]
-            _, start, start_low, start_high = _series(points, test, metric, START)
+            _, start, start_low, start_high, _ = _series(points, test, metric, START)
             ax.axhline(start[0], color="black", ls="--", lw=1.2, label="starting model")
             if not math.isnan(start_low[0]):
                 ax.axhspan(start_low[0], start_high[0], color="black", alpha=0.07)
+            marked = False
             for i, name in enumerate(series):
-                xs, mean, low, high = _series(points, test, metric, name)
+                xs, mean, low, high, flagged = _series(points, test, metric, name)
                 pos = [categories.index(x) for x in xs] if kind == "steps" else xs
                 style = {"marker": "o", "ls": ("-", "--", ":", "-.")[i // 10 % 4], "label": name}
                 if kind == "steps":
@@ -96,9 +101,14 @@ def curves_figure(
                     (line,) = ax.plot(pos, mean, **style)
                     ax.fill_between(pos, low, high, alpha=0.15, color=line.get_color())
                 else:  # bands would hide each other: bars, each series shifted a little
-                    shifted = np.array(pos, dtype=float) * DODGE ** (i - (len(series) - 1) / 2)
+                    pos = np.array(pos, dtype=float) * DODGE ** (i - (len(series) - 1) / 2)
                     bars = np.nan_to_num(np.abs(np.stack([mean - low, high - mean])))
-                    ax.errorbar(shifted, mean, yerr=bars, capsize=2, elinewidth=0.8, **style)
+                    ax.errorbar(pos, mean, yerr=bars, capsize=2, elinewidth=0.8, **style)
+                if metric == "eodds_mean" and flagged.any():
+                    at = np.array(pos, dtype=float)[flagged]
+                    legend = None if marked else DEGENERATE_LABEL
+                    ax.scatter(at, mean[flagged], marker="x", s=90, c="red", zorder=5, label=legend)
+                    marked = True
             if kind == "steps":
                 ax.set_xticks(range(len(categories)), categories, rotation=25, ha="right")
             else:
@@ -107,7 +117,16 @@ def curves_figure(
             ax.set_ylabel(label)
             ax.set_title(f"{label.split('  ')[0]}: test set '{test}'")
             ax.grid(alpha=0.3)
-    axes[0][1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    handles = {}
+    for ax in axes.flat:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    axes[0][1].legend(
+        list(handles.values()),
+        list(handles),
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=8,
+    )
     seeds = f"mean over {n_seeds} seeds" if n_seeds > 1 else "one seed"
     fig.suptitle(
         f"{title}\n{seeds}; {interval_caption(points)} (grey: the starting model's; "

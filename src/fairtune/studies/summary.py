@@ -68,17 +68,21 @@ class PointSummary:
     x: Any
     metric: str
     interval: Interval
+    degenerate: int = 0
+    """Seeds whose model is degenerate at t on this test set (some group's positive rate
+    below 1% or above 99%, :mod:`fairtune.operating`): its small EOdds is no fairness."""
 
 
-def _value(record: dict[str, Any], test: str, metric: str) -> tuple[float, Any]:
-    """A record's ``metric`` at t on ``test`` (NaN where its fit failed) and its bootstrap
-    interval (None where none was drawn)."""
+def _value(record: dict[str, Any], test: str, metric: str) -> tuple[float, Any, bool]:
+    """A record's ``metric`` at t on ``test`` (NaN where its fit failed), its bootstrap
+    interval (None where none was drawn) and whether the model is degenerate at t there."""
     if record["failed"]:
-        return math.nan, None
+        return math.nan, None, False
     measured = record["test"][test]
     value = measured["at_t"][metric]
     ci = measured["ci_at_t"]
-    return (math.nan if value is None else float(value)), (ci[metric] if ci else None)
+    flagged = bool(measured["at_t"]["degenerate"])
+    return (math.nan if value is None else float(value)), (ci[metric] if ci else None), flagged
 
 
 def summarise(records: list[dict[str, Any]]) -> list[PointSummary]:
@@ -91,7 +95,7 @@ def summarise(records: list[dict[str, Any]]) -> list[PointSummary]:
         for series, x in points:
             mine = [r for r in records if r["series"] == series and r["x"] == x]
             for metric in HEADLINE:
-                values, cis = zip(*(_value(r, test, metric) for r in mine), strict=True)
+                values, cis, flags = zip(*(_value(r, test, metric) for r in mine), strict=True)
                 found = interval(values, cis[0] if len(mine) == 1 else None)
-                out.append(PointSummary(test, series, x, metric, found))
+                out.append(PointSummary(test, series, x, metric, found, sum(flags)))
     return out

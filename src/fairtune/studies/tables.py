@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from fairtune.report import DEGENERATE, degenerate_note
 from fairtune.studies.summary import HEADLINE, LEVEL, Interval, PointSummary, interval
 
 LABELS = {"eodds_mean": "EOdds (mean) at t", "auc": "AUC"}
@@ -29,14 +30,19 @@ def summary_tables(points: list[PointSummary]) -> list[Table]:
         mine = [p for p in points if p.test == test]
         table = Table(
             title=f"test set '{test}': mean and {LEVEL:.0%} interval",
-            caption="interval: t over seeds; with one seed, the test-set bootstrap",
+            caption="interval: t over seeds; with one seed, the test-set bootstrap. "
+            + degenerate_note(" (in the seeds counted)"),
         )
         for column in ("series", "x", "seeds", *(LABELS[m] for m in HEADLINE)):
             table.add_column(column)
         for series, x in dict.fromkeys((p.series, p.x) for p in mine):
             cells = {p.metric: p.interval for p in mine if (p.series, p.x) == (series, x)}
             seeds = str(max(c.n_seeds for c in cells.values()))
-            table.add_row(series, str(x), seeds, *(_cell(cells[m]) for m in HEADLINE))
+            flagged = max(p.degenerate for p in mine if (p.series, p.x) == (series, x))
+            marked = {m: _cell(cells[m]) for m in HEADLINE}
+            if flagged:
+                marked["eodds_mean"] += f" {DEGENERATE} {flagged}/{seeds}"
+            table.add_row(series, str(x), seeds, *(marked[m] for m in HEADLINE))
         tables.append(table)
     return tables
 
