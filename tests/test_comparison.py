@@ -18,6 +18,7 @@ from fairtune.methods import REGISTRY, get_method
 from fairtune.metrics import METRIC_KEYS
 from fairtune.results import ResultRow, summarise
 from fairtune.search import CompareSettings, grid_points, holdout_split
+from fairtune.criterion import Criterion
 from fairtune.selection import HeldOutScore, SelectionRule
 
 ROW_KEYS = (
@@ -128,8 +129,8 @@ def select(
     candidates: list[tuple[str, float, float]], start_auc: float, tolerance: float
 ) -> str:
     """The name of the (name, held-out AUC, held-out EOdds) candidate the rule keeps."""
-    rule = SelectionRule(tolerance=tolerance, holdout=0.3, tuner="grid", trials=12)
-    scores = [HeldOutScore(0.5, auc, eodds) for _, auc, eodds in candidates]
+    rule = SelectionRule(Criterion(tolerance=tolerance), holdout=0.3, tuner="grid", trials=12)
+    scores = [HeldOutScore(0.5, auc, {"eodds_mean": eodds}) for _, auc, eodds in candidates]
     return candidates[rule.choose(scores, start_auc)][0]
 
 
@@ -162,13 +163,14 @@ def test_select_falls_back_to_the_best_auc_when_none_qualifies():
 
 
 def test_optuna_score_orders_settings_as_the_rule_chooses():
-    rule = SelectionRule(tolerance=0.01, holdout=0.3, tuner="optuna", trials=5)
-    within, fairer_but_low = HeldOutScore(0.5, 0.795, 0.05), HeldOutScore(0.5, 0.70, 0.0)
+    rule = SelectionRule(Criterion(tolerance=0.01), holdout=0.3, tuner="optuna", trials=5)
+    within = HeldOutScore(0.5, 0.795, {"eodds_mean": 0.05})
+    fairer_but_low = HeldOutScore(0.5, 0.70, {"eodds_mean": 0.0})
     assert rule.score(within, 0.80) == 0.05  # no AUC shortfall: the EOdds alone
     assert rule.score(fairer_but_low, 0.80) == pytest.approx(0.09 * 100)
     assert rule.score(within, 0.80) < rule.score(fairer_but_low, 0.80)
-    assert rule.score(HeldOutScore(0.5, 0.80, math.nan), 0.80) == math.inf
-    assert rule.score(HeldOutScore(0.5, math.nan, 0.0), 0.80) == math.inf
+    assert rule.score(HeldOutScore(0.5, 0.80, {"eodds_mean": math.nan}), 0.80) == math.inf
+    assert rule.score(HeldOutScore(0.5, math.nan, {"eodds_mean": 0.0}), 0.80) == math.inf
 
 
 def test_selection_sentence_names_the_tuner_share_and_tolerance():
@@ -440,3 +442,17 @@ def test_api_compare_passes_seeds_as_any_sequence(start_model):
         ("threshold_optimizer", 2),
         ("selected", 2),
     ]
+
+
+def test_select_chooses_by_the_declared_metric():
+    """One held-out setting has the lower EOdds, another the lower equal-opportunity gap:
+    each objective keeps its own, and optuna's score orders them alike."""
+    lower_eodds = HeldOutScore(0.5, 0.80, {"eodds_mean": 0.05, "eopp": 0.09, "dp": 0.20})
+    lower_eopp = HeldOutScore(0.5, 0.80, {"eodds_mean": 0.08, "eopp": 0.01, "dp": 0.10})
+    scores = [lower_eodds, lower_eopp]
+    for objective, kept in (("eodds", 0), ("eopp", 1), ("dp", 1)):
+        rule = SelectionRule(Criterion(objective), holdout=0.3, tuner="grid", trials=1)
+        assert rule.choose(scores, 0.80) == kept
+        assert min((0, 1), key=lambda i: rule.score(scores[i], 0.80)) == kept
+    assert "equal opportunity" not in SelectionRule(Criterion(), 0.3, "grid", 1).text()
+    assert "EOpp" in SelectionRule(Criterion("eopp"), 0.3, "grid", 1).text()

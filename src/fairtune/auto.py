@@ -99,12 +99,13 @@ def _contender(method: str, candidate: Candidate) -> Contender:
 def choice_record(run: SeedRun) -> dict[str, Any]:
     """The cross-method choice as results and debias.json hold it: rule, what, why, held-out."""
     chosen = run.chosen()
+    criterion = run.context.settings.criterion
     return {
         "rule": run.context.settings.cross_rule().text(),
         "chosen": {"method": run.choice.method, **run.choice.setting},
         **run.choice.to_dict(),
         "held_out_auc": chosen.held.auc,
-        "held_out_eodds_mean": chosen.held.eodds_mean,
+        f"held_out_{criterion.key}": chosen.held.of(criterion),
         "held_out_degenerate": chosen.held.degenerate,
         "search_time_s": run.search_time_s(),
     }
@@ -131,7 +132,7 @@ def select_across_methods(
     kept = run.choice.index is None
     info = {
         "selection": choice_record(run),
-        "tried": {s.method: s.tried() for s in run.searches},
+        "tried": {s.method: s.tried(settings.criterion) for s in run.searches},
         "compare": asdict(settings),
     }
     return DebiasResult(

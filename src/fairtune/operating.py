@@ -76,6 +76,8 @@ class OperatingPoint:
     eodds_worst: float
     accuracy: float
     degenerate: Degeneracy
+    eopp: float
+    dp: float
 
     @property
     def key(self) -> str:
@@ -198,6 +200,8 @@ def operating_points(
                 degenerate=_flag(
                     {name: v["positive_rate"] for name, v in by_group.items()}, low, high
                 ),
+                eopp=m["eopp"],
+                dp=m["dp"],
             )
         )
     return tuple(points)

@@ -19,12 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairtune.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES, Criterion
 from fairtune.data import FairData
 from fairtune.distributed import world
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
 from fairtune.feature_cache import FeatureCache
 from fairtune.methods import ALL, DebiasResult, get_method, method_class, method_names
+from fairtune.metrics import METRIC_KEYS
 from fairtune.models import predict_proba
 from fairtune.operating import degenerate
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
@@ -40,6 +42,7 @@ class CompareSettings:
 
     methods: list[str] = setting(method_names(ALL), "methods to run (default: all of them)")
     seeds: list[int] = setting([0], "seeds; with several, tables show mean±std", low=0)
+    objective: str = setting(DEFAULT_OBJECTIVE, OBJECTIVE_HELP, choices=OBJECTIVE_NAMES)
     grid: bool = setting(
         False,
         "try each method's grid of key settings and select on held-out external data",
@@ -127,13 +130,24 @@ class CompareSettings:
             return 1
         return self.trials if self.tuner == "optuna" else len(grid_points(self.grid_of(method)))
 
+    @property
+    def criterion(self) -> Criterion:
+        """What every choice of this comparison lowers and what guards it."""
+        return Criterion(self.objective, self.auc_tolerance, self.threshold_rule)
+
     def selection_rule(self) -> SelectionRule:
         """The rule that keeps one setting per method (see :class:`SelectionRule`)."""
-        return SelectionRule(self.auc_tolerance, self.holdout, self.tuner, self.trials)
+        return SelectionRule(self.criterion, self.holdout, self.tuner, self.trials)
 
     def cross_rule(self) -> CrossMethodRule:
         """The rule that keeps one model across methods (see :class:`CrossMethodRule`)."""
-        return CrossMethodRule(self.auc_tolerance, self.holdout)
+        return CrossMethodRule(self.criterion, self.holdout)
+
+    def method_config(self, method: str, point: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The settings ``method`` is fitted with at grid ``point``: the overrides, the point,
+        the seed, and the objective's bias loss unless one of those sets it."""
+        config = {**self.overrides.get(method, {}), **point, "seed": seed}
+        return {"bias_kind": self.criterion.declared.bias_kind, **config}
 
     def threshold_text(self) -> str:
         """How the second threshold t is chosen, in words."""
@@ -200,15 +214,16 @@ class MethodSearch:
         """The settings whose fit diverged."""
         return [f for f in self.outcomes if isinstance(f, Failure)]
 
-    def tried(self) -> list[dict[str, Any]]:
-        """Each setting tried with its held-out AUC and EOdds, or with why it failed."""
+    def tried(self, criterion: Criterion) -> list[dict[str, Any]]:
+        """Each setting tried with its held-out AUC and value of the criterion's metric, or
+        with why it failed."""
         return [
             {"setting": o.point, "failed": o.reason}
             if isinstance(o, Failure)
             else {
                 "setting": o.point,
                 "held_out_auc": o.held.auc,
-                "held_out_eodds_mean": o.held.eodds_mean,
+                f"held_out_{criterion.key}": o.held.of(criterion),
             }
             for o in self.outcomes
         ]
@@ -217,12 +232,13 @@ class MethodSearch:
 def held_out_score(
     scores: torch.Tensor, held: FairData, rule: str, reference_rate: float
 ) -> HeldOutScore:
-    """Threshold chosen by ``rule`` on a model's held-out ``scores``; AUC, EOdds and whether
-    the decisions are degenerate there."""
+    """Threshold chosen by ``rule`` on a model's held-out ``scores``; AUC and every overall
+    metric at it, and whether the decisions are degenerate there."""
     threshold = choose_threshold(held.labels.numpy(), scores.numpy(), rule, reference_rate)
     metrics = evaluate_scores(held, scores, threshold)[0]
     flag = degenerate(scores.numpy(), held.groups.numpy(), held.group_names, threshold)
-    return HeldOutScore(threshold, metrics["auc"], metrics["eodds_mean"], flag.flagged)
+    values = {key: metrics[key] for key in METRIC_KEYS}
+    return HeldOutScore(threshold, metrics["auc"], values, flag.flagged)
 
 
 @dataclass
@@ -250,8 +266,7 @@ class SearchContext:
     def attempt(self, method: str, point: dict[str, Any]) -> Candidate | Failure:
         """Fit ``method`` with ``point`` on the fit part and score it on the held-out part;
         a fit that diverges (NaN or infinite loss or scores) is a :class:`Failure`."""
-        config = {**self.settings.overrides.get(method, {}), **point, "seed": self.seed}
-        fitter = get_method(method, **config)
+        fitter = get_method(method, **self.settings.method_config(method, point, self.seed))
         fitter.importance_cache = self.importances
         fitter.feature_cache = self.features
         try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, NoReturn
 
 from fairtune.architectures import load_model
+from fairtune.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES
 from fairtune.distributed import process_device
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageReading
@@ -72,6 +73,16 @@ def add_dataclass_options(
             + ")"
         )
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
+
+
+def add_objective_option(p: argparse.ArgumentParser, note: str = "") -> None:
+    """``--objective``: the fairness objective (:data:`fairtune.criterion.OBJECTIVES`)."""
+    p.add_argument(
+        "--objective",
+        default=DEFAULT_OBJECTIVE,
+        choices=OBJECTIVE_NAMES,
+        help=f"{OBJECTIVE_HELP}{note} (default: %(default)s)",
+    )
 
 
 def dataclass_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:

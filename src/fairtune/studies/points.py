@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from fairtune.criterion import Criterion
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.masks import Mask
@@ -70,6 +71,11 @@ class StudySettings:
         list(OPTIMIZERS),
         "lr study: optimizers tried where a method has an optimizer setting (sgd, adam)",
     )
+    objective: str = same_as(
+        COMPARE["objective"],
+        "the fairness objective the methods train towards (their bias loss unless set) and "
+        "the figures and tables lead with (as compare)",
+    )
     holdout: float = same_as(
         COMPARE["holdout"], "share of the external set held out for the threshold (as compare)"
     )
@@ -84,6 +90,11 @@ class StudySettings:
     overrides: dict[str, dict[str, Any]] = setting(
         {}, "method settings changed at every point, e.g. {'bmft': {'impair_epochs': 2}}"
     )
+
+    @property
+    def criterion(self) -> Criterion:
+        """The study's objective and threshold rule as compare's criterion holds them."""
+        return Criterion(self.objective, threshold_rule=self.threshold_rule)
 
     def __post_init__(self) -> None:
         check(self, "study")
@@ -134,7 +145,8 @@ class StudyPoint:
     def build(self, settings: StudySettings, seed: int) -> Method:
         """The method of this point with the study's overrides, its settings and ``seed``."""
         cls = VARIANTS[self.variant] if self.variant else method_class(self.method)
-        return cls(**{**settings.overrides.get(self.method, {}), **self.config, "seed": seed})
+        given = {**settings.overrides.get(self.method, {}), **self.config, "seed": seed}
+        return cls(**{"bias_kind": settings.criterion.declared.bias_kind, **given})
 
     def record(self) -> dict[str, Any]:
         """The point as study.json holds it."""
