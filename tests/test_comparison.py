@@ -11,6 +11,7 @@ import torch
 from _helpers import biased_data
 
 from fairtune.comparison import compare
+from fairtune.criterion import Criterion
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
@@ -18,7 +19,6 @@ from fairtune.methods import REGISTRY, get_method
 from fairtune.metrics import METRIC_KEYS
 from fairtune.results import ResultRow, summarise
 from fairtune.search import CompareSettings, grid_points, holdout_split
-from fairtune.criterion import Criterion
 from fairtune.selection import HeldOutScore, SelectionRule
 
 ROW_KEYS = (

@@ -14,16 +14,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fairtune.auto import run_seed
 from fairtune.comparison import compare
+from fairtune.criterion import Criterion
 from fairtune.errors import FairtuneError
 from fairtune.methods.base import MIN_STEPS
-from fairtune.criterion import Criterion
 from fairtune.metrics import METRIC_KEYS, binary_metrics
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
 from fairtune.results import selection_summary
 from fairtune.search import CompareSettings, holdout_split
 from fairtune.selection import (
-
     Contender,
     CrossMethodRule,
     HeldOutRows,
