@@ -17,6 +17,7 @@ from torch import nn
 
 from fairtune.data import FairData, check_groups
 from fairtune.methods import DebiasResult
+from fairtune.methods.registry import AUTO, BASELINE, ORIGINAL
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
 from fairtune.search import (
@@ -30,11 +31,6 @@ from fairtune.search import (
 from fairtune.selection import Contender, CrossChoice, HeldOutRows
 from fairtune.workers import SearchPool, SearchTask
 
-AUTO = "auto"
-"""The method name that asks for the cross-method choice (``debias --method auto``)."""
-
-ORIGINAL = "original"
-"""The name the cross-method choice gives the unchanged starting model."""
 
 
 @dataclass
@@ -79,7 +75,7 @@ def run_seed(
     reference_rate = float((scores >= 0.5).float().mean())
     context = SearchContext(model, fit, held, settings, seed, reference_rate, head, progress)
     verdict = held_out_score(scores, held, settings.threshold_rule, reference_rate)
-    start = Candidate({}, DebiasResult("baseline", model, {}, []), scores, verdict)
+    start = Candidate({}, DebiasResult(BASELINE, model, {}, []), scores, verdict)
     tasks = [SearchTask(name, context, start.held.auc) for name in settings.methods]
     with nullcontext(workers) if workers else SearchPool(settings.jobs) as fitting:
         searches = fitting.run(tasks, progress)

@@ -17,11 +17,12 @@ from typing import Any
 
 from torch import nn
 
-from fairtune.auto import ORIGINAL, SeedRun, choice_record, run_seed
+from fairtune.auto import SeedRun, choice_record, run_seed
 from fairtune.criterion import Criterion
 from fairtune.data import FairData, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
+from fairtune.methods.registry import BASELINE, ORIGINAL
 from fairtune.models import predict_proba
 from fairtune.references import threshold_optimizer_row
 from fairtune.results import SELECTED, ResultRow, no_metrics
@@ -86,7 +87,7 @@ def _seed_rows(model: nn.Module, run: SeedRun, test: FairData) -> list[ResultRow
     settings, seed = run.context.settings, run.context.seed
     start, criterion = run.start.held, settings.criterion
     selection = {"held_out_auc": start.auc, f"held_out_{criterion.key}": start.of(criterion)}
-    rows = [_row("baseline", seed, run.start, selection, test, settings)]
+    rows = [_row(BASELINE, seed, run.start, selection, test, settings)]
     rows += [_method_row(found, run, test) for found in run.searches]
     rows.append(
         threshold_optimizer_row(model, run.context.fit, test, seed, settings.n_boot, criterion)

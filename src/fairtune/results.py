@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from fairtune.methods.registry import SELECTED
 from fairtune.metrics import METRICS
 
-SELECTED = "selected"
-"""The row of the one choice across methods and the starting model."""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The interface every debiasing method shares, its registry, and the steps they reuse."""
+"""The interface every debiasing method shares and the steps they reuse (the registry is
+:mod:`fairtune.methods.registry`)."""
 
 from __future__ import annotations
 
@@ -29,24 +30,12 @@ from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_
 from fairtune.settings import check, setting, with_origin
 from fairtune.training import Phase, run_phase
 
-REGISTRY: dict[str, type[Method]] = {}
 MASK_FILE = "mask.safetensors"
 RECORD_FILE = "debias.json"
 MIN_STEPS = 300
 """The fewest optimiser steps per phase that the grids ask for: about what the authors'
 external sets of thousands of rows gave in their epochs, and fewer than the skewed Adult
 demo's phases already take (METHODS.md, "Defaults and grids")."""
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available by its ``name``, which must be new."""
-    if cls.name in REGISTRY:
-        raise FairtuneError(
-            f"a method named '{cls.name}' is already registered "
-            f"({REGISTRY[cls.name].__qualname__}); give {cls.__qualname__} another name"
-        )
-    REGISTRY[cls.name] = cls
-    return cls
 
 
 @dataclass

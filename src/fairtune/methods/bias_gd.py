@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_model
-from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
 from fairtune.settings import setting, with_origin
 

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, hard_mask
-from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, register
+from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
 from fairtune.settings import setting, with_origin
 

@@ -13,7 +13,8 @@ from fairtune.evaluation import evaluate_model
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import Mask
-from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups, register
+from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
 from fairtune.settings import setting, with_origin
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
 from fairtune.settings import setting, with_origin
 

@@ -9,7 +9,8 @@ import torch
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, soft_mask
-from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, extreme_groups, register
+from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, extreme_groups
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
 from fairtune.settings import setting, with_origin
 
