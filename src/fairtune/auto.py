@@ -32,7 +32,6 @@ from fairtune.selection import Contender, CrossChoice, HeldOutRows
 from fairtune.workers import SearchPool, SearchTask
 
 
-
 @dataclass
 class SeedRun:
     """One seed's search: the starting model as a candidate, every method's settings tried,

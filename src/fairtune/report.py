@@ -16,6 +16,7 @@ from fairtune.console import console
 from fairtune.criterion import Criterion
 from fairtune.evaluation import VERDICT_KEYS, VerdictSettings
 from fairtune.io import atomic_dir, write_csv, write_json
+from fairtune.methods import REGISTRY
 from fairtune.metrics import METRICS
 from fairtune.plot import fairness_plot
 from fairtune.references import REFERENCE
@@ -264,12 +265,9 @@ def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str
     criterion = criterion or Criterion()
     lines = []
     for r in rows:
-        if r.selection.get("info", {}).get("pruned_nothing"):
-            lines.append(
-                f"{r.method} (seed {r.seed}) pruned nothing: its chosen setting "
-                f"{r.selection['chosen']} stopped before the first round, so its row is the "
-                "starting model"
-            )
+        if r.method in REGISTRY:
+            said = REGISTRY[r.method].notes(r.selection.get("info", {}))
+            lines += [f"{r.method} (seed {r.seed}) {note}" for note in said]
         if r.failed:
             lines.append(f"{r.method} (seed {r.seed}) failed: {r.failed}")
         elif r.selection.get("failed"):

@@ -21,7 +21,6 @@ from fairtune.methods.registry import SELECTED
 from fairtune.metrics import METRICS
 
 
-
 @dataclass
 class ResultRow:
     """One method at one seed: its settings, cost, threshold and test metrics."""

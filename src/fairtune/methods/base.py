@@ -270,6 +270,12 @@ class Method(ABC):
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         """Run the method's steps on ``split.model``, changing it in place."""
 
+    @classmethod
+    def notes(cls, info: dict[str, Any]) -> list[str]:
+        """What a report should say in words about a fit, from its :attr:`Fitted.info`
+        (each a phrase that follows "METHOD (seed S)"); none by default."""
+        return []
+
     # ------------------------------------------------------------ shared steps
 
     def balanced(self, data: FairData) -> FairData:

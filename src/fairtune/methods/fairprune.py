@@ -136,3 +136,12 @@ class FairPrune(Method):
             "pruned_nothing": pruned == 0,
         }
         return Fitted(Mask(keep, "prune"), history, info)
+
+    @classmethod
+    def notes(cls, info: dict[str, Any]) -> list[str]:
+        """A pruning that pruned nothing: its row is the starting model."""
+        if not info.get("pruned_nothing"):
+            return []
+        return [
+            "pruned nothing: it stopped before the first round, so its row is the starting model"
+        ]
