@@ -16,6 +16,7 @@ from fairtune.errors import FairtuneError
 from fairtune.methods import method_class
 from fairtune.metrics import METRIC_KEYS, METRICS, binary_metrics
 from fairtune.postprocess import LabelledScores, threshold_optimizer_reference
+from fairtune.records import SearchRecord
 from fairtune.report import compare_table
 from fairtune.results import ResultRow
 from fairtune.search import CompareSettings
@@ -163,7 +164,8 @@ def test_fairprune_stops_by_the_gap_of_its_bias_loss(start_model):
 def test_table_headline_follows_the_criterion():
     metrics = {m.key: 0.1 for m in METRICS if m.overall or m.curve}
     metrics.update(threshold=0.5, by_group={}, operating_points={}, degenerate=False)
-    row = ResultRow("m", 0, {}, 1.0, 0.5, "positive_rate", metrics, metrics, None, None, {})
+    record = SearchRecord("defaults", {}, [], 0.0)
+    row = ResultRow("m", 0, {}, 1.0, 0.5, "positive_rate", metrics, metrics, None, None, record)
     for objective, first in (("eodds", "EOdds (mean)"), ("eopp", "EOpp"), ("dp", "DP")):
         table = compare_table([row], "t", Criterion(objective))
         assert table.columns[1].header.startswith(first)

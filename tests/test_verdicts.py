@@ -215,7 +215,7 @@ def test_reference_row_equals_fairlearn_called_directly(start_model, compared):
 def test_selected_row_and_regret_against_an_independent_recomputation(start_model, compared):
     external, test, settings, rows = compared
     selected = next(r for r in rows if r.method == "selected")
-    record = selected.selection
+    record = selected.to_dict()["selection"]  # as results.json holds it
     assert record["reason"] and record["rule"].startswith("across methods")
     assert selected.config["selected"] == record["method"]
     # the same search again (deterministic), every candidate measured on test here
@@ -264,15 +264,16 @@ def test_a_grid_survives_a_diverged_setting(start_model):
     assert [r.method for r in rows] == ["baseline", "fullft", "threshold_optimizer", "selected"]
     fullft = rows[1]
     assert fullft.failed is None and "failed" not in fullft.to_dict()
-    assert fullft.selection["chosen"] == {"lr": 1e-3, "beta": 0.0, "min_steps": MIN_STEPS}
-    tried = fullft.selection["tried"]
+    assert fullft.selection.chosen == {"lr": 1e-3, "beta": 0.0, "min_steps": MIN_STEPS}
+    tried = fullft.to_dict()["selection"]["tried"]
     assert [t["setting"]["lr"] for t in tried] == [1e-3, 1e4]
     assert "loss became" in tried[1]["failed"] and "held_out_auc" not in tried[1]
-    assert fullft.selection["failed"] == [
+    assert fullft.to_dict()["selection"]["failed"] == [
         {"setting": {"lr": 1e4, "beta": 0.0, "min_steps": MIN_STEPS}, "reason": tried[1]["failed"]}
     ]
     assert not math.isnan(fullft.metrics["auc"])
-    assert rows[-1].selection["candidates"]["tried"] == 1  # the failed setting is no candidate
+    # the failed setting is no candidate
+    assert rows[-1].selection.choice["candidates"]["tried"] == 1
 
 
 def test_a_method_whose_every_setting_diverges_is_a_failed_row(start_model, tmp_path):
@@ -285,8 +286,8 @@ def test_a_method_whose_every_setting_diverges_is_a_failed_row(start_model, tmp_
     assert fullft.to_dict()["failed"].startswith("every setting tried failed; the first: ")
     assert "loss became" in fullft.failed
     assert math.isnan(fullft.metrics["auc"]) and math.isnan(fullft.metrics_tuned["eodds_mean"])
-    assert fullft.ci is None and fullft.selection["chosen"] is None
-    assert len(fullft.selection["failed"]) == 2
+    assert fullft.ci is None and fullft.selection.chosen is None
+    assert len(fullft.selection.failed) == 2
     assert llft.failed is None and not math.isnan(llft.metrics["auc"])  # the others still ran
     # the report still renders and writes a failed row
     from fairtune.report import compare_table, write_comparison

@@ -11,15 +11,16 @@ from __future__ import annotations
 import copy
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from torch import nn
 
+from fairtune.criterion import Criterion
 from fairtune.data import FairData, check_groups
 from fairtune.methods import DebiasResult
 from fairtune.methods.registry import AUTO, BASELINE, ORIGINAL
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
+from fairtune.records import ChoiceRecord, HeldOut
 from fairtune.search import (
     Candidate,
     CompareSettings,
@@ -91,19 +92,21 @@ def _contender(method: str, candidate: Candidate) -> Contender:
     return Contender(method, candidate.point, scored, candidate.held)
 
 
-def choice_record(run: SeedRun) -> dict[str, Any]:
+def held_out(candidate: Candidate, criterion: Criterion) -> HeldOut:
+    """A candidate's held-out AUC and value of the criterion's metric, as a record holds them."""
+    return HeldOut(candidate.held.auc, criterion.key, candidate.held.of(criterion))
+
+
+def choice_record(run: SeedRun) -> ChoiceRecord:
     """The cross-method choice as results and debias.json hold it: rule, what, why, held-out."""
     chosen = run.chosen()
-    criterion = run.context.settings.criterion
-    return {
-        "rule": run.context.settings.cross_rule().text(),
-        "chosen": {"method": run.choice.method, **run.choice.setting},
-        **run.choice.to_dict(),
-        "held_out_auc": chosen.held.auc,
-        f"held_out_{criterion.key}": chosen.held.of(criterion),
-        "held_out_degenerate": chosen.held.degenerate,
-        "search_time_s": run.search_time_s(),
-    }
+    return ChoiceRecord(
+        run.context.settings.cross_rule().text(),
+        run.choice.to_dict(),
+        held_out(chosen, run.context.settings.criterion),
+        chosen.held.degenerate,
+        run.search_time_s(),
+    )
 
 
 def select_across_methods(
@@ -126,8 +129,10 @@ def select_across_methods(
     won = run.chosen().result
     kept = run.choice.index is None
     info = {
-        "selection": choice_record(run),
-        "tried": {s.method: s.tried(settings.criterion) for s in run.searches},
+        "selection": choice_record(run).to_dict(),
+        "tried": {
+            s.method: [t.to_dict() for t in s.tried(settings.criterion)] for s in run.searches
+        },
         "compare": asdict(settings),
     }
     return DebiasResult(

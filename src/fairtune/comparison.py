@@ -13,17 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from torch import nn
 
-from fairtune.auto import SeedRun, choice_record, run_seed
+from fairtune.auto import SeedRun, choice_record, held_out, run_seed
 from fairtune.criterion import Criterion
 from fairtune.data import FairData, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
 from fairtune.methods.registry import BASELINE, ORIGINAL
 from fairtune.models import predict_proba
+from fairtune.records import BaselineRecord, BestOnTest, Record, SearchRecord, Tried
 from fairtune.references import threshold_optimizer_row
 from fairtune.results import SELECTED, ResultRow, no_metrics
 from fairtune.search import Candidate, CompareSettings, MethodSearch
@@ -85,8 +85,8 @@ def _test_sets(
 def _seed_rows(model: nn.Module, run: SeedRun, test: FairData) -> list[ResultRow]:
     """One seed's rows measured on one test set: baseline, methods, reference, selected."""
     settings, seed = run.context.settings, run.context.seed
-    start, criterion = run.start.held, settings.criterion
-    selection = {"held_out_auc": start.auc, f"held_out_{criterion.key}": start.of(criterion)}
+    criterion = settings.criterion
+    selection = BaselineRecord(held_out(run.start, criterion))
     rows = [_row(BASELINE, seed, run.start, selection, test, settings)]
     rows += [_method_row(found, run, test) for found in run.searches]
     rows.append(
@@ -102,11 +102,12 @@ def _method_row(found: MethodSearch, run: SeedRun, test: FairData) -> ResultRow:
     settings, seed = run.context.settings, run.context.seed
     rule, criterion = settings.selection_rule(), settings.criterion
     described = rule.text() if settings.grid else "defaults (no search)"
-    failed = [{"setting": f.point, "reason": f.reason} for f in found.failed]
-    noted = {"failed": failed} if failed else {}
+    failed = [Tried(f.point, failed=f.reason) for f in found.failed]
     candidates = found.candidates
     if not candidates:
-        selection = {"rule": described, "chosen": None, "tried": found.tried(criterion)}
+        selection = SearchRecord(
+            described, None, found.tried(criterion), found.time_s, failed=failed
+        )
         return ResultRow(
             method=found.method,
             seed=seed,
@@ -118,20 +119,19 @@ def _method_row(found: MethodSearch, run: SeedRun, test: FairData) -> ResultRow:
             metrics_tuned=no_metrics(),
             ci=None,
             ci_tuned=None,
-            selection={**selection, "search_time_s": found.time_s, **noted},
-            failed=f"every setting tried failed; the first: {failed[0]['reason']}",
+            selection=selection,
+            failed=f"every setting tried failed; the first: {failed[0].failed}",
         )
     best = candidates[rule.choose([c.held for c in candidates], run.start.held.auc)]
-    selection = {
-        "rule": described,
-        "chosen": best.point,
-        "tried": found.tried(criterion),
-        "held_out_auc": best.held.auc,
-        f"held_out_{criterion.key}": best.held.of(criterion),
-        "search_time_s": found.time_s,
-        "info": best.result.info,
-        **noted,
-    }
+    selection = SearchRecord(
+        described,
+        best.point,
+        found.tried(criterion),
+        found.time_s,
+        held_out(best, criterion),
+        best.result.info,
+        failed,
+    )
     return _row(found.method, seed, best, selection, test, settings)
 
 
@@ -154,15 +154,11 @@ def _selected_row(run: SeedRun, test: FairData) -> ResultRow:
     selected = original if index is None else scores[index]
     regret, best = selection_regret(selected, original, scores, settings.auc_tolerance)
     if best is None:
-        best_on_test = {"method": ORIGINAL, "setting": {}, criterion.key: original.value}
+        best_on_test = BestOnTest(ORIGINAL, {}, criterion.key, original.value)
     else:
         method, candidate = pool[best]
-        best_on_test = {
-            "method": method,
-            "setting": candidate.point,
-            criterion.key: scores[best].value,
-        }
-    selection = {**choice_record(run), "regret": regret, "best_on_test": best_on_test}
+        best_on_test = BestOnTest(method, candidate.point, criterion.key, scores[best].value)
+    selection = replace(choice_record(run), regret=regret, best_on_test=best_on_test)
     row = _row(SELECTED, run.context.seed, run.chosen(), selection, test, settings)
     choice = {"selected": run.choice.method, "setting": run.choice.setting}
     return replace(row, config={**choice, **row.config}, wall_time_s=run.search_time_s())
@@ -172,7 +168,7 @@ def _row(
     method: str,
     seed: int,
     chosen: Candidate,
-    selection: dict[str, Any],
+    selection: Record,
     test: FairData,
     settings: CompareSettings,
 ) -> ResultRow:

@@ -30,6 +30,7 @@ from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
 from fairtune.results import ResultRow
+from fairtune.settings import LEARNING_RATE, of_kind
 from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
@@ -130,8 +131,9 @@ def learning_rate_grids() -> dict[str, dict[str, list[Any]]]:
         if not cls.tunes_backbone:
             continue
         defaults = asdict(cls.config_class())
+        rates = {f.name for f in of_kind(cls.config_class, LEARNING_RATE)}
         grids[name] = {
-            key: [defaults[key], defaults[key] * 10] if key.endswith("lr") else [defaults[key]]
+            key: [defaults[key], defaults[key] * 10] if key in rates else [defaults[key]]
             for key in cls.grid
         }
     return grids

@@ -30,6 +30,7 @@ from fairtune.evaluation import evaluate_scores
 from fairtune.metrics import METRICS, FairnessWarning
 from fairtune.models import predict_proba
 from fairtune.postprocess import LabelledScores, threshold_optimizer_reference
+from fairtune.records import ReferenceRecord
 from fairtune.results import ResultRow
 
 REFERENCE = "threshold_optimizer"
@@ -100,6 +101,6 @@ def threshold_optimizer_row(
         metrics_tuned=copy.deepcopy(metrics),
         ci=ci,
         ci_tuned=copy.deepcopy(ci),
-        selection={"chosen": {}, "reference": reference_text(criterion)},
+        selection=ReferenceRecord(reference_text(criterion)),
         needs_sensitive_attribute_at_prediction=True,
     )

@@ -19,6 +19,7 @@ from fairtune.io import atomic_dir, write_csv, write_json
 from fairtune.methods import REGISTRY
 from fairtune.metrics import METRICS
 from fairtune.plot import fairness_plot
+from fairtune.records import SearchRecord
 from fairtune.references import REFERENCE
 from fairtune.results import (
     SELECTED,
@@ -252,7 +253,7 @@ def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
         skip = ("by_group", *VERDICT_KEYS)
         line.update({f"{k}@0.5": v for k, v in r.metrics.items() if k not in skip})
         line.update({f"{k}@t": v for k, v in r.metrics_tuned.items() if k not in skip})
-        line["chosen"] = str(r.selection.get("chosen", ""))
+        line["chosen"] = str(r.selection.chosen)
         line.update(_verdict_columns(r))
         flat.append(line)
     return flat
@@ -265,16 +266,17 @@ def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str
     criterion = criterion or Criterion()
     lines = []
     for r in rows:
-        if r.method in REGISTRY:
-            said = REGISTRY[r.method].notes(r.selection.get("info", {}))
+        searched = r.selection if isinstance(r.selection, SearchRecord) else None
+        if searched and r.method in REGISTRY:
+            said = REGISTRY[r.method].notes(searched.info)
             lines += [f"{r.method} (seed {r.seed}) {note}" for note in said]
         if r.failed:
             lines.append(f"{r.method} (seed {r.seed}) failed: {r.failed}")
-        elif r.selection.get("failed"):
-            first = r.selection["failed"][0]
+        elif searched and searched.failed:
+            first = searched.failed[0]
             lines.append(
-                f"{r.method} (seed {r.seed}): {len(r.selection['failed'])} setting(s) failed and "
-                f"were skipped, e.g. {first['setting']}: {first['reason']}"
+                f"{r.method} (seed {r.seed}): {len(searched.failed)} setting(s) failed and "
+                f"were skipped, e.g. {first.setting}: {first.failed}"
             )
     if any(r.needs_sensitive_attribute_at_prediction for r in rows):
         lines.append(
@@ -346,7 +348,7 @@ def write_comparison(
             console.print(f"  {method} searched {settings.grid_of(method)} (narrowed grid)")
         for r in next(iter(sets.values()), []):  # the choices are the same on every test set
             if r.method != "baseline":
-                console.print(f"  {r.method} (seed {r.seed}): {r.selection['chosen']}")
+                console.print(f"  {r.method} (seed {r.seed}): {r.selection.chosen}")
     console.print(f"Threshold t: {settings.threshold_text()}.")
     console.print(f"Criterion: {settings.criterion.text()}.")
     for name, mine in sets.items():

@@ -29,9 +29,10 @@ from fairtune.methods import ALL, DebiasResult, get_method, method_class, method
 from fairtune.metrics import METRIC_KEYS
 from fairtune.models import predict_proba
 from fairtune.operating import degenerate
+from fairtune.records import HeldOut, Tried
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
 from fairtune.settings import check as check_settings
-from fairtune.settings import setting
+from fairtune.settings import declared, setting
 from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 from fairtune.training import TrainingDiverged
 
@@ -214,17 +215,13 @@ class MethodSearch:
         """The settings whose fit diverged."""
         return [f for f in self.outcomes if isinstance(f, Failure)]
 
-    def tried(self, criterion: Criterion) -> list[dict[str, Any]]:
+    def tried(self, criterion: Criterion) -> list[Tried]:
         """Each setting tried with its held-out AUC and value of the criterion's metric, or
         with why it failed."""
         return [
-            {"setting": o.point, "failed": o.reason}
+            Tried(o.point, failed=o.reason)
             if isinstance(o, Failure)
-            else {
-                "setting": o.point,
-                "held_out_auc": o.held.auc,
-                f"held_out_{criterion.key}": o.held.of(criterion),
-            }
+            else Tried(o.point, HeldOut(o.held.auc, criterion.key, o.held.of(criterion)))
             for o in self.outcomes
         ]
 
@@ -305,8 +302,10 @@ def _optuna_search(
     rule = settings.selection_rule()
     outcomes: list[Candidate | Failure] = []
 
+    config_class = method_class(method).config_class
+
     def objective(trial: optuna.Trial) -> float:
-        outcome = context.attempt(method, suggest(trial, settings.grid_of(method)))
+        outcome = context.attempt(method, suggest(trial, settings.grid_of(method), config_class))
         outcomes.append(outcome)
         if isinstance(outcome, Failure):
             return math.inf
@@ -317,13 +316,13 @@ def _optuna_search(
     return outcomes
 
 
-def suggest(trial: Any, grid: dict[str, list[Any]]) -> dict[str, Any]:
-    """An optuna trial's setting: learning-rate-like ranges (over a decade) on a log scale
-    between the grid's ends, other settings among the grid's values."""
+def suggest(trial: Any, grid: dict[str, list[Any]], config_class: type) -> dict[str, Any]:
+    """An optuna trial's setting: a setting declared ``log`` (learning rates, FairPrune's
+    step) on a log scale between the grid's ends, other settings among the grid's values."""
     point = {}
     for key, values in grid.items():
         numeric = all(isinstance(v, (int, float)) and v > 0 for v in values)
-        if numeric and max(values) >= 10 * min(values):
+        if numeric and declared(config_class, key).metadata["log"] and len(set(values)) > 1:
             whole = all(isinstance(v, int) for v in values)  # epochs, rounds: stay integers
             suggest = trial.suggest_int if whole else trial.suggest_float
             point[key] = suggest(key, min(values), max(values), log=True)

@@ -11,7 +11,7 @@ from fairtune.evaluation import evaluate_model
 from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
 from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting, with_origin
+from fairtune.settings import learning_rate, setting, with_origin
 
 
 @dataclass
@@ -23,12 +23,7 @@ class BiasGDConfig(MethodConfig):
     )
     lr: float = with_origin(
         "ours: small, since L_bias alone pulls every weight",
-        setting(
-            1e-5,
-            "Adam learning rate",
-            low=0,
-            open_low=True,
-        ),
+        learning_rate(1e-5, "Adam learning rate"),
     )
     max_drop: float = with_origin(
         "ours: the spec stops by a balanced-accuracy floor and names no value",

@@ -39,6 +39,7 @@ class FairPruneConfig(MaskedConfig):
             low=0,
             high=1,
             open_low=True,
+            log=True,
         ),
     )
     max_rounds: int = with_origin(

@@ -9,7 +9,7 @@ from fairtune.data import FairData
 from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
 from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting, with_origin
+from fairtune.settings import learning_rate, setting, with_origin
 
 
 @dataclass
@@ -21,12 +21,7 @@ class LLFTConfig(MethodConfig):
     )
     lr: float = with_origin(
         "ours: BMFT's head learning rate",
-        setting(
-            1e-3,
-            "learning rate (SGD, momentum 0.9, weight decay 5e-4)",
-            low=0,
-            open_low=True,
-        ),
+        learning_rate(1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)"),
     )
     beta: float = with_origin(
         "ours: BMFT's repair loss",

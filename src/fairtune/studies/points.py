@@ -19,12 +19,19 @@ from fairtune.methods.bmft import BMFT
 from fairtune.methods.swift import SWiFT
 from fairtune.models import ModelSplit
 from fairtune.search import CompareSettings
-from fairtune.settings import check, same_as, setting
+from fairtune.settings import LEARNING_RATE, check, of_kind, same_as, setting
+from fairtune.training import OPTIMIZERS
 
-KINDS = ("keep", "steps", "external-size", "lr", "mask")
-"""The studies, by the name ``fairtune study KIND`` takes."""
+KIND_HELP: dict[str, str] = {
+    "keep": "BMFT and the random mask over K",
+    "steps": "each method's steps alone and together",
+    "external-size": "every method on shares of the external set",
+    "lr": "each method's learning rates (and optimizers)",
+    "mask": "the masks layer by layer",
+}
+"""The studies, by the name ``fairtune study KIND`` takes, and what each varies."""
+KINDS: tuple[str, ...] = tuple(KIND_HELP)
 
-OPTIMIZERS = ("sgd", "adam")
 
 COMPARE = {f.name: f for f in fields(CompareSettings)}
 """compare's settings, whose defaults and ranges the studies share (held-out split,
@@ -177,15 +184,13 @@ STEPS = {
 
 
 def learning_rate_series(method: str, optimizers: list[str]) -> list[tuple[str, str, dict]]:
-    """(series, lr setting, fixed settings) of ``method``'s learning rates: each ``*lr``
-    setting, once per optimizer where a matching ``*optimizer`` setting exists."""
-    names = [f.name for f in fields(method_class(method).config_class)]
+    """(series, lr setting, fixed settings) of ``method``'s learning rates: each setting
+    declared a learning rate, once per optimizer where the declaration names the setting
+    that chooses its optimizer."""
     series = []
-    for name in names:
-        if not name.endswith("lr"):
-            continue
-        chooser = name[: -len("lr")] + "optimizer"
-        if chooser in names:
+    for rate in of_kind(method_class(method).config_class, LEARNING_RATE):
+        name, chooser = rate.name, rate.metadata["optimizer"]
+        if chooser:
             series += [(f"{method} {name} ({o})", name, {chooser: o}) for o in optimizers]
         else:
             series.append((f"{method} {name}", name, {}))
