@@ -31,7 +31,7 @@ from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
 from fairtune.results import ResultRow
 from fairtune.settings import LEARNING_RATE, of_kind
-from fairtune.splits import split_frame
+from fairtune.splits import PARTS, split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 LABEL, ATTRIBUTE, GROUP = "income", "sex", "Female"
@@ -181,7 +181,7 @@ def image_demo_rows(
             )
             root = make_skin_tone_images(Path(tmp) / "data", spec, seed)
             parts = {}
-            for part in ("train", "external", "test"):
+            for part in PARTS:
                 data, _ = read_image_csv(
                     str(root / f"synthetic_{part}.csv"),
                     options,

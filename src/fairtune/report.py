@@ -135,7 +135,7 @@ def _cell(stat: dict[str, Any]) -> str:
 def _point_key(rows: Sequence[ResultRow], criterion: str) -> str | None:
     """The rows' operating point for ``criterion``, e.g. ``specificity_0.8``."""
     for r in rows:
-        for key in r.metrics.get("operating_points") or {}:
+        for key in r.operating_points():
             if key.startswith(criterion + "_"):
                 return key
     return None
@@ -149,7 +149,7 @@ def _at_point(
     The point does not move with the threshold, so it is read from the 0.5
     metrics; it has no bootstrap interval.
     """
-    points = [(r, (r.metrics.get("operating_points") or {}).get(key)) for r in rows]
+    points = [(r, r.operating_points().get(key)) for r in rows]
     values = [
         replace(r, metrics={key: math.nan if p is None else p[metric]}, ci=None)
         for r, p in points

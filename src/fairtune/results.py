@@ -52,6 +52,11 @@ class ResultRow:
                 del out[key]
         return out
 
+    def operating_points(self) -> dict[str, Any]:
+        """The row's operating points (threshold-free, so read from the metrics at 0.5), by
+        key, e.g. ``specificity_0.8``; a point no threshold reaches is None."""
+        return self.metrics.get("operating_points") or {}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRow:
         """A row as results.json holds it (:meth:`to_dict`), read back."""

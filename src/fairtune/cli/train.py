@@ -42,7 +42,8 @@ from fairtune.splits import PARTS, split_frame
 
 def _split_args(p: argparse.ArgumentParser) -> None:
     add_data_options(p, DATA_HELP + "; a built-in name means the whole set here")
-    p.add_argument("--out", required=True, help="directory for train.csv, external.csv, test.csv")
+    files = ", ".join(f"{part}.csv" for part in PARTS)
+    p.add_argument("--out", required=True, help=f"directory for {files}")
     p.add_argument(
         "--fractions",
         nargs=3,
@@ -248,7 +249,7 @@ def _train_table(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, An
 COMMANDS = (
     Command(
         "split",
-        "Write stratified train / external / test CSVs of a table.",
+        f"Write stratified {' / '.join(PARTS)} CSVs of a table.",
         _split_args,
         split_command,
     ),

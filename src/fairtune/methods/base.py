@@ -50,7 +50,8 @@ class MethodConfig:
         "in which opposite gaps cancel, is eodds_signed",
         setting(
             "eodds",
-            "bias loss: eodds, eopp, dp, eodds_signed (authors' form)",
+            f"bias loss: {', '.join(BIAS_KINDS)} (eodds_signed: the authors' form); "
+            "follows --objective unless set",
             choices=BIAS_KINDS,
         ),
     )
@@ -219,6 +220,9 @@ class Method(ABC):
     tunes_backbone: ClassVar[bool]
     """Whether the method fine-tunes backbone weights (costly on big image models), not only
     the head or a pruning mask."""
+    studied: ClassVar[bool] = True
+    """Whether the external-size and lr studies include the method by default (the
+    fine-tuning methods the papers study; not the baselines that stop by their own rules)."""
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     grid: ClassVar[dict[str, list[Any]]] = {}
     """Key settings and the values ``compare --grid`` tries (the learning rate at least);

@@ -44,6 +44,7 @@ class BiasGD(Method):
     name = "bias_gd"
     summary = "baseline: gradient descent on the bias loss alone, balanced-accuracy floor"
     tunes_backbone = True
+    studied = False
     config_class = BiasGDConfig
     grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-5, 1e-4, 1e-3], "min_steps": [MIN_STEPS]}
 

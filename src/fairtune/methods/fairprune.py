@@ -88,6 +88,7 @@ class FairPrune(Method):
     name = "fairprune"
     summary = "baseline: prune weights salient for the privileged group while the gap improves"
     tunes_backbone = False
+    studied = False
     config_class = FairPruneConfig
     grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.25, 0.5], "step": [0.0005, 0.001, 0.005]}
 

@@ -80,7 +80,7 @@ class SWiFT(Method):
     tunes_backbone = True
     config_class = SWiFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {
-        "step1_optimizer": ["sgd", "adam"],
+        "step1_optimizer": list(OPTIMIZERS),
         "step1_lr": [1e-4, 1e-3, 1e-2],
         "beta": [0.1, 0.3],
         "min_steps": [MIN_STEPS],

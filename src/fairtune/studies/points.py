@@ -14,7 +14,7 @@ from fairtune.criterion import Criterion
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.masks import Mask
-from fairtune.methods import Method, get_method, method_class, method_names
+from fairtune.methods import REGISTRY, Method, get_method, method_class, method_names
 from fairtune.methods.bmft import BMFT
 from fairtune.methods.swift import SWiFT
 from fairtune.models import ModelSplit
@@ -50,7 +50,7 @@ class StudySettings:
         low=0,
     )
     methods: list[str] = setting(
-        ["bmft", "swift", "fullft", "llft", "random_mask"],
+        [name for name, cls in sorted(REGISTRY.items()) if cls.studied],
         "methods of the external-size and lr studies ('all' for every method)",
     )
     keeps: list[float] = setting(
