@@ -26,6 +26,7 @@ from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
 from fairtune.feature_cache import FeatureCache
 from fairtune.methods import ALL, DebiasResult, get_method, method_class, method_names
+from fairtune.methods.context import FitContext
 from fairtune.metrics import METRIC_KEYS
 from fairtune.models import predict_proba
 from fairtune.operating import degenerate
@@ -264,10 +265,9 @@ class SearchContext:
         """Fit ``method`` with ``point`` on the fit part and score it on the held-out part;
         a fit that diverges (NaN or infinite loss or scores) is a :class:`Failure`."""
         fitter = get_method(method, **self.settings.method_config(method, point, self.seed))
-        fitter.importance_cache = self.importances
-        fitter.feature_cache = self.features
+        shared = FitContext(self.progress, self.importances, self.features)
         try:
-            result = fitter.fit(self.model, self.fit, head=self.head, progress=self.progress)
+            result = fitter.fit(self.model, self.fit, head=self.head, context=shared)
         except TrainingDiverged as diverged:
             return Failure(point, str(diverged))
         scores = predict_proba(result.model, self.held)

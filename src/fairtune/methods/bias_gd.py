@@ -38,7 +38,7 @@ class BiasGDConfig(MethodConfig):
 
 
 @register
-class BiasGD(Method):
+class BiasGD(Method[BiasGDConfig]):
     """Minimise L_bias over every weight with Adam, stopped by a balanced-accuracy floor."""
 
     name = "bias_gd"

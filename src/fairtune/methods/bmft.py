@@ -65,7 +65,7 @@ class BMFTConfig(MaskedConfig):
 
 
 @register
-class BMFT(Method):
+class BMFT(Method[BMFTConfig]):
     """Hard top-K mask over the backbone from relative importance; impair, then repair."""
 
     name = "bmft"

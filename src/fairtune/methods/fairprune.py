@@ -73,7 +73,7 @@ def group_curvature(
 
 
 @register
-class FairPrune(Method):
+class FairPrune(Method[FairPruneConfig]):
     """Zero the lowest-saliency weights, s = 0.5 θ² (h_unpriv − β h_priv), while the gap falls.
 
     The privileged group is the one with the highest AUC on the external set, the

@@ -34,7 +34,7 @@ class FullFTConfig(MethodConfig):
 
 
 @register
-class FullFT(Method):
+class FullFT(Method[FullFTConfig]):
     """Fine-tune all weights on the balanced external set."""
 
     name = "fullft"

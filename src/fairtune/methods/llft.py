@@ -42,7 +42,7 @@ class LLFTConfig(MethodConfig):
 
 
 @register
-class LLFT(Method):
+class LLFT(Method[LLFTConfig]):
     """Re-initialise the head and train it alone on the balanced external set."""
 
     name = "llft"

@@ -72,7 +72,7 @@ def reset_head_partially(split: ModelSplit, mask: Mask) -> int:
 
 
 @register
-class SWiFT(Method):
+class SWiFT(Method[SWiFTConfig]):
     """Soft mask tanh(R) on every weight; masked backbone step, head reset, head step."""
 
     name = "swift"
