@@ -138,7 +138,8 @@ def paired_bootstrap_improvement(
         difference(_resample_weights(strata, len(y), min(chunk, n_boot - start), rng))
         for start in range(0, n_boot, chunk)
     ]
-    tail = 100 * resampling.alpha / 2
+    coverage = 1 - resampling.alpha
+    tail = 100 * (1 - coverage) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # undefined in every draw -> NaN
         low, high = np.nanpercentile(np.concatenate(draws), [tail, 100 - tail])
