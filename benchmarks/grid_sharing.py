@@ -34,6 +34,7 @@ import fairtune.training as training
 from fairtune.comparison import CompareSettings
 from fairtune.demo import DemoSettings, demo_rows
 from fairtune.io import clean
+from fairtune.records import SearchRecord
 from fairtune.results import SELECTED
 from fairtune.search import SearchContext
 
@@ -101,9 +102,9 @@ def _comparable(rows: list) -> object:
 def search_seconds(rows: list) -> dict[str, float]:
     """Each method's search time (every setting tried), from the rows."""
     return {
-        r.method: r.selection["search_time_s"]
+        r.method: r.selection.search_time_s
         for r in rows
-        if r.selection and "search_time_s" in r.selection and r.method != SELECTED
+        if isinstance(r.selection, SearchRecord) and r.method != SELECTED
     }
 
 

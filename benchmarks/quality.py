@@ -176,11 +176,11 @@ def summarise_row(rows: list[ResultRow], method: str) -> dict[str, Any]:
 
 def _choices(rows: list[ResultRow]) -> str:
     chosen = sorted((r for r in rows if r.method == SELECTED), key=lambda r: r.seed)
-    return ", ".join(f"{r.seed}: {r.selection['method']}" for r in chosen)
+    return ", ".join(f"{r.seed}: {r.selection.method}" for r in chosen)
 
 
 def _regret(rows: list[ResultRow]) -> str:
-    values = np.array([r.selection["regret"] for r in rows if r.method == SELECTED], dtype=float)
+    values = np.array([r.selection.regret for r in rows if r.method == SELECTED], dtype=float)
     return _pm(values)
 
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
             print_before_after(json.loads(args.before.read_text()), payload)
             return payload
         for part in payload["protocols"].values():
-            print_protocol(part["caption"], [ResultRow(**r) for r in part["rows"]])
+            print_protocol(part["caption"], [ResultRow.from_dict(r) for r in part["rows"]])
         return payload
     threads = set_threads(args.threads)
     payload = {
@@ -319,7 +319,10 @@ def print_before_after(before: dict[str, Any], after: dict[str, Any]) -> None:
     for name, part in after["protocols"].items():
         if name not in before["protocols"]:
             continue
-        runs = [[ResultRow(**r) for r in run["protocols"][name]["rows"]] for run in (before, after)]
+        runs = [
+            [ResultRow.from_dict(r) for r in run["protocols"][name]["rows"]]
+            for run in (before, after)
+        ]
         summaries = [{m: summarise_row(rows, m) for m in _methods(rows)} for rows in runs]
         lines = []
         for m in _methods(runs[1]):

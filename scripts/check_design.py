@@ -9,9 +9,17 @@ Reports, for every module under ``src/fairtune``:
   module importing itself, is a cycle, printed with the import lines forming it;
 - the largest modules by line count, flagging those over the size limit;
 - functions with more named parameters than the limit (positional-only, plain
-  and keyword-only ones; ``self``/``cls`` and ``*args``/``**kwargs`` excluded).
+  and keyword-only ones; ``self``/``cls`` and ``*args``/``**kwargs`` excluded);
+- string-keyed access (``row.selection["chosen"]``, ``row.metrics.get("abroca")``)
+  to a result row's typed selection record or metrics outside the JSON/CSV edge
+  (:data:`JSON_EDGE`): a typo there is a ``KeyError`` after a long run;
+- hand-kept lists a registry holds (:data:`REGISTRIES`, fairtune only): a tuple, list
+  or set of strings (at least two), or a text (at least three), that names more than
+  half of a registry's entries outside the registry's own module; build it from the
+  registry instead (a list of its own says so with :data:`OWN_LIST`).
 
-Exits 1 when there is any cycle, oversized module or long signature, else 0.
+Exits 1 when there is any cycle, oversized module, long signature, keyed access or
+hand-kept list, else 0.
 Run from the repository root: ``python scripts/check_design.py``.
 """
 
@@ -19,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +36,40 @@ from pathlib import Path
 MAX_LINES = 400
 MAX_PARAMS = 7
 TOP_MODULES = 5
+
+ROW_FIELDS = ("selection", "metrics", "metrics_tuned", "ci", "ci_tuned")
+"""The typed or JSON-bound fields of a result row that no code should read by string key."""
+JSON_EDGE: dict[str, tuple[str, ...] | None] = {
+    "fairtune/records.py": None,
+    "fairtune/results.py": None,
+    "fairtune/report.py": ("flat_rows", "_verdict_columns"),
+}
+"""Where rows become JSON or CSV: whole modules (None) or the named functions of one."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A registry and its home: the module-level collection whose keys (or items) are the
+    names no other module should list by hand."""
+
+    what: str
+    module: str
+    attribute: str
+
+
+REGISTRIES: tuple[Registry, ...] = (
+    Registry("methods", "fairtune.methods.registry", "REGISTRY"),
+    Registry("architectures", "fairtune.architectures", "ARCHITECTURES"),
+    Registry("objectives", "fairtune.criterion", "OBJECTIVES"),
+    Registry("optimizers", "fairtune.training", "OPTIMIZERS"),
+    Registry("split parts", "fairtune.splits", "PART_NAMES"),
+    Registry("study kinds", "fairtune.studies.points", "KIND_HELP"),
+    Registry("built-in data sets", "fairtune.datasets", "BUILTIN"),
+    Registry("data formats", "fairtune.datasets.presets", "PRESETS"),
+)
+"""The registries whose names the hand-kept-list rule looks for (in the fairtune package)."""
+OWN_LIST = "# own list:"
+"""A line that lists names of its own (not a registry's copy) says so, and why, with this."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +222,126 @@ def long_signatures(modules: dict[str, Module], limit: int = MAX_PARAMS) -> list
     return sorted(found, key=lambda s: (s.module, s.line))
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A keyed access or a hand-kept list: where, and what."""
+
+    module: str
+    line: int
+    text: str
+
+
+def _edge(module: Module, function: str | None) -> bool:
+    if module.shown not in JSON_EDGE:
+        return False
+    functions = JSON_EDGE[module.shown]
+    return functions is None or function in functions
+
+
+def _functions(tree: ast.AST) -> dict[ast.AST, str]:
+    """Each node of ``tree`` with the name of the outermost function it lies in."""
+    owner: dict[ast.AST, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node not in owner:
+            for inner in ast.walk(node):
+                owner.setdefault(inner, node.name)
+    return owner
+
+
+def _keyed_row_field(node: ast.AST) -> str | None:
+    """The row field read by string key at ``node`` (``x.selection["k"]``,
+    ``x.metrics.get("k")``), else None."""
+    if isinstance(node, ast.Subscript):
+        target, key = node.value, node.slice
+    elif (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get"
+        and node.args
+    ):
+        target, key = node.func.value, node.args[0]
+    else:
+        return None
+    keyed = isinstance(key, ast.Constant) and isinstance(key.value, str)
+    if keyed and isinstance(target, ast.Attribute) and target.attr in ROW_FIELDS:
+        return f".{target.attr}[{key.value!r}]"
+    return None
+
+
+def keyed_access(modules: dict[str, Module]) -> list[Finding]:
+    """String-keyed reads of a result row's selection record or metrics outside the edge."""
+    found = []
+    for module in modules.values():
+        tree = ast.parse(module.path.read_text(), filename=str(module.path))
+        owner = _functions(tree)
+        for node in ast.walk(tree):
+            field = _keyed_row_field(node)
+            if field and not _edge(module, owner.get(node)):
+                found.append(Finding(module.shown, node.lineno, field))
+    return sorted(found, key=lambda f: (f.module, f.line))
+
+
+def registry_names(src: Path, registries: tuple[Registry, ...] = REGISTRIES) -> dict:
+    """Each registry with the names it holds, read by importing the package from ``src``."""
+    sys.path.insert(0, str(src))
+    try:
+        return {
+            r: {str(name) for name in getattr(importlib.import_module(r.module), r.attribute)}
+            for r in registries
+        }
+    finally:
+        sys.path.remove(str(src))
+
+
+def _docstrings(tree: ast.AST) -> set[ast.AST]:
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+
+
+def _listed(node: ast.AST, skip: set[ast.AST]) -> list[str] | None:
+    """The names a node lists by hand: a collection's string items, or a text's words."""
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        items = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        if len(items) == len(node.elts) and all(isinstance(i, str) for i in items):
+            return items
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and node not in skip:
+        return re.findall(r"[A-Za-z0-9_-]+", node.value)
+    return None
+
+
+def hand_kept_lists(modules: dict[str, Module], names: dict) -> list[Finding]:
+    """Collections and texts outside a registry's module that name more than half of its
+    entries (and at least two)."""
+    found = []
+    for module in modules.values():
+        tree = ast.parse(module.path.read_text(), filename=str(module.path))
+        skip = _docstrings(tree)
+        lines = module.path.read_text().splitlines()
+        for node in ast.walk(tree):
+            line = getattr(node, "lineno", 0)
+            if line and OWN_LIST in lines[line - 1]:
+                continue
+            listed = _listed(node, skip)
+            if not listed:
+                continue
+            for registry, held in names.items():
+                if module.name == registry.module or len(held) < 2:
+                    continue
+                named = set(listed) & held
+                collection = not isinstance(node, ast.Constant)
+                if collection and set(listed) - held:
+                    continue
+                least = 2 if collection else 3  # prose may name a pair ("sgd or adam")
+                if len(named) >= least and 2 * len(named) > len(held):
+                    text = f"lists {len(named)} of the {registry.what} {sorted(named)}"
+                    found.append(Finding(module.shown, node.lineno, text))
+    return sorted(found, key=lambda f: (f.module, f.line))
+
+
 def report(src: Path, package: str) -> int:
     """Print the three checks and a one-line summary; return the exit status."""
     modules = find_modules(src, package)
@@ -185,6 +349,8 @@ def report(src: Path, package: str) -> int:
     sizes = module_sizes(modules)
     signatures = long_signatures(modules)
     oversized = [(m, n) for m, n in sizes if n > MAX_LINES]
+    keyed = keyed_access(modules)
+    listed = hand_kept_lists(modules, registry_names(src) if package == "fairtune" else {})
 
     print(f"import cycles: {len(cycles)}")
     for i, cycle in enumerate(cycles, 1):
@@ -200,13 +366,20 @@ def report(src: Path, package: str) -> int:
     print(f"functions over {MAX_PARAMS} parameters: {len(signatures)}")
     for s in signatures:
         print(f"  {s.module}:{s.line}: {s.name} ({s.count} parameters)")
+    print(f"string-keyed reads of a row's selection or metrics outside the JSON edge: {len(keyed)}")
+    for f in keyed:
+        print(f"  {f.module}:{f.line}: {f.text}")
+    print(f"hand-kept lists a registry holds: {len(listed)}")
+    for f in listed:
+        print(f"  {f.module}:{f.line}: {f.text}")
 
     largest = f"{sizes[0][0].shown} ({sizes[0][1]} lines)" if sizes else "none"
     print(
         f"design check: {len(cycles)} import cycles, largest module {largest}, "
-        f"{len(signatures)} functions over {MAX_PARAMS} parameters"
+        f"{len(signatures)} functions over {MAX_PARAMS} parameters, {len(keyed)} keyed row "
+        f"reads, {len(listed)} hand-kept lists"
     )
-    return 1 if cycles or oversized or signatures else 0
+    return 1 if cycles or oversized or signatures or keyed or listed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

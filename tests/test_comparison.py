@@ -4,6 +4,7 @@ end-to-end acceptance check that SWiFT lowers equalized odds on skewed Adult."""
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -11,11 +12,13 @@ import torch
 from _helpers import biased_data
 
 from fairtune.comparison import compare
+from fairtune.criterion import Criterion
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.methods import REGISTRY, get_method
 from fairtune.metrics import METRIC_KEYS
+from fairtune.records import SearchRecord
 from fairtune.results import ResultRow, summarise
 from fairtune.search import CompareSettings, grid_points, holdout_split
 from fairtune.selection import HeldOutScore, SelectionRule
@@ -128,8 +131,8 @@ def select(
     candidates: list[tuple[str, float, float]], start_auc: float, tolerance: float
 ) -> str:
     """The name of the (name, held-out AUC, held-out EOdds) candidate the rule keeps."""
-    rule = SelectionRule(tolerance=tolerance, holdout=0.3, tuner="grid", trials=12)
-    scores = [HeldOutScore(0.5, auc, eodds) for _, auc, eodds in candidates]
+    rule = SelectionRule(Criterion(tolerance=tolerance), holdout=0.3, tuner="grid", trials=12)
+    scores = [HeldOutScore(0.5, auc, {"eodds_mean": eodds}) for _, auc, eodds in candidates]
     return candidates[rule.choose(scores, start_auc)][0]
 
 
@@ -162,13 +165,14 @@ def test_select_falls_back_to_the_best_auc_when_none_qualifies():
 
 
 def test_optuna_score_orders_settings_as_the_rule_chooses():
-    rule = SelectionRule(tolerance=0.01, holdout=0.3, tuner="optuna", trials=5)
-    within, fairer_but_low = HeldOutScore(0.5, 0.795, 0.05), HeldOutScore(0.5, 0.70, 0.0)
+    rule = SelectionRule(Criterion(tolerance=0.01), holdout=0.3, tuner="optuna", trials=5)
+    within = HeldOutScore(0.5, 0.795, {"eodds_mean": 0.05})
+    fairer_but_low = HeldOutScore(0.5, 0.70, {"eodds_mean": 0.0})
     assert rule.score(within, 0.80) == 0.05  # no AUC shortfall: the EOdds alone
     assert rule.score(fairer_but_low, 0.80) == pytest.approx(0.09 * 100)
     assert rule.score(within, 0.80) < rule.score(fairer_but_low, 0.80)
-    assert rule.score(HeldOutScore(0.5, 0.80, math.nan), 0.80) == math.inf
-    assert rule.score(HeldOutScore(0.5, math.nan, 0.0), 0.80) == math.inf
+    assert rule.score(HeldOutScore(0.5, 0.80, {"eodds_mean": math.nan}), 0.80) == math.inf
+    assert rule.score(HeldOutScore(0.5, math.nan, {"eodds_mean": 0.0}), 0.80) == math.inf
 
 
 def test_selection_sentence_names_the_tuner_share_and_tolerance():
@@ -228,7 +232,7 @@ def test_compare_rows_and_baseline_metrics(start_model):
             assert row.config["seed"] == row.seed
             for key, value in SETTINGS["overrides"][row.method].items():
                 assert row.config[key] == value
-            assert row.selection["chosen"] == {}
+            assert row.selection.chosen == {}
             assert not same(row.metrics["auc"], rows[0].metrics["auc"])  # it did change
     # the methods saw the other seed's split: results differ between seeds
     assert rows[1].metrics["auc"] != rows[4].metrics["auc"]
@@ -287,7 +291,17 @@ def test_compare_settings_are_checked_by_their_declarations(values, message):
 def result_row(method: str, seed: int, auc: float, tuned_auc: float) -> ResultRow:
     ci = {"auc": [auc - 0.1, auc + 0.1]}
     return ResultRow(
-        method, seed, {}, 2.0 * seed, 0.5, "0.5", {"auc": auc}, {"auc": tuned_auc}, ci, ci, {}
+        method,
+        seed,
+        {},
+        2.0 * seed,
+        0.5,
+        "0.5",
+        {"auc": auc},
+        {"auc": tuned_auc},
+        ci,
+        ci,
+        SearchRecord("defaults", {}, [], 0.0),
     )
 
 
@@ -352,7 +366,9 @@ def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
     from fairtune.search import suggest
 
     trial = optuna.trial.FixedTrial({"lr": 3e-3, "beta": 0.5})
-    assert suggest(trial, {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}) == {"lr": 3e-3, "beta": 0.5}
+    llft = REGISTRY["llft"].config_class
+    grid = {"lr": [1e-3, 1e-2], "beta": [0.1, 0.5]}
+    assert suggest(trial, grid, llft) == {"lr": 3e-3, "beta": 0.5}
     external, test = biased_data(300, seed=3), biased_data(200, seed=4)
     settings = CompareSettings(
         methods=["llft"],
@@ -363,14 +379,14 @@ def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
         overrides={"llft": {"epochs": 1}},
     )
     rows = compare(start_model, external, test, settings)
-    tried = rows[1].selection["tried"]
+    tried = rows[1].selection.tried
     assert len(tried) == 3
     grid = REGISTRY["llft"].grid
-    assert all(min(grid["lr"]) <= t["setting"]["lr"] <= max(grid["lr"]) for t in tried)
-    assert all(t["setting"]["beta"] in grid["beta"] for t in tried)
-    assert rows[1].selection["chosen"] in [t["setting"] for t in tried]
+    assert all(min(grid["lr"]) <= t.setting["lr"] <= max(grid["lr"]) for t in tried)
+    assert all(t.setting["beta"] in grid["beta"] for t in tried)
+    assert rows[1].selection.chosen in [t.setting for t in tried]
     again = compare(start_model, external, test, settings)
-    assert again[1].selection["tried"] == tried
+    assert again[1].selection.tried == tried
 
 
 @pytest.mark.parametrize("tuner", ["grid", "optuna"])
@@ -387,22 +403,31 @@ def test_compare_searches_the_narrowed_grid(start_model, tuner):
         overrides={"llft": {"epochs": 1}},
         grids={"llft": {"beta": [0.5]}},
     )
-    tried = compare(start_model, external, test, settings)[1].selection["tried"]
+    tried = compare(start_model, external, test, settings)[1].selection.tried
     lrs = REGISTRY["llft"].grid["lr"]
     assert len(tried) == (len(lrs) if tuner == "grid" else 2)
-    assert all(t["setting"]["beta"] == 0.5 for t in tried)
-    assert all(min(lrs) <= t["setting"]["lr"] <= max(lrs) for t in tried)
+    assert all(t.setting["beta"] == 0.5 for t in tried)
+    assert all(min(lrs) <= t.setting["lr"] <= max(lrs) for t in tried)
 
 
-def test_optuna_keeps_integer_settings_integers():
+def test_optuna_keeps_integer_settings_integers_and_reads_the_log_scale_from_declarations():
     optuna = pytest.importorskip("optuna")
     from fairtune.search import suggest
+    from fairtune.settings import learning_rate, setting
+
+    @dataclass
+    class Declared:
+        rounds: int = setting(1, "rounds", low=1, log=True)
+        lr: float = learning_rate(1e-3, "learning rate")
+        width: float = setting(1.0, "a width searched among its grid's values", low=0)
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    trial = study.ask()
-    point = suggest(trial, {"epochs": [1, 20], "lr": [1e-4, 1e-2]})
-    assert isinstance(point["epochs"], int) and 1 <= point["epochs"] <= 20
-    assert isinstance(point["lr"], float)
+    grid = {"rounds": [1, 20], "lr": [1e-4, 1e-2], "width": [1.0, 100.0]}
+    points = [suggest(study.ask(), grid, Declared) for _ in range(8)]
+    assert all(isinstance(p["rounds"], int) and 1 <= p["rounds"] <= 20 for p in points)
+    assert all(isinstance(p["lr"], float) and 1e-4 <= p["lr"] <= 1e-2 for p in points)
+    assert {p["width"] for p in points} <= {1.0, 100.0}  # not declared log: the grid's values
+    assert len({p["rounds"] for p in points}) > 2  # a range, not the grid's two ends
 
 
 def test_method_settings_leave_the_callers_config_alone():
@@ -440,3 +465,17 @@ def test_api_compare_passes_seeds_as_any_sequence(start_model):
         ("threshold_optimizer", 2),
         ("selected", 2),
     ]
+
+
+def test_select_chooses_by_the_declared_metric():
+    """One held-out setting has the lower EOdds, another the lower equal-opportunity gap:
+    each objective keeps its own, and optuna's score orders them alike."""
+    lower_eodds = HeldOutScore(0.5, 0.80, {"eodds_mean": 0.05, "eopp": 0.09, "dp": 0.20})
+    lower_eopp = HeldOutScore(0.5, 0.80, {"eodds_mean": 0.08, "eopp": 0.01, "dp": 0.10})
+    scores = [lower_eodds, lower_eopp]
+    for objective, kept in (("eodds", 0), ("eopp", 1), ("dp", 1)):
+        rule = SelectionRule(Criterion(objective), holdout=0.3, tuner="grid", trials=1)
+        assert rule.choose(scores, 0.80) == kept
+        assert min((0, 1), key=lambda i: rule.score(scores[i], 0.80)) == kept
+    assert "equal opportunity" not in SelectionRule(Criterion(), 0.3, "grid", 1).text()
+    assert "EOpp" in SelectionRule(Criterion("eopp"), 0.3, "grid", 1).text()

@@ -54,7 +54,7 @@ def test_clean_package_passes(check, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == (
         "design check: 0 import cycles, largest module pkg/top.py (9 lines), "
-        "0 functions over 7 parameters"
+        "0 functions over 7 parameters, 0 keyed row reads, 0 hand-kept lists"
     )
 
 
@@ -98,7 +98,7 @@ def test_eight_parameters_are_flagged(check, tmp_path, capsys):
     flagged = check.long_signatures(modules)
     assert [(s.module, s.line, s.name, s.count) for s in flagged] == [("pkg/wide.py", 2, "m", 8)]
     assert check.report(src, "pkg") == 1
-    assert capsys.readouterr().out.splitlines()[-1].endswith("1 functions over 7 parameters")
+    assert "1 functions over 7 parameters" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_oversized_module_fails(check, tmp_path, capsys):
@@ -114,3 +114,44 @@ def test_the_package_itself_keeps_the_design_rules(check, capsys):
     function over 7 parameters."""
     src = SCRIPT.parents[1] / "src"
     assert check.report(src, "fairtune") == 0, capsys.readouterr().out
+
+
+def test_string_keyed_reads_of_a_rows_record_are_flagged_outside_the_json_edge(check, tmp_path):
+    src = write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "table.py": (
+                "def cell(row):\n"
+                "    return row.selection['chosen'], row.metrics.get('auc'), row.selection.chosen\n"
+                "def fine(d):\n"
+                "    return d['chosen'], d.get('auc')\n"
+            ),
+        },
+    )
+    found = check.keyed_access(check.find_modules(src, "pkg"))
+    assert [(f.line, f.text) for f in found] == [
+        (2, ".selection['chosen']"),
+        (2, ".metrics['auc']"),
+    ]
+
+
+def test_a_hand_kept_copy_of_a_registry_is_flagged(check, tmp_path):
+    src = write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "home.py": "NAMES = ('sgd', 'adam', 'lion')\n",
+            "copy.py": (
+                "CHOICES = ('sgd', 'adam')\n"
+                "OTHER = ('sgd', 'momentum')\n"
+                "HELP = 'one of sgd, adam, lion'\n"
+                "PAIR = 'sgd or adam'\n"
+                "MINE = ('sgd', 'adam')  # own list: a reason\n"
+            ),
+        },
+    )
+    modules = check.find_modules(src, "pkg")
+    registry = check.Registry("optimizers", "pkg.home", "NAMES")
+    found = check.hand_kept_lists(modules, {registry: {"sgd", "adam", "lion"}})
+    assert [(f.module, f.line) for f in found] == [("pkg/copy.py", 1), ("pkg/copy.py", 3)]

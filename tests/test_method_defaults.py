@@ -130,6 +130,6 @@ def test_compare_notes_a_pruning_that_pruned_nothing():
     torch.manual_seed(0)
     found = compare(MLP(6, (8,)), data, data, CompareSettings(methods=["fairprune"], n_boot=0))
     row = next(r for r in found if r.method == "fairprune")
-    assert row.selection["info"]["pruned_nothing"] and row.selection["info"]["pruned"] == 0
+    assert row.selection.info["pruned_nothing"] and row.selection.info["pruned"] == 0
     assert any(line.startswith("fairprune (seed 0) pruned nothing") for line in notes(found))
     assert not any("pruned nothing" in line for line in notes([r for r in found if r is not row]))

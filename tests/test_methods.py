@@ -347,8 +347,10 @@ def test_swift_keeps_the_best_and_worst_auc_groups(external):
     auc = [roc_auc_score(y[a == g], scores[a == g]) for g in range(3)]
     order = np.argsort(auc)
     assert auc[order[-1]] - auc[order[1]] > 0.02 and auc[order[1]] - auc[order[0]] > 0.02
-    result = get_method("swift", step1_epochs=1, step2_epochs=1).fit(model, data)
+    with pytest.warns(UserWarning, match="works on two groups: of the 3 groups") as said:
+        result = get_method("swift", step1_epochs=1, step2_epochs=1).fit(model, data)
     assert result.info["groups"] == [f"g{order[-1]}", f"g{order[0]}"]
+    assert len([w for w in said if "two groups" in str(w.message)]) == 1
 
 
 # ------------------------------------------------------------------ baselines

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fairtune.errors import FairtuneError
-from fairtune.metrics import binary_metrics
+from fairtune.metrics import Bootstrap, binary_metrics
 from fairtune.paired import ScoredModel, _resample_weights, paired_bootstrap_improvement
 
 NAMES = ["a", "b"]
@@ -33,7 +33,7 @@ def eodds(y, s, g, threshold):
 def test_identical_models_differ_by_exactly_zero_in_every_draw():
     y, g, biased, _ = make_data(600)
     model = ScoredModel(biased, 0.5)
-    result = paired_bootstrap_improvement(y, g, NAMES, model, model, n_boot=200)
+    result = paired_bootstrap_improvement(y, g, NAMES, model, model, Bootstrap(n_boot=200))
     assert (result.estimate, result.low, result.high) == (0.0, 0.0, 0.0)
     assert not result.improves
 
@@ -41,14 +41,14 @@ def test_identical_models_differ_by_exactly_zero_in_every_draw():
 def test_a_clearly_fairer_model_improves_and_the_reverse_does_not():
     y, g, biased, fair = make_data(2000, seed=1)
     a, b = ScoredModel(biased, 0.5), ScoredModel(fair, 0.55)
-    forward = paired_bootstrap_improvement(y, g, NAMES, a, b, n_boot=300, seed=2)
+    forward = paired_bootstrap_improvement(y, g, NAMES, a, b, Bootstrap(n_boot=300, seed=2))
     assert forward.estimate == pytest.approx(
         eodds(y, biased, g, 0.5) - eodds(y, fair, g, 0.55), abs=1e-12
     )
     assert 0.0 < forward.low < forward.estimate < forward.high
     assert forward.improves
 
-    backward = paired_bootstrap_improvement(y, g, NAMES, b, a, n_boot=300, seed=2)
+    backward = paired_bootstrap_improvement(y, g, NAMES, b, a, Bootstrap(n_boot=300, seed=2))
     assert backward.estimate == pytest.approx(-forward.estimate, abs=1e-12)
     assert backward.high < 0.0 and not backward.improves
     assert json.loads(json.dumps(forward.to_dict()))["improves"] is True
@@ -59,7 +59,7 @@ def test_interval_equals_an_explicit_paired_resampling():
     y, g, biased, fair = make_data(300, seed=3)
     n_boot, seed = 40, 4
     result = paired_bootstrap_improvement(
-        y, g, NAMES, ScoredModel(biased, 0.5), ScoredModel(fair, 0.45), n_boot, seed
+        y, g, NAMES, ScoredModel(biased, 0.5), ScoredModel(fair, 0.45), Bootstrap(n_boot, seed=seed)
     )
     rng = np.random.default_rng(seed)
     cells = 2 * g + y
@@ -79,9 +79,9 @@ def test_interval_equals_an_explicit_paired_resampling():
 def test_same_seed_same_interval():
     y, g, biased, fair = make_data(400, seed=5)
     a, b = ScoredModel(biased, 0.5), ScoredModel(fair, 0.5)
-    first = paired_bootstrap_improvement(y, g, NAMES, a, b, n_boot=50, seed=7)
-    assert paired_bootstrap_improvement(y, g, NAMES, a, b, n_boot=50, seed=7) == first
-    assert paired_bootstrap_improvement(y, g, NAMES, a, b, n_boot=50, seed=8) != first
+    first = paired_bootstrap_improvement(y, g, NAMES, a, b, Bootstrap(n_boot=50, seed=7))
+    assert paired_bootstrap_improvement(y, g, NAMES, a, b, Bootstrap(n_boot=50, seed=7)) == first
+    assert paired_bootstrap_improvement(y, g, NAMES, a, b, Bootstrap(n_boot=50, seed=8)) != first
 
 
 def test_every_stratum_keeps_its_size_in_every_draw():
@@ -96,7 +96,7 @@ def test_refuses_bad_input():
     y, g, biased, _ = make_data(50)
     good = ScoredModel(biased, 0.5)
     with pytest.raises(FairtuneError, match="n_boot"):
-        paired_bootstrap_improvement(y, g, NAMES, good, good, n_boot=0)
+        paired_bootstrap_improvement(y, g, NAMES, good, good, Bootstrap(n_boot=0))
     with pytest.raises(FairtuneError, match="threshold"):
         paired_bootstrap_improvement(y, g, NAMES, good, ScoredModel(biased, 0.0))
     with pytest.raises(FairtuneError, match="differ in length"):

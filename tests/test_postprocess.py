@@ -9,7 +9,7 @@ from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.linear_model import LogisticRegression
 
 from fairtune.metrics import binary_metrics
-from fairtune.postprocess import threshold_optimizer_reference
+from fairtune.postprocess import LabelledScores, threshold_optimizer_reference
 
 NAMES = ["a", "b"]
 
@@ -43,7 +43,8 @@ def eodds(y, s, g):
 @pytest.mark.parametrize("seed", [0, 3])
 def test_decisions_equal_fairlearn_on_the_model_itself(seed):
     lr, X, half, (s_fit, y_fit, g_fit), (s_test, _, g_test) = fitted(seed=seed)
-    result = threshold_optimizer_reference(s_fit, y_fit, g_fit, s_test, g_test, NAMES, seed)
+    fit = LabelledScores(s_fit, y_fit, g_fit)
+    result = threshold_optimizer_reference(fit, s_test, g_test, NAMES, seed)
 
     names = np.array(NAMES, dtype=object)
     direct = ThresholdOptimizer(
@@ -58,7 +59,7 @@ def test_decisions_equal_fairlearn_on_the_model_itself(seed):
 def test_lowers_the_equalized_odds_gap_of_biased_scores():
     _, _, _, fit, (s_test, y_test, g_test) = fitted(n=4000, seed=1)
     raw = eodds(y_test, s_test, g_test)
-    result = threshold_optimizer_reference(*fit, s_test, g_test, NAMES, seed=0)
+    result = threshold_optimizer_reference(LabelledScores(*fit), s_test, g_test, NAMES, seed=0)
     post = eodds(y_test, result.decisions.astype(float), g_test)
     assert raw > 0.15  # the toy set is really biased at 0.5
     assert post < 0.5 * raw
@@ -66,7 +67,7 @@ def test_lowers_the_equalized_odds_gap_of_biased_scores():
 
 def test_record_states_the_rules_and_that_the_attribute_is_needed():
     _, _, _, fit, (s_test, _, g_test) = fitted(seed=2)
-    result = threshold_optimizer_reference(*fit, s_test, g_test, NAMES, seed=0)
+    result = threshold_optimizer_reference(LabelledScores(*fit), s_test, g_test, NAMES, seed=0)
     assert result.needs_attribute_at_prediction is True
     record = json.loads(json.dumps(result.to_dict()))
     assert record["needs_attribute_at_prediction"] is True
@@ -82,6 +83,7 @@ def test_record_states_the_rules_and_that_the_attribute_is_needed():
 
 def test_same_seed_same_decisions():
     _, _, _, fit, (s_test, _, g_test) = fitted(seed=4)
-    first = threshold_optimizer_reference(*fit, s_test, g_test, NAMES, seed=5).decisions
-    again = threshold_optimizer_reference(*fit, s_test, g_test, NAMES, seed=5).decisions
+    rows = LabelledScores(*fit)
+    first = threshold_optimizer_reference(rows, s_test, g_test, NAMES, seed=5).decisions
+    again = threshold_optimizer_reference(rows, s_test, g_test, NAMES, seed=5).decisions
     np.testing.assert_array_equal(first, again)

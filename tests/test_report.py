@@ -10,6 +10,7 @@ from rich.console import Console
 
 from fairtune import plot, report
 from fairtune.io import write_csv
+from fairtune.records import SearchRecord
 from fairtune.results import ResultRow
 
 COLUMN_KEYS = ("auc", "accuracy", "eodds_mean", "eodds_worst", "dp", "worst_group_auc", "abroca")
@@ -59,7 +60,7 @@ def row(method: str, seed: int, half: dict, tuned: dict) -> ResultRow:
         metrics_tuned=tuned,
         ci=None,
         ci_tuned=None,
-        selection={"chosen": "defaults"},
+        selection=SearchRecord("defaults (no search)", {}, [], 0.0),
     )
 
 

@@ -62,7 +62,7 @@ def test_two_test_sets_give_rows_for_each_from_one_fit_per_method_and_seed(start
     assert [(r.method, r.seed, r.test_set) for r in rows] == expected
     for row in rows:
         assert row.to_dict()["test_set"] == row.test_set
-        assert "regret" in row.selection if row.method == "selected" else True
+        assert "regret" in row.to_dict()["selection"] if row.method == "selected" else True
     for seed in (0, 1):
         on = {name: [r for r in rows if r.seed == seed and r.test_set == name] for name in tests}
         # thresholds and choices come from held-out external data: alike on every test set

@@ -14,20 +14,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fairtune.auto import run_seed
 from fairtune.comparison import compare
+from fairtune.criterion import Criterion
 from fairtune.errors import FairtuneError
 from fairtune.methods.base import MIN_STEPS
-from fairtune.metrics import binary_metrics
+from fairtune.metrics import METRIC_KEYS, binary_metrics
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
 from fairtune.results import selection_summary
 from fairtune.search import CompareSettings, holdout_split
 from fairtune.selection import (
-    KEPT,
     Contender,
     CrossMethodRule,
     HeldOutRows,
     HeldOutScore,
     ScoreOnTest,
+    kept_text,
     selection_regret,
 )
 from fairtune.training import TrainingDiverged
@@ -56,11 +57,13 @@ def contender(method: str, y, g, s, threshold: float = 0.5) -> Contender:
         m = binary_metrics(y, s, g, NAMES, threshold)
     rates = [v["positive_rate"] for v in m["by_group"].values()]
     flagged = any(r < 0.01 or r > 0.99 for r in rates)
-    held = HeldOutScore(threshold, m["auc"], m["eodds_mean"], flagged)
+    values = {key: m[key] for key in METRIC_KEYS}
+    held = HeldOutScore(threshold, m["auc"], values, flagged)
     return Contender(method, {"lr": 0.1}, ScoredModel(s, threshold), held)
 
 
-RULE = CrossMethodRule(tolerance=0.01, holdout=0.3, n_boot=300)
+RULE = CrossMethodRule(Criterion(tolerance=0.01), holdout=0.3, n_boot=300)
+KEPT = kept_text(Criterion())
 
 
 def test_original_is_kept_when_no_candidate_helps():
@@ -101,7 +104,7 @@ def test_degenerate_and_low_auc_candidates_are_never_chosen():
     original = contender("original", y, g, biased(y, g, s))
     # everyone positive at its threshold: EOdds 0, but degenerate
     constant = contender("random_mask", y, g, np.full(len(s), 0.9))
-    assert constant.held.degenerate and constant.held.eodds_mean == 0.0
+    assert constant.held.degenerate and constant.held.of(Criterion()) == 0.0
     # fair but with a ranking far worse than the original's
     rng = np.random.default_rng(1)
     blurred = np.clip(0.5 + 0.4 * (s - 0.5) + rng.normal(0, 0.2, len(s)), 0, 1)
@@ -212,7 +215,7 @@ def test_reference_row_equals_fairlearn_called_directly(start_model, compared):
 def test_selected_row_and_regret_against_an_independent_recomputation(start_model, compared):
     external, test, settings, rows = compared
     selected = next(r for r in rows if r.method == "selected")
-    record = selected.selection
+    record = selected.to_dict()["selection"]  # as results.json holds it
     assert record["reason"] and record["rule"].startswith("across methods")
     assert selected.config["selected"] == record["method"]
     # the same search again (deterministic), every candidate measured on test here
@@ -261,15 +264,16 @@ def test_a_grid_survives_a_diverged_setting(start_model):
     assert [r.method for r in rows] == ["baseline", "fullft", "threshold_optimizer", "selected"]
     fullft = rows[1]
     assert fullft.failed is None and "failed" not in fullft.to_dict()
-    assert fullft.selection["chosen"] == {"lr": 1e-3, "beta": 0.0, "min_steps": MIN_STEPS}
-    tried = fullft.selection["tried"]
+    assert fullft.selection.chosen == {"lr": 1e-3, "beta": 0.0, "min_steps": MIN_STEPS}
+    tried = fullft.to_dict()["selection"]["tried"]
     assert [t["setting"]["lr"] for t in tried] == [1e-3, 1e4]
     assert "loss became" in tried[1]["failed"] and "held_out_auc" not in tried[1]
-    assert fullft.selection["failed"] == [
+    assert fullft.to_dict()["selection"]["failed"] == [
         {"setting": {"lr": 1e4, "beta": 0.0, "min_steps": MIN_STEPS}, "reason": tried[1]["failed"]}
     ]
     assert not math.isnan(fullft.metrics["auc"])
-    assert rows[-1].selection["candidates"]["tried"] == 1  # the failed setting is no candidate
+    # the failed setting is no candidate
+    assert rows[-1].selection.choice["candidates"]["tried"] == 1
 
 
 def test_a_method_whose_every_setting_diverges_is_a_failed_row(start_model, tmp_path):
@@ -282,8 +286,8 @@ def test_a_method_whose_every_setting_diverges_is_a_failed_row(start_model, tmp_
     assert fullft.to_dict()["failed"].startswith("every setting tried failed; the first: ")
     assert "loss became" in fullft.failed
     assert math.isnan(fullft.metrics["auc"]) and math.isnan(fullft.metrics_tuned["eodds_mean"])
-    assert fullft.ci is None and fullft.selection["chosen"] is None
-    assert len(fullft.selection["failed"]) == 2
+    assert fullft.ci is None and fullft.selection.chosen is None
+    assert len(fullft.selection.failed) == 2
     assert llft.failed is None and not math.isnan(llft.metrics["auc"])  # the others still ran
     # the report still renders and writes a failed row
     from fairtune.report import compare_table, write_comparison
@@ -349,3 +353,25 @@ def test_debias_auto_keeps_an_unchanged_copy_or_names_the_winner(start_model):
         assert not same and result.config["setting"] in grid
     with pytest.raises(FairtuneError, match="unknown method"):
         debias(start_model, external, method="auto", methods=["nope"])
+
+
+@pytest.mark.parametrize(("objective", "chosen"), [("eodds", "fullft"), ("eopp", "bmft")])
+def test_the_cross_method_rule_chooses_by_the_declared_objective(objective, chosen):
+    """bmft's scores lift only group b's negatives: equal TPRs (EOpp near 0) but a wide FPR
+    gap; fullft's lift all of group b a little: both gaps small. EOdds prefers fullft,
+    equal opportunity bmft."""
+    y, g, s = held_rows()
+    rows = HeldOutRows(y, g, NAMES)
+    criterion = Criterion(objective, tolerance=0.2)
+    original = contender("original", y, g, biased(y, g, s))
+    equal_tpr = contender("bmft", y, g, np.clip(s + 0.25 * g * (1 - y), 0.001, 0.999))
+    small_gaps = contender("fullft", y, g, np.clip(s + 0.08 * g, 0.001, 0.999))
+    assert equal_tpr.held.values["eopp"] < small_gaps.held.values["eopp"]
+    assert equal_tpr.held.values["eodds_mean"] > small_gaps.held.values["eodds_mean"]
+    rule = CrossMethodRule(criterion, holdout=0.3, n_boot=300)
+    choice = rule.choose(rows, original, [equal_tpr, small_gaps], seed=0)
+    assert choice.method == chosen and choice.improvement.improves
+    assert criterion.word in choice.reason and criterion.label in rule.text()
+    # the paired bootstrap measured the declared metric
+    gaps = {c.method: c.held.values[criterion.key] for c in (original, equal_tpr, small_gaps)}
+    assert choice.improvement.estimate == pytest.approx(gaps["original"] - gaps[chosen])

@@ -76,8 +76,8 @@ def test_two_jobs_give_the_rows_of_one(start_model, monkeypatch):
     methods = [(r.method, r.seed) for r in two]
     per_seed = ["baseline", *SETTINGS["methods"], "threshold_optimizer", "selected"]
     assert methods == [(m, s) for s in (0, 1) for m in per_seed]
-    bmft = two[2].selection["tried"]
-    assert [t["setting"] for t in bmft] == [
+    bmft = two[2].selection.tried
+    assert [t.setting for t in bmft] == [
         {"impair_lr": 1e-3, "keep": k, "min_steps": 0} for k in (0.25, 0.5)
     ]
 

@@ -42,7 +42,10 @@ class Architecture:
     first. ``mean`` and ``std`` are the per-channel normalisation the weights
     expect (None: the image reader's default). ``in_channels``: the builder
     takes the number of image channels as ``in_channels``; ``image_options``
-    are the further options an image pipeline builds it with.
+    are the further options an image pipeline builds it with. ``summary`` is its
+    description in ``--help``; ``costly``: fine-tuning its backbone takes tens of
+    seconds a setting on a CPU, so the image demo narrows the grids of the methods
+    that do (:func:`fairtune.demo.learning_rate_grids`).
     """
 
     name: str
@@ -52,6 +55,8 @@ class Architecture:
     prefix: bool = False
     in_channels: bool = False
     image_options: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    costly: bool = False
 
 
 # EfficientNet-Lite was trained (TensorFlow) with inception-style normalisation,
@@ -59,9 +64,9 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {
     entry.name: entry
     for entry in (
-        Architecture("mlp", MLP),
-        Architecture("cnn", SmallCNN, in_channels=True),
-        Architecture("vit", SmallViT, in_channels=True),
+        Architecture("mlp", MLP, summary="multi-layer perceptron, for tables"),
+        Architecture("cnn", SmallCNN, in_channels=True, summary="small CNN, built in"),
+        Architecture("vit", SmallViT, in_channels=True, summary="small ViT, built in"),
         Architecture(
             "efficientnet_lite0",
             efficientnet_lite0,
@@ -69,11 +74,28 @@ ARCHITECTURES: dict[str, Architecture] = {
             std=(128.0 / 255.0,) * 3,
             in_channels=True,
             image_options={"pretrained": True},
+            summary="ImageNet weights, extra 'pretrained'",
+            costly=True,
         ),
-        Architecture("torchvision", build_torchvision, prefix=True),
-        Architecture("timm", build_timm, prefix=True),
+        Architecture("torchvision", build_torchvision, prefix=True, summary="extra 'vision'"),
+        Architecture("timm", build_timm, prefix=True, summary="extra 'vision'"),
     )
 }
+
+
+def architectures_text(images: bool = False) -> str:
+    """The registered architectures for ``--help`` (with ``images``, those that read images),
+    each with its summary."""
+    return ", ".join(
+        f"{name}{':NAME' if e.prefix else ''} ({e.summary})" if e.summary else name
+        for name, e in ARCHITECTURES.items()
+        if e.in_channels or e.prefix or not images
+    )
+
+
+def costly_architectures() -> list[str]:
+    """The architectures declared ``costly`` to fine-tune on a CPU."""
+    return [name for name, e in ARCHITECTURES.items() if e.costly]
 
 
 def register_architecture(entry: Architecture) -> None:

@@ -11,14 +11,16 @@ from __future__ import annotations
 import copy
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from torch import nn
 
+from fairtune.criterion import Criterion
 from fairtune.data import FairData, check_groups
 from fairtune.methods import DebiasResult
+from fairtune.methods.registry import AUTO, BASELINE, ORIGINAL
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
+from fairtune.records import ChoiceRecord, HeldOut
 from fairtune.search import (
     Candidate,
     CompareSettings,
@@ -29,12 +31,6 @@ from fairtune.search import (
 )
 from fairtune.selection import Contender, CrossChoice, HeldOutRows
 from fairtune.workers import SearchPool, SearchTask
-
-AUTO = "auto"
-"""The method name that asks for the cross-method choice (``debias --method auto``)."""
-
-ORIGINAL = "original"
-"""The name the cross-method choice gives the unchanged starting model."""
 
 
 @dataclass
@@ -79,7 +75,7 @@ def run_seed(
     reference_rate = float((scores >= 0.5).float().mean())
     context = SearchContext(model, fit, held, settings, seed, reference_rate, head, progress)
     verdict = held_out_score(scores, held, settings.threshold_rule, reference_rate)
-    start = Candidate({}, DebiasResult("baseline", model, {}, []), scores, verdict)
+    start = Candidate({}, DebiasResult(BASELINE, model, {}, []), scores, verdict)
     tasks = [SearchTask(name, context, start.held.auc) for name in settings.methods]
     with nullcontext(workers) if workers else SearchPool(settings.jobs) as fitting:
         searches = fitting.run(tasks, progress)
@@ -96,18 +92,21 @@ def _contender(method: str, candidate: Candidate) -> Contender:
     return Contender(method, candidate.point, scored, candidate.held)
 
 
-def choice_record(run: SeedRun) -> dict[str, Any]:
+def held_out(candidate: Candidate, criterion: Criterion) -> HeldOut:
+    """A candidate's held-out AUC and value of the criterion's metric, as a record holds them."""
+    return HeldOut(candidate.held.auc, criterion.key, candidate.held.of(criterion))
+
+
+def choice_record(run: SeedRun) -> ChoiceRecord:
     """The cross-method choice as results and debias.json hold it: rule, what, why, held-out."""
     chosen = run.chosen()
-    return {
-        "rule": run.context.settings.cross_rule().text(),
-        "chosen": {"method": run.choice.method, **run.choice.setting},
-        **run.choice.to_dict(),
-        "held_out_auc": chosen.held.auc,
-        "held_out_eodds_mean": chosen.held.eodds_mean,
-        "held_out_degenerate": chosen.held.degenerate,
-        "search_time_s": run.search_time_s(),
-    }
+    return ChoiceRecord(
+        run.context.settings.cross_rule().text(),
+        run.choice.to_dict(),
+        held_out(chosen, run.context.settings.criterion),
+        chosen.held.degenerate,
+        run.search_time_s(),
+    )
 
 
 def select_across_methods(
@@ -130,8 +129,10 @@ def select_across_methods(
     won = run.chosen().result
     kept = run.choice.index is None
     info = {
-        "selection": choice_record(run),
-        "tried": {s.method: s.tried() for s in run.searches},
+        "selection": choice_record(run).to_dict(),
+        "tried": {
+            s.method: [t.to_dict() for t in s.tried(settings.criterion)] for s in run.searches
+        },
         "compare": asdict(settings),
     }
     return DebiasResult(

@@ -13,15 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from torch import nn
 
-from fairtune.auto import ORIGINAL, SeedRun, choice_record, run_seed
+from fairtune.auto import SeedRun, choice_record, held_out, run_seed
+from fairtune.criterion import Criterion
 from fairtune.data import FairData, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
+from fairtune.methods.registry import BASELINE, ORIGINAL
 from fairtune.models import predict_proba
+from fairtune.records import BaselineRecord, BestOnTest, Record, SearchRecord, Tried
 from fairtune.references import threshold_optimizer_row
 from fairtune.results import SELECTED, ResultRow, no_metrics
 from fairtune.search import Candidate, CompareSettings, MethodSearch
@@ -83,11 +85,13 @@ def _test_sets(
 def _seed_rows(model: nn.Module, run: SeedRun, test: FairData) -> list[ResultRow]:
     """One seed's rows measured on one test set: baseline, methods, reference, selected."""
     settings, seed = run.context.settings, run.context.seed
-    start = run.start.held
-    selection = {"held_out_auc": start.auc, "held_out_eodds_mean": start.eodds_mean}
-    rows = [_row("baseline", seed, run.start, selection, test, settings)]
+    criterion = settings.criterion
+    selection = BaselineRecord(held_out(run.start, criterion))
+    rows = [_row(BASELINE, seed, run.start, selection, test, settings)]
     rows += [_method_row(found, run, test) for found in run.searches]
-    rows.append(threshold_optimizer_row(model, run.context.fit, test, seed, settings.n_boot))
+    rows.append(
+        threshold_optimizer_row(model, run.context.fit, test, seed, settings.n_boot, criterion)
+    )
     if run.pool():
         rows.append(_selected_row(run, test))
     return rows
@@ -96,13 +100,14 @@ def _seed_rows(model: nn.Module, run: SeedRun, test: FairData) -> list[ResultRow
 def _method_row(found: MethodSearch, run: SeedRun, test: FairData) -> ResultRow:
     """The row of one method: its setting kept on held-out data, or its failure."""
     settings, seed = run.context.settings, run.context.seed
-    rule = settings.selection_rule()
+    rule, criterion = settings.selection_rule(), settings.criterion
     described = rule.text() if settings.grid else "defaults (no search)"
-    failed = [{"setting": f.point, "reason": f.reason} for f in found.failed]
-    noted = {"failed": failed} if failed else {}
+    failed = [Tried(f.point, failed=f.reason) for f in found.failed]
     candidates = found.candidates
     if not candidates:
-        selection = {"rule": described, "chosen": None, "tried": found.tried()}
+        selection = SearchRecord(
+            described, None, found.tried(criterion), found.time_s, failed=failed
+        )
         return ResultRow(
             method=found.method,
             seed=seed,
@@ -114,49 +119,46 @@ def _method_row(found: MethodSearch, run: SeedRun, test: FairData) -> ResultRow:
             metrics_tuned=no_metrics(),
             ci=None,
             ci_tuned=None,
-            selection={**selection, "search_time_s": found.time_s, **noted},
-            failed=f"every setting tried failed; the first: {failed[0]['reason']}",
+            selection=selection,
+            failed=f"every setting tried failed; the first: {failed[0].failed}",
         )
     best = candidates[rule.choose([c.held for c in candidates], run.start.held.auc)]
-    selection = {
-        "rule": described,
-        "chosen": best.point,
-        "tried": found.tried(),
-        "held_out_auc": best.held.auc,
-        "held_out_eodds_mean": best.held.eodds_mean,
-        "search_time_s": found.time_s,
-        "info": best.result.info,
-        **noted,
-    }
+    selection = SearchRecord(
+        described,
+        best.point,
+        found.tried(criterion),
+        found.time_s,
+        held_out(best, criterion),
+        best.result.info,
+        failed,
+    )
     return _row(found.method, seed, best, selection, test, settings)
 
 
-def _test_score(candidate: Candidate, test: FairData) -> ScoreOnTest:
-    """AUC and EOdds (mean) on test, at the threshold chosen for the candidate on held-out."""
+def _test_score(candidate: Candidate, test: FairData, criterion: Criterion) -> ScoreOnTest:
+    """AUC and the criterion's metric on test, at the threshold chosen for the candidate on
+    held-out."""
     scores = predict_proba(candidate.result.model, test)
     metrics = evaluate_scores(test, scores, candidate.held.threshold)[0]
-    return ScoreOnTest(metrics["auc"], metrics["eodds_mean"], metrics["degenerate"])
+    return ScoreOnTest(metrics["auc"], metrics[criterion.key], metrics["degenerate"])
 
 
 def _selected_row(run: SeedRun, test: FairData) -> ResultRow:
     """The one choice across methods, measured on test, with its selection regret."""
     settings = run.context.settings
+    criterion = settings.criterion
     pool = run.pool()
-    original = _test_score(run.start, test)
-    scores = [_test_score(c, test) for _, c in pool]
+    original = _test_score(run.start, test, criterion)
+    scores = [_test_score(c, test, criterion) for _, c in pool]
     index = run.choice.index
     selected = original if index is None else scores[index]
     regret, best = selection_regret(selected, original, scores, settings.auc_tolerance)
     if best is None:
-        best_on_test = {"method": ORIGINAL, "setting": {}, "eodds_mean": original.eodds_mean}
+        best_on_test = BestOnTest(ORIGINAL, {}, criterion.key, original.value)
     else:
         method, candidate = pool[best]
-        best_on_test = {
-            "method": method,
-            "setting": candidate.point,
-            "eodds_mean": scores[best].eodds_mean,
-        }
-    selection = {**choice_record(run), "regret": regret, "best_on_test": best_on_test}
+        best_on_test = BestOnTest(method, candidate.point, criterion.key, scores[best].value)
+    selection = replace(choice_record(run), regret=regret, best_on_test=best_on_test)
     row = _row(SELECTED, run.context.seed, run.chosen(), selection, test, settings)
     choice = {"selected": run.choice.method, "setting": run.choice.setting}
     return replace(row, config={**choice, **row.config}, wall_time_s=run.search_time_s())
@@ -166,7 +168,7 @@ def _row(
     method: str,
     seed: int,
     chosen: Candidate,
-    selection: dict[str, Any],
+    selection: Record,
     test: FairData,
     settings: CompareSettings,
 ) -> ResultRow:

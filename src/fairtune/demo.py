@@ -30,7 +30,8 @@ from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
 from fairtune.results import ResultRow
-from fairtune.splits import split_frame
+from fairtune.settings import LEARNING_RATE, of_kind
+from fairtune.splits import PARTS, split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 LABEL, ATTRIBUTE, GROUP = "income", "sex", "Female"
@@ -130,8 +131,9 @@ def learning_rate_grids() -> dict[str, dict[str, list[Any]]]:
         if not cls.tunes_backbone:
             continue
         defaults = asdict(cls.config_class())
+        rates = {f.name for f in of_kind(cls.config_class, LEARNING_RATE)}
         grids[name] = {
-            key: [defaults[key], defaults[key] * 10] if key.endswith("lr") else [defaults[key]]
+            key: [defaults[key], defaults[key] * 10] if key in rates else [defaults[key]]
             for key in cls.grid
         }
     return grids
@@ -179,7 +181,7 @@ def image_demo_rows(
             )
             root = make_skin_tone_images(Path(tmp) / "data", spec, seed)
             parts = {}
-            for part in ("train", "external", "test"):
+            for part in PARTS:
                 data, _ = read_image_csv(
                     str(root / f"synthetic_{part}.csv"),
                     options,

@@ -61,19 +61,38 @@ class VerdictSettings:
         return self.degenerate_rate, 1.0 - self.degenerate_rate
 
 
-def verdicts(
-    args: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]],
-    threshold: float,
-    verdict: VerdictSettings,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ScoredRows:
+    """Rows with a model's scores, as the metric functions take them: labels, scores,
+    group ids and the group names the ids index."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    groups: np.ndarray
+    group_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, data: FairData, scores: torch.Tensor) -> ScoredRows:
+        """The rows of ``data`` with ``scores``, as numpy arrays."""
+        names = tuple(data.group_names)
+        return cls(data.labels.numpy(), scores.numpy(), data.groups.numpy(), names)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+        """``(y_true, scores, groups, group_names)``, the leading arguments of the functions
+        of :mod:`fairtune.metrics` and :mod:`fairtune.operating`."""
+        return self.labels, self.scores, self.groups, self.group_names
+
+
+def verdicts(rows: ScoredRows, threshold: float, verdict: VerdictSettings) -> dict[str, Any]:
     """``operating_points``, ``abroca``, ``degenerate`` and ``degenerate_groups`` (JSON-ready).
 
-    ``args`` are the labels, scores, groups and group names. An operating
+    An operating
     point no threshold reaches (one class only, or too many tied extreme
     scores) is ``None``, announced by a :class:`FairnessWarning`. Undefined
     per-group rates are not announced again: the metrics at the threshold did.
     """
     low, high = verdict.bounds
+    args = rows.arrays()
     points: dict[str, Any] = {}
     undefined = []
     with warnings.catch_warnings():
@@ -88,7 +107,7 @@ def verdicts(
         area = abroca(*args)
     for reason in undefined:
         warnings.warn(f"operating point undefined: {reason}", FairnessWarning, stacklevel=3)
-    flag = degenerate(args[1], args[2], args[3], threshold, low=low, high=high)
+    flag = degenerate(rows.scores, rows.groups, rows.group_names, threshold, low=low, high=high)
     return {
         "operating_points": points,
         "abroca": area,
@@ -111,9 +130,10 @@ def evaluate_scores(
     ``threshold`` plus the :func:`verdicts` by ``verdict`` (defaults when not
     given); the intervals cover the :data:`fairtune.metrics.METRIC_KEYS`.
     """
-    args = (data.labels.numpy(), scores.numpy(), data.groups.numpy(), tuple(data.group_names))
+    rows = ScoredRows.of(data, scores)
+    args = rows.arrays()
     metrics = binary_metrics(*args, threshold=threshold)
-    metrics.update(verdicts(args, metrics["threshold"], verdict or VerdictSettings()))
+    metrics.update(verdicts(rows, metrics["threshold"], verdict or VerdictSettings()))
     resampling = Bootstrap(n_boot=n_boot, seed=seed)
     ci = bootstrap_ci(*args, threshold=threshold, bootstrap=resampling) if n_boot else None
     return metrics, ci

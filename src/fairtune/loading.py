@@ -16,10 +16,9 @@ from fairtune.datasets.presets import PresetSpec, parse_preset
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.models import ModelConfig
-from fairtune.splits import split_frame
+from fairtune.splits import PART_NAMES, PARTS, WHOLE, split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
-PARTS = ("train", "external", "test")
 BUILTIN_SPLIT = (0.6, 0.2, 0.2)
 
 
@@ -55,11 +54,11 @@ def read_table(
     name, _, part = spec.partition(":")
     if name in BUILTIN and not Path(spec).exists():
         part = part or default_part
-        if part not in (*PARTS, "all"):
-            raise FairtuneError(f"part '{part}' of '{name}' must be one of {(*PARTS, 'all')}")
+        if part not in PART_NAMES:
+            raise FairtuneError(f"part '{part}' of '{name}' must be one of {PART_NAMES}")
         info = BUILTIN[name]
         frame = info.loader()
-        if part != "all":
+        if part != WHOLE:
             parts = split_frame(
                 frame, info.label, [info.default_sensitive], BUILTIN_SPLIT, split_seed
             )
@@ -92,12 +91,12 @@ def _preset_table(
 ) -> Table:
     """The part of a published medical set that ``spec`` names."""
     part = spec.part or default_part
-    if part not in (*PARTS, "all"):
-        choices = (*PARTS, "all")
+    if part not in PART_NAMES:
+        choices = PART_NAMES
         raise FairtuneError(f"part '{part}' of '{spec.preset.name}' must be one of {choices}")
     medical = spec.preset.read(spec.path, sensitive)
     frame = medical.frame
-    if part != "all":
+    if part != WHOLE:
         columns = (medical.label, medical.sensitive)
         parts = split_frame(frame, *columns, BUILTIN_SPLIT, split_seed, patient=medical.patient)
         frame = parts[PARTS.index(part)]

@@ -23,6 +23,7 @@ import numpy as np
 
 from fairtune.errors import FairtuneError
 from fairtune.metrics import (
+    METRICS,
     FairnessWarning,
     binary_metrics,
     check_group_names,
@@ -36,6 +37,12 @@ CRITERIA: tuple[str, ...] = ("specificity", "sensitivity")
 
 DEFAULT_LEVELS: tuple[tuple[str, float], ...] = (("specificity", 0.8), ("sensitivity", 0.8))
 """The operating points medical-imaging fairness benchmarks report."""
+
+GAP_KEYS: tuple[str, ...] = tuple(
+    m.key for m in METRICS if m.overall and m.threshold_dependent and m.lower_is_better
+)
+"""The gaps between groups (lower is fairer) that move with the threshold: each operating
+point reports them all."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class OperatingPoint:
     eodds_worst: float
     accuracy: float
     degenerate: Degeneracy
+    gaps: Mapping[str, float]
+    """Every gap of :data:`GAP_KEYS` at ``threshold`` (the selection's objectives among
+    them), by key; the record lists each beside ``eodds_mean``."""
 
     @property
     def key(self) -> str:
@@ -87,7 +97,8 @@ class OperatingPoint:
         out = asdict(self)
         out["tpr"], out["fpr"] = dict(self.tpr), dict(self.fpr)
         out["degenerate"] = self.degenerate.to_dict()
-        return out
+        del out["gaps"]
+        return {**out, **self.gaps}
 
 
 def _flag(rates: Mapping[str, float], low: float, high: float) -> Degeneracy:
@@ -198,6 +209,7 @@ def operating_points(
                 degenerate=_flag(
                     {name: v["positive_rate"] for name, v in by_group.items()}, low, high
                 ),
+                gaps={key: m[key] for key in GAP_KEYS},
             )
         )
     return tuple(points)

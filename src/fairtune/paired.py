@@ -1,4 +1,5 @@
-"""Is one model's equalized odds really better than another's on the same rows?
+"""Is one model's fairness gap (equalized odds by default) really lower than another's on
+the same rows?
 
 :func:`paired_bootstrap_improvement` resamples the held-out rows once per draw
 and scores both models on that same resample, so the noise the two share
@@ -19,14 +20,19 @@ import numpy as np
 from fairtune.errors import FairtuneError
 from fairtune.metrics import (
     MAX_CELLS,
+    METRIC_KEYS,
+    Bootstrap,
     check_group_names,
     check_inputs,
     check_threshold,
     weighted_metrics,
 )
 
-CONFIDENCE = 0.95
-"""Coverage of the percentile interval."""
+PAIRED = Bootstrap(n_boot=1000)
+"""The default resampling of the paired bootstrap."""
+
+CONFIDENCE = 1 - Bootstrap.alpha
+"""Coverage of the percentile interval by default."""
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,10 @@ class ScoredModel:
 
 @dataclass(frozen=True)
 class Improvement:
-    """How much fairer (lower ``eodds_mean``) model b is than model a.
+    """How much fairer (a lower gap, e.g. ``eodds_mean``) model b is than model a.
 
-    ``estimate`` is eodds_mean(a) - eodds_mean(b) on all rows, ``low`` and
-    ``high`` the :data:`CONFIDENCE` percentile interval over ``n_boot``
+    ``estimate`` is gap(a) - gap(b) on all rows, ``low`` and
+    ``high`` the percentile interval (:data:`CONFIDENCE` by default) over ``n_boot``
     paired resamples (NaN when the gap is undefined in every resample).
     """
 
@@ -80,14 +86,14 @@ def _resample_weights(strata: Sequence[np.ndarray], n: int, b: int, rng: Any) ->
     return w
 
 
-def _eodds_mean(
-    w: np.ndarray, y: np.ndarray, g: np.ndarray, n_groups: int, model: ScoredModel
+def _gap(
+    w: np.ndarray, y: np.ndarray, g: np.ndarray, n_groups: int, model: ScoredModel, key: str
 ) -> np.ndarray:
-    """eodds_mean of ``model`` under each row of weights ``w`` (rows in data order)."""
+    """Metric ``key`` of ``model`` under each row of weights ``w`` (rows in data order)."""
     s = model.scores
     order = np.argsort(s, kind="stable")  # the metrics core wants rows sorted by score
     _, m = weighted_metrics(w[:, order], y[order], s[order], g[order], n_groups, model.threshold)
-    return m["eodds_mean"]
+    return m[key]
 
 
 def paired_bootstrap_improvement(
@@ -96,17 +102,21 @@ def paired_bootstrap_improvement(
     group_names: Sequence[str],
     a: ScoredModel,
     b: ScoredModel,
-    n_boot: int = 1000,
-    seed: int = 0,
+    resampling: Bootstrap = PAIRED,
+    key: str = "eodds_mean",
 ) -> Improvement:
-    """Paired percentile bootstrap of eodds_mean(a) - eodds_mean(b) on the same rows.
+    """Paired percentile bootstrap of gap(a) - gap(b) on the same rows, where the gap is
+    the top-level metric ``key`` of :data:`fairtune.metrics.METRIC_KEYS` (lower is fairer).
 
     Each draw resamples the rows with replacement within each group x label
     cell (so every group keeps its positives and negatives and its TPR and
     FPR stay defined) and evaluates both models, each at its own threshold,
-    on that one resample. Positive values mean b is fairer; see
-    :attr:`Improvement.improves`. The same ``seed`` gives the same interval.
+    on that one resample, ``resampling.n_boot`` times from the stream of
+    ``resampling.seed``; the interval covers ``1 - resampling.alpha``. Positive values
+    mean b is fairer; see :attr:`Improvement.improves`. The same seed gives the same
+    interval.
     """
+    n_boot = resampling.n_boot
     names = check_group_names(group_names)
     y, s_a, g = check_inputs(y_true, a.scores, groups, len(names))
     _, s_b, _ = check_inputs(y_true, b.scores, groups, len(names))
@@ -114,19 +124,22 @@ def paired_bootstrap_improvement(
     b = ScoredModel(s_b, check_threshold(b.threshold))
     if n_boot < 1:
         raise FairtuneError(f"n_boot must be at least 1, got {n_boot}")
+    if key not in METRIC_KEYS:
+        raise FairtuneError(f"unknown metric '{key}'; choose from {list(METRIC_KEYS)}")
 
     def difference(w: np.ndarray) -> np.ndarray:
-        return _eodds_mean(w, y, g, len(names), a) - _eodds_mean(w, y, g, len(names), b)
+        return _gap(w, y, g, len(names), a, key) - _gap(w, y, g, len(names), b, key)
 
     cells = g * 2 + y.astype(np.int64)
     strata = [np.flatnonzero(cells == c) for c in np.unique(cells)]
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(resampling.seed)
     chunk = max(1, MAX_CELLS // len(y))
     draws = [
         difference(_resample_weights(strata, len(y), min(chunk, n_boot - start), rng))
         for start in range(0, n_boot, chunk)
     ]
-    tail = 100 * (1 - CONFIDENCE) / 2
+    coverage = 1 - resampling.alpha
+    tail = 100 * (1 - coverage) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # undefined in every draw -> NaN
         low, high = np.nanpercentile(np.concatenate(draws), [tail, 100 - tail])

@@ -1,5 +1,6 @@
-"""The picture people look at: EOdds (mean) against AUC per method at the chosen threshold,
-with the Pareto front, the starting model, the selected model and the reference marked."""
+"""The picture people look at: the objective's gap (EOdds (mean) by default) against AUC per
+method at the chosen threshold, with the Pareto front, the starting model, the selected model
+and the reference marked."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from fairtune.criterion import Criterion
 from fairtune.evaluation import VerdictSettings
 from fairtune.io import save_figure
 from fairtune.results import ResultRow, degenerate_methods, summarise
@@ -28,7 +30,7 @@ MARKERS = {"baseline": ("*", 15), "selected": ("s", 9), "threshold_optimizer": (
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
-    """The methods no other beats on both AUC (higher) and EOdds (lower), by AUC ascending."""
+    """The methods no other beats on both AUC (higher) and the gap (lower), by AUC ascending."""
     defined = {m: p for m, p in points.items() if not any(math.isnan(v) for v in p)}
     front = [
         m
@@ -50,7 +52,7 @@ def _error(stat: dict[str, Any]) -> Any:
     return None
 
 
-def _plot_caption(n_seeds: int, front: list[str]) -> str:
+def _plot_caption(n_seeds: int, front: list[str], criterion: Criterion) -> str:
     """What the plot's error bars, hollow markers and Pareto front mean."""
     low, high = VerdictSettings().bounds
     bars = (
@@ -59,14 +61,21 @@ def _plot_caption(n_seeds: int, front: list[str]) -> str:
         else "95% bootstrap interval (one seed)"
     )
     text = (
-        f"Error bars: {bars}. EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) between groups. Hollow: "
+        f"Error bars: {bars}. {criterion.label}: {criterion.declared.meaning}, as the gap "
+        "between groups. Hollow: "
         f"degenerate at t in some seed (a group's positive rate below {low:.0%} or above "
         f"{high:.0%})."
     )
     if len(front) == 1:
-        text += f"\nPareto front: {front[0]} alone (no method has higher AUC or lower EOdds"
+        text += (
+            f"\nPareto front: {front[0]} alone (no method has higher AUC or lower "
+            f"{criterion.word}"
+        )
     elif front:
-        text += "\nDashed step: Pareto front (no other method has both higher AUC and lower EOdds"
+        text += (
+            "\nDashed step: Pareto front (no other method has both higher AUC and lower "
+            f"{criterion.word}"
+        )
     text = (text + "; degenerate methods left out).") if front else text
     return text + (
         "\nStar: the starting model. Square: the model the selection across methods kept, drawn"
@@ -74,8 +83,11 @@ def _plot_caption(n_seeds: int, front: list[str]) -> str:
     )
 
 
-def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
-    """EOdds (mean) at the chosen threshold t against AUC, one point per method (PNG).
+def fairness_plot(
+    rows: list[ResultRow], path: str | Path, title: str, criterion: Criterion | None = None
+) -> None:
+    """The criterion's metric (default EOdds (mean)) at the chosen threshold t against AUC,
+    one point per method (PNG).
 
     The legend sits outside the axes; the Pareto front is a dashed step line;
     ``baseline``, ``selected`` and ``threshold_optimizer`` (where present) have
@@ -87,8 +99,9 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    criterion = criterion or Criterion()
     auc = summarise(rows, "auc", tuned=True)
-    eodds = summarise(rows, "eodds_mean", tuned=True)
+    eodds = summarise(rows, criterion.key, tuned=True)
     flagged = degenerate_methods(rows, tuned=True)
     points = {m: (auc[m]["mean"], eodds[m]["mean"]) for m in eodds}
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -101,7 +114,7 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
         marker, size = MARKERS.get(method, ("o", 7))
         colour = colours[i % len(colours)]
         hollow = method in flagged
-        if math.isnan(x) and not math.isnan(y):  # hard decisions: no AUC, EOdds as a line
+        if math.isnan(x) and not math.isnan(y):  # hard decisions: no AUC, the gap as a line
             ax.axhline(
                 y,
                 linestyle=":",
@@ -127,10 +140,11 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
             label=f"{method} (degenerate)" if hollow else method,
         )
     ax.set_xlabel("AUC (test; higher is better)")
-    ax.set_ylabel("EOdds (mean) at t (test; lower is fairer)")
+    ax.set_ylabel(f"{criterion.label} at t (test; lower is fairer)")
     ax.set_title(f"{short_title(title)}\nat each method's chosen threshold t", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
-    fig.text(0.01, 0.0, _plot_caption(len({r.seed for r in rows}), front), fontsize=8, va="top")
+    caption = _plot_caption(len({r.seed for r in rows}), front, criterion)
+    fig.text(0.01, 0.0, caption, fontsize=8, va="top")
     save_figure(fig, path)
     plt.close(fig)

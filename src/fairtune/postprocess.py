@@ -1,8 +1,9 @@
 """The post-processing reference: group-specific randomized thresholds (Hardt et al. 2016).
 
-fairlearn's ``ThresholdOptimizer`` under equalized odds, prefit on a model's
+fairlearn's ``ThresholdOptimizer`` under a fairness constraint (equalized odds by
+default; true-positive-rate parity or demographic parity), prefit on a model's
 scores: it learns, per group, which thresholds to mix with which
-probabilities so that the groups' TPR and FPR agree. Unlike the weight-level
+probabilities so that the groups' rates agree. Unlike the weight-level
 methods it needs each row's sensitive attribute when it decides
 (METHODS.md, "Verdicts": show both, say which needs what).
 """
@@ -88,30 +89,38 @@ def _rule(bunch: Any) -> GroupRule:
     )
 
 
+@dataclass(frozen=True)
+class LabelledScores:
+    """The rows the thresholds are fitted on: a model's scores, the labels and group ids."""
+
+    scores: Any
+    labels: Any
+    groups: Any
+
+
 def threshold_optimizer_reference(
-    fit_scores: Any,
-    fit_labels: Any,
-    fit_groups: Any,
+    fit: LabelledScores,
     test_scores: Any,
     test_groups: Any,
     group_names: Sequence[str],
     seed: int = 0,
+    constraints: str = "equalized_odds",
 ) -> ThresholdOptimizerResult:
-    """Fit equalized-odds group thresholds on one set's scores and decide on another's.
+    """Fit group thresholds under ``constraints`` on one set's scores and decide on another's.
 
     The scores are the only feature: ``ThresholdOptimizer(constraints=
-    "equalized_odds", prefit=True, predict_method="predict_proba")`` fits on
-    ``fit_*`` (labels, group names as the sensitive feature) and predicts the
+    constraints, prefit=True, predict_method="predict_proba")`` fits on
+    ``fit`` (labels, group names as the sensitive feature) and predicts the
     test rows with ``random_state=seed``, which fixes its coin flips.
     """
     names = check_group_names(group_names)
-    y, s_fit, g_fit = check_inputs(fit_labels, fit_scores, fit_groups, len(names))
+    y, s_fit, g_fit = check_inputs(fit.labels, fit.scores, fit.groups, len(names))
     placeholder_labels = np.zeros(np.shape(test_scores))  # no labels needed to decide
     _, s_test, g_test = check_inputs(placeholder_labels, test_scores, test_groups, len(names))
     named = np.asarray(names, dtype=object)
     optimizer = ThresholdOptimizer(
         estimator=_ScoreColumn(),
-        constraints="equalized_odds",
+        constraints=constraints,
         prefit=True,
         predict_method="predict_proba",
     )

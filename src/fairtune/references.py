@@ -1,6 +1,7 @@
 """The post-processing reference row of a comparison: group thresholds on the starting model.
 
-fairlearn's ``ThresholdOptimizer`` (equalized odds, prefit) learns group-specific
+fairlearn's ``ThresholdOptimizer`` (prefit, under the constraint of the comparison's
+objective: equalized odds, true-positive-rate parity or demographic parity) learns group-specific
 randomized thresholds on the starting model's scores for the same fit part of
 the external set the methods fine-tune on, and decides the test rows. It is not
 fine-tuned and not a method of the registry: it is what a user who has the
@@ -23,11 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from fairtune.criterion import Criterion
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_scores
 from fairtune.metrics import METRICS, FairnessWarning
 from fairtune.models import predict_proba
-from fairtune.postprocess import threshold_optimizer_reference
+from fairtune.postprocess import LabelledScores, threshold_optimizer_reference
+from fairtune.records import ReferenceRecord
 from fairtune.results import ResultRow
 
 REFERENCE = "threshold_optimizer"
@@ -50,19 +53,36 @@ def _decisions_only(metrics: dict[str, Any], ci: dict[str, Any] | None) -> None:
                 group[key] = math.nan
 
 
+def reference_text(criterion: Criterion) -> str:
+    """What the reference row is, in one sentence of its ``selection``."""
+    return (
+        f"fairlearn ThresholdOptimizer(constraints='{criterion.declared.constraint}', "
+        "prefit=True) on the starting model's scores, fitted on the external set's fit "
+        "part; not fine-tuned, never selected; AUC-type metrics n/a for 0/1 decisions"
+    )
+
+
 def threshold_optimizer_row(
-    model: nn.Module, fit: FairData, test: FairData, seed: int, n_boot: int
+    model: nn.Module,
+    fit: FairData,
+    test: FairData,
+    seed: int,
+    n_boot: int,
+    criterion: Criterion | None = None,
 ) -> ResultRow:
-    """The reference row for one seed: thresholds fitted on ``fit``, measured on ``test``."""
+    """The reference row for one seed: thresholds fitted on ``fit`` under the constraint of
+    ``criterion``'s objective (default: equalized odds), measured on ``test``."""
+    criterion = criterion or Criterion()
     begin = time.perf_counter()
     reference = threshold_optimizer_reference(
-        predict_proba(model, fit).numpy(),
-        fit.labels.numpy(),
-        fit.groups.numpy(),
+        LabelledScores(
+            predict_proba(model, fit).numpy(), fit.labels.numpy(), fit.groups.numpy()
+        ),
         predict_proba(model, test).numpy(),
         test.groups.numpy(),
         test.group_names,
         seed=seed,
+        constraints=criterion.declared.constraint,
     )
     spent = time.perf_counter() - begin
     decisions = torch.as_tensor(reference.decisions, dtype=torch.float32)
@@ -81,11 +101,6 @@ def threshold_optimizer_row(
         metrics_tuned=copy.deepcopy(metrics),
         ci=ci,
         ci_tuned=copy.deepcopy(ci),
-        selection={
-            "chosen": {},
-            "reference": "fairlearn ThresholdOptimizer(constraints='equalized_odds', "
-            "prefit=True) on the starting model's scores, fitted on the external set's fit "
-            "part; not fine-tuned, never selected; AUC-type metrics n/a for 0/1 decisions"
-        },
+        selection=ReferenceRecord(reference_text(criterion)),
         needs_sensitive_attribute_at_prediction=True,
     )

@@ -13,10 +13,13 @@ from rich.table import Table
 
 from fairtune.comparison import CompareSettings
 from fairtune.console import console
+from fairtune.criterion import Criterion
 from fairtune.evaluation import VERDICT_KEYS, VerdictSettings
 from fairtune.io import atomic_dir, write_csv, write_json
+from fairtune.methods import REGISTRY
 from fairtune.metrics import METRICS
 from fairtune.plot import fairness_plot
+from fairtune.records import SearchRecord
 from fairtune.references import REFERENCE
 from fairtune.results import (
     SELECTED,
@@ -132,33 +135,41 @@ def _cell(stat: dict[str, Any]) -> str:
 def _point_key(rows: Sequence[ResultRow], criterion: str) -> str | None:
     """The rows' operating point for ``criterion``, e.g. ``specificity_0.8``."""
     for r in rows:
-        for key in r.metrics.get("operating_points") or {}:
+        for key in r.operating_points():
             if key.startswith(criterion + "_"):
                 return key
     return None
 
 
-def _at_point(rows: Sequence[ResultRow], key: str) -> tuple[dict[str, Any], set[str]]:
-    """Per method, the spread of EOdds (mean) at operating point ``key``; the degenerate ones.
+def _at_point(
+    rows: Sequence[ResultRow], key: str, metric: str
+) -> tuple[dict[str, Any], set[str]]:
+    """Per method, the spread of ``metric`` at operating point ``key``; the degenerate ones.
 
     The point does not move with the threshold, so it is read from the 0.5
     metrics; it has no bootstrap interval.
     """
-    points = [(r, (r.metrics.get("operating_points") or {}).get(key)) for r in rows]
+    points = [(r, r.operating_points().get(key)) for r in rows]
     values = [
-        replace(r, metrics={key: math.nan if p is None else p["eodds_mean"]}, ci=None)
+        replace(r, metrics={key: math.nan if p is None else p[metric]}, ci=None)
         for r, p in points
     ]
     flagged = {r.method for r, p in points if p is not None and p["degenerate"]["flagged"]}
     return summarise(values, key), flagged
 
 
-def compare_table(rows: list[ResultRow], title: str) -> Table:
-    """Method x metrics; threshold-dependent metrics at the chosen threshold t and at 0.5.
+def compare_table(
+    rows: list[ResultRow], title: str, criterion: Criterion | None = None
+) -> Table:
+    """Method x metrics, led by the criterion's metric (the objective, default EOdds (mean));
+    threshold-dependent metrics at the chosen threshold t and at 0.5.
 
-    Then ABROCA and EOdds (mean) at the specificity operating point. A cell
-    whose method is degenerate there in some seed carries :data:`DEGENERATE`.
+    Then ABROCA and the criterion's metric at the specificity operating point. A
+    cell whose method is degenerate there in some seed carries :data:`DEGENERATE`.
     """
+    criterion = criterion or Criterion()
+    head = criterion.key
+    keys = (head, *(k for k in COMPARE_KEYS if k != head))
     n_seeds = len({r.seed for r in rows})
     spread = (
         f"mean±std over {n_seeds} seeds"
@@ -168,35 +179,38 @@ def compare_table(rows: list[ResultRow], title: str) -> Table:
     point = _point_key(rows, "specificity")
     point_text = ""
     if point:
-        criterion, level = point.rsplit("_", 1)
+        pinned, level = point.rsplit("_", 1)
         point_text = (
-            f"EOdds (mean) at {_point_label(point)}: at the threshold where the overall "
-            f"{criterion} on the test rows is {level} (descriptive); "
+            f"{criterion.label} at {_point_label(point)}: at the threshold where the overall "
+            f"{pinned} on the test rows is {level} (descriptive); "
         )
     table = Table(
         title=title,
         caption=(
+            f"Objective {criterion.objective}: {criterion.declared.meaning}; its "
+            f"{criterion.label} leads the table and chose the models. "
             f"{spread}; 't | 0.5': at the chosen threshold t, then at threshold 0.5; "
             f"{point_text}ABROCA: area between the groups' ROC curves, threshold-free. "
             f"{degenerate_note(' (in at least one seed)')}. {EXPLAIN}"
         ),
     )
     table.add_column("method", no_wrap=True)
-    for key in COMPARE_KEYS:
-        suffix = "\nt | 0.5" if key in BOTH_THRESHOLDS else ""
+    both = (*BOTH_THRESHOLDS, head)
+    for key in keys:
+        suffix = "\nt | 0.5" if key in both else ""
         table.add_column(LABELS[key] + suffix, justify="right")
     if point:
-        table.add_column(f"EOdds (mean)\n{_point_label(point)}", justify="right")
+        table.add_column(f"{criterion.label}\n{_point_label(point)}", justify="right")
     table.add_column("time s", justify="right")
-    at_half = {k: summarise(rows, k) for k in COMPARE_KEYS}
-    tuned = {k: summarise(rows, k, tuned=True) for k in BOTH_THRESHOLDS}
+    at_half = {k: summarise(rows, k) for k in keys}
+    tuned = {k: summarise(rows, k, tuned=True) for k in both}
     flagged = {is_t: degenerate_methods(rows, tuned=is_t) for is_t in (True, False)}
-    at_point, point_flagged = _at_point(rows, point) if point else ({}, set())
+    at_point, point_flagged = _at_point(rows, point, head) if point else ({}, set())
     times = summarise(rows, "wall_time_s")
     for method in at_half["auc"]:
         cells = []
-        for key in COMPARE_KEYS:
-            if key not in BOTH_THRESHOLDS:
+        for key in keys:
+            if key not in both:
                 cells.append(_cell(at_half[key][method]))
                 continue
             t_cell, half_cell = (
@@ -239,35 +253,35 @@ def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
         skip = ("by_group", *VERDICT_KEYS)
         line.update({f"{k}@0.5": v for k, v in r.metrics.items() if k not in skip})
         line.update({f"{k}@t": v for k, v in r.metrics_tuned.items() if k not in skip})
-        line["chosen"] = str(r.selection.get("chosen", ""))
+        line["chosen"] = str(r.selection.chosen)
         line.update(_verdict_columns(r))
         flat.append(line)
     return flat
 
 
-def notes(rows: list[ResultRow]) -> list[str]:
+def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str]:
     """What the table cannot show: failed settings and methods, a pruning that pruned
     nothing, what the reference row needs, and what the cross-method selection kept, with
-    its regret."""
+    its regret (by ``criterion``, default equalized odds)."""
+    criterion = criterion or Criterion()
     lines = []
     for r in rows:
-        if r.selection.get("info", {}).get("pruned_nothing"):
-            lines.append(
-                f"{r.method} (seed {r.seed}) pruned nothing: its chosen setting "
-                f"{r.selection['chosen']} stopped before the first round, so its row is the "
-                "starting model"
-            )
+        searched = r.selection if isinstance(r.selection, SearchRecord) else None
+        if searched and r.method in REGISTRY:
+            said = REGISTRY[r.method].notes(searched.info)
+            lines += [f"{r.method} (seed {r.seed}) {note}" for note in said]
         if r.failed:
             lines.append(f"{r.method} (seed {r.seed}) failed: {r.failed}")
-        elif r.selection.get("failed"):
-            first = r.selection["failed"][0]
+        elif searched and searched.failed:
+            first = searched.failed[0]
             lines.append(
-                f"{r.method} (seed {r.seed}): {len(r.selection['failed'])} setting(s) failed and "
-                f"were skipped, e.g. {first['setting']}: {first['reason']}"
+                f"{r.method} (seed {r.seed}): {len(searched.failed)} setting(s) failed and "
+                f"were skipped, e.g. {first.setting}: {first.failed}"
             )
     if any(r.needs_sensitive_attribute_at_prediction for r in rows):
         lines.append(
-            f"{REFERENCE}: fairlearn's ThresholdOptimizer (equalized odds) on the starting "
+            f"{REFERENCE}: fairlearn's ThresholdOptimizer "
+            f"({criterion.declared.constraint.replace('_', ' ')}) on the starting "
             "model's scores, fitted on the same external rows the methods fine-tune on; a "
             "reference, not a fine-tuned model: it NEEDS THE SENSITIVE ATTRIBUTE AT PREDICTION "
             "TIME, and its decisions have no AUC (n/a)."
@@ -281,8 +295,8 @@ def notes(rows: list[ResultRow]) -> list[str]:
     if len(summary["per_seed"]) > 1:
         lines.append(
             f"selection regret over seeds: {fmt(summary['regret_mean'])}"
-            f"±{fmt(summary['regret_std'])} (test EOdds of the choice minus the best test EOdds "
-            "within the AUC tolerance; reported only, never used to choose)"
+            f"±{fmt(summary['regret_std'])} (test {criterion.word} of the choice minus the best "
+            f"test {criterion.word} within the AUC tolerance; reported only, never used to choose)"
         )
     return lines
 
@@ -319,26 +333,28 @@ def write_comparison(
             {
                 **extra,
                 "compare": asdict(settings),
+                "criterion": settings.criterion.text(),
                 "selection_rule": settings.selection_rule().text(),
                 "threshold_rule": settings.threshold_text(),
             },
         )
         for name, mine in sets.items():
-            fairness_plot(mine, tmp / plots[name], titles[name])
+            fairness_plot(mine, tmp / plots[name], titles[name], settings.criterion)
     for name, mine in sets.items():
-        console.print(compare_table(mine, titles[name]))
+        console.print(compare_table(mine, titles[name], settings.criterion))
     if settings.grid:
         console.print(f"Selection: {settings.selection_rule().text()}.")
         for method in settings.grids:
             console.print(f"  {method} searched {settings.grid_of(method)} (narrowed grid)")
         for r in next(iter(sets.values()), []):  # the choices are the same on every test set
             if r.method != "baseline":
-                console.print(f"  {r.method} (seed {r.seed}): {r.selection['chosen']}")
+                console.print(f"  {r.method} (seed {r.seed}): {r.selection.chosen}")
     console.print(f"Threshold t: {settings.threshold_text()}.")
+    console.print(f"Criterion: {settings.criterion.text()}.")
     for name, mine in sets.items():
         if name is not None:
             console.print(f"On test set {name}:")
-        for note in notes(mine):
+        for note in notes(mine, settings.criterion):
             console.print(note)
     console.print(
         f"Report written to {out}/ (results.json, results.csv, settings.json, "

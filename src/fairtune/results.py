@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from fairtune.methods.registry import SELECTED
 from fairtune.metrics import METRICS
-
-SELECTED = "selected"
-"""The row of the one choice across methods and the starting model."""
+from fairtune.records import ChoiceRecord, Record, record_from_dict
 
 
 @dataclass
@@ -37,7 +36,7 @@ class ResultRow:
     metrics_tuned: dict[str, Any]  # on the test set at ``threshold``
     ci: dict[str, Any] | None
     ci_tuned: dict[str, Any] | None
-    selection: dict[str, Any]
+    selection: Record  # how the row was chosen: one record type per kind of row
     arch: str | None = None  # the image model's architecture, where one was named
     failed: str | None = None  # why no setting of the method could be fitted
     needs_sensitive_attribute_at_prediction: bool = False  # group thresholds do
@@ -47,10 +46,21 @@ class ResultRow:
         """The row as results.json holds it (``arch``, ``failed``,
         ``needs_sensitive_attribute_at_prediction`` and ``test_set`` only where set)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["selection"] = self.selection.to_dict()
         for key in ("arch", "failed", "needs_sensitive_attribute_at_prediction", "test_set"):
             if not out[key]:
                 del out[key]
         return out
+
+    def operating_points(self) -> dict[str, Any]:
+        """The row's operating points (threshold-free, so read from the metrics at 0.5), by
+        key, e.g. ``specificity_0.8``; a point no threshold reaches is None."""
+        return self.metrics.get("operating_points") or {}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResultRow:
+        """A row as results.json holds it (:meth:`to_dict`), read back."""
+        return cls(**{**d, "selection": record_from_dict(d["method"], d["selection"])})
 
 
 def by_test_set(rows: Sequence[ResultRow]) -> dict[str | None, list[ResultRow]]:
@@ -101,19 +111,21 @@ def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:
     """The ``selected`` rows in brief: per seed what was kept, why, and the selection
     regret (test EOdds of the choice minus the best within the AUC tolerance on test);
     with the regret's mean and standard deviation over seeds."""
-    chosen = [r for r in rows if r.method == SELECTED]
-    regret = np.array([r.selection["regret"] for r in chosen], dtype=float)
+    chosen = [r.selection for r in rows if r.method == SELECTED]
+    assert all(isinstance(c, ChoiceRecord) for c in chosen)
+    regret = np.array([c.regret for c in chosen], dtype=float)
     defined = regret[~np.isnan(regret)]
     return {
         "per_seed": [
             {
                 "seed": r.seed,
-                "method": r.selection["method"],
-                "setting": r.selection["setting"],
-                "reason": r.selection["reason"],
-                "regret": r.selection["regret"],
+                "method": r.selection.method,
+                "setting": r.selection.setting,
+                "reason": r.selection.reason,
+                "regret": r.selection.regret,
             }
-            for r in chosen
+            for r in rows
+            if isinstance(r.selection, ChoiceRecord) and r.method == SELECTED
         ],
         "regret_mean": float(defined.mean()) if len(defined) else math.nan,
         "regret_std": float(defined.std()) if len(defined) > 1 else math.nan,

@@ -19,17 +19,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairtune.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES, Criterion
 from fairtune.data import FairData
 from fairtune.distributed import world
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
 from fairtune.feature_cache import FeatureCache
 from fairtune.methods import ALL, DebiasResult, get_method, method_class, method_names
+from fairtune.methods.context import FitContext
+from fairtune.metrics import METRIC_KEYS
 from fairtune.models import predict_proba
 from fairtune.operating import degenerate
+from fairtune.records import HeldOut, Tried
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
 from fairtune.settings import check as check_settings
-from fairtune.settings import setting
+from fairtune.settings import declared, setting
 from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 from fairtune.training import TrainingDiverged
 
@@ -40,6 +44,7 @@ class CompareSettings:
 
     methods: list[str] = setting(method_names(ALL), "methods to run (default: all of them)")
     seeds: list[int] = setting([0], "seeds; with several, tables show mean±std", low=0)
+    objective: str = setting(DEFAULT_OBJECTIVE, OBJECTIVE_HELP, choices=OBJECTIVE_NAMES)
     grid: bool = setting(
         False,
         "try each method's grid of key settings and select on held-out external data",
@@ -127,13 +132,24 @@ class CompareSettings:
             return 1
         return self.trials if self.tuner == "optuna" else len(grid_points(self.grid_of(method)))
 
+    @property
+    def criterion(self) -> Criterion:
+        """What every choice of this comparison lowers and what guards it."""
+        return Criterion(self.objective, self.auc_tolerance, self.threshold_rule)
+
     def selection_rule(self) -> SelectionRule:
         """The rule that keeps one setting per method (see :class:`SelectionRule`)."""
-        return SelectionRule(self.auc_tolerance, self.holdout, self.tuner, self.trials)
+        return SelectionRule(self.criterion, self.holdout, self.tuner, self.trials)
 
     def cross_rule(self) -> CrossMethodRule:
         """The rule that keeps one model across methods (see :class:`CrossMethodRule`)."""
-        return CrossMethodRule(self.auc_tolerance, self.holdout)
+        return CrossMethodRule(self.criterion, self.holdout)
+
+    def method_config(self, method: str, point: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The settings ``method`` is fitted with at grid ``point``: the overrides, the point,
+        the seed, and the objective's bias loss unless one of those sets it."""
+        config = {**self.overrides.get(method, {}), **point, "seed": seed}
+        return {"bias_kind": self.criterion.declared.bias_kind, **config}
 
     def threshold_text(self) -> str:
         """How the second threshold t is chosen, in words."""
@@ -200,16 +216,13 @@ class MethodSearch:
         """The settings whose fit diverged."""
         return [f for f in self.outcomes if isinstance(f, Failure)]
 
-    def tried(self) -> list[dict[str, Any]]:
-        """Each setting tried with its held-out AUC and EOdds, or with why it failed."""
+    def tried(self, criterion: Criterion) -> list[Tried]:
+        """Each setting tried with its held-out AUC and value of the criterion's metric, or
+        with why it failed."""
         return [
-            {"setting": o.point, "failed": o.reason}
+            Tried(o.point, failed=o.reason)
             if isinstance(o, Failure)
-            else {
-                "setting": o.point,
-                "held_out_auc": o.held.auc,
-                "held_out_eodds_mean": o.held.eodds_mean,
-            }
+            else Tried(o.point, HeldOut(o.held.auc, criterion.key, o.held.of(criterion)))
             for o in self.outcomes
         ]
 
@@ -217,12 +230,13 @@ class MethodSearch:
 def held_out_score(
     scores: torch.Tensor, held: FairData, rule: str, reference_rate: float
 ) -> HeldOutScore:
-    """Threshold chosen by ``rule`` on a model's held-out ``scores``; AUC, EOdds and whether
-    the decisions are degenerate there."""
+    """Threshold chosen by ``rule`` on a model's held-out ``scores``; AUC and every overall
+    metric at it, and whether the decisions are degenerate there."""
     threshold = choose_threshold(held.labels.numpy(), scores.numpy(), rule, reference_rate)
     metrics = evaluate_scores(held, scores, threshold)[0]
     flag = degenerate(scores.numpy(), held.groups.numpy(), held.group_names, threshold)
-    return HeldOutScore(threshold, metrics["auc"], metrics["eodds_mean"], flag.flagged)
+    values = {key: metrics[key] for key in METRIC_KEYS}
+    return HeldOutScore(threshold, metrics["auc"], values, flag.flagged)
 
 
 @dataclass
@@ -250,12 +264,10 @@ class SearchContext:
     def attempt(self, method: str, point: dict[str, Any]) -> Candidate | Failure:
         """Fit ``method`` with ``point`` on the fit part and score it on the held-out part;
         a fit that diverges (NaN or infinite loss or scores) is a :class:`Failure`."""
-        config = {**self.settings.overrides.get(method, {}), **point, "seed": self.seed}
-        fitter = get_method(method, **config)
-        fitter.importance_cache = self.importances
-        fitter.feature_cache = self.features
+        fitter = get_method(method, **self.settings.method_config(method, point, self.seed))
+        shared = FitContext(self.progress, self.importances, self.features)
         try:
-            result = fitter.fit(self.model, self.fit, head=self.head, progress=self.progress)
+            result = fitter.fit(self.model, self.fit, head=self.head, context=shared)
         except TrainingDiverged as diverged:
             return Failure(point, str(diverged))
         scores = predict_proba(result.model, self.held)
@@ -290,8 +302,10 @@ def _optuna_search(
     rule = settings.selection_rule()
     outcomes: list[Candidate | Failure] = []
 
+    config_class = method_class(method).config_class
+
     def objective(trial: optuna.Trial) -> float:
-        outcome = context.attempt(method, suggest(trial, settings.grid_of(method)))
+        outcome = context.attempt(method, suggest(trial, settings.grid_of(method), config_class))
         outcomes.append(outcome)
         if isinstance(outcome, Failure):
             return math.inf
@@ -302,13 +316,13 @@ def _optuna_search(
     return outcomes
 
 
-def suggest(trial: Any, grid: dict[str, list[Any]]) -> dict[str, Any]:
-    """An optuna trial's setting: learning-rate-like ranges (over a decade) on a log scale
-    between the grid's ends, other settings among the grid's values."""
+def suggest(trial: Any, grid: dict[str, list[Any]], config_class: type) -> dict[str, Any]:
+    """An optuna trial's setting: a setting declared ``log`` (learning rates, FairPrune's
+    step) on a log scale between the grid's ends, other settings among the grid's values."""
     point = {}
     for key, values in grid.items():
         numeric = all(isinstance(v, (int, float)) and v > 0 for v in values)
-        if numeric and max(values) >= 10 * min(values):
+        if numeric and declared(config_class, key).metadata["log"] and len(set(values)) > 1:
             whole = all(isinstance(v, int) for v in values)  # epochs, rounds: stay integers
             suggest = trial.suggest_int if whole else trial.suggest_float
             point[key] = suggest(key, min(values), max(values), log=True)

@@ -12,52 +12,66 @@ on test data, how much better the choice could have been.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fairtune.criterion import Criterion
+from fairtune.metrics import Bootstrap
 from fairtune.paired import Improvement, ScoredModel, paired_bootstrap_improvement
 
 SELECTION_BOOT = 1000
 """Paired bootstrap resamples behind the decision to leave the original model."""
 
-KEPT = "kept the original: no candidate improved EOdds on held-out data"
+
+def kept_text(criterion: Criterion) -> str:
+    """The sentence that opens every reason to keep the original model."""
+    return f"kept the original: no candidate improved {criterion.word} on held-out data"
 
 
 @dataclass(frozen=True)
 class HeldOutScore:
-    """A model on the held-out part: the threshold chosen there, AUC and EOdds at it, and
-    whether some group gets (almost) one decision there."""
+    """A model on the held-out part: the threshold chosen there, AUC at it, the overall
+    metrics at it by key (:data:`fairtune.metrics.METRIC_KEYS`), and whether some group
+    gets (almost) one decision there."""
 
     threshold: float
     auc: float
-    eodds_mean: float
+    values: Mapping[str, float]
     degenerate: bool = False
+
+    def of(self, criterion: Criterion) -> float:
+        """The value of the metric ``criterion`` lowers."""
+        return self.values[criterion.key]
 
 
 @dataclass(frozen=True)
 class SelectionRule:
-    """Lowest held-out EOdds (mean) among settings whose held-out AUC stays within
-    ``tolerance`` of the starting model's; if none does, the best held-out AUC."""
+    """Lowest held-out value of the criterion's metric among settings whose held-out AUC
+    stays within the criterion's tolerance of the starting model's; if none does, the
+    best held-out AUC."""
 
-    tolerance: float
+    criterion: Criterion
     holdout: float
     tuner: str
     trials: int
 
     def choose(self, scores: Sequence[HeldOutScore], start_auc: float) -> int:
-        """The index of the setting kept among ``scores`` (NaN EOdds last, NaN AUC worst)."""
+        """The index of the setting kept among ``scores`` (NaN gap last, NaN AUC worst)."""
         indices = range(len(scores))
-        ok = [i for i in indices if scores[i].auc >= start_auc - self.tolerance]
+        floor = start_auc - self.criterion.tolerance
+        ok = [i for i in indices if scores[i].auc >= floor]
         if ok:
-            return min(ok, key=lambda i: (_nan_high(scores[i].eodds_mean), -scores[i].auc))
+            return min(
+                ok, key=lambda i: (_nan_high(scores[i].of(self.criterion)), -scores[i].auc)
+            )
         return max(indices, key=lambda i: _nan_low(scores[i].auc))
 
     def score(self, held: HeldOutScore, start_auc: float) -> float:
         """The rule as one number for optuna to minimise: AUC within tolerance first, then
-        lower EOdds."""
-        shortfall = max(0.0, start_auc - self.tolerance - _nan_low(held.auc))
-        return shortfall * 100 + _nan_high(held.eodds_mean)
+        the lower gap."""
+        shortfall = max(0.0, start_auc - self.criterion.tolerance - _nan_low(held.auc))
+        return shortfall * 100 + _nan_high(held.of(self.criterion))
 
     def text(self) -> str:
         """The rule in one sentence, as the report prints it."""
@@ -65,10 +79,10 @@ class SelectionRule:
             "grid setting" if self.tuner == "grid" else f"setting of {self.trials} optuna trials"
         )
         return (
-            f"per method, the {tried} with the lowest EOdds (mean) on the held-out "
+            f"per method, the {tried} with the lowest {self.criterion.label} on the held-out "
             f"{self.holdout:.0%} of the external set, at the threshold chosen there, among those "
-            f"whose held-out AUC is at least the starting model's minus {self.tolerance}; "
-            "if none qualifies, the best held-out AUC"
+            f"whose held-out AUC is at least the starting model's minus "
+            f"{self.criterion.tolerance}; if none qualifies, the best held-out AUC"
         )
 
 
@@ -126,13 +140,13 @@ class CrossMethodRule:
     """One choice among every method's settings and the unchanged starting model.
 
     Contenders that are degenerate on the held-out part are dropped, then those whose
-    held-out AUC falls below the original's minus ``tolerance``; of the rest the lowest
-    held-out EOdds (mean) at its chosen threshold (ties: higher AUC) is kept only if
-    the paired bootstrap's 95% lower bound of its improvement over the original,
-    on the held-out rows, lies above 0. Otherwise the original is kept.
+    held-out AUC falls below the original's minus the criterion's tolerance; of the rest
+    the lowest held-out value of the criterion's metric at its chosen threshold (ties:
+    higher AUC) is kept only if the paired bootstrap's 95% lower bound of its improvement
+    over the original, on the held-out rows, lies above 0. Otherwise the original is kept.
     """
 
-    tolerance: float
+    criterion: Criterion
     holdout: float
     n_boot: int = SELECTION_BOOT
 
@@ -140,24 +154,23 @@ class CrossMethodRule:
         self, rows: HeldOutRows, original: Contender, contenders: Sequence[Contender], seed: int
     ) -> CrossChoice:
         """The contender kept (or the original), with the reason in words."""
-        sound = [i for i, c in enumerate(contenders) if not c.held.degenerate]
-        kept_auc = [
-            i for i in sound if contenders[i].held.auc >= original.held.auc - self.tolerance
-        ]
-        ok = [i for i in kept_auc if not math.isnan(contenders[i].held.eodds_mean)]
+        c = self.criterion
+        sound = [i for i, x in enumerate(contenders) if not x.held.degenerate]
+        kept_auc = [i for i in sound if contenders[i].held.auc >= original.held.auc - c.tolerance]
+        ok = [i for i in kept_auc if not math.isnan(contenders[i].held.of(c))]
         counts = {
             "tried": len(contenders),
             "degenerate": len(contenders) - len(sound),
             "auc_below_tolerance": len(sound) - len(kept_auc),
-            "eodds_undefined": len(kept_auc) - len(ok),
+            f"{c.objective}_undefined": len(kept_auc) - len(ok),
         }
         if not ok:
             reason = (
-                f"{KEPT} (none of {len(contenders)} is non-degenerate with held-out AUC "
-                f"within {self.tolerance} of the original's)"
+                f"{kept_text(c)} (none of {len(contenders)} is non-degenerate with held-out "
+                f"AUC within {c.tolerance} of the original's)"
             )
             return CrossChoice(None, original.method, {}, reason, None, None, counts)
-        best = min(ok, key=lambda i: (contenders[i].held.eodds_mean, -contenders[i].held.auc))
+        best = min(ok, key=lambda i: (contenders[i].held.of(c), -contenders[i].held.auc))
         winner = contenders[best]
         improvement = paired_bootstrap_improvement(
             rows.labels,
@@ -165,19 +178,19 @@ class CrossMethodRule:
             rows.group_names,
             original.scored,
             winner.scored,
-            n_boot=self.n_boot,
-            seed=seed,
+            Bootstrap(n_boot=self.n_boot, seed=seed),
+            key=c.key,
         )
         named = f"{winner.method} {winner.setting}"
         gain = (
-            f"held-out EOdds (mean) {original.held.eodds_mean:.3f} -> "
-            f"{winner.held.eodds_mean:.3f}, improvement {improvement.estimate:.3f} "
+            f"held-out {c.label} {original.held.of(c):.3f} -> "
+            f"{winner.held.of(c):.3f}, improvement {improvement.estimate:.3f} "
             f"[95% {improvement.low:.3f}, {improvement.high:.3f}]"
         )
         if not improvement.improves:
-            reason = f"{KEPT} (best: {named}, {gain}; the lower bound is not above 0)"
+            reason = f"{kept_text(c)} (best: {named}, {gain}; the lower bound is not above 0)"
             return CrossChoice(None, original.method, {}, reason, best, improvement, counts)
-        reason = f"chose {named}: the lowest held-out EOdds of {len(ok)} qualifying; {gain}"
+        reason = f"chose {named}: the lowest held-out {c.word} of {len(ok)} qualifying; {gain}"
         return CrossChoice(
             best, winner.method, winner.setting, reason, best, improvement, counts
         )
@@ -187,8 +200,9 @@ class CrossMethodRule:
         return (
             "across methods, among every setting tried and the starting model: drop models "
             f"degenerate on the held-out {self.holdout:.0%} of the external set, keep those "
-            f"whose held-out AUC is at least the starting model's minus {self.tolerance}, take "
-            "the lowest held-out EOdds (mean) at the chosen threshold, and keep the starting "
+            f"whose held-out AUC is at least the starting model's minus "
+            f"{self.criterion.tolerance}, take the lowest held-out {self.criterion.label} at "
+            "the chosen threshold, and keep the starting "
             "model unless a paired bootstrap on the held-out rows "
             f"({self.n_boot} resamples) puts the 95% lower bound of the improvement above 0"
         )
@@ -196,10 +210,11 @@ class CrossMethodRule:
 
 @dataclass(frozen=True)
 class ScoreOnTest:
-    """A model on the test set, at the threshold chosen for it on held-out data."""
+    """A model on the test set, at the threshold chosen for it on held-out data: its AUC
+    and the value of the criterion's metric there."""
 
     auc: float
-    eodds_mean: float
+    value: float
     degenerate: bool = False
 
 
@@ -209,9 +224,10 @@ def selection_regret(
     candidates: Sequence[ScoreOnTest],
     tolerance: float,
 ) -> tuple[float, int | None]:
-    """Test EOdds (mean) of the selected model minus the best among the models (the original
-    and ``candidates``) whose test AUC is at least the original's minus ``tolerance`` and
-    that are not degenerate on test (a degenerate model's small gap is no fairness).
+    """Test value of the criterion's metric for the selected model minus the best among the
+    models (the original and ``candidates``) whose test AUC is at least the original's minus
+    ``tolerance`` and that are not degenerate on test (a degenerate model's small gap is no
+    fairness).
 
     Returns the regret and the index of that best model in ``candidates`` (None: the
     original). Reported only: test data never chooses.
@@ -220,14 +236,12 @@ def selection_regret(
     ok = [
         i
         for i, c in enumerate(pool)
-        if c.auc >= original.auc - tolerance
-        and not math.isnan(c.eodds_mean)
-        and not c.degenerate
+        if c.auc >= original.auc - tolerance and not math.isnan(c.value) and not c.degenerate
     ]
-    if not ok or math.isnan(selected.eodds_mean):
+    if not ok or math.isnan(selected.value):
         return math.nan, None
-    best = min(ok, key=lambda i: pool[i].eodds_mean)
-    return selected.eodds_mean - pool[best].eodds_mean, None if best == 0 else best - 1
+    best = min(ok, key=lambda i: pool[i].value)
+    return selected.value - pool[best].value, None if best == 0 else best - 1
 
 
 def _nan_high(x: float) -> float:

@@ -16,24 +16,41 @@ from typing import Any
 
 from fairtune.errors import FairtuneError
 
+LEARNING_RATE = "learning_rate"
+"""The ``kind`` of a learning-rate setting (the lr study varies them, image demos widen them)."""
+OPTIMIZER = "optimizer"
+"""The ``kind`` of a setting that chooses a phase's optimizer."""
+
+
+BOUNDS = ("low", "high", "open_low", "open_high")
+"""The keywords of :func:`setting` that bound a number."""
+
 
 def setting(
     default: Any,
     help: str,
     *,
-    low: float | None = None,
-    high: float | None = None,
-    open_low: bool = False,
-    open_high: bool = False,
     choices: Sequence[Any] | None = None,
+    kind: str | None = None,
+    log: bool = False,
+    **bounds: Any,
 ) -> Any:
     """A dataclass field with its help text and valid range.
 
-    ``low``/``high`` bound a number (or every number of a tuple) inclusively, or
-    exclusively with ``open_low``/``open_high``; ``choices`` lists the allowed
-    values. A list or dict default is copied per instance.
+    ``bounds``: ``low``/``high`` bound a number (or every number of a tuple)
+    inclusively, or exclusively with ``open_low``/``open_high`` (:data:`BOUNDS`);
+    ``choices`` lists the allowed values (a shared tuple, such as
+    :data:`fairtune.training.OPTIMIZERS`). ``kind`` says what the setting is
+    (:data:`LEARNING_RATE`, :data:`OPTIMIZER`) for code that treats such settings
+    alike; ``log``: a search samples it on a log scale. A list or dict default is
+    copied per instance.
     """
-    metadata: dict[str, Any] = {"help": help}
+    unknown = sorted(set(bounds) - set(BOUNDS))
+    if unknown:
+        raise TypeError(f"setting() got unknown keyword(s) {unknown}; bounds are {BOUNDS}")
+    low, high = bounds.get("low"), bounds.get("high")
+    open_low, open_high = bounds.get("open_low", False), bounds.get("open_high", False)
+    metadata: dict[str, Any] = {"help": help, "kind": kind, "log": log}
     if low is not None:
         metadata["low"] = low
         metadata["open_low"] = open_low
@@ -45,6 +62,23 @@ def setting(
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def learning_rate(default: float, help: str, optimizer: str | None = None) -> Any:
+    """A learning-rate :func:`setting`: above 0, searched on a log scale; ``optimizer``
+    names the setting that chooses its phase's optimizer, where the method has one."""
+    declared = setting(default, help, low=0, open_low=True, kind=LEARNING_RATE, log=True)
+    return field(default=default, metadata={**declared.metadata, "optimizer": optimizer})
+
+
+def of_kind(cls: type, kind: str) -> list[Field]:
+    """The fields of the settings dataclass ``cls`` declared with ``kind``."""
+    return [f for f in fields(cls) if f.metadata.get("kind") == kind]
+
+
+def declared(cls: type, name: str) -> Field:
+    """The field ``name`` of the settings dataclass ``cls``."""
+    return next(f for f in fields(cls) if f.name == name)
 
 
 def default_of(f: Field) -> Any:

@@ -11,6 +11,14 @@ from sklearn.model_selection import train_test_split
 from fairtune.columns import check_present, group_values, require_columns
 from fairtune.errors import FairtuneError
 
+PARTS: tuple[str, ...] = ("train", "external", "test")
+"""The parts of a split, in order: what the model trains on, what debiasing fine-tunes on,
+what only measures."""
+WHOLE = "all"
+"""The part name that means every row of a set."""
+PART_NAMES: tuple[str, ...] = (*PARTS, WHOLE)
+"""Every part a ``NAME:PART`` data spec may name."""
+
 
 def split_frame(
     frame: pd.DataFrame,

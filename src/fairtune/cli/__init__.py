@@ -17,7 +17,7 @@ from contextlib import contextmanager, redirect_stdout
 import torch.distributed as dist
 
 from fairtune.cli import compare, debias, evaluate, predict, study, train
-from fairtune.cli.options import Parser
+from fairtune.cli.options import DATA_HELP, Parser
 from fairtune.console import console
 from fairtune.distributed import Processes, torchrun_group
 from fairtune.errors import FairtuneError
@@ -39,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fairtune",
         description="Debias a trained PyTorch classifier by fine-tuning the weights that "
         "carry the bias (BMFT, SWiFT) and compare against the usual baselines.",
-        epilog="Data: a CSV file, or a built-in set by name: 'adult', 'german', optionally with "
-        "a part of its seeded 60/20/20 split, e.g. 'adult:test'.",
+        epilog=f"Data: {DATA_HELP}.",
     )
     versions = current_versions()
     parser.add_argument(

@@ -10,6 +10,11 @@ from typing import Any
 import torch
 
 from fairtune import report
+from fairtune.architectures import (
+    architectures_text,
+    costly_architectures,
+    resolve_architecture,
+)
 from fairtune.cli.options import (
     Command,
     add_comparison_inputs,
@@ -146,10 +151,12 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--arch",
         default="auto",
-        help="image demo backbone: cnn (small, built in), efficientnet_lite0 (ImageNet weights; "
-        "to fit a CPU, the methods that fine-tune its backbone search two learning rates "
-        "each, their default and ten times it), or auto (EfficientNet-Lite0 when the "
-        "'pretrained' extra is installed, else cnn) (default: %(default)s)",
+        help=f"image demo backbone: {architectures_text(images=True)}, or auto "
+        "(EfficientNet-Lite0 when the 'pretrained' extra is installed, else cnn); on a "
+        f"backbone costly to fine-tune on a CPU ({', '.join(costly_architectures())}), the "
+        "methods that "
+        "fine-tune it search two learning rates each, their default and ten times it "
+        "(default: %(default)s)",
     )
     add_compare_options(p)
     p.set_defaults(grid=True)
@@ -166,7 +173,7 @@ def demo_command(args: argparse.Namespace) -> None:
     refuse_inputs(args.out, [])
     if args.images:
         arch = default_image_arch() if args.arch == "auto" else args.arch
-        grids = learning_rate_grids() if arch == "efficientnet_lite0" else {}
+        grids = learning_rate_grids() if resolve_architecture(arch).costly else {}
         settings = compare_settings(args, method_names(ALL), grids=grids)
         run_image_demo(args.out, ImageDemoSettings(arch=arch), settings)
         return

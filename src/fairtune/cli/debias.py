@@ -15,6 +15,7 @@ from fairtune.cli.options import (
     add_data_options,
     add_dataclass_options,
     add_image_reading_options,
+    add_objective_option,
     add_set_option,
     dataclass_values,
     load_data,
@@ -22,6 +23,7 @@ from fairtune.cli.options import (
     parse_settings,
 )
 from fairtune.console import console
+from fairtune.criterion import Criterion, objective
 from fairtune.data import check_external
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
@@ -86,6 +88,7 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
     )
     add_set_option(p, "KEY=VALUE", "step1_lr=1e-3")
     p.add_argument("--seed", type=int, help="seed (default: the method's, 0)")
+    add_objective_option(p, "; sets the method's bias loss unless --set bias_kind=... does")
     auto = p.add_argument_group("with --method auto (as in compare)")
     auto.add_argument(
         "--methods",
@@ -97,7 +100,7 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
     add_image_reading_options(p)
 
 
-AUTO_SKIPS = ("methods", "seeds", "n_boot", "overrides", "grids")
+AUTO_SKIPS = ("methods", "seeds", "objective", "n_boot", "overrides", "grids")
 """CompareSettings fields that ``debias --method auto`` does not take as options."""
 
 
@@ -110,12 +113,13 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         if args.seed is not None:
             values["seeds"] = [args.seed]
         overrides = parse_settings(args.set)
-        return {**values, "methods": method_names(args.methods), "overrides": overrides}
+        chosen = {"methods": method_names(args.methods), "objective": args.objective}
+        return {**values, **chosen, "overrides": overrides}
     by_method = parse_settings(args.set, args.method)
     others = sorted(set(by_method) - {args.method})
     if others:
         raise FairtuneError(f"--set names {others}, but this run debiases with {args.method}")
-    settings = by_method.get(args.method, {})
+    settings = {"bias_kind": objective(args.objective).bias_kind, **by_method.get(args.method, {})}
     if args.seed is not None:
         settings["seed"] = args.seed
     return settings
@@ -134,6 +138,7 @@ def debias_command(args: argparse.Namespace) -> None:
     result = debias(model, external, args.method, head=config.head, progress=True, **settings)
     before = evaluate_model(model, external)[0]
     after = evaluate_model(result.model, external)[0]
+    criterion = Criterion(args.objective)
     config.history = [*config.history, *result.history]
     config.data = {**config.data, "debiased_with": args.method, "external": source}
     result.save(args.out, config)
@@ -141,8 +146,8 @@ def debias_command(args: argparse.Namespace) -> None:
         console.print(f"auto: {result.info['selection']['reason']}.")
     console.print(
         f"{args.method} took {result.wall_time_s:.1f} s. On the external set it was fitted on "
-        f"({len(external)} rows, threshold 0.5; not a verdict): EOdds (mean) "
-        f"{before['eodds_mean']:.3f} -> {after['eodds_mean']:.3f}, AUC {before['auc']:.3f} -> "
+        f"({len(external)} rows, threshold 0.5; not a verdict): {criterion.label} "
+        f"{before[criterion.key]:.3f} -> {after[criterion.key]:.3f}, AUC {before['auc']:.3f} -> "
         f"{after['auc']:.3f}. Model written to {args.out}; judge it on held-out test data with "
         "'fairtune evaluate' or 'fairtune compare'."
     )

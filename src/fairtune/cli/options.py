@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, NoReturn
 
 from fairtune.architectures import load_model
+from fairtune.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES
+from fairtune.datasets import BUILTIN
 from fairtune.distributed import process_device
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageReading
@@ -16,10 +18,14 @@ from fairtune.images import MAX_PIXELS
 from fairtune.loading import load_for_model
 from fairtune.methods import method_class
 from fairtune.settings import default_of, range_text
+from fairtune.splits import PART_NAMES
 
 IMAGE_ROOT = "image_root"
 """The key of ``ModelConfig.images`` under which train saves ``--image-root``."""
-DATA_HELP = "CSV file or built-in set ('adult', 'german', 'adult:test', ...)"
+DATA_HELP = (
+    f"CSV file or built-in set ({', '.join(repr(name) for name in BUILTIN)}; NAME:PART for a "
+    f"part of its seeded split, PART one of {', '.join(PART_NAMES)})"
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,16 @@ def add_dataclass_options(
             + ")"
         )
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
+
+
+def add_objective_option(p: argparse.ArgumentParser, note: str = "") -> None:
+    """``--objective``: the fairness objective (:data:`fairtune.criterion.OBJECTIVES`)."""
+    p.add_argument(
+        "--objective",
+        default=DEFAULT_OBJECTIVE,
+        choices=OBJECTIVE_NAMES,
+        help=f"{OBJECTIVE_HELP}{note} (default: %(default)s)",
+    )
 
 
 def dataclass_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
@@ -225,17 +241,17 @@ def parse_settings(
             cls = method_class(name)
         except FairtuneError as exc:
             raise FairtuneError(f"{option} '{pair}': {exc}") from None
-        types = {f.name: f.type for f in fields(cls.config_class)}
+        types = {f.name: type(default_of(f)) for f in fields(cls.config_class)}
         if field_name not in types:
             raise FairtuneError(
                 f"{name} has no setting '{field_name}'; see 'fairtune methods {name}'"
             )
-        kind = {"int": int, "float": float, "bool": _boolean}.get(str(types[field_name]), str)
+        kind = {bool: _boolean}.get(types[field_name], types[field_name])
         try:
             values = [kind(v) for v in raw.split(",")] if lists else kind(raw)
         except ValueError:
             raise FairtuneError(
-                f"{option} '{pair}': '{raw}' is not a {types[field_name]}"
+                f"{option} '{pair}': '{raw}' is not a {types[field_name].__name__}"
                 + (" or a comma-separated list of them" if lists else "")
             ) from None
         out.setdefault(name, {})[field_name] = values

@@ -20,6 +20,7 @@ from fairtune.console import console
 from fairtune.data import check_external
 from fairtune.io import refuse_inputs
 from fairtune.studies import KINDS, StudySettings, run_study
+from fairtune.studies.points import KIND_HELP
 from fairtune.studies.tables import mask_table, summary_tables
 
 
@@ -27,9 +28,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "kind",
         choices=KINDS,
-        help="keep: BMFT and the random mask over K; steps: each method's steps alone and "
-        "together; external-size: every method on shares of the external set; lr: each "
-        "method's learning rates (and optimizers); mask: the masks layer by layer",
+        help="; ".join(f"{kind}: {text}" for kind, text in KIND_HELP.items()),
     )
     add_comparison_inputs(p)
     p.add_argument("--out", required=True, help="directory for study.json and study.png")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairtune.architectures import image_arch
+from fairtune.architectures import architectures_text, image_arch
 from fairtune.augment import Augment
 from fairtune.binarize import parse_binarize
 from fairtune.cli.options import (
@@ -30,7 +30,6 @@ from fairtune.image_csv import ImageOptions, ImageReading, image_paths, read_ima
 from fairtune.images import Decoding
 from fairtune.io import atomic_dir, refuse_inputs
 from fairtune.loading import (
-    PARTS,
     Table,
     preset_of,
     read_preset_images,
@@ -38,12 +37,13 @@ from fairtune.loading import (
     resolve_columns,
 )
 from fairtune.models import save_model
-from fairtune.splits import split_frame
+from fairtune.splits import PARTS, split_frame
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
     add_data_options(p, DATA_HELP + "; a built-in name means the whole set here")
-    p.add_argument("--out", required=True, help="directory for train.csv, external.csv, test.csv")
+    files = ", ".join(f"{part}.csv" for part in PARTS)
+    p.add_argument("--out", required=True, help=f"directory for {files}")
     p.add_argument(
         "--fractions",
         nargs=3,
@@ -144,9 +144,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     images.add_argument(
         "--arch",
         default="cnn",
-        help="cnn (small built-in), efficientnet_lite0 (ImageNet weights, extra "
-        "'pretrained'), torchvision:NAME or timm:NAME (extra 'vision') "
-        "(default: %(default)s)",
+        help=f"{architectures_text(images=True)} (default: %(default)s)",
     )
     images.add_argument(
         "--binarize",
@@ -251,7 +249,7 @@ def _train_table(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, An
 COMMANDS = (
     Command(
         "split",
-        "Write stratified train / external / test CSVs of a table.",
+        f"Write stratified {' / '.join(PARTS)} CSVs of a table.",
         _split_args,
         split_command,
     ),

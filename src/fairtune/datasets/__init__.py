@@ -42,7 +42,7 @@ __all__ = [
     "skew_groups",
 ]
 
-ADULT_SPLITS = ("train", "test", "all")
+ADULT_SPLITS = ("train", "test", "all")  # own list: UCI's files, not fairtune's parts
 
 # Raw column order of adult.data / adult.test, as listed in adult.names.
 _ADULT_RAW_COLUMNS = [

@@ -15,8 +15,7 @@ from pathlib import Path
 from fairtune.datasets.chest import read_chexpert, read_mimic_cxr
 from fairtune.datasets.medical import MedicalTable
 from fairtune.datasets.skin import read_fitzpatrick17k, read_isic2020
-
-PARTS = ("train", "external", "test", "all")
+from fairtune.splits import PART_NAMES
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,6 @@ def parse_preset(spec: str) -> PresetSpec | None:
     if not sep or name not in PRESETS or not rest:
         return None
     path, sep, part = rest.rpartition(":")
-    if sep and part in PARTS and path:
+    if sep and part in PART_NAMES and path:
         return PresetSpec(PRESETS[name], path, part)
     return PresetSpec(PRESETS[name], rest, None)

@@ -32,10 +32,11 @@ from PIL import Image
 
 from fairtune.errors import FairtuneError
 from fairtune.io import atomic_dir
+from fairtune.splits import PARTS
 
 __all__ = ["SKIN_TONES", "SPLITS", "SyntheticSpec", "make_skin_tone_images"]
 
-SPLITS = ("train", "external", "test")
+SPLITS = PARTS
 README = "README.txt"
 _TITLE = "SYNTHETIC skin-tone lesion benchmark"
 

@@ -1,17 +1,25 @@
-"""Debiasing methods: one file each, one registry (``REGISTRY``), one interface (``Method``).
+"""Debiasing methods: one file each, one registry (``methods.registry``), one interface
+(``methods.base.Method``).
 
 Importing a method's module registers it, so this package imports them all.
 """
 
-from collections.abc import Sequence
-
-from fairtune.errors import FairtuneError
 from fairtune.methods import bias_gd, bmft, fairprune, fullft, llft, random_mask, swift
-from fairtune.methods.base import REGISTRY, DebiasResult, Fitted, Method, MethodConfig, register
+from fairtune.methods.base import DebiasResult, Fitted, Method, MethodConfig
+from fairtune.methods.registry import (
+    ALL,
+    REGISTRY,
+    RESERVED,
+    get_method,
+    method_class,
+    method_names,
+    register,
+)
 
 __all__ = [
     "ALL",
     "REGISTRY",
+    "RESERVED",
     "DebiasResult",
     "Fitted",
     "Method",
@@ -29,28 +37,3 @@ __all__ = [
     "swift",
 ]
 
-
-ALL = "all"
-"""The name that stands for every registered method."""
-
-
-def method_class(name: str) -> type[Method]:
-    """The registered method class ``name``; the one place an unknown name is refused."""
-    if name not in REGISTRY:
-        raise FairtuneError(f"unknown method '{name}'; choose from {sorted(REGISTRY)}")
-    return REGISTRY[name]
-
-
-def method_names(names: str | Sequence[str]) -> list[str]:
-    """Method names with ``"all"`` expanded to every registered method, each name checked."""
-    names = [names] if isinstance(names, str) else list(names)
-    if ALL in names:
-        return sorted(REGISTRY)
-    for name in names:
-        method_class(name)
-    return names
-
-
-def get_method(name: str, **config) -> Method:
-    """The registered method ``name`` with ``config`` overriding its defaults (both checked)."""
-    return method_class(name)(**config)

@@ -1,4 +1,5 @@
-"""The interface every debiasing method shares, its registry, and the steps they reuse."""
+"""The interface every debiasing method shares and the steps they reuse (the registry is
+:mod:`fairtune.methods.registry`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -19,34 +20,23 @@ from torch import nn
 from fairtune.architectures import load_model
 from fairtune.data import FairData, balance, check_classes, check_groups
 from fairtune.errors import FairtuneError
-from fairtune.feature_cache import FeatureCache, data_key
+from fairtune.feature_cache import data_key
 from fairtune.importance import fisher_diagonal
 from fairtune.io import atomic_dir, write_json
 from fairtune.losses import BIAS_KINDS, Objective
 from fairtune.masks import Mask, relative_importance
+from fairtune.methods.context import FitContext
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
 from fairtune.settings import check, setting, with_origin
 from fairtune.training import Phase, run_phase
 
-REGISTRY: dict[str, type[Method]] = {}
 MASK_FILE = "mask.safetensors"
 RECORD_FILE = "debias.json"
 MIN_STEPS = 300
 """The fewest optimiser steps per phase that the grids ask for: about what the authors'
 external sets of thousands of rows gave in their epochs, and fewer than the skewed Adult
 demo's phases already take (METHODS.md, "Defaults and grids")."""
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available by its ``name``, which must be new."""
-    if cls.name in REGISTRY:
-        raise FairtuneError(
-            f"a method named '{cls.name}' is already registered "
-            f"({REGISTRY[cls.name].__qualname__}); give {cls.__qualname__} another name"
-        )
-    REGISTRY[cls.name] = cls
-    return cls
 
 
 @dataclass
@@ -61,7 +51,8 @@ class MethodConfig:
         "in which opposite gaps cancel, is eodds_signed",
         setting(
             "eodds",
-            "bias loss: eodds, eopp, dp, eodds_signed (authors' form)",
+            f"bias loss: {', '.join(BIAS_KINDS)} (eodds_signed: the authors' form); "
+            "follows --objective unless set",
             choices=BIAS_KINDS,
         ),
     )
@@ -219,7 +210,11 @@ def extreme_groups(model: torch.nn.Module, data: FairData) -> tuple[int, int]:
     return ranked[-1], ranked[0]
 
 
-class Method(ABC):
+C = TypeVar("C", bound=MethodConfig)
+"""A method's settings dataclass."""
+
+
+class Method(ABC, Generic[C]):
     """A debiasing method: ``Method(config).fit(model, external) -> DebiasResult``.
 
     ``fit`` never changes the model it is given; it works on a copy.
@@ -230,27 +225,25 @@ class Method(ABC):
     tunes_backbone: ClassVar[bool]
     """Whether the method fine-tunes backbone weights (costly on big image models), not only
     the head or a pruning mask."""
+    studied: ClassVar[bool] = True
+    """Whether the external-size and lr studies include the method by default (the
+    fine-tuning methods the papers study; not the baselines that stop by their own rules)."""
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     grid: ClassVar[dict[str, list[Any]]] = {}
     """Key settings and the values ``compare --grid`` tries (the learning rate at least);
     ours, not the authors': wide enough that some point moves the model on a small
     external set as on a large one (METHODS.md, "Defaults and grids")."""
-    progress: bool = False  # set by fit(); the default lets shared steps run before it
-    importance_cache: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = None
-    """Relative importances already computed on the starting model, shared by the settings
-    a search tries (see :meth:`relative_importance`); None: always compute."""
-    feature_cache: FeatureCache | None = None
-    """Backbone features shared by the head-only phases of the settings a search tries
-    (see :class:`~fairtune.feature_cache.FeatureCache`); None: each phase computes its own."""
+    context: FitContext = FitContext()
+    """Set by :meth:`fit`; the default lets shared steps run before it."""
 
-    def __init__(self, config: MethodConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: C | None = None, **overrides: Any) -> None:
         config = config or self.config_class()
         unknown = set(overrides) - set(config.field_names())
         if unknown:
             raise FairtuneError(
                 f"{self.name} has no setting(s) {sorted(unknown)}; it has {config.field_names()}"
             )
-        self.config = replace(config, **overrides)  # the caller's config stays as is
+        self.config: C = replace(config, **overrides)  # the caller's config stays as is
         check(self.config, self.name)
 
     def fit(
@@ -259,12 +252,15 @@ class Method(ABC):
         external: FairData,
         head: str | None = None,
         progress: bool = False,
+        context: FitContext | None = None,
     ) -> DebiasResult:
-        """Debias a copy of ``model`` with the external set; ``head`` names its head module."""
+        """Debias a copy of ``model`` with the external set; ``head`` names its head module.
+        ``context`` carries the caches a search shares and progress (``progress`` when none
+        is given)."""
         check_groups(external)
         check_classes(external, "external")
         split = ModelSplit.of(copy.deepcopy(model), head)
-        self.progress = progress
+        self.context = context or FitContext(progress=progress)
         start = time.perf_counter()
         fitted = self.run_steps(split, external)
         return DebiasResult(
@@ -280,6 +276,12 @@ class Method(ABC):
     @abstractmethod
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         """Run the method's steps on ``split.model``, changing it in place."""
+
+    @classmethod
+    def notes(cls, info: dict[str, Any]) -> list[str]:
+        """What a report should say in words about a fit, from its :attr:`Fitted.info`
+        (each a phrase that follows "METHOD (seed S)"); none by default."""
+        return []
 
     # ------------------------------------------------------------ shared steps
 
@@ -312,7 +314,7 @@ class Method(ABC):
             batch_size=self.config.batch_size,
             bn_stats=self.config.bn_stats,
             num_workers=self.config.num_workers,
-            features=self.feature_cache,
+            features=self.context.features,
             **settings,
         )
 
@@ -330,7 +332,7 @@ class Method(ABC):
             data,
             replace(phase, epochs=self.epochs_for(phase, data)),
             seed=self.config.seed,
-            progress=self.progress,
+            progress=self.context.progress,
             split=split,
             on_epoch=on_epoch,
         )
@@ -360,12 +362,13 @@ class Method(ABC):
     def relative_importance(self, split: ModelSplit, data: FairData) -> dict[str, torch.Tensor]:
         """R = norm(I_bias) / norm(I_pred) for every parameter (METHODS.md).
 
-        Taken from :attr:`importance_cache` when it holds R for the same data and
+        Taken from the context's ``importances`` when it holds R for the same data and
         the settings R depends on (a search shares one cache among the settings it
         tries on one starting model), else computed (and stored there).
         """
         key = self._importance_key(data)
-        cached = None if self.importance_cache is None else self.importance_cache.get(key)
+        cache = self.context.importances
+        cached = None if cache is None else cache.get(key)
         if cached is None:
             fisher = fisher_diagonal(
                 split.model,
@@ -376,11 +379,11 @@ class Method(ABC):
                 },
                 mode=self.config.importance,
                 batch_size=self.config.batch_size,
-                progress=self.progress,
+                progress=self.context.progress,
             )
             cached = relative_importance(fisher["bias"], fisher["pred"])
-            if self.importance_cache is not None:
-                self.importance_cache[key] = cached
+            if cache is not None:
+                cache[key] = cached
         return {name: r.clone() for name, r in cached.items()}
 
     def _importance_key(self, data: FairData) -> tuple[Any, ...]:

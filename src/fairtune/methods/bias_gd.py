@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_model
-from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting, with_origin
+from fairtune.settings import learning_rate, setting, with_origin
 
 
 @dataclass
@@ -22,12 +23,7 @@ class BiasGDConfig(MethodConfig):
     )
     lr: float = with_origin(
         "ours: small, since L_bias alone pulls every weight",
-        setting(
-            1e-5,
-            "Adam learning rate",
-            low=0,
-            open_low=True,
-        ),
+        learning_rate(1e-5, "Adam learning rate"),
     )
     max_drop: float = with_origin(
         "ours: the spec stops by a balanced-accuracy floor and names no value",
@@ -42,12 +38,13 @@ class BiasGDConfig(MethodConfig):
 
 
 @register
-class BiasGD(Method):
+class BiasGD(Method[BiasGDConfig]):
     """Minimise L_bias over every weight with Adam, stopped by a balanced-accuracy floor."""
 
     name = "bias_gd"
     summary = "baseline: gradient descent on the bias loss alone, balanced-accuracy floor"
     tunes_backbone = True
+    studied = False
     config_class = BiasGDConfig
     grid: ClassVar[dict[str, list[Any]]] = {"lr": [1e-5, 1e-4, 1e-3], "min_steps": [MIN_STEPS]}
 

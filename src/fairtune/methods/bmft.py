@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, hard_mask
-from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, register
+from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting, with_origin
+from fairtune.settings import learning_rate, setting, with_origin
 
 
 @dataclass
@@ -36,24 +37,14 @@ class BMFTConfig(MaskedConfig):
     )
     impair_lr: float = with_origin(
         "BMFT authors' code",
-        setting(
-            1e-4,
-            "impair learning rate (SGD, momentum 0.9, weight decay 5e-4)",
-            low=0,
-            open_low=True,
-        ),
+        learning_rate(1e-4, "impair learning rate (SGD, momentum 0.9, weight decay 5e-4)"),
     )
     repair_epochs: int = with_origin(
         "BMFT paper", setting(5, "epochs of the repair step (re-initialised head)", low=0)
     )
     repair_lr: float = with_origin(
         "BMFT authors' code",
-        setting(
-            1e-3,
-            "repair learning rate (SGD, momentum 0.9, weight decay 5e-4)",
-            low=0,
-            open_low=True,
-        ),
+        learning_rate(1e-3, "repair learning rate (SGD, momentum 0.9, weight decay 5e-4)"),
     )
     beta: float = with_origin(
         "BMFT paper",
@@ -74,7 +65,7 @@ class BMFTConfig(MaskedConfig):
 
 
 @register
-class BMFT(Method):
+class BMFT(Method[BMFTConfig]):
     """Hard top-K mask over the backbone from relative importance; impair, then repair."""
 
     name = "bmft"

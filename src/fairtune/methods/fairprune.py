@@ -7,12 +7,14 @@ from typing import Any, ClassVar
 
 import torch
 
+from fairtune.criterion import gap_of
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_model
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
 from fairtune.masks import Mask
-from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups, register
+from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
 from fairtune.settings import setting, with_origin
 
@@ -37,6 +39,7 @@ class FairPruneConfig(MaskedConfig):
             low=0,
             high=1,
             open_low=True,
+            log=True,
         ),
     )
     max_rounds: int = with_origin(
@@ -70,19 +73,22 @@ def group_curvature(
 
 
 @register
-class FairPrune(Method):
-    """Zero the lowest-saliency weights, s = 0.5 θ² (h_unpriv − β h_priv), while EOdds falls.
+class FairPrune(Method[FairPruneConfig]):
+    """Zero the lowest-saliency weights, s = 0.5 θ² (h_unpriv − β h_priv), while the gap falls.
 
     The privileged group is the one with the highest AUC on the external set, the
     unprivileged the lowest. Each round prunes ``step`` of the remaining weights
     (every weight matrix and kernel, biases and norms kept) and is kept only if
-    equalized odds (mean) on the external set improves while balanced accuracy
-    stays above a floor (else all-positive predictions would count as fair).
+    the gap of the bias kind (equalized odds (mean) by default; equal opportunity or
+    demographic parity with those objectives) on the external set improves while
+    balanced accuracy stays above a floor (else all-positive predictions would count
+    as fair).
     """
 
     name = "fairprune"
-    summary = "baseline: prune weights salient for the privileged group while EOdds improves"
+    summary = "baseline: prune weights salient for the privileged group while the gap improves"
     tunes_backbone = False
+    studied = False
     config_class = FairPruneConfig
     grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.25, 0.5], "step": [0.0005, 0.001, 0.005]}
 
@@ -91,9 +97,10 @@ class FairPrune(Method):
         params = dict(split.model.named_parameters())
         names = [n for n, p in params.items() if p.dim() >= 2]
         keep = {n: torch.ones_like(params[n]) for n in names}
+        gap = gap_of(c.bias_kind)
         start = evaluate_model(split.model, external)[0]
-        best, floor = start["eodds_mean"], start["balanced_accuracy"] - c.max_drop
-        history: list[dict[str, Any]] = [{"round": 0, "eodds_mean": best, "pruned": 0.0}]
+        best, floor = start[gap], start["balanced_accuracy"] - c.max_drop
+        history: list[dict[str, Any]] = [{"round": 0, gap: best, "pruned": 0.0}]
         privileged, unprivileged = extreme_groups(split.model, external)
         privileged_rows = external.select_groups([privileged])
         unprivileged_rows = external.select_groups([unprivileged])
@@ -112,17 +119,17 @@ class FairPrune(Method):
                 for n in names:
                     params[n].mul_(trial[n])
             after = evaluate_model(split.model, external)[0]
-            eodds = after["eodds_mean"]
+            value = after[gap]
             pruned = 1 - sum(float(t.sum()) for t in trial.values()) / sum(
                 t.numel() for t in trial.values()
             )
-            history.append({"round": round_, "eodds_mean": eodds, "pruned": pruned})
-            if not (eodds < best and after["balanced_accuracy"] >= floor):
+            history.append({"round": round_, gap: value, "pruned": pruned})
+            if not (value < best and after["balanced_accuracy"] >= floor):
                 with torch.no_grad():
                     for n in names:
                         params[n].copy_(before[n])
                 break
-            best, keep, kept = eodds, trial, round_
+            best, keep, kept = value, trial, round_
         pruned = sum(int((k == 0).sum()) for k in keep.values())
         info = {
             "privileged": external.group_names[privileged],
@@ -131,3 +138,12 @@ class FairPrune(Method):
             "pruned_nothing": pruned == 0,
         }
         return Fitted(Mask(keep, "prune"), history, info)
+
+    @classmethod
+    def notes(cls, info: dict[str, Any]) -> list[str]:
+        """A pruning that pruned nothing: its row is the starting model."""
+        if not info.get("pruned_nothing"):
+            return []
+        return [
+            "pruned nothing: it stopped before the first round, so its row is the starting model"
+        ]

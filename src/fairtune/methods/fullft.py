@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting, with_origin
+from fairtune.settings import learning_rate, setting, with_origin
 
 
 @dataclass
@@ -20,12 +21,7 @@ class FullFTConfig(MethodConfig):
     )
     lr: float = with_origin(
         "ours: the papers' backbone learning rate",
-        setting(
-            1e-4,
-            "learning rate (SGD, momentum 0.9, weight decay 5e-4)",
-            low=0,
-            open_low=True,
-        ),
+        learning_rate(1e-4, "learning rate (SGD, momentum 0.9, weight decay 5e-4)"),
     )
     beta: float = with_origin(
         "ours: plain fine-tuning, the papers' baseline",
@@ -38,7 +34,7 @@ class FullFTConfig(MethodConfig):
 
 
 @register
-class FullFT(Method):
+class FullFT(Method[FullFTConfig]):
     """Fine-tune all weights on the balanced external set."""
 
     name = "fullft"

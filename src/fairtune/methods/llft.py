@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig, register
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting, with_origin
+from fairtune.settings import learning_rate, setting, with_origin
 
 
 @dataclass
@@ -20,12 +21,7 @@ class LLFTConfig(MethodConfig):
     )
     lr: float = with_origin(
         "ours: BMFT's head learning rate",
-        setting(
-            1e-3,
-            "learning rate (SGD, momentum 0.9, weight decay 5e-4)",
-            low=0,
-            open_low=True,
-        ),
+        learning_rate(1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)"),
     )
     beta: float = with_origin(
         "ours: BMFT's repair loss",
@@ -46,7 +42,7 @@ class LLFTConfig(MethodConfig):
 
 
 @register
-class LLFT(Method):
+class LLFT(Method[LLFTConfig]):
     """Re-initialise the head and train it alone on the balanced external set."""
 
     name = "llft"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, random_mask
-from fairtune.methods.base import register
 from fairtune.methods.bmft import BMFT
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -9,9 +10,11 @@ import torch
 
 from fairtune.data import FairData
 from fairtune.masks import Mask, soft_mask
-from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, extreme_groups, register
+from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, extreme_groups
+from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
-from fairtune.settings import setting, with_origin
+from fairtune.settings import OPTIMIZER, learning_rate, setting, with_origin
+from fairtune.training import OPTIMIZERS
 
 
 @dataclass
@@ -31,14 +34,15 @@ class SWiFTConfig(MaskedConfig):
         "SWiFT paper", setting(10, "epochs of step 1 (soft-masked backbone)", low=0)
     )
     step1_lr: float = with_origin(
-        "SWiFT paper", setting(1e-4, "step 1 learning rate", low=0, open_low=True)
+        "SWiFT paper", learning_rate(1e-4, "step 1 learning rate", optimizer="step1_optimizer")
     )
     step1_optimizer: str = with_origin(
         "SWiFT paper (skin; Adam for chest X-rays)",
         setting(
             "sgd",
             "step 1 optimizer: sgd (skin; momentum 0.9, weight decay 5e-4) or adam (chest X-ray)",
-            choices=("sgd", "adam"),
+            choices=OPTIMIZERS,
+            kind=OPTIMIZER,
         ),
     )
     step2_epochs: int = with_origin(
@@ -50,7 +54,7 @@ class SWiFTConfig(MaskedConfig):
         ),
     )
     step2_lr: float = with_origin(
-        "SWiFT paper", setting(1e-3, "step 2 learning rate (SGD)", low=0, open_low=True)
+        "SWiFT paper", learning_rate(1e-3, "step 2 learning rate (SGD)")
     )
 
 
@@ -68,7 +72,7 @@ def reset_head_partially(split: ModelSplit, mask: Mask) -> int:
 
 
 @register
-class SWiFT(Method):
+class SWiFT(Method[SWiFTConfig]):
     """Soft mask tanh(R) on every weight; masked backbone step, head reset, head step."""
 
     name = "swift"
@@ -76,7 +80,7 @@ class SWiFT(Method):
     tunes_backbone = True
     config_class = SWiFTConfig
     grid: ClassVar[dict[str, list[Any]]] = {
-        "step1_optimizer": ["sgd", "adam"],
+        "step1_optimizer": list(OPTIMIZERS),
         "step1_lr": [1e-4, 1e-3, 1e-2],
         "beta": [0.1, 0.3],
         "min_steps": [MIN_STEPS],
@@ -87,8 +91,14 @@ class SWiFT(Method):
         info: dict[str, Any] = {}
         if external.n_groups > 2:
             best, worst = extreme_groups(split.model, external)
+            n_groups = external.n_groups
             external = external.select_groups([best, worst])
             info["groups"] = list(external.group_names)
+            warnings.warn(
+                f"SWiFT works on two groups: of the {n_groups} groups it keeps the best- and "
+                f"worst-AUC ones ({', '.join(info['groups'])}) and fine-tunes on their rows alone",
+                stacklevel=2,
+            )
         balanced = self.balanced(external)
         mask = soft_mask(self.relative_importance(split, balanced), split.all_params())
         step1 = self.phase(

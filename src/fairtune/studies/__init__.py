@@ -52,7 +52,7 @@ class Study:
     def summary(self) -> list[PointSummary]:
         """Per test set, series, x and headline metric: the mean over seeds and its interval
         (none for ``mask``)."""
-        return [] if self.kind == "mask" else summarise(self.records)
+        return [] if self.kind == "mask" else summarise(self.records, self.settings.criterion)
 
     def write(self, directory: str | Path, title: str, about: dict[str, Any]) -> None:
         """``study.json`` (settings, ``about``, the summary and every record) and
@@ -66,7 +66,9 @@ class Study:
                 mask_figure(self.records, tmp / PLOT_FILE, title)
             else:
                 n_seeds = len(self.settings.seeds)
-                curves_figure(self.kind, summary, tmp / PLOT_FILE, title, n_seeds)
+                curves_figure(
+                    self.kind, summary, tmp / PLOT_FILE, title, n_seeds, self.settings.criterion
+                )
 
 
 def run_study(

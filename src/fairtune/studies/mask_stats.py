@@ -58,8 +58,9 @@ def mask_records(
 ) -> dict[str, Any]:
     """One seed's mask statistics: per layer (``layers``), over all weights (``overall``)
     and the histogram of SWiFT's soft-mask values (``swift_histogram``)."""
-    bmft = {"seed": seed, **settings.overrides.get("bmft", {})}
-    swift = {"seed": seed, **settings.overrides.get("swift", {})}
+    kind = {"bias_kind": settings.criterion.declared.bias_kind}  # the objective's, unless set
+    bmft = {**kind, "seed": seed, **settings.overrides.get("bmft", {})}
+    swift = {**kind, "seed": seed, **settings.overrides.get("swift", {})}
     hard = {f: _mask("bmft", model, fit, {**bmft, "importance": f}, head) for f in FISHERS}
     soft = {f: _mask("swift", model, fit, {**swift, "importance": f}, head) for f in FISHERS}
     rand = _mask("random_mask", model, fit, bmft, head)

@@ -1,4 +1,4 @@
-"""The studies' figures: EOdds (mean) at t and AUC against the varied quantity, one line per
+"""The studies' figures: the objective's gap at t and AUC against the varied quantity, one line per
 series with the mean and its 95% interval (:mod:`fairtune.studies.summary`); for ``mask``,
 the masks layer by layer with t-intervals over seeds."""
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from fairtune.criterion import Criterion
 from fairtune.io import save_figure
 from fairtune.studies.runner import START
 from fairtune.studies.summary import (
@@ -27,8 +28,9 @@ X_LABELS = {
     "lr": "learning rate (log scale)",
     "steps": "steps run",
 }
-PANELS = (("eodds_mean", "EOdds (mean) at t  (lower is fairer)"), ("auc", "AUC"))
-"""The metric of each column of a curve figure and its axis label."""
+def panels(criterion: Criterion) -> tuple[tuple[str, str], ...]:
+    """The metric of each column of a curve figure and its axis label."""
+    return ((criterion.key, f"{criterion.label} at t  (lower is fairer)"), ("auc", "AUC"))
 
 MAX_BANDS = 3
 """Up to this many series a curve's interval is a band; with more, bars."""
@@ -52,7 +54,7 @@ INTERVAL = ("mean", "low", "high")
 """The :class:`~fairtune.studies.summary.Interval` fields a line and its band are drawn from."""
 
 
-DEGENERATE_LABEL = "degenerate at t in some seed (its EOdds is no fairness)"
+DEGENERATE_LABEL = "degenerate at t in some seed (its gap is no fairness)"
 
 
 def _series(points: list[PointSummary], test: str, metric: str, series: str) -> tuple:
@@ -66,7 +68,12 @@ def _series(points: list[PointSummary], test: str, metric: str, series: str) -> 
 
 
 def curves_figure(
-    kind: str, points: list[PointSummary], path: str | Path, title: str, n_seeds: int
+    kind: str,
+    points: list[PointSummary],
+    path: str | Path,
+    title: str,
+    n_seeds: int,
+    criterion: Criterion,
 ) -> None:
     """The figure of a ``keep``, ``steps``, ``external-size`` or ``lr`` study from its
     summarised ``points``."""
@@ -82,7 +89,7 @@ def curves_figure(
         len(tests), 2, figsize=(13, 4.2 * len(tests)), squeeze=False, constrained_layout=True
     )
     for row, test in enumerate(tests):
-        for col, (metric, label) in enumerate(PANELS):
+        for col, (metric, label) in enumerate(panels(criterion)):
             ax = axes[row][col]
             _, start, start_low, start_high, _ = _series(points, test, metric, START)
             ax.axhline(start[0], color="black", ls="--", lw=1.2, label="starting model")
@@ -104,7 +111,7 @@ def curves_figure(
                     pos = np.array(pos, dtype=float) * DODGE ** (i - (len(series) - 1) / 2)
                     bars = np.nan_to_num(np.abs(np.stack([mean - low, high - mean])))
                     ax.errorbar(pos, mean, yerr=bars, capsize=2, elinewidth=0.8, **style)
-                if metric == "eodds_mean" and flagged.any():
+                if metric == criterion.key and flagged.any():
                     at = np.array(pos, dtype=float)[flagged]
                     legend = None if marked else DEGENERATE_LABEL
                     ax.scatter(at, mean[flagged], marker="x", s=90, c="red", zorder=5, label=legend)

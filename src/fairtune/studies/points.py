@@ -10,20 +10,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from fairtune.criterion import Criterion
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.masks import Mask
-from fairtune.methods import Method, get_method, method_class, method_names
+from fairtune.methods import REGISTRY, Method, get_method, method_class, method_names
 from fairtune.methods.bmft import BMFT
 from fairtune.methods.swift import SWiFT
 from fairtune.models import ModelSplit
 from fairtune.search import CompareSettings
-from fairtune.settings import check, same_as, setting
+from fairtune.settings import LEARNING_RATE, check, of_kind, same_as, setting
+from fairtune.training import OPTIMIZERS
 
-KINDS = ("keep", "steps", "external-size", "lr", "mask")
-"""The studies, by the name ``fairtune study KIND`` takes."""
+KIND_HELP: dict[str, str] = {
+    "keep": "BMFT and the random mask over K",
+    "steps": "each method's steps alone and together",
+    "external-size": "every method on shares of the external set",
+    "lr": "each method's learning rates (and optimizers)",
+    "mask": "the masks layer by layer",
+}
+"""The studies, by the name ``fairtune study KIND`` takes, and what each varies."""
+KINDS: tuple[str, ...] = tuple(KIND_HELP)
 
-OPTIMIZERS = ("sgd", "adam")
 
 COMPARE = {f.name: f for f in fields(CompareSettings)}
 """compare's settings, whose defaults and ranges the studies share (held-out split,
@@ -42,7 +50,7 @@ class StudySettings:
         low=0,
     )
     methods: list[str] = setting(
-        ["bmft", "swift", "fullft", "llft", "random_mask"],
+        [name for name, cls in sorted(REGISTRY.items()) if cls.studied],
         "methods of the external-size and lr studies ('all' for every method)",
     )
     keeps: list[float] = setting(
@@ -70,6 +78,11 @@ class StudySettings:
         list(OPTIMIZERS),
         "lr study: optimizers tried where a method has an optimizer setting (sgd, adam)",
     )
+    objective: str = same_as(
+        COMPARE["objective"],
+        "the fairness objective the methods train towards (their bias loss unless set) and "
+        "the figures and tables lead with (as compare)",
+    )
     holdout: float = same_as(
         COMPARE["holdout"], "share of the external set held out for the threshold (as compare)"
     )
@@ -84,6 +97,11 @@ class StudySettings:
     overrides: dict[str, dict[str, Any]] = setting(
         {}, "method settings changed at every point, e.g. {'bmft': {'impair_epochs': 2}}"
     )
+
+    @property
+    def criterion(self) -> Criterion:
+        """The study's objective and threshold rule as compare's criterion holds them."""
+        return Criterion(self.objective, threshold_rule=self.threshold_rule)
 
     def __post_init__(self) -> None:
         check(self, "study")
@@ -134,7 +152,8 @@ class StudyPoint:
     def build(self, settings: StudySettings, seed: int) -> Method:
         """The method of this point with the study's overrides, its settings and ``seed``."""
         cls = VARIANTS[self.variant] if self.variant else method_class(self.method)
-        return cls(**{**settings.overrides.get(self.method, {}), **self.config, "seed": seed})
+        given = {**settings.overrides.get(self.method, {}), **self.config, "seed": seed}
+        return cls(**{"bias_kind": settings.criterion.declared.bias_kind, **given})
 
     def record(self) -> dict[str, Any]:
         """The point as study.json holds it."""
@@ -165,15 +184,13 @@ STEPS = {
 
 
 def learning_rate_series(method: str, optimizers: list[str]) -> list[tuple[str, str, dict]]:
-    """(series, lr setting, fixed settings) of ``method``'s learning rates: each ``*lr``
-    setting, once per optimizer where a matching ``*optimizer`` setting exists."""
-    names = [f.name for f in fields(method_class(method).config_class)]
+    """(series, lr setting, fixed settings) of ``method``'s learning rates: each setting
+    declared a learning rate, once per optimizer where the declaration names the setting
+    that chooses its optimizer."""
     series = []
-    for name in names:
-        if not name.endswith("lr"):
-            continue
-        chooser = name[: -len("lr")] + "optimizer"
-        if chooser in names:
+    for rate in of_kind(method_class(method).config_class, LEARNING_RATE):
+        name, chooser = rate.name, rate.metadata["optimizer"]
+        if chooser:
             series += [(f"{method} {name} ({o})", name, {chooser: o}) for o in optimizers]
         else:
             series.append((f"{method} {name}", name, {}))

@@ -21,7 +21,7 @@ from fairtune.evaluation import evaluate_scores
 from fairtune.models import predict_proba
 from fairtune.search import held_out_score, holdout_split
 from fairtune.studies.points import StudyPoint, StudySettings
-from fairtune.studies.summary import HEADLINE
+from fairtune.studies.summary import headline
 from fairtune.training import TrainingDiverged
 
 START = "start"
@@ -58,12 +58,13 @@ def measure(
     model: nn.Module, parts: SeedParts, settings: StudySettings, fit_time: float
 ) -> dict[str, Any]:
     """A fitted model's held-out score (threshold t chosen there) and each test set's metrics
-    at 0.5 and at t, with the bootstrap intervals at t of the :data:`HEADLINE` metrics
+    at 0.5 and at t, with the bootstrap intervals at t of the :func:`headline` metrics
     (``ci_at_t``, None with no resamples); ``failed`` when its scores are not finite."""
     scores = predict_proba(model, parts.held)
     if not torch.isfinite(scores).all():
         return {"wall_time_s": fit_time, "failed": "held-out scores are NaN: training diverged"}
     held = held_out_score(scores, parts.held, settings.threshold_rule, parts.reference_rate)
+    criterion = settings.criterion
     tests = {}
     for name, test in parts.tests.items():
         test_scores = predict_proba(model, test)
@@ -71,13 +72,13 @@ def measure(
         tests[name] = {
             "at_0.5": evaluate_scores(test, test_scores, 0.5)[0],
             "at_t": at_t,
-            "ci_at_t": {key: ci[key] for key in HEADLINE} if ci else None,
+            "ci_at_t": {key: ci[key] for key in headline(criterion)} if ci else None,
         }
     return {
         "threshold": held.threshold,
         "held_out": {
             "auc": held.auc,
-            "eodds_mean": held.eodds_mean,
+            criterion.key: held.of(criterion),
             "degenerate": held.degenerate,
         },
         "test": tests,

@@ -17,10 +17,14 @@ from typing import Any
 import numpy as np
 from scipy.stats import t as student_t
 
+from fairtune.criterion import Criterion
 from fairtune.metrics import Bootstrap
 
-HEADLINE = ("eodds_mean", "auc")
-"""The metrics a study's figure draws (at the chosen threshold t) with their intervals."""
+
+def headline(criterion: Criterion) -> tuple[str, str]:
+    """The metrics a study's figure draws (at the chosen threshold t) with their intervals:
+    the criterion's gap, then AUC."""
+    return criterion.key, "auc"
 
 LEVEL = 1 - Bootstrap.alpha
 """Coverage of every interval: the bootstrap's."""
@@ -70,7 +74,7 @@ class PointSummary:
     interval: Interval
     degenerate: int = 0
     """Seeds whose model is degenerate at t on this test set (some group's positive rate
-    below 1% or above 99%, :mod:`fairtune.operating`): its small EOdds is no fairness."""
+    below 1% or above 99%, :mod:`fairtune.operating`): its small gap is no fairness."""
 
 
 def _value(record: dict[str, Any], test: str, metric: str) -> tuple[float, Any, bool]:
@@ -85,7 +89,7 @@ def _value(record: dict[str, Any], test: str, metric: str) -> tuple[float, Any, 
     return (math.nan if value is None else float(value)), (ci[metric] if ci else None), flagged
 
 
-def summarise(records: list[dict[str, Any]]) -> list[PointSummary]:
+def summarise(records: list[dict[str, Any]], criterion: Criterion) -> list[PointSummary]:
     """Every (test set, series, x, headline metric) of a curve study's records, in order."""
     fitted = [r for r in records if not r["failed"]]
     tests = list(fitted[0]["test"]) if fitted else []
@@ -94,7 +98,7 @@ def summarise(records: list[dict[str, Any]]) -> list[PointSummary]:
     for test in tests:
         for series, x in points:
             mine = [r for r in records if r["series"] == series and r["x"] == x]
-            for metric in HEADLINE:
+            for metric in headline(criterion):
                 values, cis, flags = zip(*(_value(r, test, metric) for r in mine), strict=True)
                 found = interval(values, cis[0] if len(mine) == 1 else None)
                 out.append(PointSummary(test, series, x, metric, found, sum(flags)))

@@ -8,10 +8,15 @@ from typing import Any
 
 from rich.table import Table
 
+from fairtune.criterion import metric
 from fairtune.report import DEGENERATE, degenerate_note
-from fairtune.studies.summary import HEADLINE, LEVEL, Interval, PointSummary, interval
+from fairtune.studies.summary import LEVEL, Interval, PointSummary, interval
 
-LABELS = {"eodds_mean": "EOdds (mean) at t", "auc": "AUC"}
+
+def _label(key: str) -> str:
+    """A headline metric's column: its declared label, 'at t' where the threshold matters."""
+    declared = metric(key)
+    return declared.label + (" at t" if declared.threshold_dependent else "")
 
 
 def _cell(found: Interval) -> str:
@@ -24,8 +29,10 @@ def _cell(found: Interval) -> str:
 
 
 def summary_tables(points: list[PointSummary]) -> list[Table]:
-    """One table per test set: a row per (series, x), a column per headline metric."""
+    """One table per test set: a row per (series, x), a column per headline metric (the
+    objective's gap first)."""
     tables = []
+    headline = list(dict.fromkeys(p.metric for p in points))
     for test in dict.fromkeys(p.test for p in points):
         mine = [p for p in points if p.test == test]
         table = Table(
@@ -33,16 +40,16 @@ def summary_tables(points: list[PointSummary]) -> list[Table]:
             caption="interval: t over seeds; with one seed, the test-set bootstrap. "
             + degenerate_note(" (in the seeds counted)"),
         )
-        for column in ("series", "x", "seeds", *(LABELS[m] for m in HEADLINE)):
+        for column in ("series", "x", "seeds", *(_label(m) for m in headline)):
             table.add_column(column)
         for series, x in dict.fromkeys((p.series, p.x) for p in mine):
             cells = {p.metric: p.interval for p in mine if (p.series, p.x) == (series, x)}
             seeds = str(max(c.n_seeds for c in cells.values()))
             flagged = max(p.degenerate for p in mine if (p.series, p.x) == (series, x))
-            marked = {m: _cell(cells[m]) for m in HEADLINE}
+            marked = {m: _cell(cells[m]) for m in headline}
             if flagged:
-                marked["eodds_mean"] += f" {DEGENERATE} {flagged}/{seeds}"
-            table.add_row(series, str(x), seeds, *(marked[m] for m in HEADLINE))
+                marked[headline[0]] += f" {DEGENERATE} {flagged}/{seeds}"
+            table.add_row(series, str(x), seeds, *(marked[m] for m in headline))
         tables.append(table)
     return tables
 

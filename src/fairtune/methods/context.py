@@ -1,0 +1,26 @@
+"""What one fit shares with the fits beside it: progress bars and the caches of a search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from fairtune.feature_cache import FeatureCache
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """Passed to :meth:`~fairtune.methods.base.Method.fit` beside the settings.
+
+    ``progress``: show progress bars. ``importances``: relative importances already
+    computed on the starting model, shared by the settings a search tries (see
+    :meth:`~fairtune.methods.base.Method.relative_importance`); None: always compute.
+    ``features``: backbone features shared by the head-only phases of those settings
+    (:class:`~fairtune.feature_cache.FeatureCache`); None: each phase computes its own.
+    """
+
+    progress: bool = False
+    importances: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = None
+    features: FeatureCache | None = None

@@ -1,0 +1,39 @@
+"""Each kind of row records how it was chosen in a typed record; results.json is its dict
+form alone, and reads back to the same records."""
+
+import json
+
+import pytest
+from _helpers import biased_data
+
+from fairtune.comparison import compare
+from fairtune.records import BaselineRecord, ChoiceRecord, ReferenceRecord, SearchRecord
+from fairtune.results import ResultRow
+from fairtune.search import CompareSettings
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("objective", ["eodds", "eopp"])
+def test_every_row_has_the_record_of_its_kind_and_reads_back(start_model, objective):
+    external, test = biased_data(300, seed=3), biased_data(200, seed=4)
+    settings = CompareSettings(
+        methods=["llft", "fairprune"],
+        objective=objective,
+        n_boot=0,
+        overrides={"llft": {"epochs": 1}, "fairprune": {"max_rounds": 1}},
+    )
+    rows = compare(start_model, external, test, settings)
+    kinds = [type(r.selection) for r in rows]
+    assert kinds == [BaselineRecord, SearchRecord, SearchRecord, ReferenceRecord, ChoiceRecord]
+    key = settings.criterion.key
+    for row in rows:
+        as_json = json.dumps(row.to_dict(), sort_keys=True)
+        again = ResultRow.from_dict(json.loads(as_json))
+        assert json.dumps(again.to_dict(), sort_keys=True) == as_json
+        assert type(again.selection) is type(row.selection)
+    assert f"held_out_{key}" in rows[0].to_dict()["selection"]
+    assert rows[1].selection.held.key == key and rows[1].selection.tried[0].held.key == key
+    chosen = rows[-1].selection
+    assert chosen.best_on_test is not None and chosen.best_on_test.key == key
+    assert chosen.to_dict()["best_on_test"][key] == chosen.best_on_test.value
