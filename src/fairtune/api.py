@@ -7,12 +7,14 @@ from typing import Any
 
 from torch import nn
 
-from fairtune.auto import AUTO, select_across_methods
+from fairtune.auto import AUTO, evidence_rule, select_across_methods
 from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
-from fairtune.data import FairData
+from fairtune.data import FairData, check_groups
+from fairtune.evidence import EvidenceRule, measure, warn_if_worse
 from fairtune.methods import DebiasResult, get_method, method_names
 from fairtune.results import ResultRow
+from fairtune.search import holdout_split
 
 
 def debias(
@@ -21,12 +23,17 @@ def debias(
     method: str = "swift",
     head: str | None = None,
     progress: bool = False,
+    evidence: EvidenceRule | None = None,
     **config: Any,
 ) -> DebiasResult:
     """Debias a copy of ``model`` with ``method`` on the external set.
 
     ``config`` overrides the method's settings (see ``fairtune methods NAME``);
-    ``head`` names the classification head when it cannot be found. With
+    ``head`` names the classification head when it cannot be found. A method is
+    fitted on part of the external set; the rest, held out as ``evidence`` says
+    (default: compare's held-out share, threshold rule and AUC tolerance), gives
+    the result's :class:`~fairtune.evidence.Evidence`, and a
+    :class:`~fairtune.evidence.WorseModelWarning` when the model got worse there. With
     ``method="auto"`` every method is tried and one model is kept on held-out
     external data, possibly the original (:func:`~fairtune.auto.select_across_methods`);
     ``config`` then holds :class:`~fairtune.search.CompareSettings` fields
@@ -35,7 +42,14 @@ def debias(
     if method == AUTO:
         settings = CompareSettings(**config)
         return select_across_methods(model, external, settings, head=head, progress=progress)
-    return get_method(method, **config).fit(model, external, head=head, progress=progress)
+    fitter = get_method(method, **config)
+    rule = evidence or evidence_rule(CompareSettings(methods=[method]))
+    check_groups(external)
+    fit, held = holdout_split(external, rule.holdout, fitter.config.seed)
+    result = fitter.fit(model, fit, head=head, progress=progress)
+    result.evidence = measure(rule, held, model, result.model, fitter.config.seed)
+    warn_if_worse(result.evidence, f"{method} with these settings")
+    return result
 
 
 def compare(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from torch import nn
 
 from fairtune.data import FairData, check_groups
+from fairtune.evidence import EvidenceRule, measure, warn_if_worse
 from fairtune.methods import DebiasResult
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
@@ -110,6 +111,12 @@ def choice_record(run: SeedRun) -> dict[str, Any]:
     }
 
 
+def evidence_rule(settings: CompareSettings) -> EvidenceRule:
+    """The held-out evidence taken as the comparison selects: its held-out share, threshold
+    rule and AUC tolerance."""
+    return EvidenceRule(settings.holdout, settings.threshold_rule, settings.auc_tolerance)
+
+
 def select_across_methods(
     model: nn.Module,
     external: FairData,
@@ -134,7 +141,7 @@ def select_across_methods(
         "tried": {s.method: s.tried() for s in run.searches},
         "compare": asdict(settings),
     }
-    return DebiasResult(
+    result = DebiasResult(
         AUTO,
         copy.deepcopy(model) if kept else won.model,
         {"selected": run.choice.method, "setting": run.choice.setting, "config": won.config},
@@ -143,3 +150,8 @@ def select_across_methods(
         run.search_time_s(),
         info,
     )
+    held, seed = run.context.held, run.context.seed
+    evidence = measure(evidence_rule(settings), held, model, result.model, seed)
+    result.evidence = replace(evidence, chosen_on_rows=True)
+    warn_if_worse(result.evidence, "auto")
+    return result

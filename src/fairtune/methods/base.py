@@ -19,6 +19,7 @@ from torch import nn
 from fairtune.architectures import load_model
 from fairtune.data import FairData, balance, check_classes, check_groups
 from fairtune.errors import FairtuneError
+from fairtune.evidence import Evidence, describe
 from fairtune.feature_cache import FeatureCache, data_key
 from fairtune.importance import fisher_diagonal
 from fairtune.io import atomic_dir, write_json
@@ -27,6 +28,7 @@ from fairtune.masks import Mask, relative_importance
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
 from fairtune.settings import check, setting, with_origin
+from fairtune.step_plan import StepPlan
 from fairtune.training import Phase, run_phase
 
 REGISTRY: dict[str, type[Method]] = {}
@@ -136,7 +138,8 @@ class Fitted:
 
 @dataclass
 class DebiasResult:
-    """What a method returns: the new model, its mask, the history and the settings used."""
+    """What a method returns: the new model, its mask, the history, the settings used and
+    (from :func:`fairtune.debias`) held-out ``evidence`` against the starting model."""
 
     method: str
     model: nn.Module
@@ -145,6 +148,10 @@ class DebiasResult:
     mask: Mask | None = None
     wall_time_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence | None = None
+
+    def __repr__(self) -> str:
+        return f"DebiasResult({self.method}, config={self.config}): {describe(self.evidence)}"
 
     def save(self, directory: str | Path, model_config: ModelConfig | None = None) -> Path:
         """Write the model directory with ``mask.safetensors``, ``debias.json`` beside it.
@@ -167,6 +174,7 @@ class DebiasResult:
                     "config": self.config,
                     "wall_time_s": self.wall_time_s,
                     "info": self.info,
+                    "evidence": None if self.evidence is None else self.evidence.to_dict(),
                     "history": self.history,
                     "mask": None
                     if self.mask is None
@@ -242,6 +250,7 @@ class Method(ABC):
     feature_cache: FeatureCache | None = None
     """Backbone features shared by the head-only phases of the settings a search tries
     (see :class:`~fairtune.feature_cache.FeatureCache`); None: each phase computes its own."""
+    step_plan: StepPlan | None = None  # set by a budgeted search: scales every phase's epochs
 
     def __init__(self, config: MethodConfig | None = None, **overrides: Any) -> None:
         config = config or self.config_class()
@@ -337,11 +346,12 @@ class Method(ABC):
 
     def epochs_for(self, phase: Phase, data: FairData) -> int:
         """The phase's epochs, raised so that epochs x batches per epoch >= ``min_steps``
-        (batches as the phase's loader makes them, per process); 0 epochs stay 0."""
-        if phase.epochs == 0 or self.config.min_steps == 0:
-            return phase.epochs
-        batches = len(data.loader(phase.batch_size, shard=True))
-        return max(phase.epochs, math.ceil(self.config.min_steps / batches))
+        (batches as the phase's loader makes them, per process), scaled by :attr:`step_plan`."""
+        epochs = phase.epochs
+        if epochs and self.config.min_steps:
+            batches = len(data.loader(phase.batch_size, shard=True))
+            epochs = max(epochs, math.ceil(self.config.min_steps / batches))
+        return epochs if self.step_plan is None else self.step_plan.epochs(epochs, len(data))
 
     def head_step(
         self, split: ModelSplit, data: FairData, name: str, epochs: int, lr: float, beta: float
