@@ -167,9 +167,9 @@ def run_phase(
     Records hold ``phase``, ``epoch`` (from 1), ``loss`` (mean over batches),
     ``lr``, ``rows`` (passed through the optimiser steps) and ``seconds``. The
     model runs in train mode (dropout active) with BatchNorm handled as
-    ``phase.bn_stats`` says, on its own device (see the module's notes on precision). If ``data.inputs`` has a
-    ``set_epoch`` method (augmented images), it is called with the epoch number
-    (from 1) before every epoch.
+    ``phase.bn_stats`` says, on its own device (see the module's notes on
+    precision). If ``data.inputs`` has a ``set_epoch`` method (augmented
+    images), it is called with the epoch number (from 1) before every epoch.
 
     Given ``split``, a phase that trains only head parameters treats the
     backbone as a fixed feature extractor: it runs in eval mode, and (unless
