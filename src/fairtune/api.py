@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from fairtune.auto import AUTO, evidence_rule, select_across_methods
+from fairtune.auto import AUTO, AUTO_SEARCH, evidence_rule, select_across_methods
 from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
 from fairtune.data import FairData, check_groups
@@ -35,12 +35,13 @@ def debias(
     the result's :class:`~fairtune.evidence.Evidence`, and a
     :class:`~fairtune.evidence.WorseModelWarning` when the model got worse there. With
     ``method="auto"`` every method is tried and one model is kept on held-out
-    external data, possibly the original (:func:`~fairtune.auto.select_across_methods`);
-    ``config`` then holds :class:`~fairtune.search.CompareSettings` fields
-    (``methods``, ``grid``, ``holdout``, ``auc_tolerance``, ...).
+    external data, possibly the original (:func:`~fairtune.auto.select_across_methods`),
+    by successive halving unless ``search="grid"``; ``config`` then holds
+    :class:`~fairtune.search.CompareSettings` fields (``methods``, ``search``,
+    ``budget``, ``training_rows``, ``holdout``, ``auc_tolerance``, ...).
     """
     if method == AUTO:
-        settings = CompareSettings(**config)
+        settings = CompareSettings(**{"search": AUTO_SEARCH, **config})
         return select_across_methods(model, external, settings, head=head, progress=progress)
     fitter = get_method(method, **config)
     rule = evidence or evidence_rule(CompareSettings(methods=[method]))

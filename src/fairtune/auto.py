@@ -17,6 +17,7 @@ from torch import nn
 
 from fairtune.data import FairData, check_groups
 from fairtune.evidence import EvidenceRule, measure, warn_if_worse
+from fairtune.halving import Prepared, halving_text, prepare
 from fairtune.methods import DebiasResult
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
@@ -33,6 +34,9 @@ from fairtune.workers import SearchPool, SearchTask
 
 AUTO = "auto"
 """The method name that asks for the cross-method choice (``debias --method auto``)."""
+
+AUTO_SEARCH = "halving"
+"""The search ``auto`` runs unless told otherwise (compare's default stays the grid)."""
 
 ORIGINAL = "original"
 """The name the cross-method choice gives the unchanged starting model."""
@@ -60,6 +64,10 @@ class SeedRun:
         """Seconds spent fitting every method's settings."""
         return sum(s.time_s for s in self.searches)
 
+    def rows(self) -> int:
+        """Rows passed by the fine-tuning of every setting tried."""
+        return sum(s.rows for s in self.searches)
+
 
 def run_seed(
     model: nn.Module,
@@ -81,7 +89,11 @@ def run_seed(
     context = SearchContext(model, fit, held, settings, seed, reference_rate, head, progress)
     verdict = held_out_score(scores, held, settings.threshold_rule, reference_rate)
     start = Candidate({}, DebiasResult("baseline", model, {}, []), scores, verdict)
-    tasks = [SearchTask(name, context, start.held.auc) for name in settings.methods]
+    ready = prepare(context) if settings.search == "halving" else Prepared({}, {})
+    tasks = [
+        SearchTask(name, context, start.held.auc, ready.budgets.get(name), ready.plans.get(name))
+        for name in settings.methods
+    ]
     with nullcontext(workers) if workers else SearchPool(settings.jobs) as fitting:
         searches = fitting.run(tasks, progress)
     pool = [(s.method, c) for s in searches for c in s.candidates]
@@ -99,15 +111,20 @@ def _contender(method: str, candidate: Candidate) -> Contender:
 
 def choice_record(run: SeedRun) -> dict[str, Any]:
     """The cross-method choice as results and debias.json hold it: rule, what, why, held-out."""
-    chosen = run.chosen()
+    chosen, settings = run.chosen(), run.context.settings
+    rule = settings.cross_rule().text()
     return {
-        "rule": run.context.settings.cross_rule().text(),
+        "rule": f"{halving_text(settings)}; {rule}" if settings.search == "halving" else rule,
         "chosen": {"method": run.choice.method, **run.choice.setting},
         **run.choice.to_dict(),
         "held_out_auc": chosen.held.auc,
         "held_out_eodds_mean": chosen.held.eodds_mean,
         "held_out_degenerate": chosen.held.degenerate,
         "search_time_s": run.search_time_s(),
+        "search": settings.search,
+        "rows": run.rows(),
+        "budget": settings.budget if settings.search == "halving" else None,
+        "cost_vs_training": run.rows() / settings.training_rows if settings.training_rows else None,
     }
 
 
@@ -117,28 +134,20 @@ def evidence_rule(settings: CompareSettings) -> EvidenceRule:
     return EvidenceRule(settings.holdout, settings.threshold_rule, settings.auc_tolerance)
 
 
-def select_across_methods(
-    model: nn.Module,
-    external: FairData,
-    settings: CompareSettings | None = None,
-    head: str | None = None,
-    progress: bool = False,
-) -> DebiasResult:
-    """``debias --method auto``: the model the cross-method rule keeps, on the first seed.
-
-    Every method of ``settings`` is fitted with its defaults (or its grid, or
-    optuna's trials) on the fit part of ``external``; the held-out part chooses.
-    The result's config names the method and setting kept (``original``: an
-    unchanged copy of ``model``); its info holds the choice with its reason.
-    """
-    settings = settings or CompareSettings()
-    check_groups(external)
-    run = run_seed(model, external, settings, settings.seeds[0], head, progress)
+def selected_result(run: SeedRun) -> DebiasResult:
+    """The model a seed's cross-method rule kept (an unchanged copy of the starting model
+    when it kept that), with the choice, its search's cost and the held-out evidence."""
+    model, settings = run.context.model, run.context.settings
     won = run.chosen().result
     kept = run.choice.index is None
+    record = choice_record(run)
     info = {
-        "selection": choice_record(run),
+        "selection": record,
+        "kept_original": kept,
+        "budget": record["budget"],
+        "cost_vs_training": record["cost_vs_training"],
         "tried": {s.method: s.tried() for s in run.searches},
+        "rungs": {s.method: s.rungs for s in run.searches if s.rungs},
         "compare": asdict(settings),
     }
     result = DebiasResult(
@@ -153,5 +162,27 @@ def select_across_methods(
     held, seed = run.context.held, run.context.seed
     evidence = measure(evidence_rule(settings), held, model, result.model, seed)
     result.evidence = replace(evidence, chosen_on_rows=True)
+    return result
+
+
+def select_across_methods(
+    model: nn.Module,
+    external: FairData,
+    settings: CompareSettings | None = None,
+    head: str | None = None,
+    progress: bool = False,
+) -> DebiasResult:
+    """``debias --method auto``: the model the cross-method rule keeps, on the first seed.
+
+    Every method of ``settings`` is fitted with its defaults (or its grid, optuna's
+    trials, or successive halving over its grid) on the fit part of ``external``; the
+    held-out part chooses, and gives the result's evidence (a
+    :class:`~fairtune.evidence.WorseModelWarning` if the model got worse there).
+    The result's config names the method and setting kept (``original``: an
+    unchanged copy of ``model``); its info holds the choice with its reason.
+    """
+    settings = settings or CompareSettings()
+    check_groups(external)
+    result = selected_result(run_seed(model, external, settings, settings.seeds[0], head, progress))
     warn_if_worse(result.evidence, "auto")
     return result

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fairtune.errors import FairtuneError
+from fairtune.methods import method_class
 from fairtune.search import (
     Candidate,
     CompareSettings,
@@ -31,24 +33,80 @@ from fairtune.search import (
     SearchContext,
     grid_points,
     rows_passed,
+    search,
 )
 from fairtune.step_plan import StepPlan
 
 ETA = 3
 """Each rung keeps the best 1/ETA of its settings and gives them ETA times the share."""
 
+SMALLEST = 1e-9
+"""A share that trains one epoch of every phase."""
 
-def halving_search(
-    method: str, context: SearchContext, start_auc: float, budget_rows: float | None
-) -> MethodSearch:
-    """The settings of ``method``'s grid that survive successive halving, trained at the
-    last rung's share, within ``budget_rows`` (None: no budget, the last rung in full)."""
-    begin = time.perf_counter()
+
+@dataclass(frozen=True)
+class GridPlan:
+    """A method's grid and what each setting's phases would pass (see :func:`plan_grid`)."""
+
+    points: list[dict[str, Any]]
+    plans: list[StepPlan]
+
+    def first_rung(self) -> int:
+        """Rows of one epoch of every phase of every setting: the least a first rung passes."""
+        return sum(plan.rows_at(SMALLEST) for plan in self.plans)
+
+    def in_full(self) -> int:
+        """Rows of every setting trained in full (the grid's cost)."""
+        return sum(plan.rows_at(1.0) for plan in self.plans)
+
+
+def plan_grid(method: str, context: SearchContext) -> GridPlan | None:
+    """Each setting of ``method``'s grid fitted at share 0 (no epoch runs; the relative
+    importances and backbone features are computed once, for the search to reuse), so its
+    phases are known; None for a method without phases (it runs its grid in full)."""
+    if not method_class(method).fine_tunes:
+        return None
     points = grid_points(context.settings.grid_of(method))
     plans = [StepPlan(0.0) for _ in points]
-    planned = [context.attempt(method, p, plan) for p, plan in zip(points, plans, strict=True)]
-    fixed = [o for o, plan in zip(planned, plans, strict=True) if not plan.phases]  # in full
-    alive = [i for i in range(len(points)) if plans[i].phases]
+    for point, plan in zip(points, plans, strict=True):
+        context.attempt(method, point, plan)
+    return GridPlan(points, plans)
+
+
+def allocate(settings: CompareSettings, plans: dict[str, GridPlan | None]) -> dict[str, float]:
+    """Each method's rows out of the budget: its first rung, then the rest in proportion
+    to its grid's cost. Raises when the budget cannot pay the first rungs."""
+    total = settings.budget * settings.training_rows
+    need = {m: p.first_rung() for m, p in plans.items() if p is not None}
+    if total < sum(need.values()):
+        raise FairtuneError(
+            f"--budget {settings.budget:g} ({total:,.0f} rows, of the original training's "
+            f"{settings.training_rows:,}) is below the first rung of the search "
+            f"({sum(need.values()):,} rows: one epoch of every phase of every setting); "
+            "raise --budget, or search fewer methods"
+        )
+    full = {m: p.in_full() for m, p in plans.items() if p is not None}
+    spare = total - sum(need.values())
+    return {m: need[m] + spare * full[m] / max(1, sum(full.values())) for m in need}
+
+
+def halving_search(
+    method: str,
+    context: SearchContext,
+    start_auc: float,
+    budget_rows: float | None,
+    plan: GridPlan | None = None,
+) -> MethodSearch:
+    """The settings of ``method``'s grid that survive successive halving, trained at the
+    last rung's share, within ``budget_rows`` (None: no budget, the last rung in full).
+    ``plan`` is the grid's :func:`plan_grid`, made here when not given."""
+    begin = time.perf_counter()
+    plan = plan or plan_grid(method, context)
+    if plan is None:
+        found = search(method, replace(context, settings=_as_grid(context.settings)), start_auc)
+        return replace(found, time_s=time.perf_counter() - begin)
+    points, plans = plan.points, plan.plans
+    alive = list(range(len(points)))
     failed: list[Candidate | Failure] = []
     final: list[Candidate | Failure] = []
     rungs: list[dict[str, Any]] = []
@@ -58,8 +116,6 @@ def halving_search(
         alive = alive[:count]
         planned_share = float(ETA ** (k + 1 - len(counts)))
         fits = _fitting_share(plans, alive, planned_share, budget_rows, spent, len(counts) - k)
-        if fits is None and k == 0:
-            raise FairtuneError(_too_small(context.settings, method, plans, alive, budget_rows))
         if fits is None or fits <= share:
             break  # the budget cannot train these settings more than the rung before
         share = fits
@@ -70,12 +126,13 @@ def halving_search(
         failed += [o for o in final if isinstance(o, Failure)]
         alive = sorted(alive, key=lambda i: _rank(context, tried[i], start_auc))
         rungs.append({"share": share, "settings": [points[i] for i in tried], "rows": rows})
-    outcomes = (
-        [o for o in fixed + final if isinstance(o, Candidate)]
-        + [o for o in fixed if isinstance(o, Failure)]
-        + failed
-    )
+    outcomes = [o for o in final if isinstance(o, Candidate)] + failed
     return MethodSearch(method, outcomes, time.perf_counter() - begin, spent, rungs)
+
+
+def _as_grid(settings: CompareSettings) -> CompareSettings:
+    """The same settings searching the grid in full."""
+    return replace(settings, search="grid", grid=True, tuner="grid")
 
 
 def _counts(n: int) -> list[int]:
@@ -104,13 +161,12 @@ def _fitting_share(
     def cost(share: float) -> int:
         return sum(plans[i].rows_at(share) for i in alive)
 
-    smallest = 1e-9  # one epoch of every phase
-    if cost(smallest) > left:
+    if cost(SMALLEST) > left:
         return None
-    part = max(left / rungs_left, cost(smallest))
+    part = max(left / rungs_left, cost(SMALLEST))
     if cost(planned) <= part:
         return planned
-    low, high = smallest, planned
+    low, high = SMALLEST, planned
     for _ in range(40):  # bisection: the cost grows with the share
         mid = (low + high) / 2
         low, high = (mid, high) if cost(mid) <= part else (low, mid)
@@ -130,34 +186,38 @@ def _rank(context: SearchContext, outcome: Candidate | Failure, start_auc: float
     return (int(outcome.held.degenerate), score)
 
 
-def _too_small(
-    settings: CompareSettings,
-    method: str,
-    plans: list[StepPlan],
-    alive: list[int],
-    budget_rows: float | None,
-) -> str:
-    need = sum(plans[i].rows_at(1e-9) for i in alive)
-    return (
-        f"--budget {settings.budget:g} gives {method} {budget_rows:,.0f} rows, fewer than its "
-        f"first rung needs ({need:,} rows: one epoch of every phase of its {len(alive)} "
-        "settings); raise --budget or narrow the methods"
-    )
+@dataclass(frozen=True)
+class Prepared:
+    """A seed's halving before any training: each method's planned grid and its rows."""
+
+    plans: dict[str, GridPlan | None]
+    budgets: dict[str, float]
+    """Rows each method may pass; empty without a budget."""
 
 
-def method_budget(settings: CompareSettings) -> float | None:
-    """Rows each method's halving may pass: the budget's rows shared equally among the
-    methods (None: the original training's rows are unknown, no budget)."""
-    if settings.training_rows == 0:
-        return None
-    return settings.budget * settings.training_rows / len(settings.methods)
+def prepare(context: SearchContext) -> Prepared:
+    """Plan every method's grid and share the budget among them (see :func:`allocate`);
+    without the original training's rows, no budget."""
+    settings = context.settings
+    plans = {m: plan_grid(m, context) for m in settings.methods}
+    budgets = allocate(settings, plans) if settings.training_rows else {}
+    return Prepared(plans, budgets)
+
+
+def original_training_rows(history: list[dict[str, Any]]) -> int:
+    """Rows the model's original training passed, from its config.json history (its
+    ``train`` phase's epochs); 0 when the history does not say."""
+    train = [record for record in history if record.get("phase") == "train"]
+    if not train or any("rows" not in record for record in train):
+        return 0
+    return sum(int(record["rows"]) for record in train)
 
 
 def halving_text(settings: CompareSettings) -> str:
     """The search in one sentence, as reports print it."""
     budget = (
-        f"within {settings.budget:g}x the original training's rows ({settings.training_rows:,}), "
-        "shared equally among the methods"
+        f"within {settings.budget:g}x the original training's rows ({settings.training_rows:,}; "
+        "each method its first rung, the rest in proportion to its grid's cost)"
         if settings.training_rows
         else "without a budget (the original training's rows are unknown)"
     )

@@ -138,8 +138,7 @@ class Fitted:
 
 @dataclass
 class DebiasResult:
-    """What a method returns: the new model, its mask, the history, the settings used and
-    (from :func:`fairtune.debias`) held-out ``evidence`` against the starting model."""
+    """What a method returns: new model, mask, history, settings, held-out ``evidence``."""
 
     method: str
     model: nn.Module
@@ -238,6 +237,7 @@ class Method(ABC):
     tunes_backbone: ClassVar[bool]
     """Whether the method fine-tunes backbone weights (costly on big image models), not only
     the head or a pruning mask."""
+    fine_tunes: ClassVar[bool] = True  # trains in phases (a budgeted search scales them)
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     grid: ClassVar[dict[str, list[Any]]] = {}
     """Key settings and the values ``compare --grid`` tries (the learning rate at least);
