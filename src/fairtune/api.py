@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -12,6 +13,7 @@ from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
 from fairtune.data import FairData, check_groups
 from fairtune.evidence import EvidenceRule, measure, warn_if_worse
+from fairtune.handback import SavedModels
 from fairtune.methods import DebiasResult, get_method, method_names
 from fairtune.results import ResultRow
 from fairtune.search import holdout_split
@@ -60,6 +62,7 @@ def compare(
     methods: str | Sequence[str] = "all",
     head: str | None = None,
     progress: bool = False,
+    save_models: str | Path | SavedModels | None = None,
     **settings: Any,
 ) -> list[ResultRow]:
     """Run ``methods`` from ``model`` on the same data; one row per (method, seed) and,
@@ -67,10 +70,14 @@ def compare(
 
     ``settings`` are further :class:`~fairtune.comparison.CompareSettings`
     fields (``seeds``, ``grid``, ``threshold_rule``, ``holdout``,
-    ``auc_tolerance``, ``n_boot``, ``overrides``); ``seeds`` may be any sequence.
+    ``auc_tolerance``, ``n_boot``, ``overrides``, ``search``, ``budget``,
+    ``training_rows``); ``seeds`` may be any sequence. ``save_models`` (a folder, or a
+    :class:`~fairtune.handback.SavedModels` for every method's choice too) receives each
+    seed's selected model as ``FOLDER/SEED/selected/``.
     """
     names = method_names(methods)
     if "seeds" in settings:
         settings["seeds"] = list(settings["seeds"])
     config = CompareSettings(methods=names, **settings)
-    return _compare(model, external, test, config, head=head, progress=progress)
+    models = SavedModels(save_models) if isinstance(save_models, (str, Path)) else save_models
+    return _compare(model, external, test, config, head, progress, models)

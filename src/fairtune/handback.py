@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fairtune.auto import SeedRun, evidence_rule, selected_result
 from fairtune.evidence import measure
-from fairtune.io import atomic_dir
+from fairtune.io import atomic_dir, refuse_inputs
 from fairtune.methods import DebiasResult
 from fairtune.models import ModelConfig
 from fairtune.results import SELECTED
@@ -30,6 +30,9 @@ class SavedModels:
     model_config: ModelConfig | None = None
     """The starting model's config (None: a model of your own, see DebiasResult.save)."""
     gathered: dict[int, dict[str, DebiasResult]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        refuse_inputs(self.folder, [])  # an unwritable folder fails before any work
 
     def gather(self, run: SeedRun) -> None:
         """Keep a seed's selected model and, with ``every_method``, each method's choice."""

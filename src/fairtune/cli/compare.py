@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from fairtune.cli.options import (
 )
 from fairtune.cli.study import test_names
 from fairtune.comparison import CompareSettings, compare
+from fairtune.console import console
 from fairtune.data import FairData, check_external
 from fairtune.demo import (
     DemoSettings,
@@ -33,6 +35,8 @@ from fairtune.demo import (
     run_image_demo,
 )
 from fairtune.errors import FairtuneError
+from fairtune.halving import original_training_rows
+from fairtune.handback import SavedModels
 from fairtune.io import refuse_inputs
 from fairtune.methods import ALL, method_names
 
@@ -52,6 +56,18 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     )
     add_compare_options(p)
     add_set_option(p, "METHOD.KEY=VALUE", "bmft.keep=0.25")
+    p.add_argument(
+        "--save-models",
+        metavar="DIR",
+        help="write each seed's selected model to DIR/SEED/selected/ (loadable by load_model, "
+        "usable by 'fairtune predict'; the starting model, marked as kept, when nothing was "
+        "better on held-out data), all at the end or none",
+    )
+    p.add_argument(
+        "--save-every-method",
+        action="store_true",
+        help="with --save-models: also each method's chosen setting, as DIR/SEED/METHOD/",
+    )
     add_image_reading_options(p)
 
 
@@ -89,6 +105,7 @@ def compare_command(args: argparse.Namespace) -> None:
     settings = compare_settings(args, methods, overrides=parse_settings(args.set))
     # CompareSettings checked every setting (and each method's overrides): before any data
     refuse_inputs(args.out, [args.model, args.external, *args.test])
+    models = _saved_models(args)
     model, config = load_model_here(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
     specs = dict(zip(test_names(args.test), args.test, strict=True))
@@ -104,7 +121,11 @@ def compare_command(args: argparse.Namespace) -> None:
                 "set",
                 stacklevel=1,
             )
-    rows = compare(model, external, tests, settings, head=config.head, progress=True)
+    if models is not None:
+        models.model_config = config
+    if settings.search == "halving" and not settings.training_rows:
+        settings = replace(settings, training_rows=original_training_rows(config.history))
+    rows = compare(model, external, tests, settings, config.head, True, models)
     title = f"{args.model}: external {ext_source}"
     about: dict[str, Any] = {"model": args.model}
     if len(tests) == 1:
@@ -112,6 +133,23 @@ def compare_command(args: argparse.Namespace) -> None:
     else:  # each test set's table names it
         about["tests"] = sources
     report.write_comparison(args.out, rows, title, settings, about)
+    if models is not None:
+        console.print(f"models written to {models.folder}/SEED/METHOD/ (see debias.json in each)")
+
+
+def _saved_models(args: argparse.Namespace) -> SavedModels | None:
+    """Where --save-models writes, checked before any work; never in or around --out."""
+    if args.save_models is None:
+        if args.save_every_method:
+            raise FairtuneError("--save-every-method needs --save-models DIR")
+        return None
+    out, folder = Path(args.out).resolve(), Path(args.save_models).resolve()
+    if folder == out or out in folder.parents or folder in out.parents:
+        raise FairtuneError(
+            f"--save-models '{args.save_models}' and --out '{args.out}' overlap: choose apart"
+        )
+    refuse_inputs(args.save_models, [args.model, args.external, *args.test])
+    return SavedModels(args.save_models, args.save_every_method)
 
 
 def _same_data(
