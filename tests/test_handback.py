@@ -93,7 +93,7 @@ def test_compare_save_models_writes_each_seeds_choice(workdir, tmp_path):
     assert {p.name for p in models.iterdir() if p.is_dir()} == {"0", "1"}
     assert {p.name for p in (models / "0").iterdir()} == {"selected", "llft", "fullft"}
     results = json.loads((out / "results.json").read_text())
-    selected = [r for r in results if r["method"] == "selected" and r["seed"] == 1][0]
+    selected = next(r for r in results if r["method"] == "selected" and r["seed"] == 1)
     record = json.loads((models / "1" / "selected" / "debias.json").read_text())
     assert record["config"]["selected"] == selected["config"]["selected"]
     _check_uses(workdir, models / "1" / "selected", tmp_path)
