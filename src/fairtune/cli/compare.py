@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from fairtune import report
+from fairtune.auto import AUTO_SEARCH
 from fairtune.cli.options import (
     Command,
     add_comparison_inputs,
@@ -190,7 +191,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
         "'pretrained' extra is installed, else cnn) (default: %(default)s)",
     )
     add_compare_options(p)
-    p.set_defaults(grid=True)
+    p.set_defaults(grid=True, search=AUTO_SEARCH)
 
 
 def demo_command(args: argparse.Namespace) -> None:
