@@ -73,8 +73,9 @@ def demo_rows(
 
 
 def with_training(settings: CompareSettings, history: list[dict[str, Any]]) -> CompareSettings:
-    """The settings with the rows the demo's training passed, for a halving search's budget."""
-    if settings.search != "halving" or settings.training_rows:
+    """The settings with the rows the demo's training passed: a halving search's budget is
+    a multiple of them, and every search's cost is reported against them."""
+    if settings.training_rows:
         return settings
     return replace(settings, training_rows=original_training_rows(history))
 

@@ -124,7 +124,7 @@ def compare_command(args: argparse.Namespace) -> None:
             )
     if models is not None:
         models.model_config = config
-    if settings.search == "halving" and not settings.training_rows:
+    if not settings.training_rows:  # the budget's unit, and every search's cost's
         settings = replace(settings, training_rows=original_training_rows(config.history))
     rows = compare(model, external, tests, settings, config.head, True, models)
     title = f"{args.model}: external {ext_source}"
