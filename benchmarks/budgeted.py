@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--budget", type=float, default=CompareSettings().budget)
+    p.add_argument("--searches", nargs="+", default=list(SEARCHES), choices=SEARCHES)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=str(RESULTS / "budgeted.json"))
     args = p.parse_args(argv)
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in args.protocols:
         title, run = PROTOCOLS[name]
         results[name] = {}
-        for search in SEARCHES:
+        for search in args.searches:
             settings = CompareSettings(
                 seeds=args.seeds, grid=True, search=search, budget=args.budget, n_boot=0
             )
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows = run(settings)
             results[name][search] = figures(rows, time.perf_counter() - start)
             console.print(f"{name} {search}: {results[name][search]}")
-        grid_wall = results[name]["grid"]["wall_s"]
-        for search in SEARCHES:
+        grid_wall = results[name].get("grid", {}).get("wall_s", float("nan"))
+        for search in args.searches:
             f = results[name][search]
             lines.append(
                 [
