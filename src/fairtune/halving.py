@@ -32,6 +32,7 @@ from fairtune.search import (
     MethodSearch,
     SearchContext,
     grid_points,
+    holdout_split,
     rows_passed,
     search,
 )
@@ -42,6 +43,10 @@ ETA = 3
 
 SMALLEST = 1e-9
 """A share that trains one epoch of every phase."""
+
+MIN_ROWS = 200
+"""The fewest fit rows a rung trains on: below one epoch of every phase a rung trains one
+epoch on a stratified part of the fit rows, never fewer than this (or 10% of them)."""
 
 
 @dataclass(frozen=True)
@@ -73,16 +78,25 @@ def plan_grid(method: str, context: SearchContext) -> GridPlan | None:
     return GridPlan(points, plans)
 
 
-def allocate(settings: CompareSettings, plans: dict[str, GridPlan | None]) -> dict[str, float]:
-    """Each method's rows out of the budget: its first rung, then the rest in proportion
-    to its grid's cost. Raises when the budget cannot pay the first rungs."""
+def least_part(fit_rows: int) -> float:
+    """The smallest part of the fit rows a rung trains on (see :data:`MIN_ROWS`)."""
+    return min(1.0, max(0.1, MIN_ROWS / max(1, fit_rows)))
+
+
+def allocate(
+    settings: CompareSettings, plans: dict[str, GridPlan | None], fit_rows: int
+) -> dict[str, float]:
+    """Each method's rows out of the budget: its smallest first rung, then the rest in
+    proportion to its grid's cost. Raises when the budget cannot pay the first rungs."""
     total = settings.budget * settings.training_rows
-    need = {m: p.first_rung() for m, p in plans.items() if p is not None}
+    least = least_part(fit_rows)
+    need = {m: p.first_rung() * least for m, p in plans.items() if p is not None}
     if total < sum(need.values()):
         raise FairtuneError(
             f"--budget {settings.budget:g} ({total:,.0f} rows, of the original training's "
             f"{settings.training_rows:,}) is below the first rung of the search "
-            f"({sum(need.values()):,} rows: one epoch of every phase of every setting); "
+            f"({sum(need.values()):,.0f} rows: one epoch of every phase of every setting on "
+            f"{least:.0%} of the fit rows); "
             "raise --budget, or search fewer methods"
         )
     full = {m: p.in_full() for m, p in plans.items() if p is not None}
@@ -110,22 +124,34 @@ def halving_search(
     failed: list[Candidate | Failure] = []
     final: list[Candidate | Failure] = []
     rungs: list[dict[str, Any]] = []
-    spent, share = 0, 0.0
+    spent, effort = 0, 0.0
     counts = _counts(len(alive))
     for k, count in enumerate(counts):
         alive = alive[:count]
         planned_share = float(ETA ** (k + 1 - len(counts)))
-        fits = _fitting_share(plans, alive, planned_share, budget_rows, spent, len(counts) - k)
-        if fits is None or fits <= share:
+        fits = _fitting_share(
+            plans,
+            alive,
+            planned_share,
+            budget_rows - spent if budget_rows else None,
+            len(counts) - k,
+            least_part(len(context.fit)),
+        )
+        if fits is None or fits[2] <= effort:
             break  # the budget cannot train these settings more than the rung before
-        share = fits
-        tried = {i: context.attempt(method, points[i], StepPlan(share)) for i in alive}
+        share, part, effort = fits
+        here = context
+        if part < 1:  # one epoch of every phase on a stratified part of the fit rows
+            here = replace(context, fit=holdout_split(context.fit, part, context.seed)[1])
+        tried = {i: here.attempt(method, points[i], StepPlan(share)) for i in alive}
         rows = sum(_rows(o, plans[i], share) for i, o in tried.items())
         spent += rows
         final = list(tried.values())
         failed += [o for o in final if isinstance(o, Failure)]
         alive = sorted(alive, key=lambda i: _rank(context, tried[i], start_auc))
-        rungs.append({"share": share, "settings": [points[i] for i in tried], "rows": rows})
+        rungs.append(
+            {"share": share, "part": part, "settings": [points[i] for i in tried], "rows": rows}
+        )
     outcomes = [o for o in final if isinstance(o, Candidate)] + failed
     return MethodSearch(method, outcomes, time.perf_counter() - begin, spent, rungs)
 
@@ -147,30 +173,34 @@ def _fitting_share(
     plans: list[StepPlan],
     alive: list[int],
     planned: float,
-    budget_rows: float | None,
-    spent: int,
+    left: float | None,
     rungs_left: int,
-) -> float | None:
-    """The largest share up to ``planned`` whose rows for ``alive`` fit this rung's part of
-    the budget left (all of it for a first rung that needs more); None: not even one
-    epoch of each phase fits."""
-    if budget_rows is None:
-        return planned
-    left = budget_rows - spent
+    least: float,
+) -> tuple[float, float, float] | None:
+    """(share of the epochs, part of the fit rows, rows per setting) for this rung: the
+    largest share up to ``planned`` whose rows fit its part of the budget ``left``; below
+    one epoch of every phase, that epoch on a part of the rows (at least ``least``; a first
+    rung may take all that is left). None: not even that fits."""
 
     def cost(share: float) -> int:
         return sum(plans[i].rows_at(share) for i in alive)
 
-    if cost(SMALLEST) > left:
+    if left is None:
+        return planned, 1.0, cost(planned) / len(alive)
+    one_epoch = cost(SMALLEST)
+    if one_epoch * least > left:
         return None
-    part = max(left / rungs_left, cost(SMALLEST))
+    part = max(left / rungs_left, one_epoch * least)
+    if one_epoch > part:
+        rows = part / one_epoch
+        return SMALLEST, rows, one_epoch * rows / len(alive)
     if cost(planned) <= part:
-        return planned
+        return planned, 1.0, cost(planned) / len(alive)
     low, high = SMALLEST, planned
     for _ in range(40):  # bisection: the cost grows with the share
         mid = (low + high) / 2
         low, high = (mid, high) if cost(mid) <= part else (low, mid)
-    return low
+    return low, 1.0, cost(low) / len(alive)
 
 
 def _rows(outcome: Candidate | Failure, plan: StepPlan, share: float) -> int:
@@ -200,7 +230,7 @@ def prepare(context: SearchContext) -> Prepared:
     without the original training's rows, no budget."""
     settings = context.settings
     plans = {m: plan_grid(m, context) for m in settings.methods}
-    budgets = allocate(settings, plans) if settings.training_rows else {}
+    budgets = allocate(settings, plans, len(context.fit)) if settings.training_rows else {}
     return Prepared(plans, budgets)
 
 
