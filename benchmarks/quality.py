@@ -48,7 +48,13 @@ from fairtune.binarize import apply_binarize
 from fairtune.columns import Columns
 from fairtune.comparison import CompareSettings, compare
 from fairtune.datasets import load_adult, load_german, skew_groups
-from fairtune.demo import DemoSettings, ImageDemoSettings, demo_rows, image_demo_rows
+from fairtune.demo import (
+    DemoSettings,
+    ImageDemoSettings,
+    demo_rows,
+    image_demo_rows,
+    with_training,
+)
 from fairtune.erm import TrainConfig, train_tabular
 from fairtune.references import REFERENCE
 from fairtune.results import SELECTED, ResultRow
@@ -103,7 +109,8 @@ def tabular_rows(protocol: TabularProtocol, settings: CompareSettings) -> list[R
             frame_to_data(part, protocol.label, [protocol.attribute], prep, config.group_names)
             for part in (external, test)
         )
-        rows += compare(model, ext, tst, replace(settings, seeds=[seed]))
+        one_seed = with_training(replace(settings, seeds=[seed]), config.history)
+        rows += compare(model, ext, tst, one_seed)
     return rows
 
 

@@ -369,7 +369,13 @@ def _digest(path: Path) -> str:
 
 
 def _stderr_lines(capsys) -> list[str]:
-    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    """The lines written to stderr, less the held-out evidence's warning that a setting made
+    the model worse (these short runs on tiny sets may well), which is no error."""
+    return [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line.strip() and "made the model worse on held-out" not in line
+    ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -425,6 +425,8 @@ def test_debias_auto_says_what_it_kept_and_why(workdir, capsys, tmp_path):
         str(out),
         "--holdout",
         "0.4",
+        "--budget",
+        "6",  # the model trained 3 epochs: one epoch of every setting is 3.3x that
         "--set",
         "fullft.epochs=2",
         "--set",

@@ -62,7 +62,8 @@ def test_untrainable_parameters_end_bit_identical():
         else:
             assert torch.equal(before[name], after[name]), name
     assert [h["epoch"] for h in history] == [1, 2, 3]
-    assert set(history[0]) == {"phase", "epoch", "loss", "lr", "seconds"}
+    assert set(history[0]) == {"phase", "epoch", "loss", "lr", "rows", "seconds"}
+    assert [h["rows"] for h in history] == [len(data)] * 3
     assert all(p.requires_grad for p in model.parameters())
     assert model.training
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from fairtune.auto import AUTO, select_across_methods
+from fairtune.auto import AUTO, AUTO_SEARCH, evidence_rule, select_across_methods
 from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
 from fairtune.criterion import DEFAULT_OBJECTIVE
 from fairtune.criterion import objective as get_objective
-from fairtune.data import FairData
+from fairtune.data import FairData, check_groups
+from fairtune.evidence import EvidenceRule, measure, warn_if_worse
+from fairtune.handback import SavedModels
 from fairtune.methods import DebiasResult, get_method, method_names
 from fairtune.results import ResultRow
+from fairtune.search import holdout_split
 
 
 def debias(
@@ -24,6 +28,7 @@ def debias(
     head: str | None = None,
     progress: bool = False,
     objective: str = DEFAULT_OBJECTIVE,
+    evidence: EvidenceRule | None = None,
     **config: Any,
 ) -> DebiasResult:
     """Debias a copy of ``model`` with ``method`` on the external set.
@@ -31,17 +36,29 @@ def debias(
     ``objective`` (``eodds``, ``eopp`` or ``dp``) is the fairness the method trains
     towards: its bias loss (``bias_kind``) unless ``config`` sets one. ``config``
     overrides the method's settings (see ``fairtune methods NAME``);
-    ``head`` names the classification head when it cannot be found. With
+    ``head`` names the classification head when it cannot be found. A method is
+    fitted on part of the external set; the rest, held out as ``evidence`` says
+    (default: compare's held-out share and criterion for ``objective``), gives
+    the result's :class:`~fairtune.evidence.Evidence`, and a
+    :class:`~fairtune.evidence.WorseModelWarning` when the model got worse there. With
     ``method="auto"`` every method is tried and one model is kept on held-out
-    external data, possibly the original (:func:`~fairtune.auto.select_across_methods`);
-    ``config`` then holds :class:`~fairtune.search.CompareSettings` fields
-    (``methods``, ``grid``, ``holdout``, ``auc_tolerance``, ...).
+    external data, possibly the original (:func:`~fairtune.auto.select_across_methods`),
+    by successive halving unless ``search="grid"``; ``config`` then holds
+    :class:`~fairtune.search.CompareSettings` fields (``methods``, ``search``,
+    ``budget``, ``training_rows``, ``holdout``, ``auc_tolerance``, ...).
     """
     if method == AUTO:
-        settings = CompareSettings(**{"objective": objective, **config})
+        settings = CompareSettings(**{"objective": objective, "search": AUTO_SEARCH, **config})
         return select_across_methods(model, external, settings, head=head, progress=progress)
     config = {"bias_kind": get_objective(objective).bias_kind, **config}
-    return get_method(method, **config).fit(model, external, head=head, progress=progress)
+    fitter = get_method(method, **config)
+    rule = evidence or evidence_rule(CompareSettings(methods=[method], objective=objective))
+    check_groups(external)
+    fit, held = holdout_split(external, rule.holdout, fitter.config.seed)
+    result = fitter.fit(model, fit, head=head, progress=progress)
+    result.evidence = measure(rule, held, model, result.model, fitter.config.seed)
+    warn_if_worse(result.evidence, f"{method} with these settings")
+    return result
 
 
 def compare(
@@ -51,6 +68,7 @@ def compare(
     methods: str | Sequence[str] = "all",
     head: str | None = None,
     progress: bool = False,
+    save_models: str | Path | SavedModels | None = None,
     **settings: Any,
 ) -> list[ResultRow]:
     """Run ``methods`` from ``model`` on the same data; one row per (method, seed) and,
@@ -58,10 +76,14 @@ def compare(
 
     ``settings`` are further :class:`~fairtune.comparison.CompareSettings`
     fields (``objective``, ``seeds``, ``grid``, ``threshold_rule``, ``holdout``,
-    ``auc_tolerance``, ``n_boot``, ``overrides``); ``seeds`` may be any sequence.
+    ``auc_tolerance``, ``n_boot``, ``overrides``, ``search``, ``budget``,
+    ``training_rows``); ``seeds`` may be any sequence. ``save_models`` (a folder, or a
+    :class:`~fairtune.handback.SavedModels` for every method's choice too) receives each
+    seed's selected model as ``FOLDER/SEED/selected/``.
     """
     names = method_names(methods)
     if "seeds" in settings:
         settings["seeds"] = list(settings["seeds"])
     config = CompareSettings(methods=names, **settings)
-    return _compare(model, external, test, config, head=head, progress=progress)
+    models = SavedModels(save_models) if isinstance(save_models, (str, Path)) else save_models
+    return _compare(model, external, test, config, head, progress, models)

@@ -161,7 +161,7 @@ def load_model(
     directory: str | Path, model: nn.Module | None = None
 ) -> tuple[nn.Module, ModelConfig]:
     """Load a model directory written by :func:`fairtune.models.save_model` or
-    :meth:`~fairtune.methods.base.DebiasResult.save`.
+    :meth:`~fairtune.methods.result.DebiasResult.save`.
 
     Without ``model`` the architecture is built from ``config.json``; with it the
     weights load into your own module (a fresh instance of the architecture that

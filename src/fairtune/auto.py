@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from torch import nn
 
 from fairtune.criterion import Criterion
 from fairtune.data import FairData, check_groups
+from fairtune.evidence import EvidenceRule, measure, warn_if_worse
+from fairtune.halving import Prepared, halving_text, prepare
 from fairtune.methods import DebiasResult
 from fairtune.methods.registry import AUTO, BASELINE, ORIGINAL
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
-from fairtune.records import ChoiceRecord, HeldOut
+from fairtune.records import ChoiceRecord, HeldOut, SearchCost
 from fairtune.search import (
     Candidate,
     CompareSettings,
@@ -31,6 +33,9 @@ from fairtune.search import (
 )
 from fairtune.selection import Contender, CrossChoice, HeldOutRows
 from fairtune.workers import SearchPool, SearchTask
+
+AUTO_SEARCH = "halving"
+"""The search ``auto`` runs unless told otherwise (compare's default stays the grid)."""
 
 
 @dataclass
@@ -55,6 +60,10 @@ class SeedRun:
         """Seconds spent fitting every method's settings."""
         return sum(s.time_s for s in self.searches)
 
+    def rows(self) -> int:
+        """Rows passed by the fine-tuning of every setting tried."""
+        return sum(s.rows for s in self.searches)
+
 
 def run_seed(
     model: nn.Module,
@@ -76,7 +85,11 @@ def run_seed(
     context = SearchContext(model, fit, held, settings, seed, reference_rate, head, progress)
     verdict = held_out_score(scores, held, settings.threshold_rule, reference_rate)
     start = Candidate({}, DebiasResult(BASELINE, model, {}, []), scores, verdict)
-    tasks = [SearchTask(name, context, start.held.auc) for name in settings.methods]
+    ready = prepare(context) if settings.search == "halving" else Prepared({}, {})
+    tasks = [
+        SearchTask(name, context, start.held.auc, ready.budgets.get(name), ready.plans.get(name))
+        for name in settings.methods
+    ]
     with nullcontext(workers) if workers else SearchPool(settings.jobs) as fitting:
         searches = fitting.run(tasks, progress)
     pool = [(s.method, c) for s in searches for c in s.candidates]
@@ -99,14 +112,64 @@ def held_out(candidate: Candidate, criterion: Criterion) -> HeldOut:
 
 def choice_record(run: SeedRun) -> ChoiceRecord:
     """The cross-method choice as results and debias.json hold it: rule, what, why, held-out."""
-    chosen = run.chosen()
+    chosen, settings = run.chosen(), run.context.settings
+    rule = settings.cross_rule().text()
+    halving = settings.search == "halving"
+    cost = SearchCost(
+        settings.search,
+        run.rows(),
+        settings.budget if halving else None,
+        run.rows() / settings.training_rows if settings.training_rows else None,
+    )
     return ChoiceRecord(
-        run.context.settings.cross_rule().text(),
+        f"{halving_text(settings)}; {rule}" if halving else rule,
         run.choice.to_dict(),
-        held_out(chosen, run.context.settings.criterion),
+        held_out(chosen, settings.criterion),
         chosen.held.degenerate,
         run.search_time_s(),
+        cost,
     )
+
+
+def evidence_rule(settings: CompareSettings) -> EvidenceRule:
+    """The held-out evidence taken as the comparison selects: its held-out share and
+    criterion."""
+    return EvidenceRule(settings.holdout, settings.criterion)
+
+
+def selected_result(run: SeedRun) -> DebiasResult:
+    """The model a seed's cross-method rule kept (an unchanged copy of the starting model
+    when it kept that), with the choice, its search's cost and the held-out evidence."""
+    model, settings = run.context.model, run.context.settings
+    won = run.chosen().result
+    kept = run.choice.index is None
+    record = choice_record(run)
+    cost = record.cost
+    assert cost is not None
+    info = {
+        "selection": record.to_dict(),
+        "kept_original": kept,
+        "budget": cost.budget,
+        "cost_vs_training": cost.cost_vs_training,
+        "tried": {
+            s.method: [t.to_dict() for t in s.tried(settings.criterion)] for s in run.searches
+        },
+        "rungs": {s.method: s.rungs for s in run.searches if s.rungs},
+        "compare": asdict(settings),
+    }
+    result = DebiasResult(
+        AUTO,
+        copy.deepcopy(model) if kept else won.model,
+        {"selected": run.choice.method, "setting": run.choice.setting, "config": won.config},
+        won.history,
+        won.mask,
+        run.search_time_s(),
+        info,
+    )
+    held, seed = run.context.held, run.context.seed
+    evidence = measure(evidence_rule(settings), held, model, result.model, seed)
+    result.evidence = replace(evidence, chosen_on_rows=True)
+    return result
 
 
 def select_across_methods(
@@ -118,29 +181,15 @@ def select_across_methods(
 ) -> DebiasResult:
     """``debias --method auto``: the model the cross-method rule keeps, on the first seed.
 
-    Every method of ``settings`` is fitted with its defaults (or its grid, or
-    optuna's trials) on the fit part of ``external``; the held-out part chooses.
+    Every method of ``settings`` is fitted with its defaults (or its grid, optuna's
+    trials, or successive halving over its grid) on the fit part of ``external``; the
+    held-out part chooses, and gives the result's evidence (a
+    :class:`~fairtune.evidence.WorseModelWarning` if the model got worse there).
     The result's config names the method and setting kept (``original``: an
     unchanged copy of ``model``); its info holds the choice with its reason.
     """
     settings = settings or CompareSettings()
     check_groups(external)
-    run = run_seed(model, external, settings, settings.seeds[0], head, progress)
-    won = run.chosen().result
-    kept = run.choice.index is None
-    info = {
-        "selection": choice_record(run).to_dict(),
-        "tried": {
-            s.method: [t.to_dict() for t in s.tried(settings.criterion)] for s in run.searches
-        },
-        "compare": asdict(settings),
-    }
-    return DebiasResult(
-        AUTO,
-        copy.deepcopy(model) if kept else won.model,
-        {"selected": run.choice.method, "setting": run.choice.setting, "config": won.config},
-        won.history,
-        won.mask,
-        run.search_time_s(),
-        info,
-    )
+    result = selected_result(run_seed(model, external, settings, settings.seeds[0], head, progress))
+    warn_if_worse(result.evidence, AUTO)
+    return result

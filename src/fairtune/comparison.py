@@ -21,6 +21,8 @@ from fairtune.criterion import Criterion
 from fairtune.data import FairData, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
+from fairtune.halving import halving_text
+from fairtune.handback import SavedModels
 from fairtune.methods.registry import BASELINE, ORIGINAL
 from fairtune.models import predict_proba
 from fairtune.records import BaselineRecord, BestOnTest, Record, SearchRecord, Tried
@@ -38,6 +40,7 @@ def compare(
     settings: CompareSettings | None = None,
     head: str | None = None,
     progress: bool = False,
+    models: SavedModels | None = None,
 ) -> list[ResultRow]:
     """Run every method from ``model``; per seed the baseline row, one row per method,
     the ``threshold_optimizer`` reference row and (with any method fitted) the
@@ -49,6 +52,8 @@ def compare(
 
     With ``settings.jobs`` above one, the methods of each seed are fitted side by side in
     that many worker processes (:mod:`fairtune.workers`), with the same results.
+    Given ``models``, each seed's selected model (and, if asked, each method's) is
+    written there at the end (:class:`~fairtune.handback.SavedModels`).
     """
     settings = settings or CompareSettings()
     tests = _test_sets(external, test)
@@ -57,9 +62,13 @@ def compare(
     with SearchPool(settings.jobs) as pool:
         for seed in settings.seeds:
             run = run_seed(model, external, settings, seed, head, progress, pool)
+            if models is not None:
+                models.gather(run)
             for name, data in tests.items():
                 measured = _seed_rows(model, run, data)
                 rows += [replace(r, test_set=name) for r in measured] if named else measured
+    if models is not None:
+        models.write()
     return rows
 
 
@@ -102,6 +111,8 @@ def _method_row(found: MethodSearch, run: SeedRun, test: FairData) -> ResultRow:
     settings, seed = run.context.settings, run.context.seed
     rule, criterion = settings.selection_rule(), settings.criterion
     described = rule.text() if settings.grid else "defaults (no search)"
+    if settings.search == "halving":
+        described = f"{halving_text(settings)}; {rule.text()}"
     failed = [Tried(f.point, failed=f.reason) for f in found.failed]
     candidates = found.candidates
     if not candidates:

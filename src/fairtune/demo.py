@@ -26,6 +26,7 @@ from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
 from fairtune.datasets import SyntheticSpec, load_adult, make_skin_tone_images, skew_groups
 from fairtune.erm import TrainConfig, fit_erm, train_tabular
+from fairtune.halving import original_training_rows
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
@@ -67,9 +68,17 @@ def demo_rows(
             frame_to_data(part, LABEL, [ATTRIBUTE], prep, config.group_names)
             for part in (external, test)
         )
-        one_seed = replace(compare_settings, seeds=[seed])
+        one_seed = with_training(replace(compare_settings, seeds=[seed]), config.history)
         rows += compare(model, ext, tst, one_seed, progress=progress)
     return rows
+
+
+def with_training(settings: CompareSettings, history: list[dict[str, Any]]) -> CompareSettings:
+    """The settings with the rows the demo's training passed: a halving search's budget is
+    a multiple of them, and every search's cost is reported against them."""
+    if settings.training_rows:
+        return settings
+    return replace(settings, training_rows=original_training_rows(history))
 
 
 def how_chosen(compare_settings: CompareSettings) -> str:
@@ -82,6 +91,9 @@ def how_chosen(compare_settings: CompareSettings) -> str:
     by = (
         "a grid" if compare_settings.tuner == "grid" else f"{compare_settings.trials} optuna trials"
     )
+    if compare_settings.search == "halving":
+        budget = compare_settings.budget
+        by = f"successive halving over a grid within {budget:g}x the training's rows"
     narrowed = "".join(
         f"; {method} searches {grid}" for method, grid in compare_settings.grids.items()
     )
@@ -191,13 +203,13 @@ def image_demo_rows(
                 parts[part] = in_memory(data)
         torch.manual_seed(seed)
         model = build_model(arch)
-        fit_erm(
+        history = fit_erm(
             model,
             parts["train"],
             TrainConfig(epochs=settings.train_epochs, batch_size=64, seed=seed),
             progress,
         )
-        one_seed = replace(compare_settings, seeds=[seed])
+        one_seed = with_training(replace(compare_settings, seeds=[seed]), history)
         rows += compare(model, parts["external"], parts["test"], one_seed, progress=progress)
     for row in rows:
         row.arch = arch_name

@@ -73,7 +73,7 @@ class Improvement:
         }
 
 
-def _resample_weights(strata: Sequence[np.ndarray], n: int, b: int, rng: Any) -> np.ndarray:
+def resample_weights(strata: Sequence[np.ndarray], n: int, b: int, rng: Any) -> np.ndarray:
     """(b, n) counts of how often each row is drawn, resampling within each stratum.
 
     Every stratum keeps its size in every draw.
@@ -135,7 +135,7 @@ def paired_bootstrap_improvement(
     rng = np.random.default_rng(resampling.seed)
     chunk = max(1, MAX_CELLS // len(y))
     draws = [
-        difference(_resample_weights(strata, len(y), min(chunk, n_boot - start), rng))
+        difference(resample_weights(strata, len(y), min(chunk, n_boot - start), rng))
         for start in range(0, n_boot, chunk)
     ]
     coverage = 1 - resampling.alpha

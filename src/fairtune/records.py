@@ -141,17 +141,45 @@ class BestOnTest:
 
 
 @dataclass(frozen=True)
+class SearchCost:
+    """What a cross-method search spent: its kind, the training rows it passed, the budget
+    it had (halving; None for a grid) and those rows as a multiple of the original
+    training's (None when that is unknown)."""
+
+    search: str
+    rows: int
+    budget: float | None = None
+    cost_vs_training: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "search": self.search,
+            "rows": self.rows,
+            "budget": self.budget,
+            "cost_vs_training": self.cost_vs_training,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SearchCost | None:
+        if "search" not in d:
+            return None
+        return cls(d["search"], d["rows"], d.get("budget"), d.get("cost_vs_training"))
+
+
+@dataclass(frozen=True)
 class ChoiceRecord:
     """The choice across methods (the ``selected`` row, ``debias --method auto``): the rule,
     what it kept and why (``choice``, the JSON form of
     :class:`~fairtune.selection.CrossChoice`), the kept model's held-out values, the
-    search's time and, measured on a test set, the regret and the best model on test."""
+    search's time and cost and, measured on a test set, the regret and the best model on
+    test."""
 
     rule: str
     choice: dict[str, Any]
     held: HeldOut
     degenerate: bool
     search_time_s: float
+    cost: SearchCost | None = None
     regret: float = math.nan
     best_on_test: BestOnTest | None = None
 
@@ -182,6 +210,7 @@ class ChoiceRecord:
             **self.held.to_dict(),
             f"{HELD_OUT}degenerate": self.degenerate,
             "search_time_s": self.search_time_s,
+            **(self.cost.to_dict() if self.cost is not None else {}),
         }
         if self.best_on_test is not None:
             out["regret"] = self.regret
@@ -191,6 +220,7 @@ class ChoiceRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChoiceRecord:
         own = {"rule", "chosen", "search_time_s", "regret", "best_on_test"}
+        own |= {"search", "rows", "budget", "cost_vs_training"}
         choice = {k: v for k, v in d.items() if k not in own and not k.startswith(HELD_OUT)}
         held = HeldOut.from_dict(d)
         assert held is not None
@@ -201,7 +231,10 @@ class ChoiceRecord:
             on_test = BestOnTest(best["method"], best["setting"], key, best[key])
         degenerate = d[f"{HELD_OUT}degenerate"]
         regret = d.get("regret", math.nan)
-        return cls(d["rule"], choice, held, degenerate, d["search_time_s"], regret, on_test)
+        cost = SearchCost.from_dict(d)
+        return cls(
+            d["rule"], choice, held, degenerate, d["search_time_s"], cost, regret, on_test
+        )
 
 
 Record = BaselineRecord | SearchRecord | ReferenceRecord | ChoiceRecord

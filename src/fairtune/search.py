@@ -34,6 +34,7 @@ from fairtune.records import HeldOut, Tried
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
 from fairtune.settings import check as check_settings
 from fairtune.settings import declared, setting
+from fairtune.step_plan import StepPlan
 from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 from fairtune.training import TrainingDiverged
 
@@ -85,6 +86,26 @@ class CompareSettings:
         "with grid: search these values of a method's setting instead of its grid's, "
         "e.g. {'swift': {'beta': [0.1]}} ('fairtune methods NAME' shows each grid)",
     )
+    search: str = setting(
+        "grid",
+        "grid: fit every setting in full (or optuna's trials); halving: successive halving over "
+        "every method's grid within --budget, each setting trained at a share of its epochs, "
+        "only the best third going on to three times the share (debias --method auto's default)",
+        choices=("grid", "halving"),
+    )
+    budget: float = setting(
+        1.0,
+        "with halving: rows the fine-tuning may pass, all methods together, as a multiple of "
+        "the original training's rows (read from the model's config.json)",
+        low=0,
+        open_low=True,
+    )
+    training_rows: int = setting(
+        0,
+        "rows the original training passed (0: read from the model's config.json; unknown "
+        "for a model of your own, whose halving then runs without a budget)",
+        low=0,
+    )
     jobs: int = setting(
         1,
         "worker processes that fit the methods side by side (one method's settings on one "
@@ -128,6 +149,8 @@ class CompareSettings:
     def tries(self, method: str) -> int:
         """How many settings the search of ``method`` fits: its grid's points, optuna's
         trials, or its defaults alone."""
+        if self.search == "halving":
+            return len(grid_points(self.grid_of(method)))
         if not self.grid:
             return 1
         return self.trials if self.tuner == "optuna" else len(grid_points(self.grid_of(method)))
@@ -205,6 +228,10 @@ class MethodSearch:
     method: str
     outcomes: list[Candidate | Failure]
     time_s: float = 0.0
+    rows: int = 0
+    """Rows passed by every fine-tuning phase of the search."""
+    rungs: list[dict[str, Any]] = field(default_factory=list)
+    """With successive halving: each rung's share of the epochs, settings and rows."""
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -261,11 +288,14 @@ class SearchContext:
     features: FeatureCache | None = field(default_factory=FeatureCache)
     """None: every head-only phase computes its own backbone features."""
 
-    def attempt(self, method: str, point: dict[str, Any]) -> Candidate | Failure:
-        """Fit ``method`` with ``point`` on the fit part and score it on the held-out part;
-        a fit that diverges (NaN or infinite loss or scores) is a :class:`Failure`."""
+    def attempt(
+        self, method: str, point: dict[str, Any], plan: StepPlan | None = None
+    ) -> Candidate | Failure:
+        """Fit ``method`` with ``point`` (its epochs scaled by ``plan``) on the fit part and
+        score it on the held-out part; a fit that diverges (NaN or infinite loss or scores)
+        is a :class:`Failure`."""
         fitter = get_method(method, **self.settings.method_config(method, point, self.seed))
-        shared = FitContext(self.progress, self.importances, self.features)
+        shared = FitContext(self.progress, self.importances, self.features, plan)
         try:
             result = fitter.fit(self.model, self.fit, head=self.head, context=shared)
         except TrainingDiverged as diverged:
@@ -286,7 +316,13 @@ def search(method: str, context: SearchContext, start_auc: float) -> MethodSearc
         outcomes = [context.attempt(method, point) for point in grid_points(grid)]
     else:
         outcomes = _optuna_search(method, context, start_auc)
-    return MethodSearch(method, outcomes, time.perf_counter() - begin)
+    rows = sum(rows_passed(o.result) for o in outcomes if isinstance(o, Candidate))
+    return MethodSearch(method, outcomes, time.perf_counter() - begin, rows)
+
+
+def rows_passed(result: DebiasResult) -> int:
+    """Rows a fitted setting passed through its optimiser steps (from its history)."""
+    return sum(record.get("rows", 0) for record in result.history)
 
 
 def _optuna_search(

@@ -165,11 +165,11 @@ def run_phase(
     """Fine-tune ``model`` in place for one phase; return one record per epoch.
 
     Records hold ``phase``, ``epoch`` (from 1), ``loss`` (mean over batches),
-    ``lr`` and ``seconds``. The model runs in train mode
-    (dropout active) with BatchNorm handled as ``phase.bn_stats`` says, on its
-    own device (see the module's notes on precision). If ``data.inputs`` has a
-    ``set_epoch`` method (augmented images), it is called with the epoch number
-    (from 1) before every epoch.
+    ``lr``, ``rows`` (passed through the optimiser steps) and ``seconds``. The
+    model runs in train mode (dropout active) with BatchNorm handled as
+    ``phase.bn_stats`` says, on its own device (see the module's notes on
+    precision). If ``data.inputs`` has a ``set_epoch`` method (augmented
+    images), it is called with the epoch number (from 1) before every epoch.
 
     Given ``split``, a phase that trains only head parameters treats the
     backbone as a fixed feature extractor: it runs in eval mode, and (unless
@@ -329,7 +329,7 @@ def _train_epochs(
             if set_epoch is not None:
                 set_epoch(epoch)  # before the epoch's iterator, so workers see it too
             start = time.perf_counter()
-            total = 0.0
+            total, rows = 0.0, 0
             for x, y, a in loader:
                 x = precision.inputs(x)
                 y = y.to(precision.device, non_blocking=True)
@@ -344,6 +344,7 @@ def _train_epochs(
                     )
                 precision.step(loss, optimizer, adjust, sync)
                 total += loss.item()
+                rows += len(y)
                 advance()
             history.append(
                 {
@@ -351,6 +352,7 @@ def _train_epochs(
                     "epoch": epoch,
                     "loss": total / len(loader),
                     "lr": phase.lr,
+                    "rows": rows,
                     "seconds": time.perf_counter() - start,
                 }
             )

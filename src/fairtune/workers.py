@@ -29,6 +29,7 @@ import torch
 
 from fairtune.console import progress_bar
 from fairtune.errors import FairtuneError
+from fairtune.halving import GridPlan, halving_search
 from fairtune.search import MethodSearch, SearchContext, search
 
 
@@ -39,9 +40,17 @@ class SearchTask:
     method: str
     context: SearchContext
     start_auc: float
+    budget_rows: float | None = None
+    """With successive halving: the rows this method's search may pass (None: no budget)."""
+    plan: GridPlan | None = None
+    """With successive halving: the method's planned grid (None: planned by the task)."""
 
     def run(self) -> MethodSearch:
-        """Every setting of the method tried (see :func:`fairtune.search.search`)."""
+        """Every setting of the method tried (see :func:`fairtune.search.search`), or those
+        successive halving kept (:func:`fairtune.halving.halving_search`)."""
+        if self.context.settings.search == "halving":
+            budget = self.budget_rows
+            return halving_search(self.method, self.context, self.start_auc, budget, self.plan)
         return search(self.method, self.context, self.start_auc)
 
     def what(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from fairtune.architectures import (
     costly_architectures,
     resolve_architecture,
 )
+from fairtune.auto import AUTO_SEARCH
 from fairtune.cli.options import (
     Command,
     add_comparison_inputs,
@@ -28,6 +30,7 @@ from fairtune.cli.options import (
 )
 from fairtune.cli.study import test_names
 from fairtune.comparison import CompareSettings, compare
+from fairtune.console import console
 from fairtune.data import FairData, check_external
 from fairtune.demo import (
     DemoSettings,
@@ -38,6 +41,8 @@ from fairtune.demo import (
     run_image_demo,
 )
 from fairtune.errors import FairtuneError
+from fairtune.halving import original_training_rows
+from fairtune.handback import SavedModels
 from fairtune.io import refuse_inputs
 from fairtune.methods import ALL, method_names
 
@@ -57,6 +62,18 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     )
     add_compare_options(p)
     add_set_option(p, "METHOD.KEY=VALUE", "bmft.keep=0.25")
+    p.add_argument(
+        "--save-models",
+        metavar="DIR",
+        help="write each seed's selected model to DIR/SEED/selected/ (loadable by load_model, "
+        "usable by 'fairtune predict'; the starting model, marked as kept, when nothing was "
+        "better on held-out data), all at the end or none",
+    )
+    p.add_argument(
+        "--save-every-method",
+        action="store_true",
+        help="with --save-models: also each method's chosen setting, as DIR/SEED/METHOD/",
+    )
     add_image_reading_options(p)
 
 
@@ -94,6 +111,7 @@ def compare_command(args: argparse.Namespace) -> None:
     settings = compare_settings(args, methods, overrides=parse_settings(args.set))
     # CompareSettings checked every setting (and each method's overrides): before any data
     refuse_inputs(args.out, [args.model, args.external, *args.test])
+    models = _saved_models(args)
     model, config = load_model_here(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
     specs = dict(zip(test_names(args.test), args.test, strict=True))
@@ -109,7 +127,11 @@ def compare_command(args: argparse.Namespace) -> None:
                 "set",
                 stacklevel=1,
             )
-    rows = compare(model, external, tests, settings, head=config.head, progress=True)
+    if models is not None:
+        models.model_config = config
+    if not settings.training_rows:  # the budget's unit, and every search's cost's
+        settings = replace(settings, training_rows=original_training_rows(config.history))
+    rows = compare(model, external, tests, settings, config.head, True, models)
     title = f"{args.model}: external {ext_source}"
     about: dict[str, Any] = {"model": args.model}
     if len(tests) == 1:
@@ -117,6 +139,23 @@ def compare_command(args: argparse.Namespace) -> None:
     else:  # each test set's table names it
         about["tests"] = sources
     report.write_comparison(args.out, rows, title, settings, about)
+    if models is not None:
+        console.print(f"models written to {models.folder}/SEED/METHOD/ (see debias.json in each)")
+
+
+def _saved_models(args: argparse.Namespace) -> SavedModels | None:
+    """Where --save-models writes, checked before any work; never in or around --out."""
+    if args.save_models is None:
+        if args.save_every_method:
+            raise FairtuneError("--save-every-method needs --save-models DIR")
+        return None
+    out, folder = Path(args.out).resolve(), Path(args.save_models).resolve()
+    if folder == out or out in folder.parents or folder in out.parents:
+        raise FairtuneError(
+            f"--save-models '{args.save_models}' and --out '{args.out}' overlap: choose apart"
+        )
+    refuse_inputs(args.save_models, [args.model, args.external, *args.test])
+    return SavedModels(args.save_models, args.save_every_method)
 
 
 def _same_data(
@@ -159,7 +198,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     add_compare_options(p)
-    p.set_defaults(grid=True)
+    p.set_defaults(grid=True, search=AUTO_SEARCH)
 
 
 def demo_command(args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from fairtune.api import debias
-from fairtune.auto import AUTO
+from fairtune.auto import AUTO, AUTO_SEARCH
 from fairtune.cli.options import (
     Command,
     add_data_options,
@@ -26,7 +26,8 @@ from fairtune.console import console
 from fairtune.criterion import Criterion, objective
 from fairtune.data import check_external
 from fairtune.errors import FairtuneError
-from fairtune.evaluation import evaluate_model
+from fairtune.evidence import EvidenceRule
+from fairtune.halving import original_training_rows
 from fairtune.io import refuse_inputs
 from fairtune.methods import ALL, REGISTRY, method_class, method_names
 from fairtune.search import CompareSettings
@@ -89,7 +90,10 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
     add_set_option(p, "KEY=VALUE", "step1_lr=1e-3")
     p.add_argument("--seed", type=int, help="seed (default: the method's, 0)")
     add_objective_option(p, "; sets the method's bias loss unless --set bias_kind=... does")
-    auto = p.add_argument_group("with --method auto (as in compare)")
+    auto = p.add_argument_group(
+        "held-out evidence (--holdout, --auc-tolerance, --threshold-rule), and --method auto "
+        "(as in compare; its search defaults to halving)"
+    )
     auto.add_argument(
         "--methods",
         nargs="+",
@@ -97,6 +101,7 @@ def _debias_args(p: argparse.ArgumentParser) -> None:
         help="the methods auto tries, or 'all' (default)",
     )
     add_dataclass_options(auto, CompareSettings, skip=AUTO_SKIPS)
+    p.set_defaults(search=AUTO_SEARCH)
     add_image_reading_options(p)
 
 
@@ -135,22 +140,34 @@ def debias_command(args: argparse.Namespace) -> None:
     model, config = load_model_here(args.model)
     external, source = load_data(args, args.data, config, "external")
     check_external(external)
-    result = debias(model, external, args.method, head=config.head, progress=True, **settings)
-    before = evaluate_model(model, external)[0]
-    after = evaluate_model(result.model, external)[0]
-    criterion = Criterion(args.objective)
+    if args.method == AUTO and not settings.get("training_rows"):
+        settings["training_rows"] = original_training_rows(config.history)
+    criterion = Criterion(args.objective, args.auc_tolerance, args.threshold_rule)
+    extra = {} if args.method == AUTO else {"evidence": EvidenceRule(args.holdout, criterion)}
+    result = debias(
+        model, external, args.method, head=config.head, progress=True, **extra, **settings
+    )
     config.history = [*config.history, *result.history]
     config.data = {**config.data, "debiased_with": args.method, "external": source}
     result.save(args.out, config)
     if args.method == AUTO:
-        console.print(f"auto: {result.info['selection']['reason']}.")
+        console.print(f"auto ({result.info['selection']['rule']}): {_auto_line(result.info)}")
     console.print(
-        f"{args.method} took {result.wall_time_s:.1f} s. On the external set it was fitted on "
-        f"({len(external)} rows, threshold 0.5; not a verdict): {criterion.label} "
-        f"{before[criterion.key]:.3f} -> {after[criterion.key]:.3f}, AUC {before['auc']:.3f} -> "
-        f"{after['auc']:.3f}. Model written to {args.out}; judge it on held-out test data with "
-        "'fairtune evaluate' or 'fairtune compare'."
+        f"{args.method} took {result.wall_time_s:.1f} s; {result.evidence.text()}. Model written "
+        f"to {args.out}; judge it on test data with 'fairtune evaluate' or 'fairtune compare'."
     )
+
+
+def _auto_line(info: dict[str, Any]) -> str:
+    """What auto chose (or kept) and what its search cost, in one sentence."""
+    selection, cost = info["selection"], info["cost_vs_training"]
+    spent = (
+        f"the search passed {selection['rows']:,} rows, {cost:.2f}x the original training's"
+        if cost is not None
+        else f"the search passed {selection['rows']:,} rows (the original training's unknown)"
+    )
+    kept = "; the original model is written, marked as kept" if info["kept_original"] else ""
+    return f"{selection['reason']}; {spent}{kept}."
 
 
 COMMANDS = (

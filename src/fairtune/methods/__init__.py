@@ -5,7 +5,7 @@ Importing a method's module registers it, so this package imports them all.
 """
 
 from fairtune.methods import bias_gd, bmft, fairprune, fullft, llft, random_mask, swift
-from fairtune.methods.base import DebiasResult, Fitted, Method, MethodConfig
+from fairtune.methods.base import Fitted, Method, MethodConfig
 from fairtune.methods.registry import (
     ALL,
     REGISTRY,
@@ -15,6 +15,7 @@ from fairtune.methods.registry import (
     method_names,
     register,
 )
+from fairtune.methods.result import DebiasResult
 
 __all__ = [
     "ALL",

@@ -4,35 +4,30 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from fairtune.architectures import load_model
 from fairtune.data import FairData, balance, check_classes, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.feature_cache import data_key
 from fairtune.importance import fisher_diagonal
-from fairtune.io import atomic_dir, write_json
 from fairtune.losses import BIAS_KINDS, Objective
 from fairtune.masks import Mask, relative_importance
 from fairtune.methods.context import FitContext
+from fairtune.methods.result import DebiasResult
 from fairtune.metrics import binary_metrics
-from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
+from fairtune.models import ModelSplit, predict_proba
 from fairtune.settings import check, setting, with_origin
 from fairtune.training import Phase, run_phase
 
-MASK_FILE = "mask.safetensors"
-RECORD_FILE = "debias.json"
 MIN_STEPS = 300
 """The fewest optimiser steps per phase that the grids ask for: about what the authors'
 external sets of thousands of rows gave in their epochs, and fewer than the skewed Adult
@@ -125,73 +120,6 @@ class Fitted:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class DebiasResult:
-    """What a method returns: the new model, its mask, the history and the settings used."""
-
-    method: str
-    model: nn.Module
-    config: dict[str, Any]
-    history: list[dict[str, Any]]
-    mask: Mask | None = None
-    wall_time_s: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, directory: str | Path, model_config: ModelConfig | None = None) -> Path:
-        """Write the model directory with ``mask.safetensors``, ``debias.json`` beside it.
-
-        Without ``model_config`` (a model of your own), ``config.json`` names the
-        module's class as its architecture; :meth:`load` reads it back into a
-        fresh instance.
-        """
-        if model_config is None:
-            name = type(self.model).__name__
-            model_config = ModelConfig(arch={"name": name}, label="", sensitive=[], group_names=[])
-        with atomic_dir(directory) as tmp:
-            write_model_files(tmp, self.model, model_config)
-            if self.mask is not None:
-                self.mask.save(tmp / MASK_FILE)
-            write_json(
-                tmp / RECORD_FILE,
-                {
-                    "method": self.method,
-                    "config": self.config,
-                    "wall_time_s": self.wall_time_s,
-                    "info": self.info,
-                    "history": self.history,
-                    "mask": None
-                    if self.mask is None
-                    else {
-                        "kind": self.mask.kind,
-                        "density": self.mask.density(),
-                        "mean": self.mask.mean(),
-                        "layers": self.mask.stats(),
-                    },
-                },
-            )
-        return Path(directory)
-
-    @classmethod
-    def load(cls, directory: str | Path, model: nn.Module | None = None) -> DebiasResult:
-        """A result saved by :meth:`save`: weights (into ``model`` if given, see
-        :func:`~fairtune.architectures.load_model`), mask, settings and history."""
-        model, _ = load_model(directory, model)
-        record_path, mask_path = Path(directory) / RECORD_FILE, Path(directory) / MASK_FILE
-        if not record_path.is_file():
-            raise FairtuneError(f"'{directory}' holds no {RECORD_FILE}: it is not a debiased model")
-        record = json.loads(record_path.read_text())
-        mask = Mask.load(mask_path) if mask_path.is_file() else None
-        return cls(
-            record["method"],
-            model,
-            record["config"],
-            record["history"],
-            mask,
-            record["wall_time_s"],
-            record["info"],
-        )
-
-
 def extreme_groups(model: torch.nn.Module, data: FairData) -> tuple[int, int]:
     """The groups with the highest and the lowest AUC of ``model`` on ``data``."""
     scores = predict_proba(model, data).numpy()
@@ -228,6 +156,7 @@ class Method(ABC, Generic[C]):
     studied: ClassVar[bool] = True
     """Whether the external-size and lr studies include the method by default (the
     fine-tuning methods the papers study; not the baselines that stop by their own rules)."""
+    fine_tunes: ClassVar[bool] = True  # trains in phases (a budgeted search scales them)
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     grid: ClassVar[dict[str, list[Any]]] = {}
     """Key settings and the values ``compare --grid`` tries (the learning rate at least);
@@ -339,11 +268,13 @@ class Method(ABC, Generic[C]):
 
     def epochs_for(self, phase: Phase, data: FairData) -> int:
         """The phase's epochs, raised so that epochs x batches per epoch >= ``min_steps``
-        (batches as the phase's loader makes them, per process); 0 epochs stay 0."""
-        if phase.epochs == 0 or self.config.min_steps == 0:
-            return phase.epochs
-        batches = len(data.loader(phase.batch_size, shard=True))
-        return max(phase.epochs, math.ceil(self.config.min_steps / batches))
+        (batches as the phase's loader makes them, per process), scaled by the step plan."""
+        epochs = phase.epochs
+        if epochs and self.config.min_steps:
+            batches = len(data.loader(phase.batch_size, shard=True))
+            epochs = max(epochs, math.ceil(self.config.min_steps / batches))
+        plan = self.context.plan
+        return epochs if plan is None else plan.epochs(epochs, len(data))
 
     def head_step(
         self, split: ModelSplit, data: FairData, name: str, epochs: int, lr: float, beta: float

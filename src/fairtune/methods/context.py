@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from fairtune.feature_cache import FeatureCache
+from fairtune.step_plan import StepPlan
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,11 @@ class FitContext:
     :meth:`~fairtune.methods.base.Method.relative_importance`); None: always compute.
     ``features``: backbone features shared by the head-only phases of those settings
     (:class:`~fairtune.feature_cache.FeatureCache`); None: each phase computes its own.
+    ``plan``: set by a budgeted search (:mod:`fairtune.halving`), scales every phase's
+    epochs; None: full epochs.
     """
 
     progress: bool = False
     importances: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = None
     features: FeatureCache | None = None
+    plan: StepPlan | None = None

@@ -91,6 +91,7 @@ class FairPrune(Method[FairPruneConfig]):
     studied = False
     config_class = FairPruneConfig
     grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.25, 0.5], "step": [0.0005, 0.001, 0.005]}
+    fine_tunes = False  # it prunes: no phase for a budgeted search to scale
 
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
