@@ -6,7 +6,16 @@ Importing a method's module registers it, so this package imports them all.
 from collections.abc import Sequence
 
 from fairtune.errors import FairtuneError
-from fairtune.methods import bias_gd, bmft, fairprune, fullft, llft, random_mask, swift
+from fairtune.methods import (
+    bias_gd,
+    bmft,
+    constrained,
+    fairprune,
+    fullft,
+    llft,
+    random_mask,
+    swift,
+)
 from fairtune.methods.base import REGISTRY, DebiasResult, Fitted, Method, MethodConfig, register
 
 __all__ = [
@@ -18,6 +27,7 @@ __all__ = [
     "MethodConfig",
     "bias_gd",
     "bmft",
+    "constrained",
     "fairprune",
     "fullft",
     "get_method",

@@ -27,6 +27,7 @@ from fairtune.masks import Mask, relative_importance
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelConfig, ModelSplit, predict_proba, write_model_files
 from fairtune.settings import check, setting, with_origin
+from fairtune.tracking import RULE_SETTING, TAU_SETTING, ThresholdTracker
 from fairtune.training import Phase, run_phase
 
 REGISTRY: dict[str, type[Method]] = {}
@@ -61,10 +62,13 @@ class MethodConfig:
         "in which opposite gaps cancel, is eodds_signed",
         setting(
             "eodds",
-            "bias loss: eodds, eopp, dp, eodds_signed (authors' form)",
+            "bias loss: eodds, eopp, dp, eodds_signed (authors' form); eodds_t, eopp_t, dp_t: "
+            "the same gaps of soft decisions at the operating threshold",
             choices=BIAS_KINDS,
         ),
     )
+    tau: float = TAU_SETTING
+    threshold_rule: str = RULE_SETTING
     balance: str = with_origin(
         "BMFT and SWiFT papers (group-and-class balanced external set)",
         setting(
@@ -252,6 +256,8 @@ class Method(ABC):
             )
         self.config = replace(config, **overrides)  # the caller's config stays as is
         check(self.config, self.name)
+        self.tracker = ThresholdTracker(self.config.threshold_rule)
+        """Chooses t for the at-threshold losses; a fresh one per :meth:`fit`."""
 
     def fit(
         self,
@@ -265,6 +271,7 @@ class Method(ABC):
         check_classes(external, "external")
         split = ModelSplit.of(copy.deepcopy(model), head)
         self.progress = progress
+        self.tracker = ThresholdTracker(self.config.threshold_rule)
         start = time.perf_counter()
         fitted = self.run_steps(split, external)
         return DebiasResult(
@@ -291,9 +298,8 @@ class Method(ABC):
 
     def objective(self, data: FairData, w_pred: float, w_bias: float) -> Objective:
         """``w_pred * L_pred + w_bias * L_bias`` with the method's bias loss, for ``data``."""
-        return Objective(
-            w_pred=w_pred, w_bias=w_bias, bias_kind=self.config.bias_kind, n_groups=data.n_groups
-        )
+        c = self.config
+        return Objective(w_pred, w_bias, c.bias_kind, data.n_groups, tau=c.tau)
 
     def phase(
         self,
@@ -324,7 +330,9 @@ class Method(ABC):
         on_epoch: Callable[[int], bool] | None = None,
     ) -> list[dict[str, Any]]:
         """Run ``phase`` on ``split.model`` with the method's seed and progress bar, for
-        at least ``min_steps`` optimiser steps (see :meth:`epochs_for`)."""
+        at least ``min_steps`` optimiser steps (see :meth:`epochs_for`); an at-threshold
+        loss aims at t re-estimated on ``data`` before the phase and after each epoch."""
+        on_epoch = self.tracker.follow(phase.objective, split.model, data, on_epoch)
         return run_phase(
             split.model,
             data,
@@ -371,7 +379,7 @@ class Method(ABC):
                 split.model,
                 data,
                 {
-                    "bias": Objective.bias(self.config.bias_kind, data.n_groups),
+                    "bias": self.tracker.aim(self.objective(data, 0.0, 1.0), split.model, data),
                     "pred": Objective.pred(n_groups=data.n_groups),
                 },
                 mode=self.config.importance,
@@ -387,4 +395,4 @@ class Method(ABC):
         """What R depends on besides the starting model: the data's content and the
         settings of the Fisher passes (not learning rates, epochs, keep or beta)."""
         c = self.config
-        return (data_key(data), c.bias_kind, c.importance, c.batch_size)
+        return (data_key(data), c.bias_kind, c.tau, c.threshold_rule, c.importance, c.batch_size)
