@@ -21,6 +21,7 @@ from fairtune.auto import ORIGINAL, SeedRun, choice_record, run_seed
 from fairtune.data import FairData, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
+from fairtune.front import achievable_front
 from fairtune.models import predict_proba
 from fairtune.references import threshold_optimizer_row
 from fairtune.results import SELECTED, ResultRow, no_metrics
@@ -157,6 +158,7 @@ def _selected_row(run: SeedRun, test: FairData) -> ResultRow:
             "eodds_mean": scores[best].eodds_mean,
         }
     selection = {**choice_record(run), "regret": regret, "best_on_test": best_on_test}
+    selection["front"] = achievable_front(run)
     row = _row(SELECTED, run.context.seed, run.chosen(), selection, test, settings)
     choice = {"selected": run.choice.method, "setting": run.choice.setting}
     return replace(row, config={**choice, **row.config}, wall_time_s=run.search_time_s())

@@ -14,6 +14,7 @@ from rich.table import Table
 from fairtune.comparison import CompareSettings
 from fairtune.console import console
 from fairtune.evaluation import VERDICT_KEYS, VerdictSettings
+from fairtune.front import front_note
 from fairtune.io import atomic_dir, write_csv, write_json
 from fairtune.metrics import METRICS
 from fairtune.plot import fairness_plot
@@ -272,6 +273,7 @@ def notes(rows: list[ResultRow]) -> list[str]:
             "reference, not a fine-tuned model: it NEEDS THE SENSITIVE ATTRIBUTE AT PREDICTION "
             "TIME, and its decisions have no AUC (n/a)."
         )
+    lines += [front_note(r.seed, r.selection["front"]) for r in rows if "front" in r.selection]
     summary = selection_summary(rows)
     for seed in summary["per_seed"]:
         lines.append(
