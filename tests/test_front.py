@@ -66,4 +66,9 @@ def test_the_front_is_the_best_held_out_candidate_in_reach(start_model):
     assert front["eodds_mean"] == min(expected, front["one_threshold"]["eodds_mean"])
     assert front["distance"] == pytest.approx(front["selected_eodds_mean"] - front["eodds_mean"])
     assert front["distance"] >= 0 and front["distance_one_threshold"] >= -1e-12
-    assert any(line.startswith("achievable front (seed 0") for line in notes(rows))
+    said = notes(rows)
+    assert any(line.startswith("achievable front (seed 0") for line in said)
+    met = next(r for r in rows if r.method == "constrained").selection["info"]["constraint_met"]
+    verdict = "met" if met else "NOT met"
+    assert any(line.startswith("constrained (seed 0): constraint gap at t <= ") for line in said)
+    assert any(f"{verdict} on the part of the external set kept out" in line for line in said)

@@ -16,6 +16,7 @@ from fairtune.console import console
 from fairtune.evaluation import VERDICT_KEYS, VerdictSettings
 from fairtune.front import front_note
 from fairtune.io import atomic_dir, write_csv, write_json
+from fairtune.methods.constrained import constraint_note
 from fairtune.metrics import METRICS
 from fairtune.plot import fairness_plot
 from fairtune.references import REFERENCE
@@ -258,6 +259,8 @@ def notes(rows: list[ResultRow]) -> list[str]:
                 f"{r.selection['chosen']} stopped before the first round, so its row is the "
                 "starting model"
             )
+        if "constraint_met" in r.selection.get("info", {}):
+            lines.append(f"{r.method} (seed {r.seed}): {constraint_note(r.selection['info'])}")
         if r.failed:
             lines.append(f"{r.method} (seed {r.seed}) failed: {r.failed}")
         elif r.selection.get("failed"):

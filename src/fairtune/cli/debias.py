@@ -27,6 +27,7 @@ from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.io import refuse_inputs
 from fairtune.methods import ALL, REGISTRY, method_class, method_names
+from fairtune.methods.constrained import constraint_note
 from fairtune.search import CompareSettings
 from fairtune.settings import origin_of
 
@@ -139,6 +140,8 @@ def debias_command(args: argparse.Namespace) -> None:
     result.save(args.out, config)
     if args.method == AUTO:
         console.print(f"auto: {result.info['selection']['reason']}.")
+    if "constraint_met" in result.info:
+        console.print(f"{args.method}: {constraint_note(result.info)}.")
     console.print(
         f"{args.method} took {result.wall_time_s:.1f} s. On the external set it was fitted on "
         f"({len(external)} rows, threshold 0.5; not a verdict): EOdds (mean) "

@@ -153,3 +153,12 @@ class Constrained(Method):
         scores = predict_proba(split.model, data).numpy()
         m = binary_metrics(data.labels.numpy(), scores, data.groups.numpy(), data.group_names, t)
         return float(m[HARD_GAP[self.config.bias_kind]]), float(m["auc"]), t
+
+
+def constraint_note(info: dict[str, Any]) -> str:
+    """Whether a constrained fine-tuning met its eps on the part it kept out, in words."""
+    verdict = "met" if info["constraint_met"] else "NOT met"
+    return (
+        f"constraint gap at t <= {info['eps']:g} {verdict} on the part of the external set kept "
+        f"out of training: {info['gap_kept_part']:.3f} (start {info['start_gap']:.3f})"
+    )
