@@ -13,6 +13,7 @@ attribute, and the selected model's distance from both (METHODS.md,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
@@ -40,6 +41,11 @@ def group_thresholds_held_out(model: nn.Module, fit: FairData, held: FairData, s
     return float(binary_metrics(labels, decisions, groups, held.group_names)["eodds_mean"])
 
 
+def _lowest(point: dict[str, Any]) -> float:
+    """Sort key: a point's EOdds, NaN last."""
+    return math.inf if math.isnan(point["eodds_mean"]) else point["eodds_mean"]
+
+
 def achievable_front(run: SeedRun) -> dict[str, Any]:
     """The front of one seed's held-out part and the selected model's distance from it."""
     context, start = run.context, run.start.held
@@ -50,11 +56,11 @@ def achievable_front(run: SeedRun) -> dict[str, Any]:
         for m, p, h in points
         if h.auc >= floor and not h.degenerate
     ]
-    one_threshold = min(reach, key=lambda r: r["eodds_mean"])  # the start is always in reach
+    none = {"method": None, "setting": {}, "eodds_mean": math.nan}
+    one_threshold = min(reach, key=_lowest, default=none)  # empty: the start is degenerate
     grouped = group_thresholds_held_out(context.model, context.fit, context.held, context.seed)
     front = min(
-        [one_threshold, {"method": REFERENCE, "setting": {}, "eodds_mean": grouped}],
-        key=lambda r: r["eodds_mean"],
+        [one_threshold, {"method": REFERENCE, "setting": {}, "eodds_mean": grouped}], key=_lowest
     )
     selected = run.chosen().held.eodds_mean
     return {
