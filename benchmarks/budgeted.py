@@ -36,8 +36,9 @@ def figures(rows: list[ResultRow], wall_s: float) -> dict[str, Any]:
     base_eodds = np.array([base[r.seed].metrics_tuned["eodds_mean"] for r in chosen])
     eodds = np.array([r.metrics_tuned["eodds_mean"] for r in chosen])
     auc = np.array([r.metrics_tuned["auc"] - base[r.seed].metrics_tuned["auc"] for r in chosen])
-    rows_passed = sum(r.selection["rows"] for r in chosen)
-    training = sum(r.selection["rows"] / r.selection["cost_vs_training"] for r in chosen)
+    costs = [r.selection.cost for r in chosen]
+    rows_passed = sum(c.rows for c in costs)
+    training = sum(c.rows / c.cost_vs_training for c in costs)
     return {
         "seeds": [r.seed for r in chosen],
         "cost_vs_training": rows_passed / training,
@@ -45,8 +46,8 @@ def figures(rows: list[ResultRow], wall_s: float) -> dict[str, Any]:
         "cut": float(np.mean(base_eodds - eodds)),
         "cut_percent": float(100 * np.mean(base_eodds - eodds) / np.mean(base_eodds)),
         "auc_change": float(np.mean(auc)),
-        "regret": float(np.nanmean([r.selection["regret"] for r in chosen])),
-        "chosen": [r.selection["method"] for r in chosen],
+        "regret": float(np.nanmean([r.selection.regret for r in chosen])),
+        "chosen": [r.selection.method for r in chosen],
     }
 
 

@@ -1,4 +1,4 @@
-"""Debiasing quality: every method, the selected model and the reference, on five protocols.
+"""Debiasing quality: every method, the selected model and the reference, on eight protocols.
 
 Per protocol and seed, ``compare`` runs every registered method, the
 ``threshold_optimizer`` reference (group thresholds; needs the sensitive
@@ -22,9 +22,16 @@ Protocols (all from bundled data; external and test parts representative):
 - ``german``: German credit, sensitive sex, natural training part, MLP trained
   with ``TrainConfig()`` (the CLI's defaults);
 - ``images``: the synthetic skin-tone images with the small CNN
-  (``fairtune.demo.image_demo_rows``, ``ImageDemoSettings(arch="cnn")``).
+  (``fairtune.demo.image_demo_rows``, ``ImageDemoSettings(arch="cnn")``);
+- ``adult_no_sex``: ``adult_sex``'s split and skew, but sex is NOT a model input:
+  the model sees it only through proxies (relationship, marital status);
+- ``german_age``: German credit, sensitive age (25 and under / over 25), natural
+  training part, ``TrainConfig()``;
+- ``images_64``: ``images`` at 64x64.
 
-The sensitive attribute is a model input in every tabular protocol, as in the demo.
+The sensitive attribute is a model input in every tabular protocol but
+``adult_no_sex``, as in the demo. Under each table: the achievable front on the
+held-out part (``fairtune.front``) and the selected model's distance from it.
 """
 
 from __future__ import annotations
@@ -56,12 +63,16 @@ from fairtune.demo import (
     with_training,
 )
 from fairtune.erm import TrainConfig, train_tabular
+from fairtune.losses import BIAS_KINDS
+from fairtune.methods import REGISTRY
 from fairtune.references import REFERENCE
 from fairtune.results import SELECTED, ResultRow
 from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 BASELINE = "baseline"
+TAKE_BIAS_KIND = ("bmft", "swift", "fullft", "bias_gd")
+"""The methods whose grids ``--bias-kinds`` extends (the at-threshold losses, METHODS.md)."""
 wide = Console(width=150)  # the tables are quoted whole in benchmarks/README.md
 
 
@@ -76,6 +87,7 @@ class TabularProtocol:
     group: str
     keep: float
     train: TrainConfig
+    attribute_as_input: bool = True
 
 
 def _adult_race() -> pd.DataFrame:
@@ -86,6 +98,18 @@ ADULT_RACE = TabularProtocol(
     _adult_race, "income", "race", "race other", 0.1, TrainConfig(epochs=DemoSettings.train_epochs)
 )
 GERMAN = TabularProtocol(load_german, "credit_risk", "sex", "female", 1.0, TrainConfig())
+ADULT_NO_SEX = TabularProtocol(
+    load_adult,
+    "income",
+    "sex",
+    "Female",
+    0.1,
+    TrainConfig(epochs=DemoSettings.train_epochs),
+    attribute_as_input=False,
+)
+GERMAN_AGE = TabularProtocol(
+    load_german, "credit_risk", "age_group", "25 and under", 1.0, TrainConfig()
+)
 
 
 def tabular_rows(protocol: TabularProtocol, settings: CompareSettings) -> list[ResultRow]:
@@ -102,7 +126,10 @@ def tabular_rows(protocol: TabularProtocol, settings: CompareSettings) -> list[R
                 train, protocol.label, protocol.attribute, protocol.group, protocol.keep, seed
             )
         model, config = train_tabular(
-            train, columns, replace(protocol.train, seed=seed), sensitive_as_feature=True
+            train,
+            columns,
+            replace(protocol.train, seed=seed),
+            sensitive_as_feature=protocol.attribute_as_input,
         )
         prep = TabularPreprocessor.from_dict(config.preprocessing)
         ext, tst = (
@@ -132,7 +159,20 @@ PROTOCOLS: dict[str, tuple[str, Callable[[CompareSettings], list[ResultRow]]]] =
         "SYNTHETIC skin-tone images, small CNN",
         lambda s: image_demo_rows(ImageDemoSettings(arch="cnn"), s),
     ),
+    "adult_no_sex": (
+        "Adult, sex skewed as adult_sex, sex NOT an input (only its proxies)",
+        lambda s: tabular_rows(ADULT_NO_SEX, s),
+    ),
+    "german_age": (
+        "German credit, natural training part (age: 25 and under / over 25)",
+        lambda s: tabular_rows(GERMAN_AGE, s),
+    ),
+    "images_64": (
+        "SYNTHETIC skin-tone images at 64x64, small CNN",
+        lambda s: image_demo_rows(ImageDemoSettings(arch="cnn", image_size=64), s),
+    ),
 }
+IMAGE_PROTOCOLS = ("images", "images_64")
 
 
 def _by_seed(rows: list[ResultRow], method: str) -> dict[int, ResultRow]:
@@ -243,6 +283,20 @@ def main(argv: list[str] | None = None) -> dict:
         "--image-grid", action="store_true", help="search the grid on the images too (slow)"
     )
     p.add_argument(
+        "--methods",
+        nargs="+",
+        default=sorted(REGISTRY),
+        choices=sorted(REGISTRY),
+        help="methods to compare (default: every registered one)",
+    )
+    p.add_argument(
+        "--bias-kinds",
+        nargs="+",
+        default=[],
+        choices=BIAS_KINDS,
+        help="search these bias losses too in the grids of " + ", ".join(TAKE_BIAS_KIND),
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -288,8 +342,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for name in args.protocols:
         title, run = PROTOCOLS[name]
-        grid = args.image_grid if name == "images" else True
-        settings = CompareSettings(seeds=args.seeds, grid=grid)
+        grid = args.image_grid if name in IMAGE_PROTOCOLS else True
+        settings = CompareSettings(
+            methods=args.methods, seeds=args.seeds, grid=grid, grids=at_threshold_grids(args)
+        )
         start = time.perf_counter()
         with console.status(f"{name}: seeds {args.seeds}, grid {grid}"):
             rows = run(settings)
@@ -318,7 +374,41 @@ def print_protocol(caption: str, rows: list[ResultRow]) -> dict[str, Any]:
         f"* needs the sensitive attribute at prediction time. cut = baseline − row, same "
         f"seed; ± = sample std over seeds. selected chose (seed: method): {_choices(rows)}"
     )
+    fronts = front_summary(rows)
+    if fronts:
+        summaries["front"] = fronts
+        wide.print(
+            "achievable front on the held-out part (EOdds (mean) at t, AUC within the tolerance): "
+            f"{_pm(np.array(fronts['front'])).lstrip('+')} ({fronts['front_by']}); one threshold, "
+            f"no attribute: {_pm(np.array(fronts['one_threshold'])).lstrip('+')} "
+            f"({fronts['one_threshold_by']}); selected "
+            f"{_pm(np.array(fronts['selected'])).lstrip('+')}, "
+            f"{_pm(np.array(fronts['distance']))} from the front"
+        )
     return summaries
+
+
+def front_summary(rows: list[ResultRow]) -> dict[str, Any]:
+    """The held-out achievable front of each seed (``fairtune.front``), in lists over seeds."""
+    chosen = sorted((r for r in rows if r.method == SELECTED), key=lambda r: r.seed)
+    fronts = [r.selection.front for r in chosen if r.selection.front is not None]
+    if not fronts:
+        return {}
+    return {
+        "front": [f.best.value for f in fronts],
+        "front_by": ", ".join(str(f.best.method) for f in fronts),
+        "one_threshold": [f.one_threshold.value for f in fronts],
+        "one_threshold_by": ", ".join(str(f.one_threshold.method) for f in fronts),
+        "selected": [f.selected for f in fronts],
+        "distance": [f.distance for f in fronts],
+    }
+
+
+def at_threshold_grids(args: argparse.Namespace) -> dict[str, dict[str, list[Any]]]:
+    """With ``--bias-kinds``: those bias losses in the grids of the methods that take one."""
+    if not args.bias_kinds:
+        return {}
+    return {m: {"bias_kind": args.bias_kinds} for m in TAKE_BIAS_KIND if m in args.methods}
 
 
 def print_before_after(before: dict[str, Any], after: dict[str, Any]) -> None:

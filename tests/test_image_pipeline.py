@@ -193,7 +193,9 @@ def test_learning_rate_grids_search_two_learning_rates_and_defaults_elsewhere():
     from fairtune.demo import how_chosen, learning_rate_grids
     from fairtune.search import grid_points
 
-    backbone_tuners = {"bias_gd", "bmft", "fullft", "random_mask", "swift"}
+    backbone_tuners = {
+        *("bias_gd", "bmft", "constrained", "distill", "fullft", "random_mask", "swift"),
+    }
     assert {n for n, cls in REGISTRY.items() if cls.tunes_backbone} == backbone_tuners
     grids = learning_rate_grids()
     assert set(grids) == backbone_tuners

@@ -33,6 +33,8 @@ FAST = {
     "llft": {"epochs": 2},
     "random_mask": {"impair_epochs": 2, "repair_epochs": 2},
     "swift": {"step1_epochs": 2, "step2_epochs": 2},
+    "constrained": {"epochs": 2},
+    "distill": {"epochs": 2},
 }
 BN_BUFFERS = ("1.running_mean", "1.running_var", "1.num_batches_tracked")
 

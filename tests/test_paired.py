@@ -8,7 +8,7 @@ import pytest
 
 from fairtune.errors import FairtuneError
 from fairtune.metrics import Bootstrap, binary_metrics
-from fairtune.paired import ScoredModel, _resample_weights, paired_bootstrap_improvement
+from fairtune.paired import ScoredModel, paired_bootstrap_improvement, resample_weights
 
 NAMES = ["a", "b"]
 
@@ -86,7 +86,7 @@ def test_same_seed_same_interval():
 
 def test_every_stratum_keeps_its_size_in_every_draw():
     strata = [np.array([0, 3, 4]), np.array([1]), np.array([2, 5])]
-    w = _resample_weights(strata, 6, 25, np.random.default_rng(0))
+    w = resample_weights(strata, 6, 25, np.random.default_rng(0))
     for rows in strata:
         assert (w[:, rows].sum(axis=1) == len(rows)).all()
     assert len({tuple(r) for r in w[:, [0, 3, 4]]}) > 1  # draws differ

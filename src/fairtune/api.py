@@ -12,11 +12,10 @@ from fairtune.auto import AUTO, AUTO_SEARCH, evidence_rule, select_across_method
 from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
 from fairtune.criterion import DEFAULT_OBJECTIVE
-from fairtune.criterion import objective as get_objective
 from fairtune.data import FairData, check_groups
 from fairtune.evidence import EvidenceRule, measure, warn_if_worse
 from fairtune.handback import SavedModels
-from fairtune.methods import DebiasResult, get_method, method_names
+from fairtune.methods import DebiasResult, get_method, method_class, method_names
 from fairtune.results import ResultRow
 from fairtune.search import holdout_split
 
@@ -50,7 +49,7 @@ def debias(
     if method == AUTO:
         settings = CompareSettings(**{"objective": objective, "search": AUTO_SEARCH, **config})
         return select_across_methods(model, external, settings, head=head, progress=progress)
-    config = {"bias_kind": get_objective(objective).bias_kind, **config}
+    config = {"bias_kind": method_class(method).bias_kind_for(objective), **config}
     fitter = get_method(method, **config)
     rule = evidence or evidence_rule(CompareSettings(methods=[method], objective=objective))
     check_groups(external)

@@ -21,6 +21,7 @@ from fairtune.criterion import Criterion
 from fairtune.data import FairData, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
+from fairtune.front import achievable_front
 from fairtune.halving import halving_text
 from fairtune.handback import SavedModels
 from fairtune.methods.registry import BASELINE, ORIGINAL
@@ -169,7 +170,9 @@ def _selected_row(run: SeedRun, test: FairData) -> ResultRow:
     else:
         method, candidate = pool[best]
         best_on_test = BestOnTest(method, candidate.point, criterion.key, scores[best].value)
-    selection = replace(choice_record(run), regret=regret, best_on_test=best_on_test)
+    selection = replace(
+        choice_record(run), regret=regret, best_on_test=best_on_test, front=achievable_front(run)
+    )
     row = _row(SELECTED, run.context.seed, run.chosen(), selection, test, settings)
     choice = {"selected": run.choice.method, "setting": run.choice.setting}
     return replace(row, config={**choice, **row.config}, wall_time_s=run.search_time_s())

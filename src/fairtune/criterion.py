@@ -21,12 +21,14 @@ from fairtune.metrics import METRICS, Metric
 @dataclass(frozen=True)
 class Objective:
     """One fairness objective: its ``name`` (``--objective``), the metric key it lowers, a
-    short ``word`` for sentences, its bias loss and its ThresholdOptimizer constraint."""
+    short ``word`` for sentences, its bias loss, the same loss of soft decisions at the
+    operating threshold (``at_threshold``), and its ThresholdOptimizer constraint."""
 
     name: str
     key: str
     word: str
     bias_kind: str
+    at_threshold: str
     constraint: str
     meaning: str
 
@@ -39,6 +41,7 @@ OBJECTIVES: dict[str, Objective] = {
             "eodds_mean",
             "EOdds",
             "eodds",
+            "eodds_t",
             "equalized_odds",
             "equalized odds: equal TPR and FPR across groups",
         ),
@@ -47,6 +50,7 @@ OBJECTIVES: dict[str, Objective] = {
             "eopp",
             "EOpp",
             "eopp",
+            "eopp_t",
             "true_positive_rate_parity",
             "equal opportunity: equal TPR (sensitivity) across groups",
         ),
@@ -55,6 +59,7 @@ OBJECTIVES: dict[str, Objective] = {
             "dp",
             "DP",
             "dp",
+            "dp_t",
             "demographic_parity",
             "demographic parity: equal positive rates across groups",
         ),
@@ -79,13 +84,18 @@ def objective(name: str) -> Objective:
     return OBJECTIVES[name]
 
 
-def gap_of(bias_kind: str) -> str:
-    """The metric key a bias loss lowers: that of the objective training with it (the
-    authors' signed equalized-odds loss lowers equalized odds)."""
+def objective_of(bias_kind: str) -> Objective:
+    """The objective a bias loss trains towards (the authors' signed equalized-odds loss
+    towards equalized odds)."""
     for o in OBJECTIVES.values():
-        if o.bias_kind == bias_kind:
-            return o.key
-    return OBJECTIVES[DEFAULT_OBJECTIVE].key
+        if bias_kind in (o.bias_kind, o.at_threshold):
+            return o
+    return OBJECTIVES[DEFAULT_OBJECTIVE]
+
+
+def gap_of(bias_kind: str) -> str:
+    """The metric key a bias loss lowers: that of the objective it trains towards."""
+    return objective_of(bias_kind).key
 
 
 def metric(key: str) -> Metric:

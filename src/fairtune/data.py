@@ -319,4 +319,17 @@ def balance(data: FairData, seed: int = 0, mode: str = "down") -> FairData:
     return data.subset(rows)
 
 
+def holdout_split(data: FairData, share: float, seed: int) -> tuple[FairData, FairData]:
+    """Split rows into (fit, held-out), ``share`` of every (group, label) cell held out."""
+    rng = np.random.default_rng(seed)
+    cells = data.groups.numpy() * 2 + data.labels.numpy().astype(np.int64)
+    held = []
+    for cell in np.unique(cells):
+        rows = rng.permutation(np.flatnonzero(cells == cell))
+        held.append(rows[: round(share * len(rows))])
+    held_rows = np.sort(np.concatenate(held))
+    fit_rows = np.setdiff1d(np.arange(len(data)), held_rows)
+    return data.subset(fit_rows), data.subset(held_rows)
+
+
 # ---------------------------------------------------------------- tables

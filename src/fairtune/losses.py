@@ -7,8 +7,9 @@ type :data:`LossFn`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,11 @@ from fairtune.errors import FairtuneError
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """A loss on a batch: (logits, labels, groups) -> scalar tensor; an :class:`Objective` is one."""
 
-BIAS_KINDS = ("eodds", "eopp", "dp", "eodds_signed")
+AT_THRESHOLD_KINDS = ("eodds_t", "eopp_t", "dp_t")
+"""Bias losses on soft decisions at the operating threshold t rather than on probabilities."""
+BIAS_KINDS = ("eodds", "eopp", "dp", "eodds_signed", *AT_THRESHOLD_KINDS)
+TAU = 0.5
+"""Default temperature of the soft decisions at t, in logit units (METHODS.md)."""
 PRED_KINDS = ("weighted", "bce")
 
 
@@ -77,8 +82,28 @@ def _signed_diff(means: Tensor, present: Tensor) -> Tensor:
     return torch.where(present.all(), means[0] - means[1], means.new_zeros(()))
 
 
+@dataclass
+class MovingThreshold:
+    """The operating threshold t that an at-threshold bias loss aims at; its owner
+    re-estimates ``value`` as the model moves (see ``fairtune.methods.base``)."""
+
+    value: float = 0.5
+
+
+def soft_decisions(logits: Tensor, threshold: float, tau: float = TAU) -> Tensor:
+    """sigmoid((z - logit t) / tau): a differentiable stand-in for the decision z >= logit t."""
+    if not 0.0 < threshold < 1.0 or not tau > 0:
+        raise FairtuneError(f"soft decisions need t in (0, 1) and tau > 0, not {threshold}, {tau}")
+    return torch.sigmoid((logits - math.log(threshold / (1.0 - threshold))) / tau)
+
+
 def bias_loss(
-    logits: Tensor, labels: Tensor, groups: Tensor, n_groups: int, kind: str = "eodds"
+    logits: Tensor,
+    labels: Tensor,
+    groups: Tensor,
+    n_groups: int,
+    kind: str = "eodds",
+    at: tuple[float, float] = (0.5, TAU),
 ) -> Tensor:
     """L_bias: a differentiable fairness gap on probabilities sigmoid(z).
 
@@ -86,7 +111,9 @@ def bias_loss(
     of mean probabilities, "eodds_signed" the authors' 0.5 * |dFPR + dTPR| (two
     groups only; opposite gaps cancel). A gap is the largest minus the smallest
     group mean over the groups present in that cell of the batch; a cell with
-    fewer than two groups present contributes 0.
+    fewer than two groups present contributes 0. The kinds ending in "_t" take the
+    same gaps of soft decisions at the threshold: :func:`soft_decisions` with
+    ``at`` = (t, tau) in place of sigmoid(z).
     """
     _check(logits, labels, groups)
     if kind not in BIAS_KINDS:
@@ -98,7 +125,10 @@ def bias_loss(
         )
     if int(groups.min()) < 0 or int(groups.max()) >= n_groups:
         raise FairtuneError(f"group ids must lie in 0..{n_groups - 1}")
-    p = torch.sigmoid(logits)
+    if kind in AT_THRESHOLD_KINDS:
+        p, kind = soft_decisions(logits, *at), kind.removesuffix("_t")
+    else:
+        p = torch.sigmoid(logits)
     positive = labels > 0.5
     if kind == "dp":
         return _gap(*_cell_means(p, groups, torch.ones_like(positive), n_groups))
@@ -122,7 +152,8 @@ class Objective:
     """``w_pred * L_pred + w_bias * L_bias`` as a callable on (logits, labels, groups).
 
     A term of weight 0 is not computed. SWiFT's step 1, for instance, is
-    ``Objective(w_pred=0.1, w_bias=0.9)``.
+    ``Objective(w_pred=0.1, w_bias=0.9)``. An at-threshold ``bias_kind`` aims at
+    ``at.value`` with temperature ``tau``.
     """
 
     w_pred: float = 1.0
@@ -130,6 +161,8 @@ class Objective:
     bias_kind: str = "eodds"
     n_groups: int = 2
     pred_kind: str = "weighted"
+    at: MovingThreshold = field(default_factory=MovingThreshold)
+    tau: float = TAU
 
     def __post_init__(self) -> None:
         if self.pred_kind not in PRED_KINDS:
@@ -147,15 +180,20 @@ class Objective:
         return cls(w_pred=1.0, w_bias=0.0, n_groups=n_groups, pred_kind=kind)
 
     @classmethod
-    def bias(cls, kind: str = "eodds", n_groups: int = 2) -> Objective:
-        """L_bias alone."""
-        return cls(w_pred=0.0, w_bias=1.0, bias_kind=kind, n_groups=n_groups)
+    def bias(
+        cls, kind: str = "eodds", n_groups: int = 2, at: MovingThreshold | None = None
+    ) -> Objective:
+        """L_bias alone (at ``at``'s threshold for an at-threshold kind)."""
+        return cls(
+            w_pred=0.0, w_bias=1.0, bias_kind=kind, n_groups=n_groups, at=at or MovingThreshold()
+        )
 
     def __call__(self, logits: Tensor, labels: Tensor, groups: Tensor) -> Tensor:
         total = logits.new_zeros(())
         if self.w_pred:
             total = total + self.w_pred * PRED_LOSSES[self.pred_kind](logits, labels)
         if self.w_bias:
-            bias = bias_loss(logits, labels, groups, self.n_groups, self.bias_kind)
+            at = (self.at.value, self.tau)
+            bias = bias_loss(logits, labels, groups, self.n_groups, self.bias_kind, at)
             total = total + self.w_bias * bias
         return total

@@ -131,3 +131,24 @@ def threshold_optimizer_reference(
     interpolation = optimizer.interpolated_thresholder_.interpolation_dict
     rules = {str(name): _rule(bunch) for name, bunch in interpolation.items()}
     return ThresholdOptimizerResult(np.asarray(decisions, dtype=np.int64), rules)
+
+
+def decision_probabilities(
+    rules: Mapping[str, GroupRule], scores: Any, groups: Any, group_names: Sequence[str]
+) -> np.ndarray:
+    """P(decision = 1) of each row under its group's randomized rule (fairlearn's
+    interpolation: p0 [s op0 t0] + p1 [s op1 t1], then a coin with P = ``constant`` for a
+    ``p_ignore`` share); a group without a rule decides 0."""
+    names = check_group_names(group_names)
+    _, s, g = check_inputs(np.zeros(np.shape(scores)), scores, groups, len(names))
+    out = np.zeros(len(s))
+    compare = {">": np.greater, "<": np.less}
+    for k, name in enumerate(names):
+        rule, rows = rules.get(name), g == k
+        if rule is None:
+            continue
+        p = rule.p0 * compare[rule.operator0](s[rows], rule.threshold0) + rule.p1 * compare[
+            rule.operator1
+        ](s[rows], rule.threshold1)
+        out[rows] = (1.0 - rule.p_ignore) * p + rule.p_ignore * rule.constant
+    return out

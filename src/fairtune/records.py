@@ -141,6 +141,71 @@ class BestOnTest:
 
 
 @dataclass(frozen=True)
+class FrontPoint:
+    """One candidate on the held-out part: its method (None: no candidate), setting and
+    value of the criterion's metric."""
+
+    method: str | None
+    setting: dict[str, Any]
+    value: float
+
+    def to_dict(self, key: str) -> dict[str, Any]:
+        return {"method": self.method, "setting": self.setting, key: self.value}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], key: str) -> FrontPoint:
+        return cls(d["method"], d["setting"], d[key])
+
+
+@dataclass(frozen=True)
+class Front:
+    """The achievable front of one seed's held-out part (:mod:`fairtune.front`): the
+    lowest value of the criterion's metric ``key`` in reach (``best``), the best model with
+    one threshold and no attribute, the group thresholds' value, the selected model's,
+    and the AUC floor that bounds the reach."""
+
+    key: str
+    best: FrontPoint
+    one_threshold: FrontPoint
+    group_thresholds: float
+    selected: float
+    auc_floor: float
+
+    @property
+    def distance(self) -> float:
+        """How far the selected model is above the front."""
+        return self.selected - self.best.value
+
+    @property
+    def distance_one_threshold(self) -> float:
+        """How far the selected model is above the best one-threshold model."""
+        return self.selected - self.one_threshold.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.best.to_dict(self.key),
+            f"group_thresholds_{self.key}": self.group_thresholds,
+            "one_threshold": self.one_threshold.to_dict(self.key),
+            f"selected_{self.key}": self.selected,
+            "distance": self.distance,
+            "distance_one_threshold": self.distance_one_threshold,
+            "auc_floor": self.auc_floor,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Front:
+        key = next(k[len("selected_") :] for k in d if k.startswith("selected_"))
+        return cls(
+            key,
+            FrontPoint.from_dict(d, key),
+            FrontPoint.from_dict(d["one_threshold"], key),
+            d[f"group_thresholds_{key}"],
+            d[f"selected_{key}"],
+            d["auc_floor"],
+        )
+
+
+@dataclass(frozen=True)
 class SearchCost:
     """What a cross-method search spent: its kind, the training rows it passed, the budget
     it had (halving; None for a grid) and those rows as a multiple of the original
@@ -171,8 +236,8 @@ class ChoiceRecord:
     """The choice across methods (the ``selected`` row, ``debias --method auto``): the rule,
     what it kept and why (``choice``, the JSON form of
     :class:`~fairtune.selection.CrossChoice`), the kept model's held-out values, the
-    search's time and cost and, measured on a test set, the regret and the best model on
-    test."""
+    search's time and cost and, measured on a test set, the regret, the best model on
+    test and the achievable front on the held-out part."""
 
     rule: str
     choice: dict[str, Any]
@@ -182,6 +247,7 @@ class ChoiceRecord:
     cost: SearchCost | None = None
     regret: float = math.nan
     best_on_test: BestOnTest | None = None
+    front: Front | None = None
 
     @property
     def method(self) -> str:
@@ -215,12 +281,14 @@ class ChoiceRecord:
         if self.best_on_test is not None:
             out["regret"] = self.regret
             out["best_on_test"] = self.best_on_test.to_dict()
+        if self.front is not None:
+            out["front"] = self.front.to_dict()
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChoiceRecord:
         own = {"rule", "chosen", "search_time_s", "regret", "best_on_test"}
-        own |= {"search", "rows", "budget", "cost_vs_training"}
+        own |= {"search", "rows", "budget", "cost_vs_training", "front"}
         choice = {k: v for k, v in d.items() if k not in own and not k.startswith(HELD_OUT)}
         held = HeldOut.from_dict(d)
         assert held is not None
@@ -232,8 +300,9 @@ class ChoiceRecord:
         degenerate = d[f"{HELD_OUT}degenerate"]
         regret = d.get("regret", math.nan)
         cost = SearchCost.from_dict(d)
+        front = Front.from_dict(d["front"]) if "front" in d else None
         return cls(
-            d["rule"], choice, held, degenerate, d["search_time_s"], cost, regret, on_test
+            d["rule"], choice, held, degenerate, d["search_time_s"], cost, regret, on_test, front
         )
 
 

@@ -15,11 +15,12 @@ from fairtune.comparison import CompareSettings
 from fairtune.console import console
 from fairtune.criterion import Criterion
 from fairtune.evaluation import VERDICT_KEYS, VerdictSettings
+from fairtune.front import front_note
 from fairtune.io import atomic_dir, write_csv, write_json
 from fairtune.methods import REGISTRY
 from fairtune.metrics import METRICS
 from fairtune.plot import fairness_plot
-from fairtune.records import SearchRecord
+from fairtune.records import ChoiceRecord, SearchRecord
 from fairtune.references import REFERENCE
 from fairtune.results import (
     SELECTED,
@@ -286,6 +287,11 @@ def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str
             "reference, not a fine-tuned model: it NEEDS THE SENSITIVE ATTRIBUTE AT PREDICTION "
             "TIME, and its decisions have no AUC (n/a)."
         )
+    lines += [
+        front_note(r.seed, r.selection.front, criterion)
+        for r in rows
+        if isinstance(r.selection, ChoiceRecord) and r.selection.front is not None
+    ]
     summary = selection_summary(rows)
     for seed in summary["per_seed"]:
         lines.append(

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from fairtune.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES, Criterion
 from fairtune.data import FairData
+from fairtune.data import holdout_split as holdout_split  # its home is data.py
 from fairtune.distributed import world
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
@@ -172,7 +172,7 @@ class CompareSettings:
         """The settings ``method`` is fitted with at grid ``point``: the overrides, the point,
         the seed, and the objective's bias loss unless one of those sets it."""
         config = {**self.overrides.get(method, {}), **point, "seed": seed}
-        return {"bias_kind": self.criterion.declared.bias_kind, **config}
+        return {"bias_kind": method_class(method).bias_kind_for(self.objective), **config}
 
     def threshold_text(self) -> str:
         """How the second threshold t is chosen, in words."""
@@ -182,19 +182,6 @@ class CompareSettings:
             "positive_rate": "the starting model's positive rate (at 0.5) on the held-out "
             "external part",
         }[self.threshold_rule]
-
-
-def holdout_split(data: FairData, share: float, seed: int) -> tuple[FairData, FairData]:
-    """Split rows into (fit, held-out), ``share`` of every (group, label) cell held out."""
-    rng = np.random.default_rng(seed)
-    cells = data.groups.numpy() * 2 + data.labels.numpy().astype(np.int64)
-    held = []
-    for cell in np.unique(cells):
-        rows = rng.permutation(np.flatnonzero(cells == cell))
-        held.append(rows[: round(share * len(rows))])
-    held_rows = np.sort(np.concatenate(held))
-    fit_rows = np.setdiff1d(np.arange(len(data)), held_rows)
-    return data.subset(fit_rows), data.subset(held_rows)
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from fairtune.cli.options import (
     parse_settings,
 )
 from fairtune.console import console
-from fairtune.criterion import Criterion, objective
+from fairtune.criterion import Criterion
 from fairtune.data import check_external
 from fairtune.errors import FairtuneError
 from fairtune.evidence import EvidenceRule
@@ -124,7 +124,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     others = sorted(set(by_method) - {args.method})
     if others:
         raise FairtuneError(f"--set names {others}, but this run debiases with {args.method}")
-    settings = {"bias_kind": objective(args.objective).bias_kind, **by_method.get(args.method, {})}
+    kind = method_class(args.method).bias_kind_for(args.objective)
+    settings = {"bias_kind": kind, **by_method.get(args.method, {})}
     if args.seed is not None:
         settings["seed"] = args.seed
     return settings
@@ -152,6 +153,9 @@ def debias_command(args: argparse.Namespace) -> None:
     result.save(args.out, config)
     if args.method == AUTO:
         console.print(f"auto ({result.info['selection']['rule']}): {_auto_line(result.info)}")
+    else:
+        for note in method_class(args.method).notes(result.info):
+            console.print(f"{args.method}: {note}.")
     console.print(
         f"{args.method} took {result.wall_time_s:.1f} s; {result.evidence.text()}. Model written "
         f"to {args.out}; judge it on test data with 'fairtune evaluate' or 'fairtune compare'."

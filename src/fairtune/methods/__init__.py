@@ -4,7 +4,17 @@
 Importing a method's module registers it, so this package imports them all.
 """
 
-from fairtune.methods import bias_gd, bmft, fairprune, fullft, llft, random_mask, swift
+from fairtune.methods import (
+    bias_gd,
+    bmft,
+    constrained,
+    distill,
+    fairprune,
+    fullft,
+    llft,
+    random_mask,
+    swift,
+)
 from fairtune.methods.base import Fitted, Method, MethodConfig
 from fairtune.methods.registry import (
     ALL,
@@ -27,6 +37,8 @@ __all__ = [
     "MethodConfig",
     "bias_gd",
     "bmft",
+    "constrained",
+    "distill",
     "fairprune",
     "fullft",
     "get_method",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairtune.criterion import objective as declared_objective
 from fairtune.data import FairData, balance, check_classes, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.feature_cache import data_key
@@ -26,6 +27,7 @@ from fairtune.methods.result import DebiasResult
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelSplit, predict_proba
 from fairtune.settings import check, setting, with_origin
+from fairtune.tracking import RULE_SETTING, TAU_SETTING, ThresholdTracker
 from fairtune.training import Phase, run_phase
 
 MIN_STEPS = 300
@@ -46,11 +48,14 @@ class MethodConfig:
         "in which opposite gaps cancel, is eodds_signed",
         setting(
             "eodds",
-            f"bias loss: {', '.join(BIAS_KINDS)} (eodds_signed: the authors' form); "
-            "follows --objective unless set",
+            f"bias loss: {', '.join(BIAS_KINDS)} (eodds_signed: the authors' form; the _t kinds: "
+            "the same gaps of soft decisions at the operating threshold); follows --objective "
+            "unless set",
             choices=BIAS_KINDS,
         ),
     )
+    tau: float = TAU_SETTING
+    threshold_rule: str = RULE_SETTING
     balance: str = with_origin(
         "BMFT and SWiFT papers (group-and-class balanced external set)",
         setting(
@@ -174,6 +179,8 @@ class Method(ABC, Generic[C]):
             )
         self.config: C = replace(config, **overrides)  # the caller's config stays as is
         check(self.config, self.name)
+        self.tracker = ThresholdTracker(self.config.threshold_rule)
+        """Chooses t for the at-threshold losses; a fresh one per :meth:`fit`."""
 
     def fit(
         self,
@@ -190,6 +197,7 @@ class Method(ABC, Generic[C]):
         check_classes(external, "external")
         split = ModelSplit.of(copy.deepcopy(model), head)
         self.context = context or FitContext(progress=progress)
+        self.tracker = ThresholdTracker(self.config.threshold_rule)
         start = time.perf_counter()
         fitted = self.run_steps(split, external)
         return DebiasResult(
@@ -207,6 +215,12 @@ class Method(ABC, Generic[C]):
         """Run the method's steps on ``split.model``, changing it in place."""
 
     @classmethod
+    def bias_kind_for(cls, objective: str) -> str:
+        """The bias loss that trains towards ``objective`` (``--objective``) unless the
+        settings name one."""
+        return declared_objective(objective).bias_kind
+
+    @classmethod
     def notes(cls, info: dict[str, Any]) -> list[str]:
         """What a report should say in words about a fit, from its :attr:`Fitted.info`
         (each a phrase that follows "METHOD (seed S)"); none by default."""
@@ -222,9 +236,8 @@ class Method(ABC, Generic[C]):
 
     def objective(self, data: FairData, w_pred: float, w_bias: float) -> Objective:
         """``w_pred * L_pred + w_bias * L_bias`` with the method's bias loss, for ``data``."""
-        return Objective(
-            w_pred=w_pred, w_bias=w_bias, bias_kind=self.config.bias_kind, n_groups=data.n_groups
-        )
+        c = self.config
+        return Objective(w_pred, w_bias, c.bias_kind, data.n_groups, tau=c.tau)
 
     def phase(
         self,
@@ -255,7 +268,9 @@ class Method(ABC, Generic[C]):
         on_epoch: Callable[[int], bool] | None = None,
     ) -> list[dict[str, Any]]:
         """Run ``phase`` on ``split.model`` with the method's seed and progress bar, for
-        at least ``min_steps`` optimiser steps (see :meth:`epochs_for`)."""
+        at least ``min_steps`` optimiser steps (see :meth:`epochs_for`); an at-threshold
+        loss aims at t re-estimated on ``data`` before the phase and after each epoch."""
+        on_epoch = self.tracker.follow(phase.objective, split.model, data, on_epoch)
         return run_phase(
             split.model,
             data,
@@ -305,7 +320,7 @@ class Method(ABC, Generic[C]):
                 split.model,
                 data,
                 {
-                    "bias": Objective.bias(self.config.bias_kind, data.n_groups),
+                    "bias": self.tracker.aim(self.objective(data, 0.0, 1.0), split.model, data),
                     "pred": Objective.pred(n_groups=data.n_groups),
                 },
                 mode=self.config.importance,
@@ -321,4 +336,4 @@ class Method(ABC, Generic[C]):
         """What R depends on besides the starting model: the data's content and the
         settings of the Fisher passes (not learning rates, epochs, keep or beta)."""
         c = self.config
-        return (data_key(data), c.bias_kind, c.importance, c.batch_size)
+        return (data_key(data), c.bias_kind, c.tau, c.threshold_rule, c.importance, c.batch_size)

@@ -19,6 +19,8 @@ from torch import nn
 from fairtune.data import FairData
 from fairtune.masks import Mask
 from fairtune.methods import get_method
+from fairtune.methods.bmft import BMFT
+from fairtune.methods.swift import SWiFT
 from fairtune.models import ModelSplit
 from fairtune.studies.points import StudySettings
 
@@ -58,9 +60,10 @@ def mask_records(
 ) -> dict[str, Any]:
     """One seed's mask statistics: per layer (``layers``), over all weights (``overall``)
     and the histogram of SWiFT's soft-mask values (``swift_histogram``)."""
-    kind = {"bias_kind": settings.criterion.declared.bias_kind}  # the objective's, unless set
-    bmft = {**kind, "seed": seed, **settings.overrides.get("bmft", {})}
-    swift = {**kind, "seed": seed, **settings.overrides.get("swift", {})}
+    bmft = {"bias_kind": BMFT.bias_kind_for(settings.objective), "seed": seed}
+    bmft |= settings.overrides.get("bmft", {})  # the objective's bias loss unless set
+    swift = {"bias_kind": SWiFT.bias_kind_for(settings.objective), "seed": seed}
+    swift |= settings.overrides.get("swift", {})
     hard = {f: _mask("bmft", model, fit, {**bmft, "importance": f}, head) for f in FISHERS}
     soft = {f: _mask("swift", model, fit, {**swift, "importance": f}, head) for f in FISHERS}
     rand = _mask("random_mask", model, fit, bmft, head)

@@ -153,7 +153,7 @@ class StudyPoint:
         """The method of this point with the study's overrides, its settings and ``seed``."""
         cls = VARIANTS[self.variant] if self.variant else method_class(self.method)
         given = {**settings.overrides.get(self.method, {}), **self.config, "seed": seed}
-        return cls(**{"bias_kind": settings.criterion.declared.bias_kind, **given})
+        return cls(**{"bias_kind": cls.bias_kind_for(settings.objective), **given})
 
     def record(self) -> dict[str, Any]:
         """The point as study.json holds it."""

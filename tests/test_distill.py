@@ -1,0 +1,91 @@
+"""Distilling group thresholds: the targets are fairlearn's own decision probabilities, and
+the model learns the group thresholds' decisions where its inputs carry the attribute, and
+not where they do not."""
+
+import numpy as np
+import pytest
+import torch
+from _helpers import biased_data
+from fairlearn.postprocessing import ThresholdOptimizer
+
+from fairtune.data import FairData
+from fairtune.losses import Objective
+from fairtune.methods import get_method
+from fairtune.models import MLP, predict_proba
+from fairtune.postprocess import (
+    LabelledScores,
+    _ScoreColumn,
+    decision_probabilities,
+    threshold_optimizer_reference,
+)
+from fairtune.training import Phase, run_phase
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def without_attribute(data: FairData) -> FairData:
+    """The rows with column 5, which encodes the group, set to 0."""
+    inputs = data.inputs.clone()
+    inputs[:, 5] = 0.0
+    return data.replace(inputs=inputs)
+
+
+def biased_model(drop_attribute: bool) -> MLP:
+    torch.manual_seed(0)
+    model = MLP(6, (8,))
+    train = biased_data(1000, seed=1, skew=0.1)
+    phase = Phase(
+        objective=Objective.pred(kind="bce"),
+        trainable=[n for n, _ in model.named_parameters()],
+        epochs=20,
+        lr=1e-2,
+        optimizer="adam",
+        weight_decay=0.0,
+    )
+    run_phase(model, without_attribute(train) if drop_attribute else train, phase)
+    return model
+
+
+def test_decision_probabilities_are_fairlearns():
+    data = biased_data(400, seed=2)
+    s = torch.sigmoid(1.5 * data.inputs[:, 0] + data.inputs[:, 5]).numpy()
+    y, g, names = data.labels.numpy(), data.groups.numpy(), data.group_names
+    rules = threshold_optimizer_reference(LabelledScores(s, y, g), s, g, names).rules
+    optimizer = ThresholdOptimizer(
+        estimator=_ScoreColumn(), constraints="equalized_odds", prefit=True,
+        predict_method="predict_proba",
+    )  # fmt: skip
+    optimizer.fit(s[:, None], y.astype(int), sensitive_features=np.asarray(names)[g])
+    pmf = optimizer._pmf_predict(s[:, None], sensitive_features=np.asarray(names)[g])[:, 1]
+    q = decision_probabilities(rules, s, g, names)
+    np.testing.assert_allclose(q, pmf, atol=1e-12)
+    assert np.mean((q > 0) & (q < 1)) > 0, "some decisions are randomized"
+
+
+@pytest.mark.parametrize("drop_attribute", [False, True])
+def test_it_reproduces_the_group_thresholds_decisions_where_the_attribute_is_an_input(
+    drop_attribute,
+):
+    model = biased_model(drop_attribute)
+    external, test = biased_data(600, seed=0), biased_data(2000, seed=5)
+    if drop_attribute:
+        external, test = without_attribute(external), without_attribute(test)
+    result = get_method("distill", lr=1e-2).fit(model, external)
+    t = result.info["threshold"]
+
+    start = predict_proba(model, test).numpy()
+    g, names = test.groups.numpy(), test.group_names
+    fit_scores = predict_proba(model, external).numpy()
+    fitted_on = LabelledScores(fit_scores, external.labels.numpy(), external.groups.numpy())
+    decisions = threshold_optimizer_reference(fitted_on, start, g, names).decisions
+    own = predict_proba(result.model, test).numpy() >= t
+    flipped = decisions != (start >= t)  # where the group thresholds overrule the start
+    assert flipped.sum() > 100
+    reproduced = np.mean(own[flipped] == decisions[flipped])
+    if drop_attribute:
+        # neither the attribute nor a proxy among the inputs: it cannot learn them
+        assert reproduced < 0.3
+    else:
+        assert reproduced > 0.6
+        assert np.mean(own == decisions) > 0.95
+        assert result.info["agreement"] > result.info["agreement_start"] + 0.05
