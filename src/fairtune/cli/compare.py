@@ -33,7 +33,7 @@ from fairtune.demo import (
     run_image_demo,
 )
 from fairtune.errors import FairtuneError
-from fairtune.io import refuse_inputs
+from fairtune.inputs import refuse_overwrite
 from fairtune.methods import ALL, method_names
 
 
@@ -88,7 +88,7 @@ def compare_command(args: argparse.Namespace) -> None:
     methods = method_names(args.methods)
     settings = compare_settings(args, methods, overrides=parse_settings(args.set))
     # CompareSettings checked every setting (and each method's overrides): before any data
-    refuse_inputs(args.out, [args.model, args.external, *args.test])
+    refuse_overwrite(args.out, [args.model, args.external, *args.test])
     model, config = load_model_here(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
     specs = dict(zip(test_names(args.test), args.test, strict=True))
@@ -163,7 +163,7 @@ def demo_command(args: argparse.Namespace) -> None:
     keep = DemoSettings.keep if args.keep is None else args.keep
     if not 0 < keep <= 1:
         raise FairtuneError(f"--keep is a share in (0, 1], not {keep}")
-    refuse_inputs(args.out, [])
+    refuse_overwrite(args.out, [])
     if args.images:
         arch = default_image_arch() if args.arch == "auto" else args.arch
         grids = learning_rate_grids() if arch == "efficientnet_lite0" else {}

@@ -15,10 +15,12 @@ from fairtune.image_csv import ImageReading
 from fairtune.images import MAX_PIXELS
 from fairtune.loading import load_for_model
 from fairtune.methods import method_class
-from fairtune.settings import default_of, range_text
+from fairtune.models import ModelConfig
+from fairtune.settings import check_value, default_of, range_text
 
 IMAGE_ROOT = "image_root"
 """The key of ``ModelConfig.images`` under which train saves ``--image-root``."""
+THRESHOLD = {f.name: f for f in fields(ModelConfig)}["threshold"]
 DATA_HELP = "CSV file or built-in set ('adult', 'german', 'adult:test', ...)"
 
 
@@ -114,7 +116,9 @@ def add_split_seed(p: argparse.ArgumentParser) -> None:
 def add_image_reading_options(p: Any) -> None:
     """Options of every command that may read an image CSV."""
     p.add_argument(
-        "--image-root", help="folder the image paths are relative to (default: the CSV's folder)"
+        "--image-root",
+        help="folder the image paths are relative to (default: the model's when it was "
+        "trained with one, else the CSV's folder)",
     )
     p.add_argument(
         "--skip-bad-images",
@@ -168,6 +172,13 @@ def image_reading(args: argparse.Namespace, root: str | None, augment: Any = Non
         allow_outside_root=args.allow_outside_root,
         max_pixels=args.max_image_pixels,
     )
+
+
+def decision_threshold(given: float | None) -> float | None:
+    """``--threshold`` checked as a saved model's threshold is, in (0, 1); None if not given."""
+    if given is not None:
+        check_value("--threshold:", THRESHOLD, given)
+    return given
 
 
 def add_comparison_inputs(p: argparse.ArgumentParser) -> None:

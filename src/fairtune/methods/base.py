@@ -183,7 +183,8 @@ class DebiasResult:
     @classmethod
     def load(cls, directory: str | Path, model: nn.Module | None = None) -> DebiasResult:
         """A result saved by :meth:`save`: weights (into ``model`` if given, see
-        :func:`~fairtune.architectures.load_model`), mask, settings and history."""
+        :func:`~fairtune.architectures.load_model`), mask, settings and history; the model
+        in eval mode, as ``result.model`` is after :meth:`Method.fit`."""
         model, _ = load_model(directory, model)
         record_path, mask_path = Path(directory) / RECORD_FILE, Path(directory) / MASK_FILE
         if not record_path.is_file():
@@ -264,6 +265,7 @@ class Method(ABC):
         check_groups(external)
         check_classes(external, "external")
         split = ModelSplit.of(copy.deepcopy(model), head)
+        split.check(external)
         self.progress = progress
         start = time.perf_counter()
         fitted = self.run_steps(split, external)
