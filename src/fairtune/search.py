@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fairtune.data import FairData
+from fairtune.data import SMALL_EXTERNAL, FairData
 from fairtune.distributed import world
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
@@ -39,7 +40,9 @@ class CompareSettings:
     """How ``compare`` runs, selects and thresholds; saved with every result."""
 
     methods: list[str] = setting(method_names(ALL), "methods to run (default: all of them)")
-    seeds: list[int] = setting([0], "seeds; with several, tables show mean±std", low=0)
+    seeds: list[int] = setting(
+        [0], "seeds; with several, tables show mean±std", low=0, distinct=True
+    )
     grid: bool = setting(
         False,
         "try each method's grid of key settings and select on held-out external data",
@@ -156,6 +159,20 @@ def holdout_split(data: FairData, share: float, seed: int) -> tuple[FairData, Fa
     held_rows = np.sort(np.concatenate(held))
     fit_rows = np.setdiff1d(np.arange(len(data)), held_rows)
     return data.subset(fit_rows), data.subset(held_rows)
+
+
+def fit_and_held(data: FairData, holdout: float, seed: int) -> tuple[FairData, FairData]:
+    """:func:`holdout_split` for fitting and choosing, with one warning when the part left to
+    fit on is too small to mean much (``--holdout`` near 1)."""
+    fit, held = holdout_split(data, holdout, seed)
+    if len(fit) < SMALL_EXTERNAL:
+        warnings.warn(
+            f"holdout {holdout:g} leaves {len(fit)} of the {len(data)} external rows to fit on: "
+            f"fitting on so few is mostly noise (lower --holdout, to keep at least "
+            f"{SMALL_EXTERNAL})",
+            stacklevel=2,
+        )
+    return fit, held
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -26,12 +26,15 @@ def setting(
     open_low: bool = False,
     open_high: bool = False,
     choices: Sequence[Any] | None = None,
+    distinct: bool = False,
 ) -> Any:
     """A dataclass field with its help text and valid range.
 
     ``low``/``high`` bound a number (or every number of a tuple) inclusively, or
     exclusively with ``open_low``/``open_high``; ``choices`` lists the allowed
-    values. A list or dict default is copied per instance.
+    values; ``distinct``: a list's values may not repeat (seeds: a repeated seed is
+    the same run again, counted as if it were evidence). A list or dict default is
+    copied per instance.
     """
     metadata: dict[str, Any] = {"help": help}
     if low is not None:
@@ -42,6 +45,8 @@ def setting(
         metadata["open_high"] = open_high
     if choices is not None:
         metadata["choices"] = tuple(choices)
+    if distinct:
+        metadata["distinct"] = True
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -135,6 +140,12 @@ def check_value(owner: str, f: Field, value: Any) -> None:
     items = value if isinstance(value, (tuple, list)) else (value,)
     if any(_bad_number(v, meta) for v in items):
         raise FairtuneError(f"{what} must be {range_text(f)}, not {value!r}")
+    repeated = sorted({v for v in items if list(items).count(v) > 1}, key=str)
+    if meta.get("distinct") and repeated:
+        raise FairtuneError(
+            f"{what} repeats {', '.join(map(str, repeated))}: a repeated value runs the same "
+            "thing again and is no further evidence; give distinct values"
+        )
 
 
 def check(obj: Any, owner: str | None = None) -> None:

@@ -215,6 +215,27 @@ def add_set_option(p: argparse.ArgumentParser, metavar: str, example: str) -> No
     )
 
 
+def one_value_per_set(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each ``--set K=V K2=V2`` written ``--set=K=V --set=K2=V2``: the values
+    of ``--set`` end at the first word without '=', which stays a positional argument
+    (``study --set bmft.keep=0.25 keep`` is the ``keep`` study)."""
+    out: list[str] = []
+    words = list(argv)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":
+            return out + words[i - 1 :]
+        if word != "--set" or i >= len(words) or "=" not in words[i]:
+            out.append(word)
+            continue
+        while i < len(words) and "=" in words[i] and not words[i].startswith("-"):
+            out.append(f"--set={words[i]}")
+            i += 1
+    return out
+
+
 def parse_settings(
     pairs: list[str] | None, method: str | None = None, option: str = "--set", lists: bool = False
 ) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class StudySettings:
         "seeds; figures show the mean over them and its 95-percent t-interval (one seed: "
         "that seed's bootstrap interval)",
         low=0,
+        distinct=True,
     )
     methods: list[str] = setting(
         ["bmft", "swift", "fullft", "llft", "random_mask"],
