@@ -165,6 +165,12 @@ def fit_and_held(data: FairData, holdout: float, seed: int) -> tuple[FairData, F
     """:func:`holdout_split` for fitting and choosing, with one warning when the part left to
     fit on is too small to mean much (``--holdout`` near 1)."""
     fit, held = holdout_split(data, holdout, seed)
+    cells = {len(np.unique(fit.labels.numpy())), len(np.unique(fit.groups.numpy()))}
+    if min(cells) < 2:
+        raise FairtuneError(
+            f"holdout {holdout:g} leaves {len(fit)} of the {len(data)} external rows to fit "
+            "on, too few for both classes in two groups: lower --holdout"
+        )
     if len(fit) < SMALL_EXTERNAL:
         warnings.warn(
             f"holdout {holdout:g} leaves {len(fit)} of the {len(data)} external rows to fit on: "
