@@ -12,21 +12,35 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from _helpers import biased_data
 from PIL import Image
 from safetensors import SafetensorError
+from torch import nn
 
-from fairtune.cli import main
+import fairtune
+from fairtune.cli import build_parser, main
+from fairtune.cli.options import one_value_per_set
+from fairtune.data import FairData
+from fairtune.errors import FairtuneError
+from fairtune.images import MAX_PIXELS, Decoding, ImageSource
 from fairtune.io import MARKER
+from fairtune.methods import DebiasResult
+from fairtune.models import MLP
+from fairtune.results import summarise
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -758,3 +772,152 @@ def _second_round_files(w: Path) -> None:
     train.assign(name=[f"client-{i:04d}" for i in range(len(train))]).to_csv(
         w / "with_id.csv", index=False
     )
+
+
+def _integer_inputs_debias() -> object:
+    """Integer inputs are cast to float: debias runs (it raised a dtype error before)."""
+    data = biased_data(200, seed=3)
+    x = (data.inputs * 4).round().long()
+    groups = pd.Series(np.array(data.group_names)[data.groups.numpy()], name="g")
+    ints = FairData.from_arrays(x, data.labels.numpy(), groups)
+    assert ints.inputs.dtype == torch.float32
+    torch.manual_seed(0)
+    return fairtune.debias(MLP(6, (8,)), ints, method="llft", epochs=1)
+
+
+class _DictModel(nn.Module):
+    """A model whose forward returns a dict, as HuggingFace models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(6, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(x)}
+
+
+class _UnusedHead(nn.Module):
+    """A model whose last Linear (taken for its head) is never called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, 1)
+        self.spare = nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _nan_inputs() -> object:
+    x = pd.DataFrame(biased_data(50).inputs.numpy(), columns=[f"f{i}" for i in range(6)])
+    x.loc[[3, 7], "f2"] = np.nan
+    x.loc[9, "f4"] = np.inf
+    return FairData.from_arrays(x, np.arange(50) % 2, np.arange(50) % 3 > 0)
+
+
+def _not_reached(*_args, **_kwargs) -> None:
+    raise AssertionError("training started before the head was checked")
+
+
+@dataclass(frozen=True)
+class ApiCase:
+    """A bad input to the Python API: ``call`` raises a FairtuneError holding ``fragment``
+    (or, with ``fragment`` empty, works); ``patch`` replaces ``target`` during the call."""
+
+    id: str
+    call: Callable[[], object]
+    fragment: str
+    patch: tuple[str, Callable[..., object]] | None = None
+
+
+API_CASES = [
+    ApiCase("integer-inputs", _integer_inputs_debias, ""),
+    ApiCase(
+        "nan-inputs",
+        _nan_inputs,
+        "inputs hold NaN or infinite values in 3 row(s) in column(s) f2, f4 (first: row 3",
+    ),
+    ApiCase(
+        "dict-output",
+        lambda: fairtune.debias(_DictModel(), biased_data(100), method="llft", epochs=1),
+        "forward returns a dict with keys ['logits'], not a tensor: fairtune needs a tensor",
+    ),
+    ApiCase(
+        "head-not-called-found-first",
+        lambda: fairtune.debias(_UnusedHead(), biased_data(100), method="swift"),
+        "the head 'spare' is not called by the model's forward pass",
+        patch=("fairtune.methods.base.fisher_diagonal", _not_reached),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=[c.id for c in API_CASES])
+def test_bad_api_input(case: ApiCase, monkeypatch) -> None:
+    if case.patch:
+        monkeypatch.setattr(*case.patch)
+    if not case.fragment:
+        case.call()
+        return
+    with pytest.raises(FairtuneError) as caught:
+        case.call()
+    message = str(caught.value)
+    assert case.fragment in message and "\n" not in message
+    assert "--" not in message, "a Python caller is told of a command-line flag"
+
+
+def test_models_load_in_eval_mode(work: Path, tmp_path) -> None:
+    model, _ = fairtune.load_model(work / "m")
+    assert not any(m.training for m in model.modules())
+    argv = ["debias", "--data", "german", "--model", str(work / "m"), "--out", str(tmp_path / "d")]
+    assert main([*argv, *FAST]) == 0
+    result = DebiasResult.load(tmp_path / "d")
+    assert not any(m.training for m in result.model.modules())
+
+
+def test_allow_outside_root_still_opens_a_symlink(work: Path, tmp_path) -> None:
+    """--allow-outside-root lets the link through, on purpose: train and predict read it."""
+    link = ["--data", str(work / "img" / "link.csv"), "--allow-outside-root"]
+    argv = ["train", *link, "--image-col", "file", "--label", "y", "--sensitive", "g"]
+    assert main([*argv, "--out", str(tmp_path / "m"), "--epochs", "1", "--image-size", "8"]) == 0
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(work / "m_img"), *link, "--out", str(out)]) == 0
+    assert pd.read_csv(out)["score"].notna().all()
+
+
+def test_predict_skips_a_bad_image_and_leaves_its_row_empty(work: Path, tmp_path) -> None:
+    out = tmp_path / "p.csv"
+    argv = ["predict", "--model", str(work / "m_img"), "--data", str(work / "img" / "broken.csv")]
+    assert main([*argv, "--skip-bad-images", "--out", str(out), "--keep-columns", "file"]) == 0
+    scores = pd.read_csv(out)
+    assert scores["score"].isna().tolist() == [i == 3 for i in range(8)]
+    assert scores["decision"].isna().tolist() == [i == 3 for i in range(8)]
+
+
+def test_max_image_pixels_sets_pillows_limit_too(work: Path) -> None:
+    """A limit above Pillow's own takes effect; an image over twice a small limit is refused
+    with fairtune's message, not Pillow's DecompressionBombError."""
+    big = 200_000_000
+    source = ImageSource([str(work / "img" / "0.png")], Decoding(8), max_pixels=big)
+    source.load(0)
+    assert big == Image.MAX_IMAGE_PIXELS
+    small = ImageSource([str(work / "img" / "0.png")], Decoding(8), max_pixels=100)
+    with pytest.raises(FairtuneError, match="more than twice the limit of 100 pixels"):
+        small.load(0)
+    ImageSource([str(work / "img" / "0.png")], Decoding(8)).load(0)
+    assert Image.MAX_IMAGE_PIXELS == MAX_PIXELS
+
+
+def test_set_values_end_where_the_study_kind_begins() -> None:
+    argv = ["study", "--set", "bmft.impair_epochs=1", "keep", "--model", "m"]
+    args = build_parser().parse_args(one_value_per_set([*argv, "--external", "e", "--test", "t",
+                                                        "--out", "o"]))
+    assert args.kind == "keep" and args.set == ["bmft.impair_epochs=1"]
+
+
+def test_a_summary_of_undefined_values_warns_nothing(recwarn) -> None:
+    """compare printed numpy's 'Degrees of freedom <= 0 for slice' for a metric undefined in
+    every seed: the summary now says NaN without a word from numpy."""
+    rows = [SimpleNamespace(method="llft", metrics={"auc": math.nan}, ci=None) for _ in range(2)]
+    summary = summarise(rows, "auc")  # type: ignore[arg-type]  # the fields summarise reads
+    assert math.isnan(summary["llft"]["mean"]) and math.isnan(summary["llft"]["std"])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

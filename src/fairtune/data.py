@@ -86,7 +86,7 @@ class FairData(Dataset):
         fixes them (and their order). ``attribute`` defaults to the Series' or
         columns' name, else ``"group"``.
         """
-        x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(_numpy(inputs))
+        x = inputs if isinstance(inputs, torch.Tensor) else torch.tensor(_numpy(inputs))
         check_inputs(x, [str(c) for c in inputs.columns] if hasattr(inputs, "columns") else None)
         frame = sensitive_features
         if not isinstance(frame, pd.DataFrame):
