@@ -30,7 +30,7 @@ from fairtune.models import predict_proba
 from fairtune.operating import degenerate
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
 from fairtune.settings import check as check_settings
-from fairtune.settings import setting
+from fairtune.settings import distinct, setting
 from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 from fairtune.training import TrainingDiverged
 
@@ -40,9 +40,7 @@ class CompareSettings:
     """How ``compare`` runs, selects and thresholds; saved with every result."""
 
     methods: list[str] = setting(method_names(ALL), "methods to run (default: all of them)")
-    seeds: list[int] = setting(
-        [0], "seeds; with several, tables show mean±std", low=0, distinct=True
-    )
+    seeds: list[int] = distinct(setting([0], "seeds; with several, tables show mean±std", low=0))
     grid: bool = setting(
         False,
         "try each method's grid of key settings and select on held-out external data",

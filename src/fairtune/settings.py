@@ -26,15 +26,13 @@ def setting(
     open_low: bool = False,
     open_high: bool = False,
     choices: Sequence[Any] | None = None,
-    distinct: bool = False,
 ) -> Any:
     """A dataclass field with its help text and valid range.
 
     ``low``/``high`` bound a number (or every number of a tuple) inclusively, or
     exclusively with ``open_low``/``open_high``; ``choices`` lists the allowed
-    values; ``distinct``: a list's values may not repeat (seeds: a repeated seed is
-    the same run again, counted as if it were evidence). A list or dict default is
-    copied per instance.
+    values (:func:`distinct`: a list's values may not repeat). A list or dict default
+    is copied per instance.
     """
     metadata: dict[str, Any] = {"help": help}
     if low is not None:
@@ -45,8 +43,6 @@ def setting(
         metadata["open_high"] = open_high
     if choices is not None:
         metadata["choices"] = tuple(choices)
-    if distinct:
-        metadata["distinct"] = True
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -68,6 +64,16 @@ def with_origin(origin: str, declared: Any) -> Any:
         default=declared.default,
         default_factory=declared.default_factory,
         metadata={**declared.metadata, "origin": origin},
+    )
+
+
+def distinct(declared: Any) -> Any:
+    """The :func:`setting` field ``declared``, whose list may not repeat a value (seeds: a
+    repeated seed is the same run again, which would count as further evidence)."""
+    return field(
+        default=declared.default,
+        default_factory=declared.default_factory,
+        metadata={**declared.metadata, "distinct": True},
     )
 
 

@@ -18,7 +18,7 @@ from fairtune.methods.bmft import BMFT
 from fairtune.methods.swift import SWiFT
 from fairtune.models import ModelSplit
 from fairtune.search import CompareSettings
-from fairtune.settings import check, same_as, setting
+from fairtune.settings import check, distinct, same_as, setting
 
 KINDS = ("keep", "steps", "external-size", "lr", "mask")
 """The studies, by the name ``fairtune study KIND`` takes."""
@@ -35,12 +35,13 @@ class StudySettings:
     """How a study runs: seeds, the values it varies, the held-out split and threshold, and
     the bootstrap resamples of each point's interval."""
 
-    seeds: list[int] = setting(
-        [0],
-        "seeds; figures show the mean over them and its 95-percent t-interval (one seed: "
-        "that seed's bootstrap interval)",
-        low=0,
-        distinct=True,
+    seeds: list[int] = distinct(
+        setting(
+            [0],
+            "seeds; figures show the mean over them and its 95-percent t-interval (one seed: "
+            "that seed's bootstrap interval)",
+            low=0,
+        )
     )
     methods: list[str] = setting(
         ["bmft", "swift", "fullft", "llft", "random_mask"],
