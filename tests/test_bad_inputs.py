@@ -497,6 +497,14 @@ CASES = [
         absent=("o",),
     ),
     Case(
+        "predict-over-an-image-of-its-csv",
+        "predict --out naming an image that the image CSV names",
+        "predict --model {w}/m_img --data {w}/img/set.csv --out {w}/img/0.png",
+        2,
+        "would overwrite an image that",
+        unchanged=("img/0.png", "img/set.csv"),
+    ),
+    Case(
         "stale-output-folder",
         "--out an output folder of an earlier fairtune version (no marker file)",
         "train --data german --out {w}/m_stale --epochs 1",

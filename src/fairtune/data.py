@@ -45,6 +45,10 @@ class FairData(Dataset):
 
     ``groups[i]`` indexes ``group_names``; ``attribute`` names the sensitive
     column(s) the groups come from. Items are ``(x, y, a)`` triples.
+
+    Inputs given as a tensor are checked when the set is built (:func:`check_inputs`:
+    integers become floats, NaN and infinities are refused); ``computed``: they are
+    fairtune's own (a subset, a model's features), not checked again.
     """
 
     def __init__(
@@ -54,13 +58,17 @@ class FairData(Dataset):
         groups: torch.Tensor,
         group_names: Sequence[str],
         attribute: str = "group",
+        *,
+        computed: bool = False,
     ) -> None:
         n = len(labels)
         if len(inputs) != n or len(groups) != n:
             raise FairtuneError(
                 f"inputs ({len(inputs)}), labels ({n}) and groups ({len(groups)}) differ in length"
             )
-        self.inputs = check_inputs(inputs) if isinstance(inputs, torch.Tensor) else inputs
+        if isinstance(inputs, torch.Tensor) and not computed:
+            inputs = check_inputs(inputs)
+        self.inputs = inputs
         self.labels = check_labels(labels.to(torch.float32))
         self.groups = groups.to(torch.long)
         self.group_names = tuple(group_names)
@@ -125,6 +133,7 @@ class FairData(Dataset):
             self.groups if groups is None else groups,
             self.group_names if group_names is None else group_names,
             self.attribute,
+            computed=True,
         )
 
     def subset(self, indices: np.ndarray | Sequence[int]) -> FairData:

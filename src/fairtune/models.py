@@ -168,8 +168,8 @@ class ModelSplit:
             handle.remove()
         if not captured:
             raise FairtuneError(
-                f"the head '{self.head}' is not called by the model's forward pass: name the "
-                "classifier module that is, as head"
+                f"the head '{self.head}' is not called by the model's forward pass: give the "
+                "name of the module that maps the features to the logits as the head"
             )
         return captured[0], output
 

@@ -169,10 +169,10 @@ def fit_and_held(data: FairData, holdout: float, seed: int) -> tuple[FairData, F
             f"holdout {holdout:g} leaves {len(fit)} of the {len(data)} external rows to fit "
             "on, too few for both classes in two groups: lower --holdout"
         )
-    if len(fit) < SMALL_EXTERNAL:
+    if len(fit) < SMALL_EXTERNAL <= len(data):  # a set smaller than that is warned of itself
         warnings.warn(
             f"holdout {holdout:g} leaves {len(fit)} of the {len(data)} external rows to fit on: "
-            f"fitting on so few is mostly noise (lower --holdout, to keep at least "
+            f"fitting on so few is mostly noise (lower the holdout, to keep at least "
             f"{SMALL_EXTERNAL})",
             stacklevel=2,
         )

@@ -50,7 +50,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
     decision_threshold(args.threshold)
     to_stdout = args.json == "-"
     if args.json and not to_stdout:
-        refuse_overwrite(args.json, [args.data, args.model], directory=False)
+        refuse_overwrite(args.json, [args.data, args.model], False, args.image_root)
     out = Console(stderr=True, width=console.width) if to_stdout else console
     model, config = load_model_here(args.model)
     data, source = load_data(args, args.data, config, "test")

@@ -58,7 +58,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    refuse_overwrite(args.out, [args.data, args.model], directory=False)
+    refuse_overwrite(args.out, [args.data, args.model], False, args.image_root)
     if args.batch_size < 1:
         raise FairtuneError(f"--batch-size must be at least 1, not {args.batch_size}")
     clash = [c for c in (SCORE, DECISION) if c in args.keep_columns]
