@@ -12,25 +12,41 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from _helpers import biased_data
 from PIL import Image
 from safetensors import SafetensorError
+from torch import nn
 
-from fairtune.cli import main
+import fairtune
+from fairtune.cli import build_parser, main
+from fairtune.cli.options import one_value_per_set
+from fairtune.data import FairData
+from fairtune.errors import FairtuneError
+from fairtune.images import MAX_PIXELS, Decoding, ImageSource
 from fairtune.io import MARKER
+from fairtune.methods import DebiasResult
+from fairtune.models import MLP
+from fairtune.results import summarise
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ["--method", "llft", "--set", "epochs=1"]
+COMPARE = "compare --model {w}/m --external german:external --test german:test --out {w}/o "
+STUDY = "--model {w}/m --external german:external --test german:test --out {w}/o "
 MASKED = ["--method", "swift", "--set", "step1_epochs=1", "--set", "step2_epochs=1"]
 
 
@@ -295,6 +311,207 @@ CASES = [
         "over the limit of 500",
         absent=("o",),
     ),
+    # second round: no input overwritten through a preset, no symlink out of the image root
+    Case(
+        "preset-json-over-its-table",
+        "evaluate --json naming the ground-truth CSV that isic2020:DIR reads",
+        "evaluate --model {w}/m_isic --data isic2020:{w}/isic "
+        "--json {w}/isic/ISIC_2020_Training_GroundTruth.csv",
+        2,
+        "would overwrite the input",
+        unchanged=("isic/ISIC_2020_Training_GroundTruth.csv",),
+    ),
+    Case(
+        "preset-predict-over-its-table",
+        "predict --out naming the ground-truth CSV that isic2020:DIR reads",
+        "predict --model {w}/m_isic --data isic2020:{w}/isic --image-root {w}/isic "
+        "--out {w}/isic/ISIC_2020_Training_GroundTruth.csv",
+        2,
+        "would overwrite the input",
+        unchanged=("isic/ISIC_2020_Training_GroundTruth.csv", "isic/train/ISIC_0.jpg"),
+    ),
+    Case(
+        "preset-predict-over-its-image",
+        "predict --out naming an image that isic2020:DIR reads",
+        "predict --model {w}/m_isic --data isic2020:{w}/isic --out {w}/isic/train/ISIC_0.jpg",
+        2,
+        "would overwrite the input",
+        unchanged=("isic/train/ISIC_0.jpg",),
+    ),
+    Case(
+        "preset-study-folder-inside",
+        "a study's folder inside the preset's download folder",
+        "study keep --model {w}/m_isic --external isic2020:{w}/isic:external "
+        "--test isic2020:{w}/isic:test --out {w}/isic/study",
+        2,
+        "would overwrite the input",
+        unchanged=("isic/ISIC_2020_Training_GroundTruth.csv",),
+        absent=("isic/study",),
+    ),
+    Case(
+        "json-into-model-folder",
+        "evaluate --json naming the model's own config.json",
+        "evaluate --data german --model {w}/m --json {w}/m/config.json",
+        2,
+        "would overwrite the input",
+        unchanged=("m/config.json",),
+    ),
+    Case(
+        "image-symlink-out-of-root",
+        "link.png in the image root, a symlink to a PNG outside it",
+        "train --data {w}/img/link.csv --image-col file --label y --sensitive g "
+        "--out {w}/o --epochs 1 --image-size 8",
+        2,
+        "lead outside the image root",
+        absent=("o",),
+    ),
+    Case(
+        "image-symlink-to-passwd",
+        "a symlink in the image root to /etc/passwd: never opened",
+        "train --data {w}/img/passwd.csv --image-col file --label y --sensitive g "
+        "--out {w}/o --epochs 1 --image-size 8",
+        2,
+        "lead outside the image root",
+        absent=("o",),
+    ),
+    Case(
+        "predict-image-symlink",
+        "predict on a CSV naming the symlink out of the root",
+        "predict --model {w}/m_img --data {w}/img/link.csv --out {w}/o/p.csv",
+        2,
+        "lead outside the image root",
+        absent=("o",),
+    ),
+    # tracebacks before
+    Case(
+        "preprocessing-lost-a-column-evaluate",
+        "config.json's preprocessing lost a category, the weights still take 63 inputs",
+        "evaluate --data german --model {w}/m_lost",
+        2,
+        "input(s) but the weights take",
+    ),
+    Case(
+        "preprocessing-lost-a-column-predict",
+        "the same model folder, predict",
+        "predict --data german --model {w}/m_lost --out {w}/o/p.csv",
+        2,
+        "input(s) but the weights take",
+        absent=("o",),
+    ),
+    # silent or misleading before
+    Case(
+        "predict-config-threshold-7",
+        "predict with a model whose config.json threshold is 7",
+        "predict --data german --model {w}/m_threshold7 --out {w}/o/p.csv",
+        2,
+        "setting 'threshold' must be in (0, 1), not 7",
+        absent=("o",),
+    ),
+    Case(
+        "predict-threshold-50",
+        "predict --threshold 50",
+        "predict --data german --model {w}/m --out {w}/o/p.csv --threshold 50",
+        2,
+        "must be in (0, 1), not 50.0",
+        absent=("o",),
+    ),
+    Case(
+        "evaluate-threshold-0",
+        "evaluate --threshold 0: all positive, refused as predict refuses it",
+        "evaluate --data german --model {w}/m --threshold 0",
+        2,
+        "must be in (0, 1), not 0.0",
+    ),
+    Case(
+        "predict-keep-own-score-column",
+        "predict --keep-columns naming the user's own 'score' column",
+        "predict --data {w}/scored.csv --model {w}/m --out {w}/o/p.csv "
+        "--keep-columns duration score",
+        2,
+        "which predict writes itself",
+        unchanged=("scored.csv",),
+        absent=("o",),
+    ),
+    Case(
+        "study-seeds-repeated",
+        "study keep --seeds 0 0 0: one run three times is no interval",
+        "study keep " + STUDY + "--seeds 0 0 0",
+        2,
+        "setting 'seeds' repeats 0",
+        absent=("o",),
+    ),
+    Case(
+        "compare-seeds-repeated",
+        "compare --seeds 0 0",
+        COMPARE + "--methods llft --seeds 0 0",
+        2,
+        "setting 'seeds' repeats 0",
+        absent=("o",),
+    ),
+    Case(
+        "study-size-one-percent",
+        "study external-size --sizes 0.01: the subsample, not the external set, is one class",
+        "study external-size " + STUDY + "--sizes 0.01 --methods llft --set llft.epochs=1",
+        2,
+        "a share of 0.01 of the",
+        absent=("o",),
+    ),
+    Case(
+        "id-column-left-out",
+        "an identifier column (a distinct name per row) in the training table",
+        "train --data {w}/with_id.csv --label credit_risk --sensitive sex --out {w}/o "
+        "--epochs 1",
+        0,
+        "warning: column(s) name look like identifiers",
+    ),
+    Case(
+        "holdout-leaves-no-groups",
+        "compare --holdout 0.99: one row of 200 to fit on",
+        COMPARE + "--methods llft --set llft.epochs=1 --holdout 0.99 --n-boot 0",
+        2,
+        "holdout 0.99 leaves 1 of the 200 external rows to fit on, too few",
+        absent=("o",),
+    ),
+    Case(
+        "holdout-leaves-few-rows",
+        "compare --holdout 0.9: 20 rows to fit on",
+        COMPARE + "--methods llft --set llft.epochs=1 --holdout 0.9 --n-boot 0",
+        0,
+        "warning: holdout 0.9 leaves 20 of the 200 external rows to fit on",
+    ),
+    Case(
+        "predict-skip-bad-images",
+        "predict --skip-bad-images with one unreadable image",
+        "predict --model {w}/m_img --data {w}/img/broken.csv --skip-bad-images "
+        "--out {w}/o/p.csv",
+        0,
+        "warning: 1 image(s) could not be read",
+    ),
+    Case(
+        "predict-max-image-pixels",
+        "predict --max-image-pixels below the images' size",
+        "predict --model {w}/m_img --data {w}/img/set.csv --max-image-pixels 500 "
+        "--out {w}/o/p.csv",
+        2,
+        "over the limit of 500",
+        absent=("o",),
+    ),
+    Case(
+        "predict-over-an-image-of-its-csv",
+        "predict --out naming an image that the image CSV names",
+        "predict --model {w}/m_img --data {w}/img/set.csv --out {w}/img/0.png",
+        2,
+        "would overwrite an image that",
+        unchanged=("img/0.png", "img/set.csv"),
+    ),
+    Case(
+        "stale-output-folder",
+        "--out an output folder of an earlier fairtune version (no marker file)",
+        "train --data german --out {w}/m_stale --epochs 1",
+        2,
+        "holds no .fairtune-output list",
+        unchanged=("m_stale/config.json", "m_stale/model.safetensors"),
+    ),
 ]
 
 
@@ -361,6 +578,7 @@ def work(tmp_path_factory, one_thread) -> Path:
     (w / "mine").mkdir()
     (w / "mine" / "keep.txt").write_text("mine")
     _write_images(w / "img")
+    _second_round_files(w)
     return w
 
 
@@ -506,3 +724,214 @@ def test_a_failing_writer_leaves_the_earlier_output(
     assert "No space left on device" in lines[0] and "out" in lines[0], lines
     assert {p.name: _digest(p) for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ---------------------------------------------------------------- second round
+
+
+def _write_isic(folder: Path, n: int = 80) -> None:
+    """A small ISIC 2020 download folder: the ground-truth CSV and its JPEGs."""
+    (folder / "train").mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(n):
+        pixels = rng.integers(0, 256, (12, 12, 3), np.uint8)
+        Image.fromarray(pixels).save(folder / "train" / f"ISIC_{i}.jpg")
+        rows.append(
+            {
+                "image_name": f"ISIC_{i}",
+                "patient_id": f"IP_{i}",
+                "sex": ("female", "male")[i % 2],
+                "age_approx": 30 + i % 50,
+                "anatom_site_general_challenge": "torso",
+                "diagnosis": "unknown",
+                "benign_malignant": ("benign", "malignant")[(i // 2) % 2],
+                "target": (i // 2) % 2,
+            }
+        )
+    pd.DataFrame(rows).to_csv(folder / "ISIC_2020_Training_GroundTruth.csv", index=False)
+
+
+def _second_round_files(w: Path) -> None:
+    """The files of the second round's cases: a preset folder and a model trained on it,
+    symlinks in an image root, an image model, damaged model folders, odd tables."""
+    _write_isic(w / "isic")
+    image = ["--epochs", "1", "--image-size", "8", "--batch-size", "8"]
+    preset = f"isic2020:{w / 'isic'}"
+    assert main(["train", "--data", preset, "--out", str(w / "m_isic"), *image]) == 0
+    img = w / "img"
+    rows = pd.read_csv(img / "set.csv")
+    (img / "link.png").symlink_to(w / "secret.png")
+    (img / "passwd.png").symlink_to("/etc/passwd")
+    for name, file in (("link", "link.png"), ("passwd", "passwd.png"), ("broken", "bad.png")):
+        rows.assign(file=[file if i == 3 else f for i, f in enumerate(rows["file"])]).to_csv(
+            img / f"{name}.csv", index=False
+        )
+    (img / "bad.png").write_bytes(b"not an image")
+    argv = ["train", "--data", str(img / "set.csv"), "--image-col", "file", "--label", "y"]
+    assert main([*argv, "--sensitive", "g", "--out", str(w / "m_img"), *image]) == 0
+
+    def lose_a_category(config: dict) -> None:
+        categorical = config["preprocessing"]["categorical"]
+        first = next(iter(categorical))
+        categorical[first] = categorical[first][1:]
+
+    _model_copy(w, "m_lost", lose_a_category)
+    _model_copy(w, "m_threshold7", lambda c: c.__setitem__("threshold", 7))
+    shutil.copytree(w / "m", w / "m_stale")
+    (w / "m_stale" / MARKER).unlink()
+    test = pd.read_csv(w / "test.csv")
+    test.assign(score=np.linspace(0, 1, len(test))).to_csv(w / "scored.csv", index=False)
+    train = pd.read_csv(w / "table.csv")
+    train.assign(name=[f"client-{i:04d}" for i in range(len(train))]).to_csv(
+        w / "with_id.csv", index=False
+    )
+
+
+def _integer_inputs_debias() -> object:
+    """Integer inputs are cast to float: debias runs (it raised a dtype error before)."""
+    data = biased_data(200, seed=3)
+    x = (data.inputs * 4).round().long()
+    groups = pd.Series(np.array(data.group_names)[data.groups.numpy()], name="g")
+    ints = FairData.from_arrays(x, data.labels.numpy(), groups)
+    assert ints.inputs.dtype == torch.float32
+    torch.manual_seed(0)
+    return fairtune.debias(MLP(6, (8,)), ints, method="llft", epochs=1)
+
+
+class _DictModel(nn.Module):
+    """A model whose forward returns a dict, as HuggingFace models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(6, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(x)}
+
+
+class _UnusedHead(nn.Module):
+    """A model whose last Linear (taken for its head) is never called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, 1)
+        self.spare = nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _nan_inputs() -> object:
+    x = pd.DataFrame(biased_data(50).inputs.numpy(), columns=[f"f{i}" for i in range(6)])
+    x.loc[[3, 7], "f2"] = np.nan
+    x.loc[9, "f4"] = np.inf
+    return FairData.from_arrays(x, np.arange(50) % 2, np.arange(50) % 3 > 0)
+
+
+def _not_reached(*_args, **_kwargs) -> None:
+    raise AssertionError("training started before the head was checked")
+
+
+@dataclass(frozen=True)
+class ApiCase:
+    """A bad input to the Python API: ``call`` raises a FairtuneError holding ``fragment``
+    (or, with ``fragment`` empty, works); ``patch`` replaces ``target`` during the call."""
+
+    id: str
+    call: Callable[[], object]
+    fragment: str
+    patch: tuple[str, Callable[..., object]] | None = None
+
+
+API_CASES = [
+    ApiCase("integer-inputs", _integer_inputs_debias, ""),
+    ApiCase(
+        "nan-inputs",
+        _nan_inputs,
+        "inputs hold NaN or infinite values in 3 row(s) in column(s) f2, f4 (first: row 3",
+    ),
+    ApiCase(
+        "dict-output",
+        lambda: fairtune.debias(_DictModel(), biased_data(100), method="llft", epochs=1),
+        "forward returns a dict with keys ['logits'], not a tensor: fairtune needs a tensor",
+    ),
+    ApiCase(
+        "head-not-called-found-first",
+        lambda: fairtune.debias(_UnusedHead(), biased_data(100), method="swift"),
+        "the head 'spare' is not called by the model's forward pass",
+        patch=("fairtune.methods.base.fisher_diagonal", _not_reached),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=[c.id for c in API_CASES])
+def test_bad_api_input(case: ApiCase, monkeypatch) -> None:
+    if case.patch:
+        monkeypatch.setattr(*case.patch)
+    if not case.fragment:
+        case.call()
+        return
+    with pytest.raises(FairtuneError) as caught:
+        case.call()
+    message = str(caught.value)
+    assert case.fragment in message and "\n" not in message
+    assert "--" not in message, "a Python caller is told of a command-line flag"
+
+
+def test_models_load_in_eval_mode(work: Path, tmp_path) -> None:
+    model, _ = fairtune.load_model(work / "m")
+    assert not any(m.training for m in model.modules())
+    argv = ["debias", "--data", "german", "--model", str(work / "m"), "--out", str(tmp_path / "d")]
+    assert main([*argv, *FAST]) == 0
+    result = DebiasResult.load(tmp_path / "d")
+    assert not any(m.training for m in result.model.modules())
+
+
+def test_allow_outside_root_still_opens_a_symlink(work: Path, tmp_path) -> None:
+    """--allow-outside-root lets the link through, on purpose: train and predict read it."""
+    link = ["--data", str(work / "img" / "link.csv"), "--allow-outside-root"]
+    argv = ["train", *link, "--image-col", "file", "--label", "y", "--sensitive", "g"]
+    assert main([*argv, "--out", str(tmp_path / "m"), "--epochs", "1", "--image-size", "8"]) == 0
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(work / "m_img"), *link, "--out", str(out)]) == 0
+    assert pd.read_csv(out)["score"].notna().all()
+
+
+def test_predict_skips_a_bad_image_and_leaves_its_row_empty(work: Path, tmp_path) -> None:
+    out = tmp_path / "p.csv"
+    argv = ["predict", "--model", str(work / "m_img"), "--data", str(work / "img" / "broken.csv")]
+    assert main([*argv, "--skip-bad-images", "--out", str(out), "--keep-columns", "file"]) == 0
+    scores = pd.read_csv(out)
+    assert scores["score"].isna().tolist() == [i == 3 for i in range(8)]
+    assert scores["decision"].isna().tolist() == [i == 3 for i in range(8)]
+
+
+def test_max_image_pixels_sets_pillows_limit_too(work: Path) -> None:
+    """A limit above Pillow's own takes effect; an image over twice a small limit is refused
+    with fairtune's message, not Pillow's DecompressionBombError."""
+    big = 200_000_000
+    source = ImageSource([str(work / "img" / "0.png")], Decoding(8), max_pixels=big)
+    source.load(0)
+    assert big == Image.MAX_IMAGE_PIXELS
+    small = ImageSource([str(work / "img" / "0.png")], Decoding(8), max_pixels=100)
+    with pytest.raises(FairtuneError, match="more than twice the limit of 100 pixels"):
+        small.load(0)
+    ImageSource([str(work / "img" / "0.png")], Decoding(8)).load(0)
+    assert Image.MAX_IMAGE_PIXELS == MAX_PIXELS
+
+
+def test_set_values_end_where_the_study_kind_begins() -> None:
+    argv = ["study", "--set", "bmft.impair_epochs=1", "keep", "--model", "m"]
+    args = build_parser().parse_args(one_value_per_set([*argv, "--external", "e", "--test", "t",
+                                                        "--out", "o"]))
+    assert args.kind == "keep" and args.set == ["bmft.impair_epochs=1"]
+
+
+def test_a_summary_of_undefined_values_warns_nothing(recwarn) -> None:
+    """compare printed numpy's 'Degrees of freedom <= 0 for slice' for a metric undefined in
+    every seed: the summary now says NaN without a word from numpy."""
+    rows = [SimpleNamespace(method="llft", metrics={"auc": math.nan}, ci=None) for _ in range(2)]
+    summary = summarise(rows, "auc")  # type: ignore[arg-type]  # the fields summarise reads
+    assert math.isnan(summary["llft"]["mean"]) and math.isnan(summary["llft"]["std"])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

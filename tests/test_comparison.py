@@ -13,14 +13,14 @@ from _helpers import biased_data
 
 from fairtune.comparison import compare
 from fairtune.criterion import Criterion
-from fairtune.data import FairData
+from fairtune.data import FairData, holdout_split
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
 from fairtune.methods import REGISTRY, get_method
 from fairtune.metrics import METRIC_KEYS
 from fairtune.records import SearchRecord
 from fairtune.results import ResultRow, summarise
-from fairtune.search import CompareSettings, grid_points, holdout_split
+from fairtune.search import CompareSettings, grid_points
 from fairtune.selection import HeldOutScore, SelectionRule
 
 ROW_KEYS = (

@@ -9,10 +9,10 @@ from _helpers import biased_data
 from sklearn.metrics import roc_auc_score
 
 import fairtune
+from fairtune.data import holdout_split
 from fairtune.evidence import WorseModelWarning
 from fairtune.metrics import FairnessWarning
 from fairtune.models import predict_proba
-from fairtune.search import holdout_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,12 +11,12 @@ from _helpers import biased_data, calls_counted
 
 import fairtune.training as training
 from fairtune.comparison import CompareSettings
-from fairtune.data import FairData
+from fairtune.data import FairData, holdout_split
 from fairtune.feature_cache import FeatureCache, data_key
 from fairtune.images import Decoding, ImageSource
 from fairtune.models import MLP, ModelSplit
 from fairtune.precision import Precision
-from fairtune.search import Candidate, SearchContext, holdout_split, search
+from fairtune.search import Candidate, SearchContext, search
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -196,6 +196,7 @@ print(" ".join(sorted(m for m in sys.modules if m.startswith("fairtune."))))
         "fairtune.errors",
         "fairtune.io",
         "fairtune.models",
+        "fairtune.settings",
     ]
 
 

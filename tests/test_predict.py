@@ -58,7 +58,7 @@ def test_predict_needs_no_label_and_refuses_to_overwrite_its_input(table, capsys
     )
     out = table / "new-scores.csv"
     argv = ["predict", "--model", str(table / "model"), "--data", str(unlabelled)]
-    assert main([*argv, "--out", str(out), "--threshold", "0"]) == 0
+    assert main([*argv, "--out", str(out), "--threshold", "1e-9"]) == 0
     assert pd.read_csv(out)["decision"].tolist() == [1] * 7
     before = unlabelled.read_text()
     assert main([*argv, "--out", str(unlabelled)]) == 2

@@ -15,13 +15,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from fairtune.auto import run_seed
 from fairtune.comparison import compare
 from fairtune.criterion import Criterion
+from fairtune.data import holdout_split
 from fairtune.errors import FairtuneError
 from fairtune.methods.base import MIN_STEPS
 from fairtune.metrics import METRIC_KEYS, binary_metrics
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
 from fairtune.results import selection_summary
-from fairtune.search import CompareSettings, holdout_split
+from fairtune.search import CompareSettings
 from fairtune.selection import (
     Contender,
     CrossMethodRule,

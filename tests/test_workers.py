@@ -7,6 +7,12 @@ the results must be equal to the last bit.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +26,13 @@ import fairtune.search
 from fairtune.backbones import SmallCNN
 from fairtune.cli import main
 from fairtune.comparison import CompareSettings, compare
-from fairtune.data import FairData
+from fairtune.data import FairData, holdout_split
 from fairtune.errors import FairtuneError
 from fairtune.images import Decoding, ImageSource
 from fairtune.io import clean
 from fairtune.models import MLP
-from fairtune.search import SearchContext, holdout_split
-from fairtune.workers import SearchPool, SearchTask, longest_first
+from fairtune.search import SearchContext
+from fairtune.workers import WATCH_THREAD, SearchPool, SearchTask, longest_first
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -164,3 +170,92 @@ def test_the_searches_that_fit_the_most_settings_start_first(start_model):
     assert [settings.tries(m) for m in settings.methods] == [1, 4, 2, 12]
     assert longest_first(tasks) == [3, 1, 2, 0]
     assert CompareSettings(methods=["swift"]).tries("swift") == 1  # no grid: the defaults
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """Every process now: pid -> (parent pid, state), read from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while we looked
+            continue
+        table[int(entry.name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _descendants(pid: int) -> set[int]:
+    """The live (not zombie) processes below ``pid``."""
+    table = _process_table()
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, state) in table.items():
+            if ppid == parent and state != "Z" and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _threads(pid: int) -> list[str]:
+    """The names of the threads of ``pid``."""
+    names = []
+    for task in Path(f"/proc/{pid}/task").glob("*/comm"):
+        with contextlib.suppress(OSError):
+            names.append(task.read_text().strip())
+    return names
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_kill_9_of_the_parent_leaves_no_worker_behind(tmp_path):
+    """compare --jobs 2 killed outright: its workers and the resource tracker end within 10 s."""
+    model = tmp_path / "m"
+    assert main(["train", "--data", "german", "--out", str(model), "--epochs", "1"]) == 0
+    argv = [
+        *(sys.executable, "-m", "fairtune", "compare", "--model", str(model)),
+        *("--external", "german:external", "--test", "german:test", "--out", str(tmp_path / "o")),
+        *("--methods", "llft", "bmft", "--jobs", "2", "--n-boot", "0"),
+        *("--set", "llft.epochs=100000", "bmft.impair_epochs=100000"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    parent = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 300
+        workers: set[int] = set()
+        while len(workers) < 2:  # both workers set up (their start imports torch: slow)
+            assert parent.poll() is None, f"compare ended first (status {parent.returncode})"
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.5)
+            workers = {p for p in _descendants(parent.pid) if WATCH_THREAD in _threads(p)}
+        below = _descendants(parent.pid)
+        assert any("resource_tracker" in _cmdline(p) for p in below), below
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in below) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {p: _cmdline(p) for p in below if _alive(p)}
+        assert not left, f"still running 10 s after the parent was killed: {left}"
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(parent.pid, signal.SIGKILL)  # the session started above, and only it
+        parent.wait(timeout=30)

@@ -17,7 +17,7 @@ from fairtune.evidence import EvidenceRule, measure, warn_if_worse
 from fairtune.handback import SavedModels
 from fairtune.methods import DebiasResult, get_method, method_class, method_names
 from fairtune.results import ResultRow
-from fairtune.search import holdout_split
+from fairtune.search import fit_and_held
 
 
 def debias(
@@ -53,7 +53,7 @@ def debias(
     fitter = get_method(method, **config)
     rule = evidence or evidence_rule(CompareSettings(methods=[method], objective=objective))
     check_groups(external)
-    fit, held = holdout_split(external, rule.holdout, fitter.config.seed)
+    fit, held = fit_and_held(external, rule.holdout, fitter.config.seed)
     result = fitter.fit(model, fit, head=head, progress=progress)
     result.evidence = measure(rule, held, model, result.model, fitter.config.seed)
     warn_if_worse(result.evidence, f"{method} with these settings")

@@ -31,6 +31,7 @@ from fairtune.backbones import (
 from fairtune.errors import FairtuneError
 from fairtune.models import CONFIG_FILE, MLP, WEIGHTS_FILE, ModelConfig, load_weights
 from fairtune.settings import check
+from fairtune.tabular import TabularPreprocessor
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,10 @@ def load_model(
     weights load into your own module (a fresh instance of the architecture that
     was saved, e.g. one not in the registry), checked key by key; a mismatch is one
     line naming the missing, unexpected and mis-shaped keys.
+
+    The model comes back in eval mode, as ``from_pretrained`` returns one: a first
+    forward pass does not change a BatchNorm layer's running statistics. Call
+    ``model.train()`` to train it further.
     """
     directory = Path(directory)
     cfg_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
@@ -200,4 +205,22 @@ def load_model(
     except Exception as exc:  # safetensors raises its own error types
         raise FairtuneError(f"cannot read weights {weights}: {exc}") from None
     load_weights(model, state, str(weights), hint=hint)
-    return model, config
+    _check_inputs(config, model, damaged)
+    return model.eval(), config
+
+
+def _check_inputs(config: ModelConfig, model: nn.Module, damaged: str) -> None:
+    """Fail unless a tabular model's saved preprocessing makes as many inputs as the weights
+    take (a config.json edited by hand, or one that lost a column)."""
+    if config.preprocessing is None or not isinstance(model, MLP):
+        return
+    first = next(m for m in model.modules() if isinstance(m, nn.Linear))
+    try:
+        made = TabularPreprocessor.from_dict(config.preprocessing).n_features
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        raise FairtuneError(f"its 'preprocessing' cannot be read; {damaged}") from None
+    if made != first.in_features:
+        raise FairtuneError(
+            f"its 'preprocessing' encodes {made} input(s) but the weights take "
+            f"{first.in_features}; {damaged}"
+        )

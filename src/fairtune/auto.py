@@ -28,8 +28,8 @@ from fairtune.search import (
     CompareSettings,
     MethodSearch,
     SearchContext,
+    fit_and_held,
     held_out_score,
-    holdout_split,
 )
 from fairtune.selection import Contender, CrossChoice, HeldOutRows
 from fairtune.workers import SearchPool, SearchTask
@@ -79,7 +79,7 @@ def run_seed(
     The methods are fitted by ``workers`` (several seeds can share them), else by a pool
     of ``settings.jobs`` started for this seed alone.
     """
-    fit, held = holdout_split(external, settings.holdout, seed)
+    fit, held = fit_and_held(external, settings.holdout, seed)
     scores = predict_proba(model, held)
     reference_rate = float((scores >= 0.5).float().mean())
     context = SearchContext(model, fit, held, settings, seed, reference_rate, head, progress)

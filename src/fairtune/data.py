@@ -45,6 +45,10 @@ class FairData(Dataset):
 
     ``groups[i]`` indexes ``group_names``; ``attribute`` names the sensitive
     column(s) the groups come from. Items are ``(x, y, a)`` triples.
+
+    Inputs given as a tensor are checked when the set is built (:func:`check_inputs`:
+    integers become floats, NaN and infinities are refused); ``computed``: they are
+    fairtune's own (a subset, a model's features), not checked again.
     """
 
     def __init__(
@@ -54,12 +58,16 @@ class FairData(Dataset):
         groups: torch.Tensor,
         group_names: Sequence[str],
         attribute: str = "group",
+        *,
+        computed: bool = False,
     ) -> None:
         n = len(labels)
         if len(inputs) != n or len(groups) != n:
             raise FairtuneError(
                 f"inputs ({len(inputs)}), labels ({n}) and groups ({len(groups)}) differ in length"
             )
+        if isinstance(inputs, torch.Tensor) and not computed:
+            inputs = check_inputs(inputs)
         self.inputs = inputs
         self.labels = check_labels(labels.to(torch.float32))
         self.groups = groups.to(torch.long)
@@ -86,7 +94,8 @@ class FairData(Dataset):
         fixes them (and their order). ``attribute`` defaults to the Series' or
         columns' name, else ``"group"``.
         """
-        x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(_numpy(inputs))
+        x = inputs if isinstance(inputs, torch.Tensor) else torch.tensor(_numpy(inputs))
+        check_inputs(x, [str(c) for c in inputs.columns] if hasattr(inputs, "columns") else None)
         frame = sensitive_features
         if not isinstance(frame, pd.DataFrame):
             name = getattr(frame, "name", None) or attribute or "group"
@@ -124,6 +133,7 @@ class FairData(Dataset):
             self.groups if groups is None else groups,
             self.group_names if group_names is None else group_names,
             self.attribute,
+            computed=True,
         )
 
     def subset(self, indices: np.ndarray | Sequence[int]) -> FairData:
@@ -220,6 +230,30 @@ def _numpy(values: Any, dtype: Any = np.float32) -> np.ndarray:
         return np.asarray(values, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise FairtuneError(f"inputs and labels must be numbers: {exc}") from None
+
+
+def check_inputs(inputs: torch.Tensor, columns: Sequence[str] | None = None) -> torch.Tensor:
+    """``inputs`` as floating point (integers and booleans become the default float type,
+    as a model's weights are) once every value is finite; else one error naming how many
+    rows hold NaN or infinite values and in which columns (``columns``: their names)."""
+    if not inputs.is_floating_point():
+        if inputs.is_complex():
+            raise FairtuneError(f"inputs must be real numbers, not {inputs.dtype}")
+        return inputs.to(torch.get_default_dtype())
+    bad = ~torch.isfinite(inputs)
+    if not bool(bad.any()):
+        return inputs
+    rows = bad.reshape(len(inputs), -1).any(dim=1)
+    where = ""
+    if inputs.dim() == 2:
+        cols = torch.nonzero(bad.any(dim=0)).flatten().tolist()
+        names = [columns[c] if columns else str(c) for c in cols]
+        where = f" in column(s) {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}"
+    first = int(torch.nonzero(rows)[0])
+    raise FairtuneError(
+        f"inputs hold NaN or infinite values in {int(rows.sum())} row(s){where} (first: row "
+        f"{first}, counting from 0): fill or drop them before building the set"
+    )
 
 
 def check_labels(labels: torch.Tensor) -> torch.Tensor:

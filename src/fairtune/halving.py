@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fairtune.data import holdout_split
 from fairtune.errors import FairtuneError
 from fairtune.methods import method_class
 from fairtune.search import (
@@ -32,7 +33,6 @@ from fairtune.search import (
     MethodSearch,
     SearchContext,
     grid_points,
-    holdout_split,
     rows_passed,
     search,
 )

@@ -192,7 +192,8 @@ def _root(csv_path: Path, image_root: str | os.PathLike[str] | None) -> Path:
 
 def image_paths(csv_path: Path, names: pd.Series, reading: ImageReading) -> list[str]:
     """Each row's image file: absolute as written, or relative to the image root; inside
-    the root unless ``reading.allow_outside_root``."""
+    the root unless ``reading.allow_outside_root``. The check follows symlinks first
+    (``os.path.realpath``): a link in the root to a file elsewhere leads outside it."""
     empty = names.isna() | (names.astype(str).str.strip() == "")
     if empty.any():
         raise FairtuneError(
@@ -202,8 +203,8 @@ def image_paths(csv_path: Path, names: pd.Series, reading: ImageReading) -> list
     root = _root(csv_path, reading.image_root)
     paths = [str(root / p) if not os.path.isabs(p) else p for p in names.astype(str).str.strip()]
     if not reading.allow_outside_root:
-        inside = os.path.join(os.path.abspath(root), "")
-        outside = [i for i, p in enumerate(paths) if not os.path.abspath(p).startswith(inside)]
+        inside = os.path.join(os.path.realpath(root), "")
+        outside = [i for i, p in enumerate(paths) if not os.path.realpath(p).startswith(inside)]
         if outside:
             first = outside[0]
             raise FairtuneError(

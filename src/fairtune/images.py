@@ -159,16 +159,25 @@ class ImageSource:
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
     def _open(self, path: str) -> Image.Image:
-        """The file opened lazily (no pixels decoded yet), refused if over ``max_pixels``."""
+        """The file opened lazily (no pixels decoded yet), refused if over ``max_pixels``.
+
+        Pillow's own limit (``Image.MAX_IMAGE_PIXELS``, refused at twice it) is set to
+        ``max_pixels`` too, so a limit raised above Pillow's default takes effect."""
+        advice = "(raise it with --max-image-pixels, or max_pixels=, if the file is right)"
+        Image.MAX_IMAGE_PIXELS = self.max_pixels
         with warnings.catch_warnings():  # the limit below replaces Pillow's warning
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            try:
+                img = Image.open(path)
+            except Image.DecompressionBombError:
+                raise ImageTooLarge(
+                    f"more than twice the limit of {self.max_pixels} pixels {advice}"
+                ) from None
         width, height = img.size
         if width * height > self.max_pixels:
             img.close()
             raise ImageTooLarge(
-                f"{width}x{height} pixels, over the limit of {self.max_pixels} "
-                "(raise it with --max-image-pixels, or max_pixels=, if the file is right)"
+                f"{width}x{height} pixels, over the limit of {self.max_pixels} {advice}"
             )
         return img
 

@@ -212,6 +212,12 @@ def _check_replaceable(output: str | Path) -> None:
     if not path.is_dir() or not any(path.iterdir()):
         return
     marker = path / MARKER
+    if not marker.is_file() and (path / "config.json").is_file():
+        raise FairtuneError(
+            f"output folder '{output}' holds no {MARKER} list of the files fairtune wrote "
+            "(an earlier fairtune version's output, or files of yours), so nothing in it is "
+            "replaced: choose a new folder, or remove that one yourself"
+        )
     listed = marker.read_text(errors="replace").splitlines()[1:] if marker.is_file() else []
     foreign = [name for name in _files(path) if name not in listed]
     if foreign or not marker.is_file():

@@ -21,6 +21,7 @@ from torch import nn
 
 from fairtune.errors import FairtuneError
 from fairtune.io import atomic_dir, atomic_write_text
+from fairtune.settings import setting
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -50,13 +51,22 @@ def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return as_logits(model(x))
 
 
-def as_logits(out: torch.Tensor) -> torch.Tensor:
+def as_logits(out: Any) -> torch.Tensor:
     """A binary classifier's output as 1-D logits of the positive class.
 
     One logit per sample, shape (n,) or (n, 1), is taken as it is. Two class
     scores, shape (n, 2) as trained with cross-entropy, become z1 - z0: then
-    sigmoid(z1 - z0) is softmax's probability of class 1. Other shapes are refused.
+    sigmoid(z1 - z0) is softmax's probability of class 1. Other shapes are refused,
+    and so is an output that is not a tensor (a dict, a tuple, a HuggingFace output):
+    the message names its type and what is needed.
     """
+    if not isinstance(out, torch.Tensor):
+        keys = f" with keys {list(out)[:5]}" if isinstance(out, dict) else ""
+        raise FairtuneError(
+            f"the model's forward returns a {type(out).__name__}{keys}, not a tensor: fairtune "
+            "needs a tensor of logits; wrap the model so that forward returns one (e.g. a "
+            "HuggingFace model's output.logits)"
+        )
     if out.dim() == 2 and out.shape[1] == 1:
         return out[:, 0]
     if out.dim() == 2 and out.shape[1] == 2:
@@ -135,6 +145,14 @@ class ModelSplit:
     def all_params(self) -> list[str]:
         return [n for n, _ in self.model.named_parameters()]
 
+    def check(self, data: Any) -> None:
+        """Fail before any work unless the forward pass on two rows of ``data`` (in eval mode)
+        calls the head and returns logits."""
+        x = next(iter(data.loader(2)))[0]
+        with evaluating(self.model):
+            _, output = self.features_and_output(x)
+        as_logits(output)
+
     @torch.no_grad()
     def features_and_output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The head's input and the model's output for ``x``, from one forward pass."""
@@ -150,8 +168,8 @@ class ModelSplit:
             handle.remove()
         if not captured:
             raise FairtuneError(
-                f"the head '{self.head}' is not called by the model's forward pass; "
-                "name the classifier with --head"
+                f"the head '{self.head}' is not called by the model's forward pass: give the "
+                "name of the module that maps the features to the logits as the head"
             )
         return captured[0], output
 
@@ -264,7 +282,9 @@ class ModelConfig:
     preprocessing: dict[str, Any] | None = None
     images: dict[str, Any] | None = None
     positive: str | None = None
-    threshold: float = 0.5
+    threshold: float = setting(
+        0.5, "decision threshold on the score", low=0, high=1, open_low=True, open_high=True
+    )
     sensitive_as_feature: bool = False
     data: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)

@@ -93,9 +93,10 @@ def summarise(rows: Sequence[ResultRow], key: str, tuned: bool = False) -> dict[
         mine = [r for r in rows if r.method == method]
         values = np.array([_value(r, key, tuned) for r in mine], dtype=float)
         ci = (mine[0].ci_tuned if tuned else mine[0].ci) if len(mine) == 1 else None
+        some = not np.isnan(values).all()  # numpy warns on a mean of no value: none asked
         out[method] = {
-            "mean": float(np.nanmean(values)) if not np.isnan(values).all() else math.nan,
-            "std": float(np.nanstd(values)) if len(values) > 1 else math.nan,
+            "mean": float(np.nanmean(values)) if some else math.nan,
+            "std": float(np.nanstd(values)) if len(values) > 1 and some else math.nan,
             "ci": None if ci is None else ci.get(key),
             "n_seeds": len(mine),
         }

@@ -12,15 +12,16 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from fairtune.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES, Criterion
-from fairtune.data import FairData
-from fairtune.data import holdout_split as holdout_split  # its home is data.py
+from fairtune.data import SMALL_EXTERNAL, FairData, holdout_split
 from fairtune.distributed import world
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
@@ -33,7 +34,7 @@ from fairtune.operating import degenerate
 from fairtune.records import HeldOut, Tried
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
 from fairtune.settings import check as check_settings
-from fairtune.settings import declared, setting
+from fairtune.settings import declared, distinct, setting
 from fairtune.step_plan import StepPlan
 from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 from fairtune.training import TrainingDiverged
@@ -44,7 +45,7 @@ class CompareSettings:
     """How ``compare`` runs, selects and thresholds; saved with every result."""
 
     methods: list[str] = setting(method_names(ALL), "methods to run (default: all of them)")
-    seeds: list[int] = setting([0], "seeds; with several, tables show mean±std", low=0)
+    seeds: list[int] = distinct(setting([0], "seeds; with several, tables show mean±std", low=0))
     objective: str = setting(DEFAULT_OBJECTIVE, OBJECTIVE_HELP, choices=OBJECTIVE_NAMES)
     grid: bool = setting(
         False,
@@ -182,6 +183,26 @@ class CompareSettings:
             "positive_rate": "the starting model's positive rate (at 0.5) on the held-out "
             "external part",
         }[self.threshold_rule]
+
+
+def fit_and_held(data: FairData, holdout: float, seed: int) -> tuple[FairData, FairData]:
+    """:func:`holdout_split` for fitting and choosing, with one warning when the part left to
+    fit on is too small to mean much (``--holdout`` near 1)."""
+    fit, held = holdout_split(data, holdout, seed)
+    cells = {len(np.unique(fit.labels.numpy())), len(np.unique(fit.groups.numpy()))}
+    if min(cells) < 2:
+        raise FairtuneError(
+            f"holdout {holdout:g} leaves {len(fit)} of the {len(data)} external rows to fit "
+            "on, too few for both classes in two groups: lower --holdout"
+        )
+    if len(fit) < SMALL_EXTERNAL <= len(data):  # a set smaller than that is warned of itself
+        warnings.warn(
+            f"holdout {holdout:g} leaves {len(fit)} of the {len(data)} external rows to fit on: "
+            f"fitting on so few is mostly noise (lower the holdout, to keep at least "
+            f"{SMALL_EXTERNAL})",
+            stacklevel=2,
+        )
+    return fit, held
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

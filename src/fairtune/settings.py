@@ -40,10 +40,10 @@ def setting(
     ``bounds``: ``low``/``high`` bound a number (or every number of a tuple)
     inclusively, or exclusively with ``open_low``/``open_high`` (:data:`BOUNDS`);
     ``choices`` lists the allowed values (a shared tuple, such as
-    :data:`fairtune.training.OPTIMIZERS`). ``kind`` says what the setting is
-    (:data:`LEARNING_RATE`, :data:`OPTIMIZER`) for code that treats such settings
-    alike; ``log``: a search samples it on a log scale. A list or dict default is
-    copied per instance.
+    :data:`fairtune.training.OPTIMIZERS`; :func:`distinct`: a list's values may not
+    repeat). ``kind`` says what the setting is (:data:`LEARNING_RATE`,
+    :data:`OPTIMIZER`) for code that treats such settings alike; ``log``: a search
+    samples it on a log scale. A list or dict default is copied per instance.
     """
     unknown = sorted(set(bounds) - set(BOUNDS))
     if unknown:
@@ -97,6 +97,16 @@ def with_origin(origin: str, declared: Any) -> Any:
         default=declared.default,
         default_factory=declared.default_factory,
         metadata={**declared.metadata, "origin": origin},
+    )
+
+
+def distinct(declared: Any) -> Any:
+    """The :func:`setting` field ``declared``, whose list may not repeat a value (seeds: a
+    repeated seed is the same run again, which would count as further evidence)."""
+    return field(
+        default=declared.default,
+        default_factory=declared.default_factory,
+        metadata={**declared.metadata, "distinct": True},
     )
 
 
@@ -169,6 +179,12 @@ def check_value(owner: str, f: Field, value: Any) -> None:
     items = value if isinstance(value, (tuple, list)) else (value,)
     if any(_bad_number(v, meta) for v in items):
         raise FairtuneError(f"{what} must be {range_text(f)}, not {value!r}")
+    repeated = sorted({v for v in items if list(items).count(v) > 1}, key=str)
+    if meta.get("distinct") and repeated:
+        raise FairtuneError(
+            f"{what} repeats {', '.join(map(str, repeated))}: a repeated value runs the same "
+            "thing again and is no further evidence; give distinct values"
+        )
 
 
 def check(obj: Any, owner: str | None = None) -> None:

@@ -170,12 +170,22 @@ def feature_columns(
     features: Sequence[str] | None = None,
     sensitive_as_feature: bool = False,
 ) -> list[str]:
-    """The model's input columns: ``features`` if given, else all but label and attribute."""
+    """The model's input columns: ``features`` if given, else all but label and attribute and
+    the ID-like columns (:func:`id_like`), left out with one warning naming them."""
     if features:
         cols = list(features)
         require_columns(frame, cols, "feature")
     else:
         cols = [c for c in frame.columns if c != label and c not in sensitive]
+        ids = [c for c in cols if id_like(frame[c])]
+        if ids:
+            warnings.warn(
+                f"column(s) {', '.join(map(str, ids))} look like identifiers (text, a distinct "
+                f"value in more than half of the {len(frame)} rows) and are left out of the "
+                "features; name the features with --features to include them",
+                stacklevel=2,
+            )
+            cols = [c for c in cols if c not in ids]
     if sensitive_as_feature:
         cols += [c for c in sensitive if c not in cols]
     else:
@@ -193,6 +203,19 @@ def feature_columns(
     if not cols:
         raise FairtuneError("no feature columns left: name them with --features")
     return cols
+
+
+ID_MIN_ROWS = 20
+"""Fewer rows than this: no column is taken for an identifier (a few rows make any text
+column look distinct)."""
+
+
+def id_like(series: pd.Series) -> bool:
+    """Whether a column looks like an identifier rather than a feature: not numeric, and a
+    distinct value in more than half of the rows (of at least :data:`ID_MIN_ROWS`)."""
+    if pd.api.types.is_numeric_dtype(series) or len(series) < ID_MIN_ROWS:
+        return False
+    return series.nunique(dropna=True) > 0.5 * len(series)
 
 
 def frame_to_data(

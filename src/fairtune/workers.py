@@ -18,7 +18,14 @@ fitted model into shared memory, one file descriptor each.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import pickle
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -31,6 +38,11 @@ from fairtune.console import progress_bar
 from fairtune.errors import FairtuneError
 from fairtune.halving import GridPlan, halving_search
 from fairtune.search import MethodSearch, SearchContext, search
+
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
+"""Linux's prctl options: the signal this process gets when its parent dies; a thread's name."""
+WATCH_THREAD = "fairtune-watch"
+"""The name of a worker's thread that watches its parent (at most 15 characters on Linux)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,8 @@ class SearchPool:
         if self._executor is None:
             threads = max(1, torch.get_num_threads() // self.jobs)
             self._executor = ProcessPoolExecutor(
-                self.jobs, get_context("spawn"), initializer=_start_worker, initargs=(threads,)
+                self.jobs, get_context("spawn"), initializer=_start_worker,
+                initargs=(threads, os.getpid()),
             )
         return self._executor
 
@@ -146,9 +159,40 @@ def _result(future: Future[bytes], task: SearchTask) -> MethodSearch:
     return outcome
 
 
-def _start_worker(threads: int) -> None:
-    """A worker's setup: its share of the parent's threads."""
+def _start_worker(threads: int, parent: int) -> None:
+    """A worker's setup: its share of the parent's threads, and death with the parent.
+
+    A parent killed outright (``kill -9``, the out-of-memory killer) runs no clean-up, so
+    the worker watches for itself: on Linux the kernel signals it when the parent dies
+    (``PR_SET_PDEATHSIG``), and everywhere a thread checks every second that its parent is
+    still ``parent``. With the workers gone, the multiprocessing resource tracker, which
+    the parent and the workers hold a pipe to, reads its end of file and stops too.
+    """
     torch.set_num_threads(threads)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this process when the process ``parent`` ends (see :func:`_start_worker`)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+
+    def watch() -> None:
+        _prctl(PR_SET_NAME, WATCH_THREAD.encode())  # shown by ps -L, and seen by the tests
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name=WATCH_THREAD, daemon=True).start()
+
+
+def _prctl(option: int, value: object) -> None:
+    """Linux's prctl(option, value); nothing elsewhere (the watching thread still works)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value)
 
 
 def _run_in_worker(payload: bytes) -> bytes:

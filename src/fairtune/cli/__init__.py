@@ -17,7 +17,7 @@ from contextlib import contextmanager, redirect_stdout
 import torch.distributed as dist
 
 from fairtune.cli import compare, debias, evaluate, predict, study, train
-from fairtune.cli.options import DATA_HELP, Parser
+from fairtune.cli.options import DATA_HELP, Parser, one_value_per_set
 from fairtune.console import console
 from fairtune.distributed import Processes, torchrun_group
 from fairtune.errors import FairtuneError
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     the first process (rank 0) prints and writes, and a failure in any process
     fails all of them, reported once.
     """
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(one_value_per_set(sys.argv[1:] if argv is None else argv))
     try:
         with torchrun_group() as processes:
             status = _run(args, processes)

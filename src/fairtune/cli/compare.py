@@ -43,7 +43,7 @@ from fairtune.demo import (
 from fairtune.errors import FairtuneError
 from fairtune.halving import original_training_rows
 from fairtune.handback import SavedModels
-from fairtune.io import refuse_inputs
+from fairtune.inputs import refuse_overwrite
 from fairtune.methods import ALL, method_names
 
 
@@ -110,7 +110,7 @@ def compare_command(args: argparse.Namespace) -> None:
     methods = method_names(args.methods)
     settings = compare_settings(args, methods, overrides=parse_settings(args.set))
     # CompareSettings checked every setting (and each method's overrides): before any data
-    refuse_inputs(args.out, [args.model, args.external, *args.test])
+    refuse_overwrite(args.out, [args.model, args.external, *args.test])
     models = _saved_models(args)
     model, config = load_model_here(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
@@ -154,7 +154,7 @@ def _saved_models(args: argparse.Namespace) -> SavedModels | None:
         raise FairtuneError(
             f"--save-models '{args.save_models}' and --out '{args.out}' overlap: choose apart"
         )
-    refuse_inputs(args.save_models, [args.model, args.external, *args.test])
+    refuse_overwrite(args.save_models, [args.model, args.external, *args.test])
     return SavedModels(args.save_models, args.save_every_method)
 
 
@@ -209,7 +209,7 @@ def demo_command(args: argparse.Namespace) -> None:
     keep = DemoSettings.keep if args.keep is None else args.keep
     if not 0 < keep <= 1:
         raise FairtuneError(f"--keep is a share in (0, 1], not {keep}")
-    refuse_inputs(args.out, [])
+    refuse_overwrite(args.out, [])
     if args.images:
         arch = default_image_arch() if args.arch == "auto" else args.arch
         grids = learning_rate_grids() if resolve_architecture(arch).costly else {}

@@ -28,7 +28,7 @@ from fairtune.data import check_external
 from fairtune.errors import FairtuneError
 from fairtune.evidence import EvidenceRule
 from fairtune.halving import original_training_rows
-from fairtune.io import refuse_inputs
+from fairtune.inputs import refuse_overwrite
 from fairtune.methods import ALL, REGISTRY, method_class, method_names
 from fairtune.search import CompareSettings
 from fairtune.settings import origin_of
@@ -137,7 +137,7 @@ def debias_command(args: argparse.Namespace) -> None:
         CompareSettings(**settings)
     else:
         method_class(args.method)(**settings)
-    refuse_inputs(args.out, [args.data, args.model])
+    refuse_overwrite(args.out, [args.data, args.model])
     model, config = load_model_here(args.model)
     external, source = load_data(args, args.data, config, "external")
     check_external(external)

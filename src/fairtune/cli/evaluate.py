@@ -14,13 +14,15 @@ from fairtune.cli.options import (
     Command,
     add_data_options,
     add_image_reading_options,
+    decision_threshold,
     load_data,
     load_model_here,
 )
 from fairtune.console import console
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
-from fairtune.io import clean, refuse_inputs, write_json
+from fairtune.inputs import refuse_overwrite
+from fairtune.io import clean, write_json
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
@@ -45,11 +47,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 def evaluate_command(args: argparse.Namespace) -> None:
     if args.n_boot < 0:
         raise FairtuneError(f"--n-boot must be 0 (no intervals) or more, not {args.n_boot}")
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        raise FairtuneError(f"--threshold must be in [0, 1], not {args.threshold}")
+    decision_threshold(args.threshold)
     to_stdout = args.json == "-"
     if args.json and not to_stdout:
-        refuse_inputs(args.json, [args.data, args.model], directory=False)
+        refuse_overwrite(args.json, [args.data, args.model], False, args.image_root)
     out = Console(stderr=True, width=console.width) if to_stdout else console
     model, config = load_model_here(args.model)
     data, source = load_data(args, args.data, config, "test")

@@ -17,11 +17,13 @@ from fairtune.image_csv import ImageReading
 from fairtune.images import MAX_PIXELS
 from fairtune.loading import load_for_model
 from fairtune.methods import method_class
-from fairtune.settings import default_of, range_text
+from fairtune.models import ModelConfig
+from fairtune.settings import check_value, default_of, range_text
 from fairtune.splits import PART_NAMES
 
 IMAGE_ROOT = "image_root"
 """The key of ``ModelConfig.images`` under which train saves ``--image-root``."""
+THRESHOLD = {f.name: f for f in fields(ModelConfig)}["threshold"]
 DATA_HELP = (
     f"CSV file or built-in set ({', '.join(repr(name) for name in BUILTIN)}; NAME:PART for a "
     f"part of its seeded split, PART one of {', '.join(PART_NAMES)})"
@@ -130,7 +132,9 @@ def add_split_seed(p: argparse.ArgumentParser) -> None:
 def add_image_reading_options(p: Any) -> None:
     """Options of every command that may read an image CSV."""
     p.add_argument(
-        "--image-root", help="folder the image paths are relative to (default: the CSV's folder)"
+        "--image-root",
+        help="folder the image paths are relative to (default: the model's when it was "
+        "trained with one, else the CSV's folder)",
     )
     p.add_argument(
         "--skip-bad-images",
@@ -186,6 +190,13 @@ def image_reading(args: argparse.Namespace, root: str | None, augment: Any = Non
     )
 
 
+def decision_threshold(given: float | None) -> float | None:
+    """``--threshold`` checked as a saved model's threshold is, in (0, 1); None if not given."""
+    if given is not None:
+        check_value("--threshold:", THRESHOLD, given)
+    return given
+
+
 def add_comparison_inputs(p: argparse.ArgumentParser) -> None:
     """The inputs of compare and study: the starting model, the external set, one or more
     test sets, and the columns (the model's by default)."""
@@ -218,6 +229,27 @@ def add_set_option(p: argparse.ArgumentParser, metavar: str, example: str) -> No
         help=f"change a method's setting, e.g. --set {example} (several after one --set; "
         "repeatable)",
     )
+
+
+def one_value_per_set(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each ``--set K=V K2=V2`` written ``--set=K=V --set=K2=V2``: the values
+    of ``--set`` end at the first word without '=', which stays a positional argument
+    (``study --set bmft.keep=0.25 keep`` is the ``keep`` study)."""
+    out: list[str] = []
+    words = list(argv)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":
+            return out + words[i - 1 :]
+        if word != "--set" or i >= len(words) or "=" not in words[i]:
+            out.append(word)
+            continue
+        while i < len(words) and "=" in words[i] and not words[i].startswith("-"):
+            out.append(f"--set={words[i]}")
+            i += 1
+    return out
 
 
 def parse_settings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,22 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from fairtune.cli.options import DATA_HELP, Command, image_root, load_model_here
+from fairtune.cli.options import (
+    DATA_HELP,
+    Command,
+    add_image_reading_options,
+    decision_threshold,
+    image_reading,
+    image_root,
+    load_model_here,
+)
 from fairtune.columns import require_columns
 from fairtune.console import console
 from fairtune.errors import FairtuneError
-from fairtune.image_csv import ImageOptions, ImageReading, image_paths
+from fairtune.image_csv import ImageOptions, image_paths
 from fairtune.images import ImageSource
-from fairtune.io import atomic_write_text, refuse_inputs
+from fairtune.inputs import refuse_overwrite
+from fairtune.io import atomic_write_text
 from fairtune.loading import read_table
 from fairtune.models import ModelConfig, batch_proba
 from fairtune.tabular import TabularPreprocessor
@@ -44,45 +54,69 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size", type=int, default=256, help="rows per batch (default: %(default)s)"
     )
-    p.add_argument(
-        "--image-root",
-        help="folder the image paths are relative to (default: the model's, else the CSV's)",
-    )
+    add_image_reading_options(p)
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    refuse_inputs(args.out, [args.data, args.model], directory=False)
+    refuse_overwrite(args.out, [args.data, args.model], False, args.image_root)
     if args.batch_size < 1:
         raise FairtuneError(f"--batch-size must be at least 1, not {args.batch_size}")
+    clash = [c for c in (SCORE, DECISION) if c in args.keep_columns]
+    if clash:
+        raise FairtuneError(
+            f"--keep-columns names {clash}, which predict writes itself: rename the column "
+            "in the data, or leave it out"
+        )
+    threshold_given = decision_threshold(args.threshold)
     model, config = load_model_here(args.model)
+    threshold = config.threshold if threshold_given is None else threshold_given
     table = read_table(args.data, default_part="test")
     require_columns(table.frame, args.keep_columns, "kept (--keep-columns)")
-    batches = _batches(table.frame, args, config)
-    scores = batch_proba(model, batches).numpy().astype(np.float64)
-    threshold = config.threshold if args.threshold is None else args.threshold
+    batches, scored = _batches(table.frame, args, config)
+    scores = np.full(len(table.frame), np.nan)
+    scores[scored] = batch_proba(model, batches).numpy().astype(np.float64)
     out = table.frame[args.keep_columns].reset_index(drop=True)
     out[SCORE] = scores
-    out[DECISION] = (scores >= threshold).astype(np.int64)
+    out[DECISION] = pd.array(np.where(scores >= threshold, 1, 0), dtype="Int64")
+    out.loc[np.isnan(scores), DECISION] = pd.NA
     atomic_write_text(args.out, out.to_csv(index=False))
     console.print(
-        f"{len(out)} rows of {table.source} scored; decisions at threshold {threshold:.3f} "
+        f"{len(scored)} rows of {table.source} scored; decisions at threshold {threshold:.3f} "
         f"({int(out[DECISION].sum())} positive); written to {args.out}"
     )
 
 
 def _batches(
     frame: pd.DataFrame, args: argparse.Namespace, config: ModelConfig
-) -> DataLoader | tuple[torch.Tensor, ...]:
-    """The model's inputs for ``frame`` in batches: transformed features, or decoded images."""
+) -> tuple[DataLoader | tuple[torch.Tensor, ...], np.ndarray]:
+    """The model's inputs for ``frame`` in batches (transformed features, or decoded images)
+    and the rows they are: all but the unreadable images skipped with --skip-bad-images."""
+    every = np.arange(len(frame))
     if config.images is None:
         inputs = TabularPreprocessor.from_dict(config.preprocessing).transform(frame)
-        return torch.split(inputs, args.batch_size)
+        return torch.split(inputs, args.batch_size), every
     options = ImageOptions.from_dict(config.images)
     require_columns(frame, [options.image_col], "image")
     csv = Path(args.data)
-    paths = image_paths(csv, frame[options.image_col], ImageReading(image_root(args, config)))
-    source = ImageSource(paths, options.decoding, origin=f"'{csv.name}'")
-    return DataLoader(source, batch_size=args.batch_size)
+    reading = image_reading(args, image_root(args, config))
+    paths = image_paths(csv, frame[options.image_col], reading)
+    source = ImageSource(
+        paths, options.decoding, rows=every, origin=f"'{csv.name}'", max_pixels=reading.max_pixels
+    )
+    if not args.skip_bad_images:
+        return DataLoader(source, batch_size=args.batch_size), every
+    bad = source.scan(decode=True)
+    if bad:
+        first = bad[0]
+        warnings.warn(
+            f"{len(bad)} image(s) could not be read, first '{first['file']}' (row "
+            f"{first['row']}): {first['reason']}; their score and decision are left empty",
+            stacklevel=2,
+        )
+    kept = np.setdiff1d(every, [b["index"] for b in bad])
+    if len(kept) == 0:
+        raise FairtuneError(f"no readable images in '{csv.name}'")
+    return DataLoader(source.take(kept), batch_size=args.batch_size), kept
 
 
 COMMANDS = (

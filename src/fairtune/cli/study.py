@@ -18,7 +18,7 @@ from fairtune.cli.options import (
 )
 from fairtune.console import console
 from fairtune.data import check_external
-from fairtune.io import refuse_inputs
+from fairtune.inputs import refuse_overwrite
 from fairtune.studies import KINDS, StudySettings, run_study
 from fairtune.studies.points import KIND_HELP
 from fairtune.studies.tables import mask_table, summary_tables
@@ -48,7 +48,7 @@ def test_names(specs: list[str]) -> list[str]:
 def study_command(args: argparse.Namespace) -> None:
     given = {"overrides": parse_settings(args.set)}
     settings = StudySettings(**{**dataclass_values(args, StudySettings), **given})
-    refuse_inputs(args.out, [args.model, args.external, *args.test])
+    refuse_overwrite(args.out, [args.model, args.external, *args.test])
     model, config = load_model_here(args.model)
     external, ext_source = load_data(args, args.external, config, "external")
     check_external(external)

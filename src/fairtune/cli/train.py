@@ -28,7 +28,8 @@ from fairtune.erm import StartingModel, TrainConfig, train_images, train_tabular
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, image_paths, read_image_csv
 from fairtune.images import Decoding
-from fairtune.io import atomic_dir, refuse_inputs
+from fairtune.inputs import refuse_overwrite
+from fairtune.io import atomic_dir
 from fairtune.loading import (
     Table,
     preset_of,
@@ -74,7 +75,7 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 
 
 def split_command(args: argparse.Namespace) -> None:
-    refuse_inputs(args.out, [args.data])
+    refuse_overwrite(args.out, [args.data])
     table = read_table(args.data, default_part="all", sensitive=args.sensitive)
     _say_read(table)
     label, sensitive = resolve_columns(table, args.label, args.sensitive)
@@ -161,7 +162,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def train_command(args: argparse.Namespace) -> None:
-    refuse_inputs(args.out, [args.data])
+    refuse_overwrite(args.out, [args.data])
     config = TrainConfig(**dataclass_values(args, TrainConfig))
     start = time.perf_counter()
     if args.image_col or preset_of(args.data):

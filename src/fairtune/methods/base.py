@@ -198,6 +198,7 @@ class Method(ABC, Generic[C]):
         split = ModelSplit.of(copy.deepcopy(model), head)
         self.context = context or FitContext(progress=progress)
         self.tracker = ThresholdTracker(self.config.threshold_rule)
+        split.check(external)
         start = time.perf_counter()
         fitted = self.run_steps(split, external)
         return DebiasResult(

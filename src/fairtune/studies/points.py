@@ -19,7 +19,7 @@ from fairtune.methods.bmft import BMFT
 from fairtune.methods.swift import SWiFT
 from fairtune.models import ModelSplit
 from fairtune.search import CompareSettings
-from fairtune.settings import LEARNING_RATE, check, of_kind, same_as, setting
+from fairtune.settings import LEARNING_RATE, check, distinct, of_kind, same_as, setting
 from fairtune.training import OPTIMIZERS
 
 KIND_HELP: dict[str, str] = {
@@ -43,11 +43,13 @@ class StudySettings:
     """How a study runs: seeds, the values it varies, the held-out split and threshold, and
     the bootstrap resamples of each point's interval."""
 
-    seeds: list[int] = setting(
-        [0],
-        "seeds; figures show the mean over them and its 95-percent t-interval (one seed: "
-        "that seed's bootstrap interval)",
-        low=0,
+    seeds: list[int] = distinct(
+        setting(
+            [0],
+            "seeds; figures show the mean over them and its 95-percent t-interval (one seed: "
+            "that seed's bootstrap interval)",
+            low=0,
+        )
     )
     methods: list[str] = setting(
         [name for name, cls in sorted(REGISTRY.items()) if cls.studied],

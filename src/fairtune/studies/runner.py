@@ -1,7 +1,7 @@
 """Running a study's points: per seed, the split compare uses, a fit per point, its measures.
 
 Per seed the external set is split as ``compare`` splits it
-(:func:`fairtune.search.holdout_split`); each point is fitted on the fit part
+(:func:`fairtune.data.holdout_split`); each point is fitted on the fit part
 (or a stratified share of it), its threshold t is chosen on the held-out part
 by the rule compare uses, and every test set measures it at 0.5 and at t, with a
 bootstrap interval at t of each headline metric (``settings.n_boot`` resamples).
@@ -13,13 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from fairtune.data import FairData
+from fairtune.data import FairData, holdout_split
+from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
 from fairtune.models import predict_proba
-from fairtune.search import held_out_score, holdout_split
+from fairtune.search import fit_and_held, held_out_score
 from fairtune.studies.points import StudyPoint, StudySettings
 from fairtune.studies.summary import headline
 from fairtune.training import TrainingDiverged
@@ -44,14 +46,23 @@ def seed_parts(
     model: nn.Module, external: FairData, tests: dict[str, FairData], share: float, seed: int
 ) -> SeedParts:
     """Split ``external`` by ``seed`` as compare does."""
-    fit, held = holdout_split(external, share, seed)
+    fit, held = fit_and_held(external, share, seed)
     rate = float((predict_proba(model, held) >= 0.5).float().mean())
     return SeedParts(seed, fit, held, tests, rate)
 
 
 def stratified_share(data: FairData, share: float, seed: int) -> FairData:
-    """``share`` of every (group, label) cell of ``data``; shares of one seed are nested."""
-    return data if share >= 1 else holdout_split(data, 1 - share, seed)[0]
+    """``share`` of every (group, label) cell of ``data``; shares of one seed are nested.
+    A share too small to hold both classes is refused, naming the share (not the set)."""
+    if share >= 1:
+        return data
+    part = holdout_split(data, 1 - share, seed)[0]
+    if len(np.unique(part.labels.numpy())) < 2:
+        raise FairtuneError(
+            f"a share of {share:g} of the {len(data)} external rows used for fitting keeps "
+            f"{len(part)} row(s), all of one class: choose larger --sizes"
+        )
+    return part
 
 
 def measure(
