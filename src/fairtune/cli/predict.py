@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from fairtune.cli.options import DATA_HELP, Command, image_root, load_model_here
+from fairtune.cli.options import (
+    DATA_HELP,
+    Command,
+    image_root,
+    load_model_here,
+    medical_reading,
+)
 from fairtune.columns import require_columns
 from fairtune.console import console
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, image_paths
 from fairtune.images import ImageSource
 from fairtune.io import atomic_write_text, refuse_inputs
-from fairtune.loading import read_table
+from fairtune.loading import IMAGE_ROOT, Table, preset_of, read_table
 from fairtune.models import ModelConfig, batch_proba
 from fairtune.tabular import TabularPreprocessor
 
@@ -55,9 +61,9 @@ def predict_command(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise FairtuneError(f"--batch-size must be at least 1, not {args.batch_size}")
     model, config = load_model_here(args.model)
-    table = read_table(args.data, default_part="test")
+    table = _read(args, config)
     require_columns(table.frame, args.keep_columns, "kept (--keep-columns)")
-    batches = _batches(table.frame, args, config)
+    batches = _batches(table, args, config)
     scores = batch_proba(model, batches).numpy().astype(np.float64)
     threshold = config.threshold if args.threshold is None else args.threshold
     out = table.frame[args.keep_columns].reset_index(drop=True)
@@ -70,17 +76,31 @@ def predict_command(args: argparse.Namespace) -> None:
     )
 
 
+def _read(args: argparse.Namespace, config: ModelConfig) -> Table:
+    """The rows to score: a published medical set's test part is the one evaluate reads (split
+    on the model's attribute), its images found as evaluate finds them."""
+    if preset_of(args.data) is None or config.images is None:
+        return read_table(args.data, default_part="test")
+    medical = medical_reading(args, config.images.get(IMAGE_ROOT))
+    return read_table(args.data, "test", sensitive=list(config.sensitive), medical=medical)
+
+
 def _batches(
-    frame: pd.DataFrame, args: argparse.Namespace, config: ModelConfig
+    table: Table, args: argparse.Namespace, config: ModelConfig
 ) -> DataLoader | tuple[torch.Tensor, ...]:
-    """The model's inputs for ``frame`` in batches: transformed features, or decoded images."""
+    """The model's inputs for ``table`` in batches: transformed features, or decoded images."""
+    frame = table.frame
     if config.images is None:
         inputs = TabularPreprocessor.from_dict(config.preprocessing).transform(frame)
         return torch.split(inputs, args.batch_size)
     options = ImageOptions.from_dict(config.images)
+    if table.preset is not None:  # the preset's image column and root
+        options = replace(options, image_col=table.preset.image_col)
+        csv, root = table.preset.root / table.preset.summary.files[0], table.preset.root
+    else:
+        csv, root = Path(args.data), image_root(args, config)
     require_columns(frame, [options.image_col], "image")
-    csv = Path(args.data)
-    paths = image_paths(csv, frame[options.image_col], ImageReading(image_root(args, config)))
+    paths = image_paths(csv, frame[options.image_col], ImageReading(root))
     source = ImageSource(paths, options.decoding, origin=f"'{csv.name}'")
     return DataLoader(source, batch_size=args.batch_size)
 
