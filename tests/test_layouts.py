@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _medical_layouts import LAYOUTS, PATIENTS, Download, build, fitzpatrick, isic2020
+from _medical_layouts import LAYOUTS, Download, build, fitzpatrick, isic2020
 
 from fairtune.cli import main
 from fairtune.datasets import ImageRoots, read_fitzpatrick17k, read_isic2020
