@@ -107,14 +107,9 @@ class SmallViT(nn.Module):
         pool: str = "mean",
     ) -> None:
         super().__init__()
-        if (
-            min(in_channels, patch, depth, heads) < 1
-            or dim % (2 * heads)
-            or pool
-            not in (
-                "mean",
-                "cls",
-            )
+        if min(in_channels, patch, depth, heads) < 1 or dim % (2 * heads) or pool not in (
+            "mean",
+            "cls",
         ):
             raise FairtuneError(
                 f"vit needs in_channels, patch, depth, heads >= 1, dim a multiple of 2*heads "

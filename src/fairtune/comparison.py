@@ -61,7 +61,9 @@ def compare(
     return rows
 
 
-def _test_sets(external: FairData, test: FairData | Mapping[str, FairData]) -> dict[str, FairData]:
+def _test_sets(
+    external: FairData, test: FairData | Mapping[str, FairData]
+) -> dict[str, FairData]:
     """The test sets by name, each checked to have the external set's groups."""
     tests = dict(test) if isinstance(test, Mapping) else {"test": test}
     if not tests:

@@ -32,8 +32,12 @@ _LEVEL = {"low": 0.0, "high": 1.0, "open_low": True, "open_high": True}
 class VerdictSettings:
     """Where the operating points lie and when a model counts as degenerate."""
 
-    specificity: float = setting(0.8, "overall specificity of the first operating point", **_LEVEL)
-    sensitivity: float = setting(0.8, "overall sensitivity of the second operating point", **_LEVEL)
+    specificity: float = setting(
+        0.8, "overall specificity of the first operating point", **_LEVEL
+    )
+    sensitivity: float = setting(
+        0.8, "overall sensitivity of the second operating point", **_LEVEL
+    )
     degenerate_rate: float = setting(
         0.01,
         "a model is degenerate at a threshold when some group's positive rate is below this "

@@ -33,7 +33,9 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     front = [
         m
         for m, (x, y) in defined.items()
-        if not any((x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values())
+        if not any(
+            (x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values()
+        )
     ]
     return sorted(front, key=lambda m: defined[m])
 

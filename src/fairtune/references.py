@@ -85,7 +85,7 @@ def threshold_optimizer_row(
             "chosen": {},
             "reference": "fairlearn ThresholdOptimizer(constraints='equalized_odds', "
             "prefit=True) on the starting model's scores, fitted on the external set's fit "
-            "part; not fine-tuned, never selected; AUC-type metrics n/a for 0/1 decisions",
+            "part; not fine-tuned, never selected; AUC-type metrics n/a for 0/1 decisions"
         },
         needs_sensitive_attribute_at_prediction=True,
     )

@@ -240,7 +240,9 @@ class SearchContext:
     reference_rate: float
     head: str | None
     progress: bool
-    importances: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = field(default_factory=dict)
+    importances: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = field(
+        default_factory=dict
+    )
     """None: every setting computes its own (as before sharing)."""
     features: FeatureCache | None = field(default_factory=FeatureCache)
     """None: every head-only phase computes its own backbone features."""

@@ -178,7 +178,9 @@ class CrossMethodRule:
             reason = f"{KEPT} (best: {named}, {gain}; the lower bound is not above 0)"
             return CrossChoice(None, original.method, {}, reason, best, improvement, counts)
         reason = f"chose {named}: the lowest held-out EOdds of {len(ok)} qualifying; {gain}"
-        return CrossChoice(best, winner.method, winner.setting, reason, best, improvement, counts)
+        return CrossChoice(
+            best, winner.method, winner.setting, reason, best, improvement, counts
+        )
 
     def text(self) -> str:
         """The rule in one sentence, as the report prints it."""
@@ -218,7 +220,9 @@ def selection_regret(
     ok = [
         i
         for i, c in enumerate(pool)
-        if c.auc >= original.auc - tolerance and not math.isnan(c.eodds_mean) and not c.degenerate
+        if c.auc >= original.auc - tolerance
+        and not math.isnan(c.eodds_mean)
+        and not c.degenerate
     ]
     if not ok or math.isnan(selected.eodds_mean):
         return math.nan, None

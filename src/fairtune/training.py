@@ -377,3 +377,4 @@ def _optimizer(params: list[nn.Parameter], phase: Phase) -> torch.optim.Optimize
     if phase.optimizer == "adam":
         return torch.optim.Adam(params, lr=phase.lr, weight_decay=0.0)
     return torch.optim.SGD(params, lr=phase.lr, momentum=phase.momentum, weight_decay=0.0)
+

@@ -65,7 +65,8 @@ def mask_records(
     rand = _mask("random_mask", model, fit, bmft, head)
     split = ModelSplit.of(copy.deepcopy(model), head)
     r = {
-        f: get_method("bmft", **bmft, importance=f).relative_importance(split, fit) for f in FISHERS
+        f: get_method("bmft", **bmft, importance=f).relative_importance(split, fit)
+        for f in FISHERS
     }
     layers = []
     for name, _ in split.model.named_parameters():

@@ -54,7 +54,8 @@ class StudySettings:
     )
     sizes: list[float] = setting(
         [0.05, 0.1, 0.25, 0.5, 1.0],
-        "external-size study: shares of the external fit part kept (stratified on group and label)",
+        "external-size study: shares of the external fit part kept (stratified on group "
+        "and label)",
         low=0,
         high=1,
         open_low=True,
