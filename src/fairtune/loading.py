@@ -156,7 +156,9 @@ def preset_parts(medical: MedicalTable, split: Split) -> tuple[pd.DataFrame, ...
                 "--split-by image (a patient's images may then land in several parts)"
             )
         )
-        raise FairtuneError(f"{'; '.join(medical.summary.lines())}. {exc}{hint}") from None
+        lines = medical.summary.lines()
+        read = "; ".join(lines[1:] if medical.summary.layout else lines)  # without the layout
+        raise FairtuneError(f"{read}: {exc}{hint}") from None
     if split.by_image:
         seen = pd.concat([part[medical.patient].drop_duplicates() for part in parts])
         shared = seen[seen.duplicated()].nunique()

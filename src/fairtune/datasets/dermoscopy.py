@@ -89,8 +89,8 @@ def read_isic2019(
     truth, meta = read_file(found.path(0)), read_file(found.path(1))
     require(truth, ["image", *ISIC2019_MALIGNANT, *ISIC2019_BENIGN], truth_name)
     require(meta, ["image", "age_approx", "sex"], meta_name)
-    refuse_duplicates(truth, ["image"], truth_name)
-    refuse_duplicates(meta, ["image"], meta_name)
+    refuse_duplicates(truth, ["image"], str(found.path(0)))
+    refuse_duplicates(meta, ["image"], str(found.path(1)))
     raw = truth.merge(meta, on="image", how="left", indicator=True)
     lesion = raw["lesion_id"] if "lesion_id" in raw.columns else pd.Series(None, index=raw.index)
     located = images_of(found, images, {"<image>.jpg": raw["image"].astype(str) + ".jpg"})
@@ -140,7 +140,7 @@ def read_ham10000(
     name = found.tables[0]
     raw = read_file(found.path(0))
     require(raw, ["lesion_id", "image_id", "dx", "age", "sex"], name)
-    refuse_duplicates(raw, ["image_id"], name)
+    refuse_duplicates(raw, ["image_id"], str(found.path(0)))
     dx = raw["dx"].astype("string").str.strip()
     located = images_of(found, images, {"<image_id>.jpg": raw["image_id"].astype(str) + ".jpg"})
     frame = pd.DataFrame(

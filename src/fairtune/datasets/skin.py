@@ -97,7 +97,7 @@ def read_isic2020(
     name = found.tables[0]
     raw = read_file(found.path(0))
     require(raw, ["image_name", "patient_id", "sex", "age_approx", "target"], name)
-    refuse_duplicates(raw, ["image_name"], name)
+    refuse_duplicates(raw, ["image_name"], str(found.path(0)))
     target = pd.to_numeric(raw["target"], errors="coerce")
     odd = raw["target"].notna() & ~target.isin([0, 1])
     if odd.any():
