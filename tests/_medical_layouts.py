@@ -34,10 +34,18 @@ class Person:
     images: int
 
 
-def people(count: int = PATIENTS) -> list[Person]:
-    """Patients cycling through the four (sex, label) cells, one or two images each."""
+def people(count: int | None = None) -> list[Person]:
+    """``count`` patients (default :data:`PATIENTS`, read at call time) cycling through the
+    four (sex, label) cells, one or two images each."""
+    count = PATIENTS if count is None else count
     return [
-        Person(i, i % 2, ("female", "male")[(i // 2) % 2], 30 + 7 * i, 1 + i % 3 % 2)
+        Person(
+            i,
+            i % 2,
+            ("female", "male")[(i // 2) % 2],
+            (35, 70)[(i // 4) % 2] + i % 3,
+            1 + i % 3 % 2,
+        )
         for i in range(count)
     ]
 
