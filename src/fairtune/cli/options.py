@@ -206,7 +206,8 @@ def add_comparison_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--external",
         required=True,
-        help="external set (CSV or e.g. 'adult:external') the methods fine-tune on",
+        help="external set (CSV or e.g. 'adult:external'; a published set FORMAT:DIR means "
+        "its external part) the methods fine-tune on",
     )
     p.add_argument(
         "--test",

@@ -136,16 +136,6 @@ def finish(
     return MedicalTable(frame, root, task.label, chosen, task.attributes, summary)
 
 
-def read_csv(folder: Path, name: str, gzip_too: bool = False) -> tuple[pd.DataFrame, str]:
-    """The published table ``name`` in ``folder`` (or ``name.gz`` with ``gzip_too``) and the
-    name it was found under."""
-    candidates = [name, name + ".gz"] if gzip_too else [name]
-    for candidate in candidates:
-        if (folder / candidate).is_file():
-            return read_file(folder / candidate), candidate
-    raise FairtuneError(f"'{' or '.join(candidates)}' not found in '{folder}'")
-
-
 def read_file(path: Path) -> pd.DataFrame:
     """A published table (CSV, gzip-compressed when its name ends in .gz), or one line saying
     why it cannot be read."""
