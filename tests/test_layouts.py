@@ -145,3 +145,6 @@ def test_too_few_patients_say_the_rule_and_the_way_out(tmp_path, capsys):
     argv = ["train", "--data", spec, "--split-by", "image", "--out", str(tmp_path / "m"), *TINY]
     assert main(argv) == 0
     assert "patients have images in more than one part" in capsys.readouterr().err
+    parts = tmp_path / "parts"
+    assert main(["split", "--data", spec, "--split-by", "image", "--out", str(parts)]) == 0
+    assert "patients have images in more than one part" in capsys.readouterr().err

@@ -160,15 +160,20 @@ def preset_parts(medical: MedicalTable, split: Split) -> tuple[pd.DataFrame, ...
         read = "; ".join(lines[1:] if medical.summary.layout else lines)  # without the layout
         raise FairtuneError(f"{read}: {exc}{hint}") from None
     if split.by_image:
-        seen = pd.concat([part[medical.patient].drop_duplicates() for part in parts])
-        shared = seen[seen.duplicated()].nunique()
-        if shared:
-            warnings.warn(
-                f"split by image: {shared} of {seen.nunique()} patients have images in more "
-                "than one part, so the parts are not independent and scores overstate the model",
-                stacklevel=2,
-            )
+        warn_shared_patients(parts, medical.patient)
     return parts
+
+
+def warn_shared_patients(parts: tuple[pd.DataFrame, ...], patient: str) -> None:
+    """Warn, after a split by image, how many patients have images in more than one part."""
+    seen = pd.concat([part[patient].drop_duplicates() for part in parts])
+    shared = seen[seen.duplicated()].nunique()
+    if shared:
+        warnings.warn(
+            f"split by image: {shared} of {seen.nunique()} patients have images in more than "
+            "one part, so the parts are not independent and scores overstate the model",
+            stacklevel=2,
+        )
 
 
 def read_preset_images(

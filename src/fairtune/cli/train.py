@@ -37,6 +37,7 @@ from fairtune.loading import (
     read_preset_images,
     read_table,
     resolve_columns,
+    warn_shared_patients,
 )
 from fairtune.models import save_model
 from fairtune.splits import split_frame
@@ -87,6 +88,8 @@ def split_command(args: argparse.Namespace) -> None:
     if args.image_col:
         _check_paths(frame, args)
     parts = split_frame(frame, label, sensitive, tuple(args.fractions), args.seed, patient)
+    if table.preset and medical.by_image:
+        warn_shared_patients(parts, table.preset.patient)
     with atomic_dir(args.out) as tmp:
         for name, part in zip(PARTS, parts, strict=True):
             part.to_csv(tmp / f"{name}.csv", index=False)
