@@ -156,9 +156,7 @@ def preset_parts(medical: MedicalTable, split: Split) -> tuple[pd.DataFrame, ...
                 "--split-by image (a patient's images may then land in several parts)"
             )
         )
-        lines = medical.summary.lines()
-        read = "; ".join(lines[1:] if medical.summary.layout else lines)  # without the layout
-        raise FairtuneError(f"{read}: {exc}{hint}") from None
+        raise FairtuneError(f"{medical.summary.one_line()}: {exc}{hint}") from None
     if split.by_image:
         warn_shared_patients(parts, medical.patient)
     return parts

@@ -53,6 +53,10 @@ class ReadSummary:
         out.append(f"kept {self.kept}")
         return out
 
+    def one_line(self) -> str:
+        """The rows read, dropped and kept, in one line (the layout left out)."""
+        return "; ".join(self.lines()[1:] if self.layout else self.lines())
+
 
 @dataclass(frozen=True)
 class MedicalTable:
@@ -130,8 +134,7 @@ def finish(
         frame = drops.keep(frame, frame[column].notna(), unknown[column])
     summary = replace(read, dropped=tuple(drops.counts))
     if frame.empty:
-        said = "; ".join(summary.lines()[1:])
-        raise FairtuneError(f"no rows left of {', '.join(read.files)}: {said}")
+        raise FairtuneError(f"no rows left of {', '.join(read.files)}: {summary.one_line()}")
     frame = frame.reset_index(drop=True)
     return MedicalTable(frame, root, task.label, chosen, task.attributes, summary)
 
