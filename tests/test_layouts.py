@@ -148,3 +148,14 @@ def test_too_few_patients_say_the_rule_and_the_way_out(tmp_path, capsys):
     parts = tmp_path / "parts"
     assert main(["split", "--data", spec, "--split-by", "image", "--out", str(parts)]) == 0
     assert "patients have images in more than one part" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("download", LAYOUTS, ids=[d.id for d in LAYOUTS])
+def test_a_preset_lists_the_files_it_reads(download: Download, downloads):
+    """Every table the reader read is listed (the files a command must never overwrite)."""
+    folder = downloads[download.id]
+    files = PRESETS[download.preset].files(folder)
+    assert files and all(f.is_file() for f in files)
+    summary = read_table(f"{download.preset}:{folder}", "all").preset.summary
+    listed = {f.name for f in files}
+    assert {Path(name).name for name in summary.files} <= listed
