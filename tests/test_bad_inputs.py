@@ -10,6 +10,7 @@ writers that fail as a full disk does.
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import json
 import math
@@ -27,6 +28,7 @@ import pandas as pd
 import pytest
 import torch
 from _helpers import biased_data
+from _medical_layouts import isic2020, mimic
 from PIL import Image
 from safetensors import SafetensorError
 from torch import nn
@@ -512,6 +514,62 @@ CASES = [
         "holds no .fairtune-output list",
         unchanged=("m_stale/config.json", "m_stale/model.safetensors"),
     ),
+    # published medical sets (FORMAT:DIR): one line naming the file and the reason
+    Case(
+        "preset-no-layout",
+        "ISIC 2020 from Kaggle without its jpeg/train images: no layout matches",
+        "train --data isic2020:{w}/med/kaggle_no_images --out {w}/o --epochs 1",
+        2,
+        "Looked for ISIC 2020 challenge archive: ISIC_2020_Training_GroundTruth_v2.csv",
+        absent=("o",),
+    ),
+    Case(
+        "preset-isic-target-yes-no",
+        "an ISIC target written yes / no",
+        "train --data isic2020:{w}/med/isic_yes_no --out {w}/o --epochs 1",
+        2,
+        "column target holds ['no', 'yes']",
+        absent=("o",),
+    ),
+    Case(
+        "preset-mimic-truncated-gz",
+        "a truncated mimic-cxr-2.0.0-metadata.csv.gz (an interrupted download)",
+        "train --data mimic-cxr:{w}/med/mimic_cut --out {w}/o --epochs 1",
+        2,
+        "mimic-cxr-2.0.0-metadata.csv.gz': the compressed file is cut short",
+        absent=("o",),
+    ),
+    Case(
+        "preset-mimic-duplicated-studies",
+        "a MIMIC label file with each study twice",
+        "train --data mimic-cxr:{w}/med/mimic_twice --out {w}/o --epochs 1",
+        2,
+        "mimic-cxr-2.0.0-chexpert.csv.gz' lists 32 subject_id + study_id more than once",
+        absent=("o",),
+    ),
+    Case(
+        "preset-too-few-patients",
+        "six patients of many images: no patient-level split; the summary first, the way out",
+        "train --data isic2020:{w}/med/isic_six_patients --out {w}/o --epochs 1",
+        2,
+        "read 32 rows of train.csv; kept 32: (label, group) cell(s)",
+        absent=("o",),
+    ),
+    Case(
+        "preset-unknown-format",
+        "a format that is no preset (isic:DIR)",
+        "train --data isic:{w}/med/isic_yes_no --out {w}/o --epochs 1",
+        2,
+        "FORMAT one of isic2020, isic2019, ham10000",
+        absent=("o",),
+    ),
+    Case(
+        "preset-check-wrong-folder",
+        "data check on a folder of another set",
+        "data check fitzpatrick17k:{w}/med/isic_yes_no",
+        2,
+        "Looked for Fitzpatrick17k repository: fitzpatrick17k.csv",
+    ),
 ]
 
 
@@ -579,6 +637,7 @@ def work(tmp_path_factory, one_thread) -> Path:
     (w / "mine" / "keep.txt").write_text("mine")
     _write_images(w / "img")
     _second_round_files(w)
+    _write_medical(w / "med")
     return w
 
 
@@ -694,7 +753,7 @@ def _enospc(*_args, **_kwargs):
 
 def _safetensors_full(*_args, **_kwargs):
     raise SafetensorError(
-        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+        "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
         'message: "No space left on device" })'
     )
 
@@ -935,3 +994,21 @@ def test_a_summary_of_undefined_values_warns_nothing(recwarn) -> None:
     summary = summarise(rows, "auc")  # type: ignore[arg-type]  # the fields summarise reads
     assert math.isnan(summary["llft"]["mean"]) and math.isnan(summary["llft"]["std"])
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+def _write_medical(med: Path) -> None:
+    """Published medical sets gone wrong, as downloads go wrong."""
+    isic2020(med / "kaggle_no_images", "train.csv", "elsewhere")
+    yes_no = isic2020(med / "isic_yes_no", "train.csv", "jpeg/train")
+    frame = pd.read_csv(yes_no / "train.csv")
+    frame.assign(target=frame["target"].map({0: "no", 1: "yes"})).to_csv(
+        yes_no / "train.csv", index=False
+    )
+    six = isic2020(med / "isic_six_patients", "train.csv", "jpeg/train")
+    frame.assign(patient_id="IP_" + (frame.index % 6).astype(str)).to_csv(
+        six / "train.csv", index=False
+    )
+    cut = mimic(med / "mimic_cut") / "mimic-cxr-2.0.0-metadata.csv.gz"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    twice = mimic(med / "mimic_twice") / "mimic-cxr-2.0.0-chexpert.csv.gz"
+    labels = pd.read_csv(twice)
+    with gzip.open(twice, "wt") as handle:
+        pd.concat([labels, labels]).to_csv(handle, index=False)

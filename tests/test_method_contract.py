@@ -7,6 +7,8 @@ backbone beyond its pruning mask; a hard mask holds its 0 entries bit for bit, a
 mask zeroes them; the model handed in is untouched; the bias loss follows the objective.
 """
 
+from dataclasses import fields
+
 import pytest
 import torch
 from _helpers import biased_data, snapshot
@@ -17,6 +19,7 @@ from fairtune.errors import FairtuneError
 from fairtune.losses import Objective
 from fairtune.methods import REGISTRY, RESERVED, get_method, register
 from fairtune.models import MLP, ModelSplit, predict_proba
+from fairtune.settings import LEARNING_RATE, of_kind
 from fairtune.training import Phase, run_phase
 
 FAST = {
@@ -89,3 +92,13 @@ def test_a_reserved_name_is_refused(reserved):
     with pytest.raises(FairtuneError, match=f"'{reserved}' is reserved"):
         register(Squatter)
     assert reserved not in REGISTRY
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_learning_rate_is_declared_one(name):
+    """A search scales learning rates on a log scale and the costly-backbone grids try ten
+    times each: both find them by declaration, so a setting whose help says it is a learning
+    rate must be declared with ``learning_rate``."""
+    config_class = REGISTRY[name].config_class
+    said = {f.name for f in fields(config_class) if "learning rate" in f.metadata["help"]}
+    assert said == {f.name for f in of_kind(config_class, LEARNING_RATE)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ import pandas as pd
 from fairtune.columns import Columns, check_header, check_roles
 from fairtune.data import FairData
 from fairtune.datasets import BUILTIN
+from fairtune.datasets.layouts import NO_ROOTS, ImageRoots
 from fairtune.datasets.medical import MedicalTable
-from fairtune.datasets.presets import PresetSpec, parse_preset
+from fairtune.datasets.presets import PRESETS, PresetSpec, parse_preset
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.models import ModelConfig
@@ -20,6 +22,27 @@ from fairtune.splits import PART_NAMES, PARTS, WHOLE, split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 BUILTIN_SPLIT = (0.6, 0.2, 0.2)
+IMAGE_ROOT = "image_root"
+"""The key of ``ModelConfig.images`` under which train saves the image root it read from."""
+
+
+@dataclass(frozen=True)
+class MedicalReading:
+    """How a published medical set (``FORMAT:PATH``) is read and split: ``images``, where its
+    images are besides its own folders; ``by_image``, its parts split by image instead of by
+    patient (a patient's images may then land in several parts: a warning says how many)."""
+
+    by_image: bool = False
+    images: ImageRoots = NO_ROOTS
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which seeded 60/20/20 split a part name means: its ``seed`` and, for a medical set,
+    whether it splits by image (:class:`MedicalReading`)."""
+
+    seed: int = 0
+    by_image: bool = False
 
 
 @dataclass
@@ -38,7 +61,11 @@ class Table:
 
 
 def read_table(
-    spec: str, default_part: str = "train", split_seed: int = 0, sensitive: list[str] | None = None
+    spec: str,
+    default_part: str = "train",
+    split_seed: int = 0,
+    sensitive: list[str] | None = None,
+    medical: MedicalReading = MedicalReading(),
 ) -> Table:
     """Read ``spec``: a CSV path, a built-in name with an optional part (``adult:test``), or a
     published medical set's folder (``chexpert:/data/CheXpert-v1.0-small``, optional ``:PART``).
@@ -46,11 +73,14 @@ def read_table(
     A built-in set is split 60/20/20 into train/external/test, stratified on
     label and default attribute with ``split_seed``, so every command sees the
     same parts. A medical set is split alike, by patient, stratified on its label
-    and the ``sensitive`` attribute(s) (default: the set's), whose unknowns are dropped.
+    and the ``sensitive`` attribute(s) (default: the set's), whose unknowns are dropped;
+    ``medical`` says where its images are and whether to split by image instead.
     """
     preset = preset_of(spec)
     if preset is not None:
-        return _preset_table(preset, default_part, split_seed, sensitive)
+        return _preset_table(
+            preset, default_part, Split(split_seed, medical.by_image), sensitive, medical.images
+        )
     name, _, part = spec.partition(":")
     if name in BUILTIN and not Path(spec).exists():
         part = part or default_part
@@ -67,7 +97,8 @@ def read_table(
     path = Path(spec)
     if not path.is_file():
         raise FairtuneError(
-            f"data '{spec}' is neither a file nor a built-in data set ({', '.join(BUILTIN)})"
+            f"data '{spec}' is neither a file nor a built-in data set ({', '.join(BUILTIN)}) "
+            f"nor a published one, FORMAT:DIR with FORMAT one of {', '.join(PRESETS)}"
         )
     try:
         frame = pd.read_csv(path, skipinitialspace=True)
@@ -87,22 +118,59 @@ def preset_of(spec: str) -> PresetSpec | None:
 
 
 def _preset_table(
-    spec: PresetSpec, default_part: str, split_seed: int, sensitive: list[str] | None
+    spec: PresetSpec,
+    default_part: str,
+    split: Split,
+    sensitive: list[str] | None,
+    images: ImageRoots,
 ) -> Table:
     """The part of a published medical set that ``spec`` names."""
     part = spec.part or default_part
     if part not in PART_NAMES:
         choices = PART_NAMES
         raise FairtuneError(f"part '{part}' of '{spec.preset.name}' must be one of {choices}")
-    medical = spec.preset.read(spec.path, sensitive)
+    medical = spec.preset.read(spec.path, sensitive, images)
     frame = medical.frame
     if part != WHOLE:
-        columns = (medical.label, medical.sensitive)
-        parts = split_frame(frame, *columns, BUILTIN_SPLIT, split_seed, patient=medical.patient)
-        frame = parts[PARTS.index(part)]
+        frame = preset_parts(medical, split)[PARTS.index(part)]
     source = f"{spec.preset.name}:{spec.path}:{part}"
     label, chosen = medical.label, list(medical.sensitive)
     return Table(frame, source, label, chosen, medical.with_frame(frame))
+
+
+def preset_parts(medical: MedicalTable, split: Split) -> tuple[pd.DataFrame, ...]:
+    """The three parts of a medical set, by patient (or by image, with a warning); a split
+    that cannot be made says first what was read, dropped and kept, then what to do."""
+    columns = (medical.frame, medical.label, medical.sensitive, BUILTIN_SPLIT, split.seed)
+    patient = None if split.by_image else medical.patient
+    try:
+        parts = split_frame(*columns, patient=patient)
+    except FairtuneError as exc:
+        hint = (
+            ""
+            if split.by_image
+            else (
+                "; to go on: use fewer groups (one --sensitive attribute), read the set whole "
+                "(FORMAT:DIR:all) and split it into fewer parts yourself, or split by image with "
+                "--split-by image (a patient's images may then land in several parts)"
+            )
+        )
+        raise FairtuneError(f"{medical.summary.one_line()}: {exc}{hint}") from None
+    if split.by_image:
+        warn_shared_patients(parts, medical.patient)
+    return parts
+
+
+def warn_shared_patients(parts: tuple[pd.DataFrame, ...], patient: str) -> None:
+    """Warn, after a split by image, how many patients have images in more than one part."""
+    seen = pd.concat([part[patient].drop_duplicates() for part in parts])
+    shared = seen[seen.duplicated()].nunique()
+    if shared:
+        warnings.warn(
+            f"split by image: {shared} of {seen.nunique()} patients have images in more than "
+            "one part, so the parts are not independent and scores overstate the model",
+            stacklevel=2,
+        )
 
 
 def read_preset_images(
@@ -147,26 +215,35 @@ def load_for_model(
     label: str | None = None,
     sensitive: list[str] | None = None,
     default_part: str = "test",
-    split_seed: int = 0,
+    split: Split = Split(),
     reading: ImageReading | None = None,
 ) -> tuple[FairData, str]:
     """Data read as the model's training data was: same preprocessing or image reading, same
-    group ids. Returns the data and a description of its source. ``reading`` says where an
-    image CSV's files are and whether to skip bad ones (None: the defaults)."""
+    group ids. Returns the data and a description of its source. ``split`` says which split
+    a part name means; ``reading`` says where an image CSV's files are (for a medical set:
+    where they are instead of its own folders, else the model's saved image root is tried
+    after them) and whether to skip bad ones (None: the defaults)."""
     if config.images is not None:
         sensitive = sensitive or config.sensitive
         options = ImageOptions.from_dict(config.images)
         columns = Columns(label or config.label, sensitive, config.positive)
         groups, reading = known_groups(config, sensitive), reading or ImageReading()
         if preset_of(spec) is not None:
-            table = read_table(spec, default_part, split_seed, list(sensitive))
+            saved = config.images.get(IMAGE_ROOT)
+            roots = ImageRoots(_path(reading.image_root), _path(saved))
+            medical = MedicalReading(split.by_image, roots)
+            table = read_table(spec, default_part, split.seed, list(sensitive), medical)
             data, report = read_preset_images(table, options, columns, groups, reading)
             spec = table.source
         else:
             data, report = read_image_csv(spec, options, columns, groups, reading)
         return data, f"{spec} ({report['rows_used']} of {report['rows_read']} images)"
-    table = read_table(spec, default_part=default_part, split_seed=split_seed)
+    table = read_table(spec, default_part, split.seed, medical=MedicalReading(split.by_image))
     return data_for_model(table, config, label, sensitive), table.source
+
+
+def _path(path: str | Any | None) -> Path | None:
+    return None if path is None else Path(path)
 
 
 def data_for_model(

@@ -45,8 +45,14 @@ def split_frame(
     counts = strata.value_counts()
     if counts.min() < 3:
         rare = counts[counts < 3].index.tolist()
+        rule = (
+            " (each patient counts once, in the (label, group) cell of most of their rows)"
+            if patient is not None
+            else ""
+        )
         raise FairtuneError(
-            f"(label, group) cell(s) {rare} have fewer than 3 {unit}: too few to split"
+            f"(label, group) cell(s) {rare} have fewer than 3 {unit}{rule}: too few to split "
+            "into 3 parts"
         )
     smallest = min(fractions) * len(strata)
     if smallest < len(counts):

@@ -1,5 +1,5 @@
 """The ``fairtune`` command: split, train, evaluate, predict, methods, debias, compare, demo,
-study.
+study, data.
 
 Run it as ``fairtune ...``, ``python -m fairtune ...`` or under torchrun:
 ``torchrun --nproc-per-node N -m fairtune debias ...``.
@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 
 import torch.distributed as dist
 
-from fairtune.cli import compare, debias, evaluate, predict, study, train
-from fairtune.cli.options import DATA_HELP, Parser, one_value_per_set
+from fairtune.cli import compare, data, debias, evaluate, predict, study, train
+from fairtune.cli.options import Parser, one_value_per_set
 from fairtune.console import console
+from fairtune.datasets.presets import formats_help
 from fairtune.distributed import Processes, torchrun_group
 from fairtune.errors import FairtuneError
 from fairtune.models import current_versions
@@ -30,6 +32,7 @@ COMMANDS = (
     *debias.COMMANDS,
     *compare.COMMANDS,
     *study.COMMANDS,
+    *data.COMMANDS,
 )
 
 
@@ -39,7 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fairtune",
         description="Debias a trained PyTorch classifier by fine-tuning the weights that "
         "carry the bias (BMFT, SWiFT) and compare against the usual baselines.",
-        epilog=f"Data: {DATA_HELP}.",
+        epilog=textwrap.fill(
+            "Data: a CSV file, or a built-in set by name: 'adult', 'german', optionally with "
+            "a part of its seeded 60/20/20 split, e.g. 'adult:test', or a published medical "
+            "set read from its download folder, FORMAT:DIR[:PART], split alike by patient "
+            "('fairtune data check FORMAT:DIR' says what it holds). Formats:"
+        )
+        + "\n  "
+        + formats_help("\n  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     versions = current_versions()
     parser.add_argument(

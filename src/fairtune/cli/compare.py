@@ -119,8 +119,8 @@ def compare_command(args: argparse.Namespace) -> None:
     for name, spec in specs.items():
         tests[name], sources[name] = load_data(args, spec, config, "test")
     check_external(external)
-    for spec, test in zip(args.test, tests.values(), strict=True):
-        if _same_data(args.external, spec, external, test):
+    for test in tests.values():
+        if _same_data(external, test):
             warnings.warn(
                 "the external and test sets are the same data: the methods are measured on the "
                 "rows they were fitted on, so the results overstate them; give a separate test "
@@ -158,19 +158,16 @@ def _saved_models(args: argparse.Namespace) -> SavedModels | None:
     return SavedModels(args.save_models, args.save_every_method)
 
 
-def _same_data(
-    external_spec: str, test_spec: str, external: FairData, test: FairData
-) -> bool:
-    """Whether the external and test sets are one set: named alike, or equal row by row."""
-    if Path(external_spec).resolve() == Path(test_spec).resolve():
-        return True
-    tensors = isinstance(external.inputs, torch.Tensor) and isinstance(test.inputs, torch.Tensor)
-    return (
-        tensors
-        and len(external) == len(test)
-        and torch.equal(external.inputs, test.inputs)
-        and torch.equal(external.labels, test.labels)
-    )
+def _same_data(external: FairData, test: FairData) -> bool:
+    """Whether the external and test sets are one set: the rows read equal, row by row (the
+    same features, or the same image files, and the same labels), whatever they were named."""
+    if len(external) != len(test) or not torch.equal(external.labels, test.labels):
+        return False
+    ours, theirs = external.inputs, test.inputs
+    if isinstance(ours, torch.Tensor) and isinstance(theirs, torch.Tensor):
+        return torch.equal(ours, theirs)
+    paths = [getattr(inputs, "paths", None) for inputs in (ours, theirs)]
+    return all(p is not None for p in paths) and list(paths[0]) == list(paths[1])
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:

@@ -6,27 +6,29 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, NoReturn
 
 from fairtune.architectures import load_model
 from fairtune.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES
 from fairtune.datasets import BUILTIN
+from fairtune.datasets.layouts import ImageRoots
+from fairtune.datasets.presets import formats_help
 from fairtune.distributed import process_device
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageReading
 from fairtune.images import MAX_PIXELS
-from fairtune.loading import load_for_model
+from fairtune.loading import IMAGE_ROOT, MedicalReading, Split, load_for_model, preset_of
 from fairtune.methods import method_class
 from fairtune.models import ModelConfig
 from fairtune.settings import check_value, default_of, range_text
 from fairtune.splits import PART_NAMES
 
-IMAGE_ROOT = "image_root"
-"""The key of ``ModelConfig.images`` under which train saves ``--image-root``."""
 THRESHOLD = {f.name: f for f in fields(ModelConfig)}["threshold"]
 DATA_HELP = (
-    f"CSV file or built-in set ({', '.join(repr(name) for name in BUILTIN)}; NAME:PART for a "
-    f"part of its seeded split, PART one of {', '.join(PART_NAMES)})"
+    f"CSV file, built-in set ({', '.join(repr(name) for name in BUILTIN)}; NAME:PART for a "
+    f"part of its seeded split, PART one of {', '.join(PART_NAMES)}) or published medical "
+    "set FORMAT:DIR[:PART], FORMAT one of: " + formats_help().replace("%", "%%")
 )
 
 
@@ -120,13 +122,35 @@ def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
 
 
 def add_split_seed(p: argparse.ArgumentParser) -> None:
-    """``--split-seed``: which seeded 60/20/20 split of a built-in set a part name means."""
+    """``--split-seed`` and ``--split-by``: which seeded 60/20/20 split of a built-in or
+    published set a part name means."""
     p.add_argument(
         "--split-seed",
         type=int,
         default=0,
         help="seed of the 60/20/20 split of a built-in data set (default: %(default)s)",
     )
+    p.add_argument(
+        "--split-by",
+        choices=("patient", "image"),
+        default="patient",
+        help="a published medical set (FORMAT:DIR) is split by patient, no patient in two "
+        "parts, or by image, when too few patients: patients then leak across parts, and a "
+        "warning says how many (default: %(default)s)",
+    )
+
+
+def split_of(args: argparse.Namespace) -> Split:
+    """The split the command line names (``--split-seed``, ``--split-by``)."""
+    return Split(args.split_seed, args.split_by == "image")
+
+
+def medical_reading(args: argparse.Namespace, saved_root: str | None = None) -> MedicalReading:
+    """How the command line reads a published medical set: split by image or by patient, and
+    ``--image-root`` (else the model's ``saved_root`` when its own folders lack the images)."""
+    given = getattr(args, "image_root", None)
+    roots = ImageRoots(Path(given) if given else None, Path(saved_root) if saved_root else None)
+    return MedicalReading(getattr(args, "split_by", "patient") == "image", roots)
 
 
 def add_image_reading_options(p: Any) -> None:
@@ -158,7 +182,8 @@ def load_data(args: argparse.Namespace, spec: str, config: Any, part: str) -> tu
     """The data named by ``spec`` (a built-in name means its ``part``), read as the model's.
 
     ``--positive`` overrides the model's positive label; ``--image-root`` the image
-    root the model was trained with (:func:`image_root`).
+    root the model was trained with (:func:`image_root`). A published medical set
+    finds its own images, ``--image-root`` given, else its folder, else the model's.
     """
     if args.positive is not None:
         config = replace(config, positive=args.positive)
@@ -168,8 +193,10 @@ def load_data(args: argparse.Namespace, spec: str, config: Any, part: str) -> tu
         args.label,
         args.sensitive,
         default_part=part,
-        split_seed=args.split_seed,
-        reading=image_reading(args, image_root(args, config)),
+        split=split_of(args),
+        reading=image_reading(
+            args, args.image_root if preset_of(spec) else image_root(args, config)
+        ),
     )
 
 
@@ -204,7 +231,8 @@ def add_comparison_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--external",
         required=True,
-        help="external set (CSV or e.g. 'adult:external') the methods fine-tune on",
+        help="external set (CSV or e.g. 'adult:external'; a published set FORMAT:DIR means "
+        "its external part) the methods fine-tune on",
     )
     p.add_argument(
         "--test",

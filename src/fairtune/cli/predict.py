@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from fairtune.cli.options import (
     image_reading,
     image_root,
     load_model_here,
+    medical_reading,
 )
 from fairtune.columns import require_columns
 from fairtune.console import console
@@ -27,7 +29,7 @@ from fairtune.image_csv import ImageOptions, image_paths
 from fairtune.images import ImageSource
 from fairtune.inputs import refuse_overwrite
 from fairtune.io import atomic_write_text
-from fairtune.loading import read_table
+from fairtune.loading import IMAGE_ROOT, Table, preset_of, read_table
 from fairtune.models import ModelConfig, batch_proba
 from fairtune.tabular import TabularPreprocessor
 
@@ -70,9 +72,9 @@ def predict_command(args: argparse.Namespace) -> None:
     threshold_given = decision_threshold(args.threshold)
     model, config = load_model_here(args.model)
     threshold = config.threshold if threshold_given is None else threshold_given
-    table = read_table(args.data, default_part="test")
+    table = _read(args, config)
     require_columns(table.frame, args.keep_columns, "kept (--keep-columns)")
-    batches, scored = _batches(table.frame, args, config)
+    batches, scored = _batches(table, args, config)
     scores = np.full(len(table.frame), np.nan)
     scores[scored] = batch_proba(model, batches).numpy().astype(np.float64)
     out = table.frame[args.keep_columns].reset_index(drop=True)
@@ -86,19 +88,33 @@ def predict_command(args: argparse.Namespace) -> None:
     )
 
 
+def _read(args: argparse.Namespace, config: ModelConfig) -> Table:
+    """The rows to score: a published medical set's test part is the one evaluate reads (split
+    on the model's attribute), its images found as evaluate finds them."""
+    if preset_of(args.data) is None or config.images is None:
+        return read_table(args.data, default_part="test")
+    medical = medical_reading(args, config.images.get(IMAGE_ROOT))
+    return read_table(args.data, "test", sensitive=list(config.sensitive), medical=medical)
+
+
 def _batches(
-    frame: pd.DataFrame, args: argparse.Namespace, config: ModelConfig
+    table: Table, args: argparse.Namespace, config: ModelConfig
 ) -> tuple[DataLoader | tuple[torch.Tensor, ...], np.ndarray]:
-    """The model's inputs for ``frame`` in batches (transformed features, or decoded images)
+    """The model's inputs for ``table`` in batches (transformed features, or decoded images)
     and the rows they are: all but the unreadable images skipped with --skip-bad-images."""
+    frame = table.frame
     every = np.arange(len(frame))
     if config.images is None:
         inputs = TabularPreprocessor.from_dict(config.preprocessing).transform(frame)
         return torch.split(inputs, args.batch_size), every
     options = ImageOptions.from_dict(config.images)
+    if table.preset is not None:  # the preset's image column and root
+        options = replace(options, image_col=table.preset.image_col)
+        csv, root = table.preset.root / table.preset.summary.files[0], table.preset.root
+    else:
+        csv, root = Path(args.data), image_root(args, config)
     require_columns(frame, [options.image_col], "image")
-    csv = Path(args.data)
-    reading = image_reading(args, image_root(args, config))
+    reading = image_reading(args, root)
     paths = image_paths(csv, frame[options.image_col], reading)
     source = ImageSource(
         paths, options.decoding, rows=every, origin=f"'{csv.name}'", max_pixels=reading.max_pixels

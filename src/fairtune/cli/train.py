@@ -21,6 +21,7 @@ from fairtune.cli.options import (
     add_image_reading_options,
     dataclass_values,
     image_reading,
+    medical_reading,
 )
 from fairtune.columns import Columns, require_columns
 from fairtune.console import console
@@ -36,6 +37,7 @@ from fairtune.loading import (
     read_preset_images,
     read_table,
     resolve_columns,
+    warn_shared_patients,
 )
 from fairtune.models import save_model
 from fairtune.splits import PARTS, split_frame
@@ -76,16 +78,19 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 
 def split_command(args: argparse.Namespace) -> None:
     refuse_overwrite(args.out, [args.data])
-    table = read_table(args.data, default_part="all", sensitive=args.sensitive)
+    medical = medical_reading(args)
+    table = read_table(args.data, "all", sensitive=args.sensitive, medical=medical)
     _say_read(table)
     label, sensitive = resolve_columns(table, args.label, args.sensitive)
     frame, patient = table.frame, args.patient
     if table.preset:
         args.image_col, args.image_root = table.preset.image_col, str(table.preset.root)
-        patient = patient or table.preset.patient
+        patient = patient or (None if medical.by_image else table.preset.patient)
     if args.image_col:
         _check_paths(frame, args)
     parts = split_frame(frame, label, sensitive, tuple(args.fractions), args.seed, patient)
+    if table.preset and medical.by_image:
+        warn_shared_patients(parts, table.preset.patient)
     with atomic_dir(args.out) as tmp:
         for name, part in zip(PARTS, parts, strict=True):
             part.to_csv(tmp / f"{name}.csv", index=False)
@@ -184,7 +189,8 @@ def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, A
     table = None
     label, sensitive, image_col = args.label, args.sensitive, args.image_col
     if preset_of(args.data):
-        table = read_table(args.data, "train", args.split_seed, args.sensitive)
+        medical = medical_reading(args)
+        table = read_table(args.data, "train", args.split_seed, args.sensitive, medical)
         _say_read(table)
         label, sensitive = resolve_columns(table, args.label, args.sensitive)
         image_col = table.preset.image_col
@@ -213,6 +219,8 @@ def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, A
         config,
         progress=True,
     )
+    if table is not None:  # where the preset found the images: the later commands look there
+        model_config.images[IMAGE_ROOT] = str(table.preset.root.resolve())
     return model, model_config, len(data)
 
 

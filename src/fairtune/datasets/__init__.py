@@ -21,6 +21,8 @@ from importlib import resources
 import pandas as pd
 
 from fairtune.datasets.chest import ChestOptions, read_chexpert, read_mimic_cxr
+from fairtune.datasets.dermoscopy import read_ham10000, read_isic2019
+from fairtune.datasets.layouts import ImageRoots
 from fairtune.datasets.skew import skew_groups
 from fairtune.datasets.skin import read_fitzpatrick17k, read_isic2020
 from fairtune.datasets.synthetic import SyntheticSpec, make_skin_tone_images
@@ -30,6 +32,7 @@ __all__ = [
     "BUILTIN",
     "BuiltinDataset",
     "ChestOptions",
+    "ImageRoots",
     "SyntheticSpec",
     "builtin",
     "load_adult",
@@ -37,6 +40,8 @@ __all__ = [
     "make_skin_tone_images",
     "read_chexpert",
     "read_fitzpatrick17k",
+    "read_ham10000",
+    "read_isic2019",
     "read_isic2020",
     "read_mimic_cxr",
     "skew_groups",

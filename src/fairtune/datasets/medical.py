@@ -11,9 +11,11 @@ that ``fairtune train --image-col image`` reads into the same data.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -33,6 +35,7 @@ class ReadSummary:
     files: tuple[str, ...]
     rows_read: int
     dropped: tuple[tuple[str, int], ...] = ()
+    layout: str = ""
 
     @property
     def kept(self) -> int:
@@ -44,19 +47,27 @@ class ReadSummary:
 
     def lines(self) -> list[str]:
         """The summary as printed: what was read, one line per reason rows were dropped, kept."""
-        out = [f"read {self.rows_read} rows of {', '.join(self.files)}"]
+        out = [f"layout: {self.layout}"] if self.layout else []
+        out.append(f"read {self.rows_read} rows of {', '.join(self.files)}")
         out += [f"dropped {n}: {reason}" for reason, n in self.dropped if n]
         out.append(f"kept {self.kept}")
         return out
+
+    def one_line(self) -> str:
+        """The rows read, dropped and kept, in one line (the layout left out)."""
+        return "; ".join(self.lines()[1:] if self.layout else self.lines())
 
 
 @dataclass(frozen=True)
 class MedicalTable:
     """A published set read into fairtune's image-CSV layout.
 
-    ``frame`` has the ``image`` column (paths relative to ``root``), the label
-    column ``label``, the sensitive columns (``sensitive`` is the one used,
-    ``attributes`` all the set offers) and the ``patient`` column.
+    ``frame`` (a pandas DataFrame) has the ``image`` column (paths relative to
+    ``root``, the image root), the label column ``label``, the sensitive columns
+    (``sensitive`` is the one used, ``attributes`` all the set offers) and the
+    ``patient`` column; ``summary`` says which layout was found and what was read,
+    dropped and kept. ``to_csv`` writes the frame as an image CSV, ``len`` counts
+    its rows.
     """
 
     frame: pd.DataFrame
@@ -67,6 +78,14 @@ class MedicalTable:
     summary: ReadSummary
     image_col: str = IMAGE
     patient: str = PATIENT
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def to_csv(self, path: str | Path, **kwargs: Any) -> None:
+        """Write the frame as an image CSV (no index): read it back with ``--data PATH
+        --image-col image --image-root ROOT``, ROOT being :attr:`root`."""
+        self.frame.to_csv(path, **{"index": False, **kwargs})
 
     def with_frame(self, frame: pd.DataFrame) -> MedicalTable:
         """The same set restricted to ``frame``'s rows (a part of a split)."""
@@ -113,28 +132,41 @@ def finish(
     drops = Drops(list(read.dropped))
     for column in chosen:
         frame = drops.keep(frame, frame[column].notna(), unknown[column])
-    if frame.empty:
-        raise FairtuneError(f"no rows left of {', '.join(read.files)} once unknowns are dropped")
     summary = replace(read, dropped=tuple(drops.counts))
+    if frame.empty:
+        raise FairtuneError(f"no rows left of {', '.join(read.files)}: {summary.one_line()}")
     frame = frame.reset_index(drop=True)
     return MedicalTable(frame, root, task.label, chosen, task.attributes, summary)
 
 
-def read_csv(folder: Path, name: str, gzip_too: bool = False) -> tuple[pd.DataFrame, str]:
-    """The published table ``name`` in ``folder`` (or ``name.gz`` with ``gzip_too``) and the
-    name it was found under."""
-    candidates = [name, name + ".gz"] if gzip_too else [name]
-    for candidate in candidates:
-        path = folder / candidate
-        if path.is_file():
-            try:
-                return pd.read_csv(path, low_memory=False), candidate
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                reason = " ".join(str(exc).split())
-                raise FairtuneError(f"cannot read '{path}' as CSV: {reason}") from None
-            except OSError as exc:
-                raise FairtuneError(f"cannot read '{path}': {exc}") from None
-    raise FairtuneError(f"'{' or '.join(candidates)}' not found in '{folder}'")
+def read_file(path: Path) -> pd.DataFrame:
+    """A published table (CSV, gzip-compressed when its name ends in .gz), or one line saying
+    why it cannot be read."""
+    try:
+        return pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise FairtuneError(f"cannot read '{path}' as CSV: {reason}") from None
+    except (EOFError, zlib.error) as exc:
+        raise FairtuneError(
+            f"cannot read '{path}': the compressed file is cut short or damaged ({exc}); "
+            "download it again (an interrupted download?)"
+        ) from None
+    except OSError as exc:
+        raise FairtuneError(f"cannot read '{path}': {exc}") from None
+
+
+def refuse_duplicates(frame: pd.DataFrame, keys: Sequence[str], file: str) -> None:
+    """Fail when ``file`` lists a key (an image, a study) more than once: a damaged or
+    concatenated download, whose rows cannot be told apart."""
+    repeated = frame.duplicated(list(keys), keep="first")
+    if repeated.any():
+        first = frame.loc[repeated, list(keys)].iloc[0].tolist()
+        raise FairtuneError(
+            f"'{file}' lists {int(repeated.sum())} {' + '.join(keys)} more than once "
+            f"(first: {', '.join(map(str, first))}): each must appear once in the published "
+            "file; download it again"
+        )
 
 
 def require(frame: pd.DataFrame, columns: Sequence[str], file: str) -> None:

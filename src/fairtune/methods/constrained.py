@@ -26,7 +26,7 @@ from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
 from fairtune.methods.registry import register
 from fairtune.metrics import binary_metrics
 from fairtune.models import ModelSplit, predict_proba
-from fairtune.settings import setting, with_origin
+from fairtune.settings import learning_rate, setting, with_origin
 from fairtune.tracking import ThresholdTracker
 
 """The metric of decisions that each at-threshold loss stands in for."""
@@ -66,7 +66,7 @@ class ConstrainedConfig(MethodConfig):
     )
     lr: float = with_origin(
         "ours: a step ten times full fine-tuning's, since the penalty starts at zero",
-        setting(1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True),
+        learning_rate(1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)"),
     )
     train: str = with_origin(
         "ours: every weight, like full fine-tuning",

@@ -34,7 +34,7 @@ from fairtune.postprocess import (
     decision_probabilities,
     threshold_optimizer_reference,
 )
-from fairtune.settings import setting, with_origin
+from fairtune.settings import learning_rate, setting, with_origin
 
 
 @dataclass
@@ -54,7 +54,7 @@ class DistillConfig(MethodConfig):
     )
     lr: float = with_origin(
         "ours: full fine-tuning's grid middle",
-        setting(1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)", low=0, open_low=True),
+        learning_rate(1e-3, "learning rate (SGD, momentum 0.9, weight decay 5e-4)"),
     )
     w_pred: float = with_origin(
         "ours: keeps the ranking (AUC) while the decisions move",
