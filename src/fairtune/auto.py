@@ -19,6 +19,7 @@ from fairtune.data import FairData, check_groups
 from fairtune.methods import DebiasResult
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
+from fairtune.progress import run_view
 from fairtune.search import (
     Candidate,
     CompareSettings,
@@ -126,7 +127,8 @@ def select_across_methods(
     """
     settings = settings or CompareSettings()
     check_groups(external)
-    run = run_seed(model, external, settings, settings.seeds[0], head, progress)
+    with run_view(sum(settings.tries(m) for m in settings.methods), progress):
+        run = run_seed(model, external, settings, settings.seeds[0], head, progress)
     won = run.chosen().result
     kept = run.choice.index is None
     info = {

@@ -22,6 +22,7 @@ from fairtune.data import FairData, check_groups
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_scores
 from fairtune.models import predict_proba
+from fairtune.progress import run_view
 from fairtune.references import threshold_optimizer_row
 from fairtune.results import SELECTED, ResultRow, no_metrics
 from fairtune.search import Candidate, CompareSettings, MethodSearch
@@ -52,13 +53,18 @@ def compare(
     tests = _test_sets(external, test)
     named = len(tests) > 1
     rows = []
-    with SearchPool(settings.jobs) as pool:
+    with SearchPool(settings.jobs) as pool, run_view(candidates(settings), progress):
         for seed in settings.seeds:
             run = run_seed(model, external, settings, seed, head, progress, pool)
             for name, data in tests.items():
                 measured = _seed_rows(model, run, data)
                 rows += [replace(r, test_set=name) for r in measured] if named else measured
     return rows
+
+
+def candidates(settings: CompareSettings) -> int:
+    """How many candidates (a method's setting on a seed) a comparison fits."""
+    return len(settings.seeds) * sum(settings.tries(m) for m in settings.methods)
 
 
 def _test_sets(

@@ -27,6 +27,7 @@ from fairtune.feature_cache import FeatureCache
 from fairtune.methods import ALL, DebiasResult, get_method, method_class, method_names
 from fairtune.models import predict_proba
 from fairtune.operating import degenerate
+from fairtune.progress import candidate_finished, candidate_started
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
 from fairtune.settings import check as check_settings
 from fairtune.settings import setting
@@ -249,7 +250,14 @@ class SearchContext:
 
     def attempt(self, method: str, point: dict[str, Any]) -> Candidate | Failure:
         """Fit ``method`` with ``point`` on the fit part and score it on the held-out part;
-        a fit that diverges (NaN or infinite loss or scores) is a :class:`Failure`."""
+        a fit that diverges (NaN or infinite loss or scores) is a :class:`Failure`. The
+        run's progress view (:mod:`fairtune.progress`) hears of its start and end."""
+        candidate_started(method, self.seed, point)
+        outcome = self._attempt(method, point)
+        report_outcome(method, self.seed, outcome)
+        return outcome
+
+    def _attempt(self, method: str, point: dict[str, Any]) -> Candidate | Failure:
         config = {**self.settings.overrides.get(method, {}), **point, "seed": self.seed}
         fitter = get_method(method, **config)
         fitter.importance_cache = self.importances
@@ -263,6 +271,14 @@ class SearchContext:
             return Failure(point, "the fitted model's held-out scores are NaN: training diverged")
         held = held_out_score(scores, self.held, self.settings.threshold_rule, self.reference_rate)
         return Candidate(point, result, scores, held)
+
+
+def report_outcome(method: str, seed: int, outcome: Candidate | Failure) -> None:
+    """Tell the run's progress view that a candidate ended, with its held-out score."""
+    if isinstance(outcome, Failure):
+        candidate_finished(method, seed, outcome.point, None, outcome.reason)
+    else:
+        candidate_finished(method, seed, outcome.point, outcome.held)
 
 
 def search(method: str, context: SearchContext, start_auc: float) -> MethodSearch:

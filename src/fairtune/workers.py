@@ -29,7 +29,7 @@ import torch
 
 from fairtune.console import progress_bar
 from fairtune.errors import FairtuneError
-from fairtune.search import MethodSearch, SearchContext, search
+from fairtune.search import MethodSearch, SearchContext, report_outcome, search
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,8 @@ class SearchPool:
                 for future in as_completed(futures):
                     index = futures[future]
                     found[index] = _result(future, tasks[index])
+                    for outcome in found[index].outcomes:  # the worker had no view to tell
+                        report_outcome(tasks[index].method, tasks[index].context.seed, outcome)
                     advance()
             except FairtuneError:
                 for future in futures:

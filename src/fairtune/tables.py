@@ -1,0 +1,231 @@
+"""Comparison tables that fit the terminal: the headline first, the other metrics folded.
+
+The headline table has one row per method and the few columns a decision needs: AUC,
+the headline metric (:data:`HEADLINE_KEY`) at the chosen threshold t with its 95%
+interval, the change in AUC from the starting model and a verdict. It fits 80
+columns with every cell whole. :func:`fold` splits a wide table into tables of
+the same rows that each fit a width, the first column repeated in each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from fairtune.evaluation import VerdictSettings
+from fairtune.metrics import METRICS, Metric
+from fairtune.results import ResultRow
+from fairtune.studies.summary import BOOTSTRAP, T_OVER_SEEDS, Interval, interval
+
+HEADLINE_KEY = "eodds_mean"
+"""The metric the headline table, the verdicts and report.md lead with (lower is fairer)."""
+
+START = "baseline"
+"""The row of the starting model, which every verdict compares with."""
+
+DEGENERATE = "†"
+"""Marks a value taken where the model is degenerate."""
+
+FAIRER, LESS_FAIR, UNCHANGED, NO_VERDICT = "fairer", "less fair", "≈ start", "n/a"
+"""The verdicts: beyond both 95% intervals lower, higher, within them, or undefined."""
+
+NO_EVIDENCE = "degenerate"
+"""The verdict where the model is degenerate at t: its gaps are no evidence."""
+
+
+def headline_metric() -> Metric:
+    """The :class:`Metric` of :data:`HEADLINE_KEY`: its label and direction."""
+    return next(m for m in METRICS if m.key == HEADLINE_KEY)
+
+
+def degenerate_note(scope: str = "") -> str:
+    """What :data:`DEGENERATE` means, with the default bounds of :class:`VerdictSettings`."""
+    low, high = VerdictSettings().bounds
+    return (
+        f"{DEGENERATE} degenerate{scope}: at that threshold some group's positive rate is below "
+        f"{low:.0%} or above {high:.0%} (almost one decision for the whole group), so its "
+        "gaps are no evidence of fairness"
+    )
+
+
+def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
+    """A number with three decimals and, if given, its confidence interval."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    text = f"{value:.3f}"
+    if ci is not None and not any(c is None or math.isnan(c) for c in ci):
+        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return text
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One method's line of the headline table, over its seeds."""
+
+    method: str
+    auc: float
+    objective: Interval  # the headline metric at t: mean and 95% interval
+    delta_auc: float  # mean AUC minus the starting model's
+    degenerate: bool  # degenerate at t in some seed
+    verdict: str
+
+    def cells(self) -> tuple[str, ...]:
+        """The table's cells: method, AUC, objective [interval], ΔAUC, verdict."""
+        mark = DEGENERATE if self.degenerate else ""
+        bounds = (self.objective.low, self.objective.high)
+        delta = "n/a" if math.isnan(self.delta_auc) else f"{self.delta_auc:+.3f}"
+        return (
+            self.method,
+            fmt(self.auc),
+            fmt(self.objective.mean, bounds) + mark,
+            delta,
+            self.verdict,
+        )
+
+
+def objective_interval(rows: Sequence[ResultRow], key: str = HEADLINE_KEY) -> Interval:
+    """Metric ``key`` at t over ``rows`` (one method's seeds): the mean and its 95% interval,
+    Student's t over the seeds, or one seed's bootstrap interval."""
+    values = [float(r.metrics_tuned.get(key, math.nan)) for r in rows]
+    boot = rows[0].ci_tuned.get(key) if len(rows) == 1 and rows[0].ci_tuned else None
+    return interval(values, boot)
+
+
+def verdict(mine: Interval, start: Interval | None, degenerate: bool) -> str:
+    """Fairer or less fair than the start only where the two 95% intervals do not overlap."""
+    if degenerate:
+        return NO_EVIDENCE
+    if start is None or any(math.isnan(v) for v in (mine.low, mine.high, start.low, start.high)):
+        return NO_VERDICT
+    lower_is_better = headline_metric().lower_is_better is not False
+    if mine.high < start.low:
+        return FAIRER if lower_is_better else LESS_FAIR
+    if mine.low > start.high:
+        return LESS_FAIR if lower_is_better else FAIRER
+    return UNCHANGED
+
+
+def headlines(rows: Sequence[ResultRow]) -> list[Headline]:
+    """Per method, in order of first appearance: its headline line."""
+    methods = list(dict.fromkeys(r.method for r in rows))
+    mine = {m: [r for r in rows if r.method == m] for m in methods}
+    start = objective_interval(mine[START]) if START in mine else None
+    start_auc = _mean([r.metrics.get("auc", math.nan) for r in mine.get(START, [])])
+    out = []
+    for method in methods:
+        objective = objective_interval(mine[method])
+        flagged = any(r.metrics_tuned.get("degenerate") for r in mine[method])
+        auc = _mean([r.metrics.get("auc", math.nan) for r in mine[method]])
+        is_start = method == START
+        out.append(
+            Headline(
+                method,
+                auc,
+                objective,
+                math.nan if is_start else auc - start_auc,
+                flagged,
+                "start" if is_start else verdict(objective, start, flagged),
+            )
+        )
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+HEADERS = ("method", "AUC", "{label} at t\n[95% interval]", "ΔAUC", "verdict")
+
+
+def headline_headers() -> tuple[str, ...]:
+    """The headline table's column headers."""
+    return tuple(h.format(label=headline_metric().label) for h in HEADERS)
+
+
+def headline_caption(rows: Sequence[ResultRow]) -> str:
+    """What the headline table's interval, ΔAUC and verdict mean."""
+    n_seeds = len({r.seed for r in rows})
+    kind = T_OVER_SEEDS if n_seeds > 1 else BOOTSTRAP
+    how = (
+        f"Student's t-interval of the mean over {n_seeds} seeds (how far refits move it)"
+        if kind == T_OVER_SEEDS
+        else "the test set's bootstrap interval (one seed)"
+    )
+    label = headline_metric().label
+    return (
+        f"{label} at the threshold t chosen on held-out external data; 95% interval: {how}. "
+        f"ΔAUC: the method's AUC minus the starting model's. Verdict: {FAIRER} or {LESS_FAIR} "
+        f"only where the {label} intervals of the method and the starting model do not "
+        f"overlap, else {UNCHANGED}; {NO_EVIDENCE}: no verdict. "
+        f"{degenerate_note(' at t in some seed')}."
+    )
+
+
+def headline_table(rows: Sequence[ResultRow], title: str) -> Table:
+    """Method, AUC, the headline metric at t with its interval, ΔAUC, verdict; one row per
+    method. Its cells are never cut: narrower than its widest cell, a column folds."""
+    table = Table(title=title, caption=headline_caption(rows))
+    for i, header in enumerate(headline_headers()):
+        table.add_column(header, justify="left" if i in (0, 4) else "right", overflow="fold")
+    for line in headlines(rows):
+        table.add_row(*line.cells())
+    return table
+
+
+def natural_width(console: Console, table: Table) -> int:
+    """The width ``table`` takes when no cell has to wrap."""
+    return Measurement.get(console, console.options.update(width=100_000), table).maximum
+
+
+def print_whole(console: Console, table: Table) -> None:
+    """Print ``table`` with no cell wrapped or cut, wider than ``console`` where it must be."""
+    width = natural_width(console, table)
+    if width <= console.width:
+        console.print(table)
+        return
+    wider = Console(file=console.file, width=width, quiet=console.quiet, force_terminal=False)
+    wider.print(table)
+
+
+def _width(text: str) -> int:
+    return max((len(line) for line in str(text).split("\n")), default=0)
+
+
+def fold(table: Table, width: int, part: str = "other metrics") -> list[Table]:
+    """``table`` split by columns into tables no wider than ``width``, each starting with
+    ``table``'s first column; the caption goes under the last. One table if it fits."""
+    first, *rest = table.columns
+    widths = [max([_width(c.header), *(_width(x) for x in c.cells)]) for c in table.columns]
+    room = width - (widths[0] + 4)  # the first column with its padding and both borders
+    chunks: list[list[int]] = [[]]
+    used = 0
+    for i in range(1, len(table.columns)):
+        need = widths[i] + 3  # padding and a separator
+        if chunks[-1] and used + need > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(i)
+        used += need
+    if len(chunks) == 1:
+        return [table]
+    out = []
+    title = str(table.title or "")
+    for n, chunk in enumerate(chunks, 1):
+        last = n == len(chunks)
+        part_title = f"{title}: {part} ({n}/{len(chunks)})" if title else part
+        piece = Table(title=part_title, caption=table.caption if last else None)
+        for column in (first, *(rest[i - 1] for i in chunk)):
+            piece.add_column(
+                column.header, justify=column.justify, no_wrap=column.no_wrap, overflow="fold"
+            )
+        cells = [list(c.cells) for c in (first, *(rest[i - 1] for i in chunk))]
+        for values in zip(*cells, strict=True):
+            piece.add_row(*values)
+        out.append(piece)
+    return out
