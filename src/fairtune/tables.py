@@ -19,11 +19,8 @@ from rich.table import Table
 
 from fairtune.evaluation import VerdictSettings
 from fairtune.metrics import METRICS, Metric
-from fairtune.results import ResultRow
+from fairtune.results import HEADLINE_KEY, ResultRow
 from fairtune.studies.summary import BOOTSTRAP, T_OVER_SEEDS, Interval, interval
-
-HEADLINE_KEY = "eodds_mean"
-"""The metric the headline table, the verdicts and report.md lead with (lower is fairer)."""
 
 START = "baseline"
 """The row of the starting model, which every verdict compares with."""

@@ -146,6 +146,15 @@ class DebiasResult:
     wall_time_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Method, settings, time, mask; held-out before and after, or the choice, if held."""
+        held, choice = self.info.get("held_out") or {}, self.info.get("selection") or {}
+        notes = [f"held-out {k} {held[k]}" for k in ("before", "after") if k in held]
+        notes += [choice["reason"]] if "reason" in choice else []
+        mask = "" if self.mask is None else f", {self.mask.kind} mask"
+        head = f"DebiasResult({self.method}, settings {self.config}, {self.wall_time_s:.1f} s"
+        return head + mask + "".join(f"; {n}" for n in notes) + ")"
+
     def save(self, directory: str | Path, model_config: ModelConfig | None = None) -> Path:
         """Write the model directory with ``mask.safetensors``, ``debias.json`` beside it.
 
