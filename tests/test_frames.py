@@ -7,7 +7,7 @@ import pytest
 from _helpers import biased_data
 
 import fairtune
-from fairtune import report
+from fairtune import report, tables
 from fairtune.comparison import CompareSettings, compare
 from fairtune.frames import SCALARS
 from fairtune.methods import DebiasResult
@@ -84,3 +84,24 @@ def test_reprs_say_what_is_inside(compared, start_model):
     text = repr(result)
     assert "DebiasResult(swift, settings {'beta': 0.1}" in text
     assert "held-out before {'auc': 0.8}" in text and "held-out after {'auc': 0.81}" in text
+
+
+def test_report_md_reads_on_its_own(compared, tmp_path):
+    out = tmp_path / "cmp"
+    settings = CompareSettings(methods=["llft"], seeds=[0, 1], n_boot=20)
+    report.write_comparison(out, compared, "my model", settings, {"model": "m/"})
+    text = (out / "report.md").read_text()
+    assert text.startswith("# my model\n")
+    assert "- methods: llft; seeds: [0, 1]" in text
+    assert "- threshold t: " + settings.threshold_text() in text
+    for name in ("a", "b"):
+        assert f"## Headline (test set {name})" in text
+        plot = report.plot_files(["a", "b"])[name]
+        assert f"]({plot})" in text and (out / plot).is_file()
+    assert "| method | AUC | EOdds (mean) at t [95% interval] | ΔAUC | verdict |" in text
+    for line in tables.headlines([r for r in compared if r.test_set == "a"]):
+        assert "| " + " | ".join(line.cells()) + " |" in text
+    for r in compared:
+        if r.method == "selected":
+            assert r.selection["reason"] in text  # the selection sentence
+    assert "llft (seed 1) kept " in text and "## Every metric (test set b)" in text

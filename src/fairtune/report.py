@@ -14,7 +14,14 @@ from rich.table import Table
 from fairtune.comparison import CompareSettings
 from fairtune.console import console
 from fairtune.evaluation import VERDICT_KEYS
-from fairtune.io import atomic_dir, write_csv, write_json
+from fairtune.io import atomic_dir, atomic_write_text, write_csv, write_json
+from fairtune.markdown import (
+    REPORT_FILE,
+    ReportPart,
+    chosen_lines,
+    report_markdown,
+    settings_lines,
+)
 from fairtune.metrics import METRICS
 from fairtune.plot import fairness_plot
 from fairtune.references import REFERENCE
@@ -303,8 +310,9 @@ def write_comparison(
     extra: dict[str, Any],
     wide: bool = False,
 ) -> None:
-    """Write results.json, results.csv, settings.json and the plot (one per test set where
-    there are several); print the tables (:func:`show_tables`) and the notes (per test set)."""
+    """Write report.md, results.json, results.csv, settings.json and the plot (one per test
+    set where there are several); print the tables (:func:`show_tables`) and the notes (per
+    test set)."""
     sets = by_test_set(rows)
     titles = {name: title if name is None else f"{title}, test {name}" for name in sets}
     plots = plot_files(list(sets))
@@ -322,6 +330,18 @@ def write_comparison(
         )
         for name, mine in sets.items():
             fairness_plot(mine, tmp / plots[name], titles[name])
+        parts = [
+            ReportPart(
+                name,
+                headline_table(mine, titles[name]),
+                compare_table(mine, f"{titles[name]}: every metric"),
+                plots[name],
+                chosen_lines(mine) + notes(mine),
+            )
+            for name, mine in sets.items()
+        ]
+        markdown = report_markdown(title, settings_lines(settings, extra), parts)
+        atomic_write_text(tmp / REPORT_FILE, markdown)
     for name, mine in sets.items():
         show_tables(mine, titles[name], wide)
     if settings.grid:
@@ -338,6 +358,6 @@ def write_comparison(
         for note in notes(mine):
             console.print(note)
     console.print(
-        f"Report written to {out}/ (results.json, results.csv, settings.json, "
+        f"Report written to {out}/ ({REPORT_FILE}, results.json, results.csv, settings.json, "
         f"{', '.join(plots.values())})"
     )
