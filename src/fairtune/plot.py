@@ -4,12 +4,14 @@ with the Pareto front, the starting model, the selected model and the reference 
 from __future__ import annotations
 
 import math
+import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from fairtune.evaluation import VerdictSettings
 from fairtune.io import save_figure
-from fairtune.results import ResultRow, degenerate_methods, summarise
+from fairtune.results import SELECTED, ResultRow, degenerate_methods, summarise
 
 
 def short_title(title: str) -> str:
@@ -23,8 +25,11 @@ def short_title(title: str) -> str:
     return " ".join(words)
 
 
-MARKERS = {"baseline": ("*", 15), "selected": ("s", 9), "threshold_optimizer": ("D", 8)}
+MARKERS = {"baseline": ("*", 15), "selected": ("s", 18), "threshold_optimizer": ("D", 8)}
 """Rows drawn with their own marker (and size); every other method is a circle."""
+
+FRAMED = frozenset({"selected"})
+"""Rows drawn as a hollow frame around the point they repeat, so that point stays visible."""
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
@@ -33,9 +38,7 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     front = [
         m
         for m, (x, y) in defined.items()
-        if not any(
-            (x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values()
-        )
+        if not any((x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values())
     ]
     return sorted(front, key=lambda m: defined[m])
 
@@ -69,12 +72,48 @@ def _plot_caption(n_seeds: int, front: list[str]) -> str:
         text += "\nDashed step: Pareto front (no other method has both higher AUC and lower EOdds"
     text = (text + "; degenerate methods left out).") if front else text
     return text + (
-        "\nStar: the starting model. Square: the model the selection across methods kept, drawn"
-        " over the method it chose."
+        "\nStar: the starting model. Black frame: the model the selection across methods kept,"
+        " around the method it chose."
     )
 
 
-def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
+def selection_text(rows: list[ResultRow], saved: str | None = None) -> str:
+    """What the selection across methods kept in each seed and why, and where its model is."""
+    lines = []
+    for r in rows:
+        if r.method == SELECTED:
+            reason = r.selection.get("reason", "")
+            lines.append(
+                textwrap.fill(
+                    f"Selected (seed {r.seed}): {r.selection.get('method', '?')}: {reason}",
+                    160,
+                    subsequent_indent="    ",
+                )
+            )
+    where = f"Its model: {saved}" if saved else "compare writes no model file"
+    return "\n".join(lines) + f"\n{where}." if lines else ""
+
+
+def clip_axes(ax: Any) -> None:
+    """Keep the axes within what AUC (0 to 1) and EOdds (0 to 1) can be."""
+    low, high = ax.get_xlim()
+    ax.set_xlim(max(low, 0.0), min(high, 1.0))
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.0))
+
+
+def _label(method: str, rows: list[ResultRow], degenerate: bool) -> str:
+    """The legend's entry: the method, what the selection kept, whether degenerate."""
+    text = method
+    if method == SELECTED:
+        kept = Counter(r.selection["method"] for r in rows if "method" in r.selection)
+        text += "".join(f", {m} ({n} seed{'s' * (n > 1)})" for m, n in kept.items())
+    return text + (" (degenerate)" if degenerate else "")
+
+
+def fairness_plot(
+    rows: list[ResultRow], path: str | Path, title: str, saved: str | None = None
+) -> None:
     """EOdds (mean) at the chosen threshold t against AUC, one point per method (PNG).
 
     The legend sits outside the axes; the Pareto front is a dashed step line;
@@ -100,7 +139,9 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
     for i, (method, (x, y)) in enumerate(points.items()):
         marker, size = MARKERS.get(method, ("o", 7))
         colour = colours[i % len(colours)]
-        hollow = method in flagged
+        hollow = method in flagged or method in FRAMED
+        if method in FRAMED:
+            colour = "black"
         if math.isnan(x) and not math.isnan(y):  # hard decisions: no AUC, EOdds as a line
             ax.axhline(
                 y,
@@ -113,8 +154,8 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
         ax.errorbar(
             x,
             y,
-            xerr=_error(auc[method]),
-            yerr=_error(eodds[method]),
+            xerr=None if method in FRAMED else _error(auc[method]),
+            yerr=None if method in FRAMED else _error(eodds[method]),
             fmt=marker,
             markersize=size,
             color=colour,
@@ -123,14 +164,17 @@ def fairness_plot(rows: list[ResultRow], path: str | Path, title: str) -> None:
             elinewidth=1.0,
             ecolor=matplotlib.colors.to_rgba(colour, 0.45),
             capsize=3,
-            zorder=2,
-            label=f"{method} (degenerate)" if hollow else method,
+            zorder=3 if method in FRAMED else 2,
+            label=_label(method, rows, method in flagged),
         )
     ax.set_xlabel("AUC (test; higher is better)")
     ax.set_ylabel("EOdds (mean) at t (test; lower is fairer)")
     ax.set_title(f"{short_title(title)}\nat each method's chosen threshold t", fontsize=11)
     ax.grid(alpha=0.3)
+    clip_axes(ax)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
-    fig.text(0.01, 0.0, _plot_caption(len({r.seed for r in rows}), front), fontsize=8, va="top")
+    caption = _plot_caption(len({r.seed for r in rows}), front)
+    chosen = selection_text(rows, saved)
+    fig.text(0.01, 0.0, caption + (f"\n{chosen}" if chosen else ""), fontsize=8, va="top")
     save_figure(fig, path)
     plt.close(fig)
