@@ -164,3 +164,30 @@ def test_quiet_prints_no_progress(workdir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert not LINE.search(out) and "/4]" not in out
     assert "llft" in out  # the tables still are
+
+
+def test_the_terminal_view_names_the_candidate_and_puts_phase_bars_under_it(
+    start_model, monkeypatch
+):
+    import io
+
+    from _helpers import biased_data
+
+    from fairtune import console as terminal
+    from fairtune.comparison import CompareSettings, compare
+
+    screen = io.StringIO()
+    fake = Console(file=screen, force_terminal=True, width=120)
+    monkeypatch.setattr(terminal, "console", fake)
+    settings = CompareSettings(
+        methods=["llft"],
+        grid=True,
+        grids={"llft": {"lr": [0.01, 0.03], "beta": [0.1], "min_steps": [5]}},
+    )
+    settings.n_boot = 0
+    compare(start_model, biased_data(200, seed=5), biased_data(200, seed=6), settings, None, True)
+    shown = screen.getvalue()
+    assert "llft · seed 0 · lr=0.01 " in shown and "candidate 1 of 2" in shown
+    assert "candidate 2 of 2" in shown and "about 0:00:" in shown  # an estimate once one ended
+    # the running phase's bar on the line under the run's
+    assert re.search(r"candidate 1 of 2[^\n]*\n(\x1b\[[0-9;]*m)*llft +[^\n]* \d+/20", shown)

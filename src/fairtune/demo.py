@@ -171,35 +171,36 @@ def image_demo_rows(
     arch, mean, std = image_arch(arch_name)
     options = ImageOptions("image", Decoding(settings.image_size, 3, mean, std))
     rows: list[ResultRow] = []
-    for seed in compare_settings.seeds:
-        with tempfile.TemporaryDirectory(prefix="fairtune-synthetic-") as tmp:
-            spec = SyntheticSpec(
-                settings.n_train,
-                settings.n_external,
-                settings.n_test,
-                settings.image_size,
-                settings.bias,
-            )
-            root = make_skin_tone_images(Path(tmp) / "data", spec, seed)
-            parts = {}
-            for part in ("train", "external", "test"):
-                data, _ = read_image_csv(
-                    str(root / f"synthetic_{part}.csv"),
-                    options,
-                    Columns("malignant", ["skin_tone"]),
-                    group_names=("dark", "light"),
+    with run_view(candidates(compare_settings), progress):
+        for seed in compare_settings.seeds:
+            with tempfile.TemporaryDirectory(prefix="fairtune-synthetic-") as tmp:
+                spec = SyntheticSpec(
+                    settings.n_train,
+                    settings.n_external,
+                    settings.n_test,
+                    settings.image_size,
+                    settings.bias,
                 )
-                parts[part] = in_memory(data)
-        torch.manual_seed(seed)
-        model = build_model(arch)
-        fit_erm(
-            model,
-            parts["train"],
-            TrainConfig(epochs=settings.train_epochs, batch_size=64, seed=seed),
-            progress,
-        )
-        one_seed = replace(compare_settings, seeds=[seed])
-        rows += compare(model, parts["external"], parts["test"], one_seed, progress=progress)
+                root = make_skin_tone_images(Path(tmp) / "data", spec, seed)
+                parts = {}
+                for part in ("train", "external", "test"):
+                    data, _ = read_image_csv(
+                        str(root / f"synthetic_{part}.csv"),
+                        options,
+                        Columns("malignant", ["skin_tone"]),
+                        group_names=("dark", "light"),
+                    )
+                    parts[part] = in_memory(data)
+            torch.manual_seed(seed)
+            model = build_model(arch)
+            fit_erm(
+                model,
+                parts["train"],
+                TrainConfig(epochs=settings.train_epochs, batch_size=64, seed=seed),
+                progress,
+            )
+            one_seed = replace(compare_settings, seeds=[seed])
+            rows += compare(model, parts["external"], parts["test"], one_seed, progress=progress)
     for row in rows:
         row.arch = arch_name
     return rows
