@@ -69,7 +69,7 @@ def _series(points: list[PointSummary], test: str, metric: str, series: str) -> 
 UNMOVED_LABEL = f"did not move (every weight within {UNMOVED:g} of the start, every seed)"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 LINESTYLES = ("-", "--", "-.", ":")
-NUDGE = 1.015
+NUDGE = 1.03
 """With bands, the factor between neighbouring series' x positions (log axes): lines that
 agree lie side by side instead of on one another."""
 
