@@ -47,7 +47,7 @@ def test_selected_is_a_frame_around_the_method_it_chose(tmp_path, figures):
     (fig,) = figures
     (ax,) = fig.axes
     lines = {c.get_label(): c.lines[0] for c in ax.containers}
-    frame, bmft = lines["selected, bmft (2 seeds)"], lines["bmft"]
+    frame, bmft = lines["selected: kept bmft (2 seeds)"], lines["bmft"]
     # the frame is hollow and larger, drawn on top: the bmft point inside stays visible
     assert to_rgba(frame.get_markerfacecolor())[3] == 0
     assert frame.get_markersize() > bmft.get_markersize()

@@ -107,7 +107,9 @@ def _label(method: str, rows: list[ResultRow], degenerate: bool) -> str:
     text = method
     if method == SELECTED:
         kept = Counter(r.selection["method"] for r in rows if "method" in r.selection)
-        text += "".join(f", {m} ({n} seed{'s' * (n > 1)})" for m, n in kept.items())
+        text += ": kept " * bool(kept) + ", ".join(
+            f"{m} ({n} seed{'s' * (n > 1)})" for m, n in kept.items()
+        )
     return text + (" (degenerate)" if degenerate else "")
 
 

@@ -79,8 +79,9 @@ class RunView:
         self.done += 1
         begin = self._started.pop((method, seed), None)
         took = "" if begin is None else f"{time.perf_counter() - begin:.1f}s; "
-        if self._bar is not None:
+        if self._bar is not None:  # the next start names its candidate; with workers, none
             self._bar.update(self._task, completed=self.done)
+            self._describe(f"{method} · seed {seed} · {setting_text(setting)} done")
             return
         if failed is not None:
             outcome = f"failed: {failed}"
