@@ -10,7 +10,7 @@ from test_report import metrics, row
 from fairtune import report, tables
 from fairtune.cli import main
 from fairtune.console import console
-from fairtune.studies.summary import Interval
+from fairtune.studies.summary import Interval, interval
 
 WIDE_CI = {"eodds_mean": [-0.303, 0.445], "auc": [0.512, 0.734]}
 
@@ -59,17 +59,17 @@ def test_headline_leads_with_the_one_headline_metric():
     assert tables.headline_metric().key == tables.HEADLINE_KEY
 
 
-def interval(low: float, high: float) -> Interval:
+def bounds(low: float, high: float) -> Interval:
     return Interval((low + high) / 2, low, high, 1, "bootstrap, one seed")
 
 
 def test_verdict_needs_the_intervals_apart():
-    start = interval(0.2, 0.3)
-    assert tables.verdict(interval(0.05, 0.19), start, False) == tables.FAIRER
-    assert tables.verdict(interval(0.31, 0.4), start, False) == tables.LESS_FAIR
-    assert tables.verdict(interval(0.1, 0.21), start, False) == tables.UNCHANGED
-    assert tables.verdict(interval(0.05, 0.1), start, True) == tables.NO_EVIDENCE
-    assert tables.verdict(interval(0.05, 0.1), None, False) == tables.NO_VERDICT
+    start = bounds(0.2, 0.3)
+    assert tables.verdict(bounds(0.05, 0.19), start, False) == tables.FAIRER
+    assert tables.verdict(bounds(0.31, 0.4), start, False) == tables.LESS_FAIR
+    assert tables.verdict(bounds(0.1, 0.21), start, False) == tables.UNCHANGED
+    assert tables.verdict(bounds(0.05, 0.1), start, True) == tables.NO_EVIDENCE
+    assert tables.verdict(bounds(0.05, 0.1), None, False) == tables.NO_VERDICT
 
 
 def test_headlines_compare_with_the_starting_model():
@@ -191,3 +191,20 @@ def test_the_terminal_view_names_the_candidate_and_puts_phase_bars_under_it(
     assert "candidate 2 of 2" in shown and "about 0:00:" in shown  # an estimate once one ended
     # the running phase's bar on the line under the run's
     assert re.search(r"candidate 1 of 2[^\n]*\n(\x1b\[[0-9;]*m)*llft +[^\n]* \d+/20", shown)
+
+
+def test_over_seeds_the_interval_keeps_the_test_sets_uncertainty():
+    rows = []
+    for seed, eodds in ((0, 0.28), (1, 0.29)):
+        start = row("baseline", seed, metrics(0.3), metrics(0.3))
+        start.ci_tuned = {"eodds_mean": [0.25, 0.35]}  # the same model each seed: no spread
+        method = row("bmft", seed, metrics(eodds), metrics(eodds))
+        method.ci_tuned = {"eodds_mean": [eodds - 0.005, eodds + 0.005]}
+        rows += [start, method]
+    by = {h.method: h for h in tables.headlines(rows)}
+    start = by["baseline"].objective
+    assert (start.low, start.high) == pytest.approx((0.25, 0.35))  # not the zero t-interval
+    spread = interval([0.28, 0.29])  # bmft's t-interval over two seeds: the wider
+
+    assert by["bmft"].objective.low == pytest.approx(spread.low)
+    assert by["bmft"].verdict == tables.UNCHANGED  # within the start's test-set interval

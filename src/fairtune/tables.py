@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.console import Console
 from rich.measure import Measurement
@@ -86,11 +86,26 @@ class Headline:
 
 
 def objective_interval(rows: Sequence[ResultRow], key: str = HEADLINE_KEY) -> Interval:
-    """Metric ``key`` at t over ``rows`` (one method's seeds): the mean and its 95% interval,
-    Student's t over the seeds, or one seed's bootstrap interval."""
+    """Metric ``key`` at t over ``rows`` (one method's seeds): the mean and its 95% interval.
+
+    One seed: its test-set bootstrap interval. Several: the wider of Student's t-interval
+    over the seeds (how far refits move it) and the seeds' mean bootstrap interval (how far
+    a new test set would), so a starting model that no seed changes keeps its test-set
+    uncertainty.
+    """
     values = [float(r.metrics_tuned.get(key, math.nan)) for r in rows]
     boot = rows[0].ci_tuned.get(key) if len(rows) == 1 and rows[0].ci_tuned else None
-    return interval(values, boot)
+    found = interval(values, boot)
+    boots = [(r.ci_tuned or {}).get(key) for r in rows]
+    boots = [b for b in boots if b and not any(v is None or math.isnan(v) for v in b)]
+    if len(rows) == 1 or not boots:
+        return found
+    low, high = (sum(b[i] for b in boots) / len(boots) for i in (0, 1))
+    return replace(
+        found,
+        low=low if math.isnan(found.low) else min(found.low, low),
+        high=high if math.isnan(found.high) else max(found.high, high),
+    )
 
 
 def verdict(mine: Interval, start: Interval | None, degenerate: bool) -> str:
@@ -150,7 +165,8 @@ def headline_caption(rows: Sequence[ResultRow]) -> str:
     n_seeds = len({r.seed for r in rows})
     kind = T_OVER_SEEDS if n_seeds > 1 else BOOTSTRAP
     how = (
-        f"Student's t-interval of the mean over {n_seeds} seeds (how far refits move it)"
+        f"over {n_seeds} seeds, the wider of Student's t-interval of the mean (how far refits "
+        "move it) and the seeds' mean test-set bootstrap interval (how far a new test set would)"
         if kind == T_OVER_SEEDS
         else "the test set's bootstrap interval (one seed)"
     )
