@@ -75,7 +75,7 @@ def chosen_lines(rows: Sequence[ResultRow]) -> list[str]:
         f"{r.method} (seed {r.seed}) kept {r.selection['chosen']}"
         for r in rows
         if r.method not in ("baseline", SELECTED)
-        and r.selection.get("chosen") is not None
+        and r.selection.get("chosen")  # {}: the defaults, no search
         and not r.needs_sensitive_attribute_at_prediction
     ]
 
