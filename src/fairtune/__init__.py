@@ -3,6 +3,7 @@
 >>> import fairtune
 >>> result = fairtune.debias(model, external, method="swift")
 >>> rows = fairtune.compare(model, external, test, methods="all", grid=True)
+>>> fairtune.results_frame(rows)  # one row per method and seed, a column per metric
 """
 
 from fairtune.api import compare, debias
@@ -10,6 +11,7 @@ from fairtune.architectures import load_model
 from fairtune.data import FairData, balance
 from fairtune.datasets import skew_groups
 from fairtune.evaluation import evaluate_model
+from fairtune.frames import load_results, results_frame
 from fairtune.methods import REGISTRY as METHODS
 from fairtune.models import ModelSplit, save_model
 from fairtune.splits import split_frame
@@ -24,6 +26,8 @@ __all__ = [
     "debias",
     "evaluate_model",
     "load_model",
+    "load_results",
+    "results_frame",
     "save_model",
     "skew_groups",
     "split_frame",

@@ -22,6 +22,7 @@ from fairtune.methods import DebiasResult
 from fairtune.methods.registry import AUTO, BASELINE, ORIGINAL
 from fairtune.models import predict_proba
 from fairtune.paired import ScoredModel
+from fairtune.progress import run_view
 from fairtune.records import ChoiceRecord, HeldOut, SearchCost
 from fairtune.search import (
     Candidate,
@@ -190,6 +191,8 @@ def select_across_methods(
     """
     settings = settings or CompareSettings()
     check_groups(external)
-    result = selected_result(run_seed(model, external, settings, settings.seeds[0], head, progress))
+    with run_view(sum(settings.tries(m) for m in settings.methods), progress, settings.criterion):
+        run = run_seed(model, external, settings, settings.seeds[0], head, progress)
+    result = selected_result(run)
     warn_if_worse(result.evidence, AUTO)
     return result

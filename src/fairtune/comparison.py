@@ -26,6 +26,7 @@ from fairtune.halving import halving_text
 from fairtune.handback import SavedModels
 from fairtune.methods.registry import BASELINE, ORIGINAL
 from fairtune.models import predict_proba
+from fairtune.progress import run_view
 from fairtune.records import BaselineRecord, BestOnTest, Record, SearchRecord, Tried
 from fairtune.references import threshold_optimizer_row
 from fairtune.results import SELECTED, ResultRow, no_metrics
@@ -60,7 +61,8 @@ def compare(
     tests = _test_sets(external, test)
     named = len(tests) > 1
     rows = []
-    with SearchPool(settings.jobs) as pool:
+    view = run_view(candidates(settings), progress, settings.criterion)
+    with SearchPool(settings.jobs) as pool, view:
         for seed in settings.seeds:
             run = run_seed(model, external, settings, seed, head, progress, pool)
             if models is not None:
@@ -71,6 +73,11 @@ def compare(
     if models is not None:
         models.write()
     return rows
+
+
+def candidates(settings: CompareSettings) -> int:
+    """How many candidates (a method's setting on a seed) a comparison fits."""
+    return len(settings.seeds) * sum(settings.tries(m) for m in settings.methods)
 
 
 def _test_sets(

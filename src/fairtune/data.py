@@ -111,6 +111,22 @@ class FairData(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __repr__(self) -> str:
+        """Rows, inputs, and per group its rows and share of positive labels."""
+        groups = []
+        for g, name in enumerate(self.group_names):
+            mine = self.labels[self.groups == g]
+            share = f"{float(mine.mean()):.0%} positive" if len(mine) else "no rows"
+            groups.append(f"{name}: {len(mine)} rows, {share}")
+        if isinstance(self.inputs, torch.Tensor):
+            inputs = f"inputs {tuple(self.inputs.shape)} {str(self.inputs.dtype).split('.')[-1]}"
+        else:
+            inputs = f"inputs {type(self.inputs).__name__} (read when used)"
+        return (
+            f"FairData({len(self)} rows, {inputs}, {float(self.labels.mean()):.0%} positive; "
+            f"{self.attribute}: {'; '.join(groups)})"
+        )
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.inputs[index], self.labels[index], self.groups[index]
 

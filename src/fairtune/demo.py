@@ -22,7 +22,7 @@ import torch
 from fairtune import report
 from fairtune.architectures import build_model, image_arch
 from fairtune.columns import Columns
-from fairtune.comparison import CompareSettings, compare
+from fairtune.comparison import CompareSettings, candidates, compare
 from fairtune.console import console
 from fairtune.datasets import SyntheticSpec, load_adult, make_skin_tone_images, skew_groups
 from fairtune.erm import TrainConfig, fit_erm, train_tabular
@@ -30,6 +30,7 @@ from fairtune.halving import original_training_rows
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
+from fairtune.progress import run_view
 from fairtune.results import ResultRow
 from fairtune.settings import LEARNING_RATE, of_kind
 from fairtune.splits import PARTS, split_frame
@@ -52,24 +53,25 @@ def demo_rows(
     """Split, skew, train the baseline and compare the methods, once per seed."""
     frame = load_adult()
     rows: list[ResultRow] = []
-    for seed in compare_settings.seeds:
-        train, external, test = split_frame(frame, LABEL, [ATTRIBUTE], (0.6, 0.2, 0.2), seed)
-        if settings.keep < 1:
-            train = skew_groups(train, LABEL, ATTRIBUTE, GROUP, settings.keep, seed)
-        model, config = train_tabular(
-            train,
-            Columns(LABEL, [ATTRIBUTE]),
-            TrainConfig(epochs=settings.train_epochs, seed=seed),
-            sensitive_as_feature=True,
-            progress=progress,
-        )
-        prep = TabularPreprocessor.from_dict(config.preprocessing)
-        ext, tst = (
-            frame_to_data(part, LABEL, [ATTRIBUTE], prep, config.group_names)
-            for part in (external, test)
-        )
-        one_seed = with_training(replace(compare_settings, seeds=[seed]), config.history)
-        rows += compare(model, ext, tst, one_seed, progress=progress)
+    with run_view(candidates(compare_settings), progress, compare_settings.criterion):
+        for seed in compare_settings.seeds:
+            train, external, test = split_frame(frame, LABEL, [ATTRIBUTE], (0.6, 0.2, 0.2), seed)
+            if settings.keep < 1:
+                train = skew_groups(train, LABEL, ATTRIBUTE, GROUP, settings.keep, seed)
+            model, config = train_tabular(
+                train,
+                Columns(LABEL, [ATTRIBUTE]),
+                TrainConfig(epochs=settings.train_epochs, seed=seed),
+                sensitive_as_feature=True,
+                progress=progress,
+            )
+            prep = TabularPreprocessor.from_dict(config.preprocessing)
+            ext, tst = (
+                frame_to_data(part, LABEL, [ATTRIBUTE], prep, config.group_names)
+                for part in (external, test)
+            )
+            one_seed = with_training(replace(compare_settings, seeds=[seed]), config.history)
+            rows += compare(model, ext, tst, one_seed, progress=progress)
     return rows
 
 
@@ -121,6 +123,7 @@ def run_demo(
     settings: DemoSettings,
     compare_settings: CompareSettings,
     progress: bool = True,
+    wide: bool = False,
 ) -> list[ResultRow]:
     """Run the demo, print its table and write results.json, results.csv and the plot."""
     text = describe(settings, compare_settings)
@@ -128,7 +131,7 @@ def run_demo(
     rows = demo_rows(settings, compare_settings, progress)
     title = "Adult, " + ("skewed training data" if settings.keep < 1 else "representative data")
     report.write_comparison(
-        out, rows, title, compare_settings, {"demo": asdict(settings), "description": text}
+        out, rows, title, compare_settings, {"demo": asdict(settings), "description": text}, wide
     )
     return rows
 
@@ -182,35 +185,36 @@ def image_demo_rows(
     arch, mean, std = image_arch(arch_name)
     options = ImageOptions("image", Decoding(settings.image_size, 3, mean, std))
     rows: list[ResultRow] = []
-    for seed in compare_settings.seeds:
-        with tempfile.TemporaryDirectory(prefix="fairtune-synthetic-") as tmp:
-            spec = SyntheticSpec(
-                settings.n_train,
-                settings.n_external,
-                settings.n_test,
-                settings.image_size,
-                settings.bias,
-            )
-            root = make_skin_tone_images(Path(tmp) / "data", spec, seed)
-            parts = {}
-            for part in PARTS:
-                data, _ = read_image_csv(
-                    str(root / f"synthetic_{part}.csv"),
-                    options,
-                    Columns("malignant", ["skin_tone"]),
-                    group_names=("dark", "light"),
+    with run_view(candidates(compare_settings), progress, compare_settings.criterion):
+        for seed in compare_settings.seeds:
+            with tempfile.TemporaryDirectory(prefix="fairtune-synthetic-") as tmp:
+                spec = SyntheticSpec(
+                    settings.n_train,
+                    settings.n_external,
+                    settings.n_test,
+                    settings.image_size,
+                    settings.bias,
                 )
-                parts[part] = in_memory(data)
-        torch.manual_seed(seed)
-        model = build_model(arch)
-        history = fit_erm(
-            model,
-            parts["train"],
-            TrainConfig(epochs=settings.train_epochs, batch_size=64, seed=seed),
-            progress,
-        )
-        one_seed = with_training(replace(compare_settings, seeds=[seed]), history)
-        rows += compare(model, parts["external"], parts["test"], one_seed, progress=progress)
+                root = make_skin_tone_images(Path(tmp) / "data", spec, seed)
+                parts = {}
+                for part in PARTS:
+                    data, _ = read_image_csv(
+                        str(root / f"synthetic_{part}.csv"),
+                        options,
+                        Columns("malignant", ["skin_tone"]),
+                        group_names=("dark", "light"),
+                    )
+                    parts[part] = in_memory(data)
+            torch.manual_seed(seed)
+            model = build_model(arch)
+            history = fit_erm(
+                model,
+                parts["train"],
+                TrainConfig(epochs=settings.train_epochs, batch_size=64, seed=seed),
+                progress,
+            )
+            one_seed = with_training(replace(compare_settings, seeds=[seed]), history)
+            rows += compare(model, parts["external"], parts["test"], one_seed, progress=progress)
     for row in rows:
         row.arch = arch_name
     return rows
@@ -221,6 +225,7 @@ def run_image_demo(
     settings: ImageDemoSettings,
     compare_settings: CompareSettings,
     progress: bool = True,
+    wide: bool = False,
 ) -> list[ResultRow]:
     """Run the image demo, print its table and write the report."""
     arch = default_image_arch() if settings.arch == "auto" else settings.arch
@@ -235,7 +240,6 @@ def run_image_demo(
     console.print(text)
     rows = image_demo_rows(settings, compare_settings, progress)
     title = f"SYNTHETIC skin-tone images, {arch}"
-    report.write_comparison(
-        out, rows, title, compare_settings, {"image_demo": asdict(settings), "description": text}
-    )
+    about = {"image_demo": asdict(settings), "description": text}
+    report.write_comparison(out, rows, title, compare_settings, about, wide)
     return rows

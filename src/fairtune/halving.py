@@ -4,7 +4,7 @@ Every setting of the grid is first planned (fitted with a share of 0: no
 epoch runs, but each phase says its full epochs and rows, see
 :mod:`fairtune.step_plan`), then trained at a small share of its epochs and
 scored on the held-out part by the per-method selection rule; only the best
-1/:data:`ETA` go on, at :data:`ETA` times the share, until the last rung trains
+1/:data:`~fairtune.step_plan.ETA` go on, at ETA times the share, until the last rung trains
 the survivors in full. With a budget, each rung gets an equal part of the rows
 left and its share is cut to fit; a rung that could train no more than the one
 before ends the search. The last rung's settings are the method's candidates.
@@ -36,10 +36,7 @@ from fairtune.search import (
     rows_passed,
     search,
 )
-from fairtune.step_plan import StepPlan
-
-ETA = 3
-"""Each rung keeps the best 1/ETA of its settings and gives them ETA times the share."""
+from fairtune.step_plan import ETA, StepPlan, rung_sizes
 
 SMALLEST = 1e-9
 """A share that trains one epoch of every phase."""
@@ -125,7 +122,7 @@ def halving_search(
     final: list[Candidate | Failure] = []
     rungs: list[dict[str, Any]] = []
     spent, effort = 0, 0.0
-    counts = _counts(len(alive))
+    counts = rung_sizes(len(alive))
     for k, count in enumerate(counts):
         alive = alive[:count]
         planned_share = float(ETA ** (k + 1 - len(counts)))
@@ -159,14 +156,6 @@ def halving_search(
 def _as_grid(settings: CompareSettings) -> CompareSettings:
     """The same settings searching the grid in full."""
     return replace(settings, search="grid", grid=True, tuner="grid")
-
-
-def _counts(n: int) -> list[int]:
-    """Settings per rung: n, then 1/ETA of the one before, down to fewer than ETA."""
-    counts = [n]
-    while counts[-1] >= ETA:
-        counts.append(math.ceil(counts[-1] / ETA))
-    return counts if n else []
 
 
 def _fitting_share(

@@ -5,13 +5,16 @@ and the reference marked."""
 from __future__ import annotations
 
 import math
+import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from fairtune.criterion import Criterion
 from fairtune.evaluation import VerdictSettings
 from fairtune.io import save_figure
-from fairtune.results import ResultRow, degenerate_methods, summarise
+from fairtune.records import ChoiceRecord
+from fairtune.results import SELECTED, ResultRow, degenerate_methods, summarise
 
 
 def short_title(title: str) -> str:
@@ -25,8 +28,11 @@ def short_title(title: str) -> str:
     return " ".join(words)
 
 
-MARKERS = {"baseline": ("*", 15), "selected": ("s", 9), "threshold_optimizer": ("D", 8)}
+MARKERS = {"baseline": ("*", 15), "selected": ("s", 18), "threshold_optimizer": ("D", 8)}
 """Rows drawn with their own marker (and size); every other method is a circle."""
+
+FRAMED = frozenset({"selected"})
+"""Rows drawn as a hollow frame around the point they repeat, so that point stays visible."""
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
@@ -35,9 +41,7 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     front = [
         m
         for m, (x, y) in defined.items()
-        if not any(
-            (x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values()
-        )
+        if not any((x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in defined.values())
     ]
     return sorted(front, key=lambda m: defined[m])
 
@@ -78,16 +82,55 @@ def _plot_caption(n_seeds: int, front: list[str], criterion: Criterion) -> str:
         )
     text = (text + "; degenerate methods left out).") if front else text
     return text + (
-        "\nStar: the starting model. Square: the model the selection across methods kept, drawn"
-        " over the method it chose."
+        "\nStar: the starting model. Black frame: the model the selection across methods kept,"
+        " around the method it chose."
     )
 
 
+def selection_text(rows: list[ResultRow], saved: str | None = None) -> str:
+    """What the selection across methods kept in each seed and why, and where its model is."""
+    lines = []
+    for r in rows:
+        if r.method == SELECTED and isinstance(r.selection, ChoiceRecord):
+            lines.append(
+                textwrap.fill(
+                    f"Selected (seed {r.seed}): {r.selection.method}: {r.selection.reason}",
+                    160,
+                    subsequent_indent="    ",
+                )
+            )
+    where = f"Its model: {saved}" if saved else "compare writes no model file without --save-models"
+    return "\n".join(lines) + f"\n{where}." if lines else ""
+
+
+def clip_axes(ax: Any) -> None:
+    """Keep the axes within what AUC and a gap metric (both 0 to 1) can be."""
+    low, high = ax.get_xlim()
+    ax.set_xlim(max(low, 0.0), min(high, 1.0))
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.0))
+
+
+def _label(method: str, rows: list[ResultRow], degenerate: bool) -> str:
+    """The legend's entry: the method, what the selection kept, whether degenerate."""
+    text = method
+    if method == SELECTED:
+        kept = Counter(r.selection.method for r in rows if isinstance(r.selection, ChoiceRecord))
+        text += ": kept " * bool(kept) + ", ".join(
+            f"{m} ({n} seed{'s' * (n > 1)})" for m, n in kept.items()
+        )
+    return text + (" (degenerate)" if degenerate else "")
+
+
 def fairness_plot(
-    rows: list[ResultRow], path: str | Path, title: str, criterion: Criterion | None = None
+    rows: list[ResultRow],
+    path: str | Path,
+    title: str,
+    criterion: Criterion | None = None,
+    saved: str | None = None,
 ) -> None:
     """The criterion's metric (default EOdds (mean)) at the chosen threshold t against AUC,
-    one point per method (PNG).
+    one point per method (PNG); ``saved`` says where the selected model was written.
 
     The legend sits outside the axes; the Pareto front is a dashed step line;
     ``baseline``, ``selected`` and ``threshold_optimizer`` (where present) have
@@ -113,7 +156,9 @@ def fairness_plot(
     for i, (method, (x, y)) in enumerate(points.items()):
         marker, size = MARKERS.get(method, ("o", 7))
         colour = colours[i % len(colours)]
-        hollow = method in flagged
+        hollow = method in flagged or method in FRAMED
+        if method in FRAMED:
+            colour = "black"
         if math.isnan(x) and not math.isnan(y):  # hard decisions: no AUC, the gap as a line
             ax.axhline(
                 y,
@@ -126,8 +171,8 @@ def fairness_plot(
         ax.errorbar(
             x,
             y,
-            xerr=_error(auc[method]),
-            yerr=_error(eodds[method]),
+            xerr=None if method in FRAMED else _error(auc[method]),
+            yerr=None if method in FRAMED else _error(eodds[method]),
             fmt=marker,
             markersize=size,
             color=colour,
@@ -136,15 +181,17 @@ def fairness_plot(
             elinewidth=1.0,
             ecolor=matplotlib.colors.to_rgba(colour, 0.45),
             capsize=3,
-            zorder=2,
-            label=f"{method} (degenerate)" if hollow else method,
+            zorder=3 if method in FRAMED else 2,
+            label=_label(method, rows, method in flagged),
         )
     ax.set_xlabel("AUC (test; higher is better)")
     ax.set_ylabel(f"{criterion.label} at t (test; lower is fairer)")
     ax.set_title(f"{short_title(title)}\nat each method's chosen threshold t", fontsize=11)
     ax.grid(alpha=0.3)
+    clip_axes(ax)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9)
     caption = _plot_caption(len({r.seed for r in rows}), front, criterion)
-    fig.text(0.01, 0.0, caption, fontsize=8, va="top")
+    chosen = selection_text(rows, saved)
+    fig.text(0.01, 0.0, caption + (f"\n{chosen}" if chosen else ""), fontsize=8, va="top")
     save_figure(fig, path)
     plt.close(fig)

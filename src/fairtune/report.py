@@ -14,9 +14,16 @@ from rich.table import Table
 from fairtune.comparison import CompareSettings
 from fairtune.console import console
 from fairtune.criterion import Criterion
-from fairtune.evaluation import VERDICT_KEYS, VerdictSettings
+from fairtune.evaluation import VERDICT_KEYS
 from fairtune.front import front_note
-from fairtune.io import atomic_dir, write_csv, write_json
+from fairtune.io import atomic_dir, atomic_write_text, write_csv, write_json
+from fairtune.markdown import (
+    REPORT_FILE,
+    ReportPart,
+    chosen_lines,
+    report_markdown,
+    settings_lines,
+)
 from fairtune.methods import REGISTRY
 from fairtune.metrics import METRICS
 from fairtune.plot import fairness_plot
@@ -30,6 +37,14 @@ from fairtune.results import (
     selection_summary,
     summarise,
 )
+from fairtune.tables import (
+    DEGENERATE,
+    degenerate_note,
+    fmt,
+    fold,
+    headline_table,
+    print_whole,
+)
 
 LABELS = {m.key: m.label for m in METRICS if m.overall or m.curve}
 COMPARE_KEYS = tuple(m.key for m in METRICS if m.compared)
@@ -41,30 +56,6 @@ EXPLAIN = (
     "EOdds (mean) = 0.5·(|ΔTPR|+|ΔFPR|) as in the BMFT/SWiFT papers; EOdds (worst-case) = "
     "max(|ΔTPR|,|ΔFPR|) as fairlearn; Δ = largest minus smallest group; lower is fairer."
 )
-
-DEGENERATE = "†"
-"""Marks a value taken where the model is degenerate."""
-
-
-def degenerate_note(scope: str = "") -> str:
-    """What :data:`DEGENERATE` means, with the default bounds of :class:`VerdictSettings`."""
-    low, high = VerdictSettings().bounds
-    return (
-        f"{DEGENERATE} degenerate{scope}: at that threshold some group's positive rate is below "
-        f"{low:.0%} or above {high:.0%} (almost one decision for the whole group), so its "
-        "gaps are no evidence of fairness"
-    )
-
-
-def fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
-    """A number with three decimals and, if given, its confidence interval."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    text = f"{value:.3f}"
-    if ci is not None and not any(c is None or math.isnan(c) for c in ci):
-        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
-    return text
-
 
 def _point_label(key: str) -> str:
     """``specificity_0.8`` -> ``specificity 0.8``."""
@@ -307,6 +298,21 @@ def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str
     return lines
 
 
+def show_tables(
+    rows: list[ResultRow], title: str, wide: bool = False, criterion: Criterion | None = None
+) -> None:
+    """Print the headline table on ``criterion``, then every metric: in one table when
+    ``wide`` or when the output is not a terminal (a file, a log), else folded to the
+    terminal's width."""
+    console.print(headline_table(rows, title, criterion))
+    full = compare_table(rows, f"{title}: every metric", criterion)
+    if wide or not console.is_terminal:
+        print_whole(console, full)
+        return
+    for table in fold(full, console.width):
+        console.print(table)
+
+
 def plot_files(names: Sequence[str | None]) -> dict[str | None, str]:
     """The plot's file per test set: ``fairness_vs_auc.png`` for the one test set, else
     ``fairness_vs_auc_<name>.png`` (characters unfit for a file name as ``_``; numbered
@@ -325,9 +331,11 @@ def write_comparison(
     title: str,
     settings: CompareSettings,
     extra: dict[str, Any],
+    wide: bool = False,
 ) -> None:
-    """Write results.json, results.csv, settings.json and the plot (one per test set where
-    there are several); print the table and the notes (per test set)."""
+    """Write report.md, results.json, results.csv, settings.json and the plot (one per test
+    set where there are several); print the tables (:func:`show_tables`) and the notes (per
+    test set)."""
     sets = by_test_set(rows)
     titles = {name: title if name is None else f"{title}, test {name}" for name in sets}
     plots = plot_files(list(sets))
@@ -346,8 +354,21 @@ def write_comparison(
         )
         for name, mine in sets.items():
             fairness_plot(mine, tmp / plots[name], titles[name], settings.criterion)
+        criterion = settings.criterion
+        parts = [
+            ReportPart(
+                name,
+                headline_table(mine, titles[name], criterion),
+                compare_table(mine, f"{titles[name]}: every metric", criterion),
+                plots[name],
+                chosen_lines(mine) + notes(mine, criterion),
+            )
+            for name, mine in sets.items()
+        ]
+        markdown = report_markdown(title, settings_lines(settings, extra), parts)
+        atomic_write_text(tmp / REPORT_FILE, markdown)
     for name, mine in sets.items():
-        console.print(compare_table(mine, titles[name], settings.criterion))
+        show_tables(mine, titles[name], wide, settings.criterion)
     if settings.grid:
         console.print(f"Selection: {settings.selection_rule().text()}.")
         for method in settings.grids:
@@ -363,6 +384,6 @@ def write_comparison(
         for note in notes(mine, settings.criterion):
             console.print(note)
     console.print(
-        f"Report written to {out}/ (results.json, results.csv, settings.json, "
+        f"Report written to {out}/ ({REPORT_FILE}, results.json, results.csv, settings.json, "
         f"{', '.join(plots.values())})"
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fairtune.criterion import Criterion
 from fairtune.methods.registry import SELECTED
 from fairtune.metrics import METRICS
 from fairtune.records import ChoiceRecord, Record, record_from_dict
@@ -41,6 +42,21 @@ class ResultRow:
     failed: str | None = None  # why no setting of the method could be fitted
     needs_sensitive_attribute_at_prediction: bool = False  # group thresholds do
     test_set: str | None = None  # the test set measured, where a comparison has several
+
+    def __repr__(self) -> str:
+        """The row in one line: method, seed, AUC and the default objective's metric at t
+        and at 0.5."""
+        key = Criterion().key
+        ci = (self.ci_tuned or {}).get(key)
+        bounds = "" if not ci or None in ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+        where = "" if self.test_set is None else f", test {self.test_set}"
+        status = f", failed: {self.failed}" if self.failed else ""
+        return (
+            f"ResultRow({self.method}, seed {self.seed}{where}: AUC "
+            f"{_number(self.metrics.get('auc'))}, {key} {_number(self.metrics_tuned.get(key))}"
+            f"{bounds} at t={self.threshold:.3f}, {_number(self.metrics.get(key))} at 0.5; "
+            f"settings {self.config}{status})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The row as results.json holds it (``arch``, ``failed``,
@@ -131,6 +147,11 @@ def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:
         "regret_mean": float(defined.mean()) if len(defined) else math.nan,
         "regret_std": float(defined.std()) if len(defined) > 1 else math.nan,
     }
+
+
+def _number(value: Any) -> str:
+    """A metric's value with three decimals (n/a where undefined)."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def _value(row: ResultRow, key: str, tuned: bool) -> float:

@@ -31,11 +31,12 @@ from fairtune.methods.context import FitContext
 from fairtune.metrics import METRIC_KEYS
 from fairtune.models import predict_proba
 from fairtune.operating import degenerate
+from fairtune.progress import candidate_finished, candidate_started
 from fairtune.records import HeldOut, Tried
 from fairtune.selection import CrossMethodRule, HeldOutScore, SelectionRule
 from fairtune.settings import check as check_settings
 from fairtune.settings import declared, distinct, setting
-from fairtune.step_plan import StepPlan
+from fairtune.step_plan import StepPlan, rung_sizes
 from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
 from fairtune.training import TrainingDiverged
 
@@ -149,9 +150,11 @@ class CompareSettings:
 
     def tries(self, method: str) -> int:
         """How many settings the search of ``method`` fits: its grid's points, optuna's
-        trials, or its defaults alone."""
+        trials, its defaults alone, or, halving, the grid's points over every rung (at
+        most: a budget may end the rungs sooner)."""
         if self.search == "halving":
-            return len(grid_points(self.grid_of(method)))
+            points = len(grid_points(self.grid_of(method)))
+            return sum(rung_sizes(points)) if method_class(method).fine_tunes else points
         if not self.grid:
             return 1
         return self.trials if self.tuner == "optuna" else len(grid_points(self.grid_of(method)))
@@ -301,7 +304,16 @@ class SearchContext:
     ) -> Candidate | Failure:
         """Fit ``method`` with ``point`` (its epochs scaled by ``plan``) on the fit part and
         score it on the held-out part; a fit that diverges (NaN or infinite loss or scores)
-        is a :class:`Failure`."""
+        is a :class:`Failure`. The run's progress view (:mod:`fairtune.progress`) hears of
+        its start and end."""
+        candidate_started(method, self.seed, point)
+        outcome = self._attempt(method, point, plan)
+        report_outcome(method, self.seed, outcome)
+        return outcome
+
+    def _attempt(
+        self, method: str, point: dict[str, Any], plan: StepPlan | None
+    ) -> Candidate | Failure:
         fitter = get_method(method, **self.settings.method_config(method, point, self.seed))
         shared = FitContext(self.progress, self.importances, self.features, plan)
         try:
@@ -313,6 +325,14 @@ class SearchContext:
             return Failure(point, "the fitted model's held-out scores are NaN: training diverged")
         held = held_out_score(scores, self.held, self.settings.threshold_rule, self.reference_rate)
         return Candidate(point, result, scores, held)
+
+
+def report_outcome(method: str, seed: int, outcome: Candidate | Failure) -> None:
+    """Tell the run's progress view that a candidate ended, with its held-out score."""
+    if isinstance(outcome, Failure):
+        candidate_finished(method, seed, outcome.point, None, outcome.reason)
+    else:
+        candidate_finished(method, seed, outcome.point, outcome.held)
 
 
 def search(method: str, context: SearchContext, start_auc: float) -> MethodSearch:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+ETA = 3
+"""Each rung of a successive halving keeps the best 1/ETA of its settings and gives them
+ETA times the share."""
+
 
 @dataclass
 class StepPlan:
@@ -36,3 +40,12 @@ def scaled(full: int, share: float) -> int:
     if full == 0 or share == 0:
         return 0
     return max(1, math.ceil(full * share - 1e-9))
+
+
+def rung_sizes(n: int) -> list[int]:
+    """Settings per rung of a successive halving over ``n``: n, then 1/:data:`ETA` of the one
+    before, down to fewer than ETA (a budget may end it sooner)."""
+    counts = [n]
+    while counts[-1] >= ETA:
+        counts.append(math.ceil(counts[-1] / ETA))
+    return counts if n else []

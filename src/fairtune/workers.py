@@ -37,7 +37,7 @@ import torch
 from fairtune.console import progress_bar
 from fairtune.errors import FairtuneError
 from fairtune.halving import GridPlan, halving_search
-from fairtune.search import MethodSearch, SearchContext, search
+from fairtune.search import MethodSearch, SearchContext, report_outcome, search
 
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 """Linux's prctl options: the signal this process gets when its parent dies; a thread's name."""
@@ -122,6 +122,8 @@ class SearchPool:
                 for future in as_completed(futures):
                     index = futures[future]
                     found[index] = _result(future, tasks[index])
+                    for outcome in found[index].outcomes:  # the worker had no view to tell
+                        report_outcome(tasks[index].method, tasks[index].context.seed, outcome)
                     advance()
             except FairtuneError:
                 for future in futures:

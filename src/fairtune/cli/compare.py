@@ -88,6 +88,18 @@ def add_compare_options(p: argparse.ArgumentParser) -> None:
         "e.g. --grid-set swift.beta=0.1 --grid-set bmft.impair_lr=1e-4,1e-3 (repeatable; "
         "'fairtune methods NAME' shows each grid)",
     )
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="print every metric in one table, however wide (a file or a pipe gets that table "
+        "anyway; a terminal otherwise gets the headline table, then the others folded to fit)",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress: neither the run's line and bars in a terminal nor the line per "
+        "finished candidate elsewhere",
+    )
 
 
 def compare_settings(
@@ -131,14 +143,14 @@ def compare_command(args: argparse.Namespace) -> None:
         models.model_config = config
     if not settings.training_rows:  # the budget's unit, and every search's cost's
         settings = replace(settings, training_rows=original_training_rows(config.history))
-    rows = compare(model, external, tests, settings, config.head, True, models)
+    rows = compare(model, external, tests, settings, config.head, not args.quiet, models)
     title = f"{args.model}: external {ext_source}"
     about: dict[str, Any] = {"model": args.model}
     if len(tests) == 1:
         title += f", test {next(iter(sources.values()))}"
     else:  # each test set's table names it
         about["tests"] = sources
-    report.write_comparison(args.out, rows, title, settings, about)
+    report.write_comparison(args.out, rows, title, settings, about, wide=args.wide)
     if models is not None:
         console.print(f"models written to {models.folder}/SEED/METHOD/ (see debias.json in each)")
 
@@ -211,9 +223,10 @@ def demo_command(args: argparse.Namespace) -> None:
         arch = default_image_arch() if args.arch == "auto" else args.arch
         grids = learning_rate_grids() if resolve_architecture(arch).costly else {}
         settings = compare_settings(args, method_names(ALL), grids=grids)
-        run_image_demo(args.out, ImageDemoSettings(arch=arch), settings)
+        run_image_demo(args.out, ImageDemoSettings(arch=arch), settings, not args.quiet, args.wide)
         return
-    run_demo(args.out, DemoSettings(keep=keep), compare_settings(args, method_names(ALL)))
+    settings = compare_settings(args, method_names(ALL))
+    run_demo(args.out, DemoSettings(keep=keep), settings, not args.quiet, args.wide)
 
 
 COMMANDS = (

@@ -35,7 +35,12 @@ class DebiasResult:
     evidence: Evidence | None = None
 
     def __repr__(self) -> str:
-        return f"DebiasResult({self.method}, config={self.config}): {describe(self.evidence)}"
+        """Method, settings, time, mask; the held-out evidence and, for auto, the choice."""
+        mask = "" if self.mask is None else f", {self.mask.kind} mask"
+        reason = (self.info.get("selection") or {}).get("reason")
+        notes = [describe(self.evidence)] + ([reason] if reason else [])
+        head = f"DebiasResult({self.method}, settings {self.config}, {self.wall_time_s:.1f} s"
+        return head + mask + "".join(f"; {n}" for n in notes) + ")"
 
     def save(self, directory: str | Path, model_config: ModelConfig | None = None) -> Path:
         """Write the model directory with ``mask.safetensors``, ``debias.json`` beside it.

@@ -18,6 +18,7 @@ from fairtune.studies.summary import (
     LEVEL,
     NO_INTERVAL,
     T_OVER_SEEDS,
+    UNMOVED,
     PointSummary,
     interval,
 )
@@ -67,6 +68,36 @@ def _series(points: list[PointSummary], test: str, metric: str, series: str) -> 
     return xs, mean, np.clip(low, 0, 1), np.clip(high, 0, 1), flagged
 
 
+UNMOVED_LABEL = f"did not move (every weight within {UNMOVED:g} of the start, every seed)"
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LINESTYLES = ("-", "--", "-.", ":")
+NUDGE = 1.03
+"""With bands, the factor between neighbouring series' x positions (log axes): lines that
+agree lie side by side instead of on one another."""
+
+
+def series_style(i: int, n: int) -> dict[str, Any]:
+    """Series ``i`` of ``n``: its own marker and line style, the first drawn on top."""
+    return {
+        "marker": MARKERS[i % len(MARKERS)],
+        "ls": LINESTYLES[i % len(LINESTYLES)],
+        "zorder": 3 + n - i,
+    }
+
+
+def keep_span(ax: Any, points: list[PointSummary]) -> None:
+    """Widen the y axis to at least the widest interval drawn or bootstrap width measured,
+    within [0, 1]: noise smaller than the intervals must not look like a trend."""
+    widths = [p.interval.high - p.interval.low for p in points]
+    widths += [p.bootstrap_width for p in points]
+    need = max((w for w in widths if not math.isnan(w)), default=0.0)
+    low, high = ax.get_ylim()
+    if high - low >= need:
+        return
+    centre = min(max((low + high) / 2, need / 2), 1 - need / 2)
+    ax.set_ylim(max(centre - need / 2, 0.0), min(centre + need / 2, 1.0))
+
+
 def curves_figure(
     kind: str,
     points: list[PointSummary],
@@ -99,7 +130,9 @@ def curves_figure(
             for i, name in enumerate(series):
                 xs, mean, low, high, flagged = _series(points, test, metric, name)
                 pos = [categories.index(x) for x in xs] if kind == "steps" else xs
-                style = {"marker": "o", "ls": ("-", "--", ":", "-.")[i // 10 % 4], "label": name}
+                style = {**series_style(i, len(series)), "label": name}
+                if kind != "steps" and len(series) <= MAX_BANDS:  # apart, so none hides another
+                    pos = np.array(pos, dtype=float) * NUDGE ** (i - (len(series) - 1) / 2)
                 if kind == "steps":
                     bars = np.nan_to_num(np.abs(np.stack([mean - low, high - mean])))
                     style.update(ls="none", ms=8)
@@ -116,6 +149,24 @@ def curves_figure(
                     legend = None if marked else DEGENERATE_LABEL
                     ax.scatter(at, mean[flagged], marker="x", s=90, c="red", zorder=5, label=legend)
                     marked = True
+                still = [
+                    p.unmoved
+                    for p in points
+                    if (p.test, p.metric, p.series) == (test, metric, name)
+                ]
+                if any(still):
+                    at = np.array(pos, dtype=float)[np.array(still)]
+                    ax.scatter(
+                        at,
+                        mean[np.array(still)],
+                        s=260,
+                        facecolors="none",
+                        edgecolors="0.4",
+                        linewidths=1.5,
+                        zorder=6,
+                        label=UNMOVED_LABEL,
+                    )
+            keep_span(ax, [p for p in points if (p.test, p.metric) == (test, metric)])
             if kind == "steps":
                 ax.set_xticks(range(len(categories)), categories, rotation=25, ha="right")
             else:

@@ -113,7 +113,21 @@ def run_point(
         result = point.build(settings, parts.seed).fit(model, fit, head=head)
     except TrainingDiverged as diverged:
         return {**record, "wall_time_s": time.perf_counter() - begin, "failed": str(diverged)}
-    return {**record, **measure(result.model, parts, settings, result.wall_time_s)}
+    moved = {"largest_change": largest_change(model, result.model)}
+    return {**record, **moved, **measure(result.model, parts, settings, result.wall_time_s)}
+
+
+def largest_change(start: nn.Module, fitted: nn.Module) -> float:
+    """The largest absolute difference between the two models' weights and buffers."""
+    before = start.state_dict()
+    return max(
+        (
+            float((value.double() - before[key].double()).abs().max())
+            for key, value in fitted.state_dict().items()
+            if value.is_floating_point() and value.numel()
+        ),
+        default=0.0,
+    )
 
 
 def start_record(model: nn.Module, parts: SeedParts, settings: StudySettings) -> dict[str, Any]:

@@ -75,6 +75,27 @@ class PointSummary:
     degenerate: int = 0
     """Seeds whose model is degenerate at t on this test set (some group's positive rate
     below 1% or above 99%, :mod:`fairtune.operating`): its small gap is no fairness."""
+    unmoved: bool = False
+    """Every seed's fitted model is the starting model: no weight moved by more than
+    :data:`UNMOVED`."""
+    bootstrap_width: float = math.nan
+    """The median width of the seeds' test-set bootstrap intervals: how much a new test set
+    would move the value (the figure's axes never zoom below it)."""
+
+
+UNMOVED = 1e-6
+"""A fitted model whose every weight is within this of the starting model's did not move."""
+
+
+def unmoved(records: list[dict[str, Any]]) -> bool:
+    """Whether every record was fitted and left the model where it started."""
+    changes = [r.get("largest_change") for r in records]
+    return bool(records) and all(c is not None and c <= UNMOVED for c in changes)
+
+
+def _bootstrap_width(cis: Sequence[Any]) -> float:
+    widths = [c[1] - c[0] for c in cis if c and None not in c]
+    return float(np.median(widths)) if widths else math.nan
 
 
 def _value(record: dict[str, Any], test: str, metric: str) -> tuple[float, Any, bool]:
@@ -101,5 +122,7 @@ def summarise(records: list[dict[str, Any]], criterion: Criterion) -> list[Point
             for metric in headline(criterion):
                 values, cis, flags = zip(*(_value(r, test, metric) for r in mine), strict=True)
                 found = interval(values, cis[0] if len(mine) == 1 else None)
-                out.append(PointSummary(test, series, x, metric, found, sum(flags)))
+                still = x is not None and unmoved(mine)  # x None: the start
+                width = _bootstrap_width(cis)
+                out.append(PointSummary(test, series, x, metric, found, sum(flags), still, width))
     return out

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fairtune.criterion import metric
 from fairtune.report import DEGENERATE, degenerate_note
-from fairtune.studies.summary import LEVEL, Interval, PointSummary, interval
+from fairtune.studies.summary import LEVEL, UNMOVED, Interval, PointSummary, interval
 
 
 def _label(key: str) -> str:
@@ -28,6 +28,23 @@ def _cell(found: Interval) -> str:
     return f"{found.mean:.3f} [{found.low:.3f}, {found.high:.3f}]"
 
 
+UNMOVED_MARK = "(did not move)"
+"""Marks a point whose fine-tuning left every seed's model where it started."""
+
+
+def unmoved_note(points: list[PointSummary]) -> str:
+    """Which points did not move the model, in words ('' where every point moved)."""
+    still = list(dict.fromkeys((p.series, p.x) for p in points if p.unmoved))
+    if not still:
+        return ""
+    names = ", ".join(f"{series} at {x}" for series, x in still)
+    return (
+        f"\n{UNMOVED_MARK}: {len(still)} point(s) where the fine-tuning did not move the model "
+        f"(every weight within {UNMOVED:g} of the start on every seed), so their values are "
+        f"the starting model's: {names}"
+    )
+
+
 def summary_tables(points: list[PointSummary]) -> list[Table]:
     """One table per test set: a row per (series, x), a column per headline metric (the
     objective's gap first)."""
@@ -38,7 +55,8 @@ def summary_tables(points: list[PointSummary]) -> list[Table]:
         table = Table(
             title=f"test set '{test}': mean and {LEVEL:.0%} interval",
             caption="interval: t over seeds; with one seed, the test-set bootstrap. "
-            + degenerate_note(" (in the seeds counted)"),
+            + degenerate_note(" (in the seeds counted)")
+            + unmoved_note(mine),
         )
         for column in ("series", "x", "seeds", *(_label(m) for m in headline)):
             table.add_column(column)
@@ -49,6 +67,8 @@ def summary_tables(points: list[PointSummary]) -> list[Table]:
             marked = {m: _cell(cells[m]) for m in headline}
             if flagged:
                 marked[headline[0]] += f" {DEGENERATE} {flagged}/{seeds}"
+            if any(p.unmoved for p in mine if (p.series, p.x) == (series, x)):
+                marked[headline[0]] += f" {UNMOVED_MARK}"
             table.add_row(series, str(x), seeds, *(marked[m] for m in headline))
         tables.append(table)
     return tables
