@@ -12,7 +12,7 @@ from fairtune.auto import AUTO, AUTO_SEARCH, evidence_rule, select_across_method
 from fairtune.comparison import CompareSettings
 from fairtune.comparison import compare as _compare
 from fairtune.criterion import DEFAULT_OBJECTIVE
-from fairtune.data import FairData, check_groups
+from fairtune.data import FairData, check_classes, check_groups
 from fairtune.evidence import EvidenceRule, measure, warn_if_worse
 from fairtune.handback import SavedModels
 from fairtune.methods import DebiasResult, get_method, method_class, method_names
@@ -53,6 +53,7 @@ def debias(
     fitter = get_method(method, **config)
     rule = evidence or evidence_rule(CompareSettings(methods=[method], objective=objective))
     check_groups(external)
+    check_classes(external, "external")
     fit, held = fit_and_held(external, rule.holdout, fitter.config.seed)
     result = fitter.fit(model, fit, head=head, progress=progress)
     result.evidence = measure(rule, held, model, result.model, fitter.config.seed)

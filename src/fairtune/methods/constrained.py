@@ -121,7 +121,8 @@ class Constrained(Method[ConstrainedConfig]):
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
         fit, kept = holdout_split(external, c.check_share, c.seed)
-        if kept.n_groups < 2 or min(len(fit), len(kept)) == 0:
+        apart = len(fit) > 0 and not (kept.cell_counts() == 0).any()
+        if not apart:  # a part without every (group, label) cell has no gap to check
             fit = kept = external
         loss = _AugmentedLagrangian(c.bias_kind, external.n_groups, c.eps, c.rho, c.tau)
         checker = ThresholdTracker(c.threshold_rule)
@@ -152,6 +153,7 @@ class Constrained(Method[ConstrainedConfig]):
             "epoch_kept": best.get("epoch"),
             "gap_kept_part": kept_record["gap"] if kept_record else start_gap,
             "constraint_met": bool(kept_record and kept_record["gap"] <= c.eps),
+            "checked_apart": apart,
             "epochs": records,
         }
         return Fitted(None, history, info)
@@ -170,8 +172,12 @@ class Constrained(Method[ConstrainedConfig]):
 def constraint_note(info: dict[str, Any]) -> str:
     """Whether a constrained fine-tuning met its eps on the part it kept out, in words."""
     verdict = "met" if info["constraint_met"] else "NOT met"
+    where = (
+        "the part of the external set kept out of training"
+        if info.get("checked_apart", True)
+        else "its training rows (too few to keep a part with every group and label apart)"
+    )
     return (
-        f"checked its constraint (gap at t <= {info['eps']:g}): {verdict} on the part of the "
-        f"external set kept out of training, {info['gap_kept_part']:.3f} (start "
-        f"{info['start_gap']:.3f})"
+        f"checked its constraint (gap at t <= {info['eps']:g}): {verdict} on {where}, "
+        f"{info['gap_kept_part']:.3f} (start {info['start_gap']:.3f})"
     )
