@@ -19,13 +19,13 @@ from fairtune.architectures import (
     resolve_architecture,
 )
 from fairtune.backbones import SmallCNN
+from fairtune.checkpoints import load_state_dict_file
 from fairtune.errors import FairtuneError
 from fairtune.models import (
     MLP,
     ModelConfig,
     ModelSplit,
     find_head,
-    load_state_dict_file,
     logits,
     save_model,
 )
@@ -253,7 +253,7 @@ def test_user_state_dict_loads_safely(tmp_path):
     torch.save({"state_dict": model.state_dict()}, tmp_path / "wrapped.pt")
     load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "wrapped.pt")
     torch.save(model, tmp_path / "pickled.pt")  # a whole module: refused by weights_only
-    with pytest.raises(FairtuneError, match="safely"):
+    with pytest.raises(FairtuneError, match="--trust-pickle"):
         load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "pickled.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(FairtuneError):
