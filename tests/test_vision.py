@@ -44,6 +44,10 @@ HEADS = {  # the classifier each library names (fc, classifier, head, get_classi
     "timm:convnext_atto": "head.fc",
 }
 SIZE = 32
+CONSTANT = {"torchvision:efficientnet_b0"}
+"""Randomly initialised and trained for 3 steps, this model's output in eval mode is the
+same for every 32x32 image (its features vanish through the BatchNorm layers' running
+statistics): a degenerate starting model, which SWiFT leaves as it is."""
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +119,10 @@ def test_train_debias_predict_round_trip(image_set, tmp_path, arch):
     assert all(mask[n].shape == params[n].shape for n in backbone)
     after, _ = load_model(debiased)
     moved = [n for n in backbone if not torch.equal(after.get_parameter(n), params[n])]
-    assert len(moved) > len(backbone) // 2  # step 1 trained the backbone under the mask
+    if arch in CONSTANT:  # no bias to find: importance 0, mask tanh(0) = 0, backbone kept
+        assert not moved and all(not mask[n].any() for n in backbone)
+    else:
+        assert len(moved) > len(backbone) // 2  # step 1 trained the backbone under the mask
 
     scores = tmp_path / "scores.csv"
     test_csv = image_set / "synthetic_test.csv"
