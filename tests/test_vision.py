@@ -2,7 +2,7 @@
 
 Random initial weights (nothing is downloaded); a few 32x32 images, batches of 8
 and one epoch per phase, so each architecture's train -> debias (SWiFT) -> predict
-round trip takes seconds on a CPU.
+round trip takes seconds on an idle CPU (tens of seconds on a loaded one, ViT-B/16 more).
 """
 
 from __future__ import annotations
