@@ -149,7 +149,9 @@ def test_image_arch_takes_the_normalisation_from_the_registry_entry():
     assert gray.arch["in_channels"] == 1
     assert (gray.mean, gray.std) == ((127.0 / 255.0,), (128.0 / 255.0,))
     assert image_arch("cnn", 1) == ({"name": "cnn", "in_channels": 1}, None, None)
-    assert image_arch("timm:resnet18") == ({"name": "timm:resnet18"}, None, None)
+    assert image_arch("torchvision:resnet18") == ({"name": "torchvision:resnet18"}, None, None)
+    sized = image_arch("torchvision:resnet18", 3, 32)  # the builder decides whether it needs it
+    assert sized == ({"name": "torchvision:resnet18", "image_size": 32}, None, None)
     with pytest.raises(FairtuneError, match="unknown architecture 'vgg'"):
         image_arch("vgg")
 
