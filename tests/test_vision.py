@@ -7,6 +7,8 @@ round trip takes seconds on an idle CPU (tens of seconds on a loaded one, ViT-B/
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -146,3 +148,19 @@ def test_a_vit_is_built_for_the_image_size():
         assert vit(torch.zeros(2, 3, SIZE, SIZE)).shape == (2, 1)
     assert image_arch("timm:vit_small_patch16_224").mean == (0.5, 0.5, 0.5)
     assert image_arch("torchvision:resnet18").mean is None  # ImageNet's, the reader's default
+
+
+def test_compare_on_a_timm_model(image_set, tmp_path):
+    """compare on a timm model from the CLI: the baseline, SWiFT, the reference and the
+    selection, each measured on the test images."""
+    trained, out = tmp_path / "trained", tmp_path / "cmp"
+    assert _train(image_set, "timm:convnext_atto", trained) == 0
+    argv = ["compare", "--model", str(trained), "--out", str(out), "--methods", "swift"]
+    argv += ["--external", str(image_set / "synthetic_external.csv")]
+    argv += ["--test", str(image_set / "synthetic_test.csv"), "--n-boot", "0"]
+    argv += ["--set", "swift.batch_size=8", "--set", "swift.step1_epochs=1"]
+    argv += ["--set", "swift.step2_epochs=1"]
+    assert main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["baseline", "swift", "threshold_optimizer", "selected"]
+    assert all(r["metrics"]["auc"] is None or 0 <= r["metrics"]["auc"] <= 1 for r in rows)
