@@ -258,7 +258,7 @@ def test_user_state_dict_loads_safely(tmp_path):
     with pytest.raises(FairtuneError, match="--trust-pickle"):
         load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "pickled.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(FairtuneError):
+    with pytest.raises(FairtuneError, match="not a readable torch file"):
         load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "bad.pt")
     with pytest.raises(FairtuneError, match="wrong shape"):
         load_state_dict_file(MLP(5, hidden=(6,)), tmp_path / "w.pt")

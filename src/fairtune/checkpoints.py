@@ -92,8 +92,11 @@ def read_state(path: str | Path, trust_pickle: bool = False) -> dict[str, torch.
         else:
             state = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
-        if trust_pickle:
-            raise FairtuneError(f"cannot unpickle checkpoint '{path}': {exc}") from None
+        if trust_pickle or "Unsupported global" not in str(exc):  # else: a damaged file
+            raise FairtuneError(
+                f"cannot load checkpoint '{path}': it is not a readable torch file "
+                "(damaged, or saved by something else)"
+            ) from None
         raise FairtuneError(
             f"checkpoint '{path}' holds Python objects, not only tensors (a whole pickled "
             "model?), and unpickling them can run any code: save torch.save(model.state_dict(), "
