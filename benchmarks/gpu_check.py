@@ -2,9 +2,10 @@
 
 On a machine with a CUDA GPU it runs the tests of tests/test_device.py and
 tests/test_torchrun.py that concern CUDA (``pytest -k cuda``), then times, on
-random 224x224 images held on the GPU, a ResNet-18-shaped model (built from
-torch.nn alone: torchvision is optional) through the phases the library runs
-there in mixed precision (float16 autocast, gradient scaler) with channels_last:
+random 224x224 images held on the GPU, torchvision's ResNet-18 (a ResNet-18 of
+the same layout built from torch.nn where torchvision is missing) through the
+phases the library runs there in mixed precision (float16 autocast, gradient
+scaler) with channels_last:
 
 - importance: ``fisher_diagonal`` of L_bias and L_pred, mode "batch";
 - masked backbone step: soft mask tanh(R) from that importance, trainable =
@@ -12,8 +13,13 @@ there in mixed precision (float16 autocast, gradient scaler) with channels_last:
 - head step: trainable = head, 0.9 L_pred + 0.1 L_bias, lr 1e-3, 1 epoch,
   ``cache_features=False`` (every batch through the backbone).
 
-Printed: images per second per phase (median of --repeats after one warm-up). Without
-a GPU it prints one line saying so and exits 0. ``make gpu-check`` runs it.
+Printed: images per second per phase (median of --repeats after one warm-up) and
+the phase's peak GPU memory. Then the mask check: a masked backbone step under
+autocast with BMFT's hard mask (keep 0.5) must leave every masked-out weight and
+the head bit for bit as they were, and move the kept ones; a failure exits 1.
+Without a GPU it prints one line saying so and exits 0. ``make gpu-check`` runs
+it in the vision environment (torch's CUDA build); the defaults take about a
+minute on one GPU, well under five.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from fairtune.architectures import build_model
 from fairtune.data import FairData
+from fairtune.errors import FairtuneError
 from fairtune.importance import fisher_diagonal
 from fairtune.losses import Objective
-from fairtune.masks import relative_importance, soft_mask
+from fairtune.masks import hard_mask, relative_importance, soft_mask
 from fairtune.models import ModelSplit
 from fairtune.training import Phase, run_phase
 
@@ -92,11 +100,22 @@ def run_cuda_tests() -> int:
     return subprocess.call(command, cwd=ROOT)
 
 
+def resnet18() -> tuple[nn.Module, str]:
+    """torchvision's ResNet-18 with a 1-logit head (random weights), or this file's
+    :class:`ResNet18` where torchvision is missing; and which one it is."""
+    try:
+        return build_model({"name": "torchvision:resnet18"}), "torchvision ResNet-18"
+    except FairtuneError:
+        return ResNet18(), "ResNet-18 (torch.nn; torchvision is missing)"
+
+
 def images_per_second(
     fn: Callable[[nn.Module], Any], model: nn.Module, images: int, repeats: int
-) -> float:
-    """Images per second of ``fn`` on fresh copies of ``model``: median of ``repeats``."""
+) -> tuple[float, float]:
+    """Images per second of ``fn`` on fresh copies of ``model`` (median of ``repeats``)
+    and the peak GPU memory it allocated, in MiB."""
     times = []
+    torch.cuda.reset_peak_memory_stats()
     for _ in range(repeats + 1):  # the first is a warm-up (cuDNN autotuning, allocator)
         fresh = copy.deepcopy(model)
         torch.cuda.synchronize()
@@ -104,13 +123,47 @@ def images_per_second(
         fn(fresh)
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return images / statistics.median(times[1:])
+    peak = torch.cuda.max_memory_allocated() / 2**20
+    return images / statistics.median(times[1:]), peak
 
 
-def bench(args: argparse.Namespace) -> dict[str, float]:
-    """Images per second of importance, the masked backbone step and the head step."""
+def mask_holds(model: nn.Module, data: FairData, importance: dict, batch_size: int) -> str:
+    """'' when a hard-masked backbone step under autocast leaves the masked-out weights and
+    the head exactly as they were and moves kept weights; else what went wrong."""
+    split = ModelSplit.of(model)
+    r = relative_importance(importance["bias"], importance["pred"])
+    mask = hard_mask(r, split.backbone_params(), keep=0.5)
+    phase = Phase(
+        objective=Objective(w_pred=0.1, w_bias=0.9, n_groups=2),
+        trainable=split.backbone_params(),
+        mask=mask,
+        epochs=1,
+        lr=1e-2,
+        batch_size=batch_size,
+        name="mask check",
+    )
+    fresh = copy.deepcopy(model)
+    before = {n: p.detach().clone() for n, p in fresh.named_parameters()}
+    run_phase(fresh, data, phase)
+    after = dict(fresh.named_parameters())
+    moved = False
+    for name, m in mask.values.items():
+        kept = m.to(before[name].device) != 0
+        if not torch.equal(after[name][~kept], before[name][~kept]):
+            return f"masked-out entries of {name} changed"
+        moved = moved or not torch.equal(after[name][kept], before[name][kept])
+    if any(not torch.equal(after[n], before[n]) for n in split.head_params()):
+        return "the head changed in a backbone-only step"
+    if not moved:
+        return "no kept weight moved"
+    return ""
+
+
+def bench(args: argparse.Namespace, model: nn.Module) -> dict[str, tuple[float, float]]:
+    """Images per second and peak memory of importance, the masked backbone step and the
+    head step; then the mask check, its result under "mask holds under autocast"."""
     torch.manual_seed(args.seed)
-    model = ResNet18().cuda()
+    model = model.cuda()
     n = args.images
     data = FairData(
         torch.randn(n, 3, args.image_size, args.image_size),
@@ -147,7 +200,11 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
         "masked backbone step": lambda m: run_phase(m, data, backbone, seed=args.seed),
         "head step": lambda m: run_phase(m, data, head, seed=args.seed),
     }
-    return {k: images_per_second(fn, model, n, args.repeats) for k, fn in arms.items()}
+    rates = {k: images_per_second(fn, model, n, args.repeats) for k, fn in arms.items()}
+    problem = mask_holds(model, data, imp, args.batch_size)
+    if problem:
+        raise SystemExit(f"gpu-check: the mask does not hold under autocast: {problem}")
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,15 +219,20 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print(NO_GPU.format(torch.__version__))
         return 0
+    started = time.perf_counter()
     status = 0 if args.no_tests else run_cuda_tests()
+    torch.manual_seed(args.seed)
+    model, which = resnet18()
     print(
-        f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}: ResNet-18 "
-        f"({sum(p.numel() for p in ResNet18().parameters()):,} parameters), {args.images} "
+        f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}: {which} "
+        f"({sum(p.numel() for p in model.parameters()):,} parameters), {args.images} "
         f"images {args.image_size}x{args.image_size}, batch {args.batch_size}, mixed precision, "
         f"channels_last, median of {args.repeats}"
     )
-    for phase, rate in bench(args).items():
-        print(f"  {phase:28s} {rate:10.1f} images/s")
+    for phase, (rate, peak) in bench(args, model).items():
+        print(f"  {phase:28s} {rate:10.1f} images/s   peak {peak:8.0f} MiB")
+    print("  mask holds under autocast: masked-out weights and the head unchanged, kept ones moved")
+    print(f"gpu-check took {time.perf_counter() - started:.0f} s")
     return status
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from _helpers import biased_data, toy_table
@@ -80,3 +82,19 @@ def workdir(tmp_path_factory):
         == 0
     )
     return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under FAIRTUNE_VISION_REQUIRED (``make test-vision``) a skipped ``vision`` test fails:
+    the vision environment must hold torchvision and timm, so nothing there is skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.skipped
+        and os.environ.get("FAIRTUNE_VISION_REQUIRED")
+        and item.get_closest_marker("vision") is not None
+    ):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"a vision test was skipped in the vision environment: {reason}"

@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 import fairtune
+from fairtune.backbones import SmallCNN
 from fairtune.cli import build_parser, main
 from fairtune.cli.options import one_value_per_set
 from fairtune.data import FairData
@@ -50,6 +51,10 @@ FAST = ["--method", "llft", "--set", "epochs=1"]
 COMPARE = "compare --model {w}/m --external german:external --test german:test --out {w}/o "
 STUDY = "--model {w}/m --external german:external --test german:test --out {w}/o "
 MASKED = ["--method", "swift", "--set", "step1_epochs=1", "--set", "step2_epochs=1"]
+IMG_ARGV = (
+    "train --data {w}/img/set.csv --image-col file --label y --sensitive g --arch cnn "
+    "--out {w}/o --epochs 0 --image-size 8 "
+)
 
 
 @dataclass(frozen=True)
@@ -570,6 +575,55 @@ CASES = [
         2,
         "Looked for Fitzpatrick17k repository: fitzpatrick17k.csv",
     ),
+    # a user's checkpoint (tests/test_checkpoints.py: the forms that load)
+    Case(
+        "checkpoint-pickled-module",
+        "a whole pickled model as --checkpoint, without --trust-pickle",
+        IMG_ARGV + "--checkpoint {w}/ckpt/whole.pt",
+        2,
+        "pass --trust-pickle if you trust the file",
+        unchanged=("ckpt/whole.pt",),
+        absent=("o",),
+    ),
+    Case(
+        "checkpoint-not-a-state-dict",
+        "a checkpoint holding a list, not names to tensors",
+        IMG_ARGV + "--checkpoint {w}/ckpt/list.pt",
+        2,
+        "is not a state dict",
+        absent=("o",),
+    ),
+    Case(
+        "checkpoint-head-output-out-of-range",
+        "--head-output past the classifier's 14 outputs",
+        IMG_ARGV + "--checkpoint {w}/ckpt/fourteen.pt --head-output 14",
+        2,
+        "--head-output 14 is out of range",
+        absent=("o",),
+    ),
+    Case(
+        "checkpoint-head-output-one-output",
+        "--head-output for a checkpoint whose classifier has one output",
+        IMG_ARGV + "--checkpoint {w}/ckpt/one.pt --head-output 0",
+        2,
+        "has 1 output already",
+        absent=("o",),
+    ),
+    Case(
+        "head-output-without-checkpoint",
+        "--head-output with no --checkpoint to read",
+        IMG_ARGV + "--head-output 3",
+        2,
+        "need a --checkpoint",
+        absent=("o",),
+    ),
+    Case(
+        "checkpoint-many-outputs-no-index",
+        "a 14-output classifier without --head-output: a fresh head, said in one warning",
+        IMG_ARGV + "--checkpoint {w}/ckpt/fourteen.pt",
+        0,
+        "warning: checkpoint",
+    ),
 ]
 
 
@@ -638,7 +692,19 @@ def work(tmp_path_factory, one_thread) -> Path:
     _write_images(w / "img")
     _second_round_files(w)
     _write_medical(w / "med")
+    _write_checkpoints(w / "ckpt")
     return w
+
+
+def _write_checkpoints(folder: Path) -> None:
+    """The small CNN that IMG_ARGV trains, saved as users save models that fairtune refuses."""
+    folder.mkdir()
+    cnn = SmallCNN()
+    torch.save(cnn, folder / "whole.pt")
+    torch.save([1, 2], folder / "list.pt")
+    torch.save(cnn.state_dict(), folder / "one.pt")
+    cnn.head = torch.nn.Linear(cnn.head.in_features, 14)
+    torch.save(cnn.state_dict(), folder / "fourteen.pt")
 
 
 def _digest(path: Path) -> str:

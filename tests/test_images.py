@@ -16,6 +16,7 @@ from fairtune import backbones, models
 from fairtune.architectures import build_model, resolve_architecture
 from fairtune.augment import Augment, rotate_image
 from fairtune.binarize import parse_binarize
+from fairtune.checkpoints import load_state_dict_file
 from fairtune.columns import Columns
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
 from fairtune.errors import FairtuneError
@@ -309,7 +310,7 @@ def test_cnn_head_and_state_dict_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(1)
     other = build_model({"name": "cnn", "in_channels": 1, "width": 4}).eval()
     assert not torch.equal(other(x), model(x))
-    models.load_state_dict_file(other, path)
+    load_state_dict_file(other, path)
     assert torch.equal(other(x), model(x)) and model(x).shape == (3, 1)
 
 

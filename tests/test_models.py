@@ -19,13 +19,13 @@ from fairtune.architectures import (
     resolve_architecture,
 )
 from fairtune.backbones import SmallCNN
+from fairtune.checkpoints import load_state_dict_file
 from fairtune.errors import FairtuneError
 from fairtune.models import (
     MLP,
     ModelConfig,
     ModelSplit,
     find_head,
-    load_state_dict_file,
     logits,
     save_model,
 )
@@ -149,7 +149,9 @@ def test_image_arch_takes_the_normalisation_from_the_registry_entry():
     assert gray.arch["in_channels"] == 1
     assert (gray.mean, gray.std) == ((127.0 / 255.0,), (128.0 / 255.0,))
     assert image_arch("cnn", 1) == ({"name": "cnn", "in_channels": 1}, None, None)
-    assert image_arch("timm:resnet18") == ({"name": "timm:resnet18"}, None, None)
+    assert image_arch("torchvision:resnet18") == ({"name": "torchvision:resnet18"}, None, None)
+    sized = image_arch("torchvision:resnet18", 3, 32)  # the builder decides whether it needs it
+    assert sized == ({"name": "torchvision:resnet18", "image_size": 32}, None, None)
     with pytest.raises(FairtuneError, match="unknown architecture 'vgg'"):
         image_arch("vgg")
 
@@ -254,10 +256,10 @@ def test_user_state_dict_loads_safely(tmp_path):
     torch.save({"state_dict": model.state_dict()}, tmp_path / "wrapped.pt")
     load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "wrapped.pt")
     torch.save(model, tmp_path / "pickled.pt")  # a whole module: refused by weights_only
-    with pytest.raises(FairtuneError, match="safely"):
+    with pytest.raises(FairtuneError, match="--trust-pickle"):
         load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "pickled.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(FairtuneError):
+    with pytest.raises(FairtuneError, match="not a readable torch file"):
         load_state_dict_file(MLP(5, hidden=(4,)), tmp_path / "bad.pt")
     with pytest.raises(FairtuneError, match="wrong shape"):
         load_state_dict_file(MLP(5, hidden=(6,)), tmp_path / "w.pt")

@@ -22,11 +22,13 @@ from safetensors.torch import load_file
 from torch import nn
 
 from fairtune.backbones import (
+    Normalisation,
     SmallCNN,
     SmallViT,
     build_timm,
     build_torchvision,
     efficientnet_lite0,
+    timm_normalisation,
 )
 from fairtune.errors import FairtuneError
 from fairtune.models import CONFIG_FILE, MLP, WEIGHTS_FILE, ModelConfig, load_weights
@@ -41,9 +43,12 @@ class Architecture:
     ``builder`` is called with the description's options; a ``prefix`` entry
     serves every ``"<name>:<model>"``, its builder taking the model's name
     first. ``mean`` and ``std`` are the per-channel normalisation the weights
-    expect (None: the image reader's default). ``in_channels``: the builder
-    takes the number of image channels as ``in_channels``; ``image_options``
-    are the further options an image pipeline builds it with. ``summary`` is its
+    expect (None: the image reader's default, ImageNet's); a prefix entry's
+    ``normalisation`` gives them per model name instead. ``in_channels``: the
+    builder takes the number of image channels as ``in_channels``;
+    ``image_size``: it takes the image side as ``image_size`` (models with a
+    fixed input size, such as ViTs, are built for it); ``image_options`` are the
+    further options an image pipeline builds it with. ``summary`` is its
     description in ``--help``; ``costly``: fine-tuning its backbone takes tens of
     seconds a setting on a CPU, so the image demo narrows the grids of the methods
     that do (:func:`fairtune.demo.learning_rate_grids`).
@@ -55,6 +60,8 @@ class Architecture:
     std: tuple[float, ...] | None = None
     prefix: bool = False
     in_channels: bool = False
+    image_size: bool = False
+    normalisation: Callable[[str], Normalisation | None] | None = None
     image_options: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
     costly: bool = False
@@ -78,8 +85,19 @@ ARCHITECTURES: dict[str, Architecture] = {
             summary="ImageNet weights, extra 'pretrained'",
             costly=True,
         ),
-        Architecture("torchvision", build_torchvision, prefix=True, summary="extra 'vision'"),
-        Architecture("timm", build_timm, prefix=True, summary="extra 'vision'"),
+        # torchvision's classifiers all expect ImageNet's statistics, the reader's default.
+        Architecture(
+            "torchvision", build_torchvision, prefix=True, image_size=True, summary="extra 'vision'"
+        ),
+        # timm's expect their own model's (its pretrained config: ImageNet's or 0.5s).
+        Architecture(
+            "timm",
+            build_timm,
+            prefix=True,
+            image_size=True,
+            normalisation=timm_normalisation,
+            summary="extra 'vision'",
+        ),
     )
 }
 
@@ -116,7 +134,9 @@ def resolve_architecture(name: str) -> Architecture:
     entry = ARCHITECTURES.get(prefix)
     if sep and rest and entry is not None and entry.prefix:
         builder = functools.partial(entry.builder, rest)
-        return replace(entry, name=name, builder=builder, prefix=False)
+        norm = entry.normalisation(rest) if entry.normalisation else None
+        mean, std = norm if norm is not None else (entry.mean, entry.std)
+        return replace(entry, name=name, builder=builder, prefix=False, mean=mean, std=std)
     exact = sorted(n for n, e in ARCHITECTURES.items() if not e.prefix)
     prefixes = ", ".join(n + ":<name>" for n, e in ARCHITECTURES.items() if e.prefix)
     raise FairtuneError(f"unknown architecture '{name}'; known: {exact}, or {prefixes}")
@@ -146,13 +166,16 @@ class ImageArch(NamedTuple):
     std: tuple[float, ...] | None
 
 
-def image_arch(name: str, channels: int = 3) -> ImageArch:
-    """Architecture description for ``name`` on ``channels``-channel images, and the
-    normalisation (mean, std) its weights expect (None: the reader's default)."""
+def image_arch(name: str, channels: int = 3, image_size: int | None = None) -> ImageArch:
+    """Architecture description for ``name`` on ``channels``-channel images of side
+    ``image_size`` (None: the model's own), and the normalisation (mean, std) its
+    weights expect (None: the reader's default)."""
     entry = resolve_architecture(name)
     arch: dict[str, Any] = {"name": name, **entry.image_options}
     if entry.in_channels:
         arch["in_channels"] = channels
+    if entry.image_size and image_size is not None:
+        arch["image_size"] = int(image_size)
     mean = None if entry.mean is None else entry.mean[:channels]
     std = None if entry.std is None else entry.std[:channels]
     return ImageArch(arch, mean, std)

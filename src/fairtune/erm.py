@@ -11,12 +11,13 @@ import pandas as pd
 import torch
 
 from fairtune.architectures import build_model
+from fairtune.checkpoints import Checkpoint, load_checkpoint
 from fairtune.columns import Columns
 from fairtune.data import FairData, check_classes, check_groups
 from fairtune.distributed import process_device
 from fairtune.image_csv import ImageOptions
 from fairtune.losses import PRED_KINDS, Objective
-from fairtune.models import ModelConfig, ModelSplit, load_state_dict_file
+from fairtune.models import ModelConfig, ModelSplit
 from fairtune.settings import check, setting
 from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
 from fairtune.training import Phase, run_phase
@@ -49,7 +50,7 @@ def train_tabular(
     config: TrainConfig,
     features: Sequence[str] | None = None,
     sensitive_as_feature: bool = False,
-    checkpoint: str | None = None,
+    checkpoint: str | Checkpoint | None = None,
     progress: bool = False,
 ) -> tuple[torch.nn.Module, ModelConfig]:
     """Fit preprocessing and an MLP on ``frame`` (from ``checkpoint`` if given); return the
@@ -77,15 +78,17 @@ def train_tabular(
 
 
 def _starting_model(
-    arch: dict[str, Any], seed: int, checkpoint: str | None, head: str | None = None
+    arch: dict[str, Any], seed: int, checkpoint: str | Checkpoint | None, head: str | None = None
 ) -> tuple[torch.nn.Module, str]:
     """The model to train, built from ``arch`` under ``seed`` (then ``checkpoint`` loaded into
     it, if given), and its head's name, found before any training so a wrong one fails early."""
     torch.manual_seed(seed)
     model = build_model(arch)
     head = ModelSplit.of(model, head).head
+    if isinstance(checkpoint, str):
+        checkpoint = Checkpoint(checkpoint)
     if checkpoint is not None:
-        load_state_dict_file(model, checkpoint, head=head)
+        load_checkpoint(model, checkpoint, head)
     return model, head
 
 
@@ -132,7 +135,7 @@ class StartingModel:
     and the head's name (None: found)."""
 
     arch: dict[str, Any]
-    checkpoint: str | None = None
+    checkpoint: str | Checkpoint | None = None
     head: str | None = None
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from fairtune.errors import FairtuneError
@@ -326,32 +326,6 @@ def save_model(directory: str | Path, model: nn.Module, config: ModelConfig) -> 
     with atomic_dir(directory) as tmp:
         write_model_files(tmp, model, config)
     return Path(directory)
-
-
-def load_state_dict_file(model: nn.Module, path: str | Path, head: str | None = None) -> nn.Module:
-    """Load a user's checkpoint (``.pt``/``.pth`` state dict or ``.safetensors``) safely.
-
-    ``head``: see :func:`load_weights` (a checkpoint with a many-class classifier).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FairtuneError(f"checkpoint '{path}' does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise FairtuneError(
-            f"cannot load checkpoint '{path}' safely ({type(exc).__name__}): "
-            "save a plain state dict with torch.save(model.state_dict(), path)"
-        ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise FairtuneError(f"checkpoint '{path}' holds a {type(state).__name__}, not a state dict")
-    load_weights(model, state, str(path), head)
-    return model
 
 
 def load_weights(

@@ -12,6 +12,7 @@ import pandas as pd
 from fairtune.architectures import architectures_text, image_arch
 from fairtune.augment import Augment
 from fairtune.binarize import parse_binarize
+from fairtune.checkpoints import Checkpoint
 from fairtune.cli.options import (
     DATA_HELP,
     IMAGE_ROOT,
@@ -129,9 +130,24 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint",
         help="start from your own weights: a state dict (.pt, .pth or .safetensors, loaded "
-        "safely) for the architecture; with --epochs 0 it is only imported",
+        "safely) for the architecture, also inside a Lightning .ckpt or under DataParallel's "
+        "'module.' prefix; with --epochs 0 it is only imported",
     )
     p.add_argument("--head", help="module name of the classification head (default: found)")
+    p.add_argument(
+        "--head-output",
+        type=int,
+        metavar="INDEX",
+        help="the checkpoint's classifier has several outputs (e.g. CheXpert's 14 labels): keep "
+        "output INDEX (0-based) as the one logit; with 2 outputs, softmax's class INDEX "
+        "(default: a fresh head)",
+    )
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="read a checkpoint that is a whole pickled model: unpickling runs code from the "
+        "file, so only for a file you trust (default: tensors only, weights_only=True)",
+    )
     images = p.add_argument_group("image data (an image CSV: one row per image)")
     images.add_argument("--image-col", help="column of image paths; makes --data an image CSV")
     images.add_argument(
@@ -169,6 +185,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def train_command(args: argparse.Namespace) -> None:
     refuse_overwrite(args.out, [args.data])
     config = TrainConfig(**dataclass_values(args, TrainConfig))
+    args.checkpoint = _checkpoint(args)
     start = time.perf_counter()
     if args.image_col or preset_of(args.data):
         model, model_config, rows = _train_images(args, config)
@@ -185,6 +202,17 @@ def train_command(args: argparse.Namespace) -> None:
     )
 
 
+def _checkpoint(args: argparse.Namespace) -> Checkpoint | None:
+    """The --checkpoint to start from, read as --head-output and --trust-pickle say."""
+    if args.checkpoint is None:
+        if args.head_output is not None or args.trust_pickle:
+            raise FairtuneError("--head-output and --trust-pickle need a --checkpoint to read")
+        return None
+    if args.head_output is not None and args.head_output < 0:
+        raise FairtuneError(f"--head-output is a 0-based output index, not {args.head_output}")
+    return Checkpoint(args.checkpoint, args.head_output, args.trust_pickle)
+
+
 def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, Any, int]:
     table = None
     label, sensitive, image_col = args.label, args.sensitive, args.image_col
@@ -196,7 +224,7 @@ def _train_images(args: argparse.Namespace, config: TrainConfig) -> tuple[Any, A
         image_col = table.preset.image_col
     elif not args.label or not args.sensitive:
         raise FairtuneError("an image CSV needs --label and --sensitive")
-    arch, mean, std = image_arch(args.arch, args.channels)
+    arch, mean, std = image_arch(args.arch, args.channels, args.image_size)
     options = ImageOptions(
         image_col,
         Decoding(args.image_size, args.channels, mean, std),
