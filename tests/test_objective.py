@@ -1,6 +1,7 @@
 """The fairness objective as one declared choice: ``--objective eodds|eopp|dp`` reaches the
 methods' bias loss, the choices, the table's headline, the plot and the reference row."""
 
+import itertools
 import json
 import warnings
 
@@ -116,8 +117,15 @@ def test_compare_leads_with_and_chooses_by_the_objective(
     out = workdir / f"objective-{objective}"
     assert main(compare_argv(workdir, out, "--objective", objective)) == 0
     printed = capsys.readouterr().out
-    header = [line.split("┃") for line in printed.splitlines() if line.startswith("┃")]
-    first_metric = " ".join(cells[2].strip() for cells in header).split()
+    headers: list[list[list[str]]] = []  # per table printed, its header lines' cells
+    for previous, line in itertools.pairwise(["", *printed.splitlines()]):
+        if line.startswith("┃"):
+            if not previous.startswith("┃"):
+                headers.append([])
+            headers[-1].append(line.split("┃"))
+    headline, every = headers[0], headers[1]
+    assert " ".join(cells[3].strip() for cells in headline).split()[:3] == [label, "at", "t"]
+    first_metric = " ".join(cells[2].strip() for cells in every).split()
     assert first_metric == [label, "t", "|", "0.5"]
     assert f"Criterion: objective {objective}" in printed
     rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())}

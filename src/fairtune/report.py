@@ -332,10 +332,11 @@ def write_comparison(
     settings: CompareSettings,
     extra: dict[str, Any],
     wide: bool = False,
+    saved: str | None = None,
 ) -> None:
     """Write report.md, results.json, results.csv, settings.json and the plot (one per test
-    set where there are several); print the tables (:func:`show_tables`) and the notes (per
-    test set)."""
+    set where there are several, its caption naming where the selected models are:
+    ``saved``); print the tables (:func:`show_tables`) and the notes (per test set)."""
     sets = by_test_set(rows)
     titles = {name: title if name is None else f"{title}, test {name}" for name in sets}
     plots = plot_files(list(sets))
@@ -353,7 +354,7 @@ def write_comparison(
             },
         )
         for name, mine in sets.items():
-            fairness_plot(mine, tmp / plots[name], titles[name], settings.criterion)
+            fairness_plot(mine, tmp / plots[name], titles[name], settings.criterion, saved)
         criterion = settings.criterion
         parts = [
             ReportPart(

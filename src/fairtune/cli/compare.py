@@ -150,7 +150,8 @@ def compare_command(args: argparse.Namespace) -> None:
         title += f", test {next(iter(sources.values()))}"
     else:  # each test set's table names it
         about["tests"] = sources
-    report.write_comparison(args.out, rows, title, settings, about, wide=args.wide)
+    saved = None if models is None else f"{models.folder}/<seed>/selected/"
+    report.write_comparison(args.out, rows, title, settings, about, args.wide, saved)
     if models is not None:
         console.print(f"models written to {models.folder}/SEED/METHOD/ (see debias.json in each)")
 
