@@ -1,0 +1,73 @@
+"""Successive halving: the rungs shrink by ETA, each trains its survivors at a larger share,
+and a budget bounds the rows every rung passes together."""
+
+import itertools
+
+import pytest
+import torch
+from _helpers import biased_data
+
+from fairtune.data import holdout_split
+from fairtune.halving import halving_search, prepare
+from fairtune.models import MLP
+from fairtune.search import CompareSettings, SearchContext
+from fairtune.step_plan import ETA, StepPlan, rung_sizes, scaled
+
+GRID = {"fullft": {"lr": [1e-4, 1e-3, 1e-2, 3e-2, 1e-1], "beta": [0.5], "min_steps": [0]}}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_rung_sizes_keep_a_third_until_fewer_than_eta_are_left():
+    assert ETA == 3
+    assert rung_sizes(9) == [9, 3, 1]
+    assert rung_sizes(5) == [5, 2]
+    assert rung_sizes(2) == [2]
+    assert rung_sizes(0) == []
+
+
+def test_a_share_scales_epochs_and_plans_rows():
+    plan = StepPlan(1 / 3)
+    assert plan.epochs(10, 100) == 4  # ceil(10 / 3), recorded with its rows
+    assert plan.epochs(0, 100) == 0  # a skipped phase stays skipped
+    assert plan.rows_at(1.0) == 10 * 100 and plan.rows_at(0.01) == 100
+    assert scaled(10, 0.0) == 0 and scaled(1, 0.01) == 1
+
+
+def context(training_rows: int, budget: float) -> SearchContext:
+    torch.manual_seed(0)
+    fit, held = holdout_split(biased_data(300, seed=1), 0.3, seed=0)
+    settings = CompareSettings(
+        methods=["fullft"],
+        grid=True,
+        grids=GRID,
+        overrides={"fullft": {"epochs": 3}},
+        n_boot=0,
+        search="halving",
+        budget=budget,
+        training_rows=training_rows,
+    )
+    return SearchContext(MLP(6, (8,)), fit, held, settings, 0, 0.5, None, False)
+
+
+def test_rungs_shrink_train_longer_and_stay_within_the_budget():
+    here = context(training_rows=10_000, budget=1.0)
+    ready = prepare(here)
+    budget = ready.budgets["fullft"]
+    found = halving_search("fullft", here, 0.5, budget, ready.plans["fullft"])
+    rungs = found.rungs
+    assert [len(r["settings"]) for r in rungs] == rung_sizes(5)[: len(rungs)]
+    assert found.rows == sum(r["rows"] for r in rungs) <= budget
+    assert [r["share"] for r in rungs] == sorted(r["share"] for r in rungs)  # more each rung
+    for before, after in itertools.pairwise(rungs):
+        assert all(s in before["settings"] for s in after["settings"])
+    assert {tuple(sorted(c.point.items())) for c in found.candidates} <= {
+        tuple(sorted(s.items())) for s in rungs[-1]["settings"]
+    }
+
+
+def test_no_budget_trains_the_last_rung_in_full():
+    here = context(training_rows=0, budget=1.0)
+    found = halving_search("fullft", here, 0.5, None)
+    assert found.rungs[-1]["share"] == 1.0 and found.rungs[-1]["part"] == 1
+    assert len(found.rungs) == len(rung_sizes(5))
