@@ -71,7 +71,7 @@ def plan_grid(method: str, context: SearchContext) -> GridPlan | None:
     points = grid_points(context.settings.grid_of(method))
     plans = [StepPlan(0.0) for _ in points]
     for point, plan in zip(points, plans, strict=True):
-        context.attempt(method, point, plan)
+        context.fit_scored(method, point, plan)  # no candidate: the progress view counts none
     return GridPlan(points, plans)
 
 

@@ -307,13 +307,15 @@ class SearchContext:
         is a :class:`Failure`. The run's progress view (:mod:`fairtune.progress`) hears of
         its start and end."""
         candidate_started(method, self.seed, point)
-        outcome = self._attempt(method, point, plan)
+        outcome = self.fit_scored(method, point, plan)
         report_outcome(method, self.seed, outcome)
         return outcome
 
-    def _attempt(
+    def fit_scored(
         self, method: str, point: dict[str, Any], plan: StepPlan | None
     ) -> Candidate | Failure:
+        """:meth:`attempt` without telling the progress view: for a fit that is no candidate
+        (a budgeted search's plan at share 0)."""
         fitter = get_method(method, **self.settings.method_config(method, point, self.seed))
         shared = FitContext(self.progress, self.importances, self.features, plan)
         try:
