@@ -1,5 +1,7 @@
 """Data and checks several test files share."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,3 +102,33 @@ def calls_counted(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> 
     monkeypatch.setattr(owner, name, counted)
     return calls
 
+
+def compare_argv(workdir: Path, out: Path, *options: str) -> list[str]:
+    """``fairtune compare`` on the ``workdir`` fixture's model and parts, writing to ``out``,
+    with ``options`` after."""
+    return [
+        "compare",
+        "--model",
+        str(workdir / "model"),
+        "--external",
+        str(workdir / "parts" / "external.csv"),
+        "--test",
+        str(workdir / "parts" / "test.csv"),
+        "--out",
+        str(out),
+        *options,
+    ]
+
+FAST = {
+    "bias_gd": {"epochs": 2},
+    "bmft": {"impair_epochs": 2, "repair_epochs": 2},
+    "fairprune": {"max_rounds": 2},
+    "fullft": {"epochs": 2},
+    "llft": {"epochs": 2},
+    "random_mask": {"impair_epochs": 2, "repair_epochs": 2},
+    "swift": {"step1_epochs": 2, "step2_epochs": 2},
+    "constrained": {"epochs": 2},
+    "distill": {"epochs": 2},
+}
+"""Few epochs per method, so that a test over every method runs in seconds; a method not
+listed runs its defaults."""

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from _helpers import compare_argv
 
 from fairtune.architectures import load_model
 from fairtune.cli import main
@@ -92,20 +93,6 @@ def test_debias_writes_model_mask_and_history(workdir):
     load_model(out)
 
 
-def compare_argv(workdir, out, *options: str) -> list[str]:
-    """``fairtune compare`` on the shared model and parts, writing to ``out``."""
-    return [
-        "compare",
-        "--model",
-        str(workdir / "model"),
-        "--external",
-        str(workdir / "parts" / "external.csv"),
-        "--test",
-        str(workdir / "parts" / "test.csv"),
-        "--out",
-        str(out),
-        *options,
-    ]
 
 
 def test_compare_writes_json_csv_and_plot(workdir, capsys):

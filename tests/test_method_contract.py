@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import pytest
 import torch
-from _helpers import biased_data, snapshot
+from _helpers import FAST, biased_data, snapshot
 from torch import nn
 
 from fairtune.criterion import OBJECTIVES
@@ -21,19 +21,6 @@ from fairtune.methods import REGISTRY, RESERVED, get_method, register
 from fairtune.models import MLP, ModelSplit, predict_proba
 from fairtune.settings import LEARNING_RATE, of_kind
 from fairtune.training import Phase, run_phase
-
-FAST = {
-    "bias_gd": {"epochs": 2},
-    "bmft": {"impair_epochs": 2, "repair_epochs": 2},
-    "fairprune": {"max_rounds": 2},
-    "fullft": {"epochs": 2},
-    "llft": {"epochs": 2},
-    "random_mask": {"impair_epochs": 2, "repair_epochs": 2},
-    "swift": {"step1_epochs": 2, "step2_epochs": 2},
-    "constrained": {"epochs": 2},
-    "distill": {"epochs": 2},
-}
-"""Few epochs per method; a method not listed runs its defaults."""
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, fields
 import numpy as np
 import pytest
 import torch
-from _helpers import biased_data, masked_entries_held, snapshot
+from _helpers import FAST, biased_data, masked_entries_held, snapshot
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
@@ -24,18 +24,6 @@ from fairtune.methods import REGISTRY, DebiasResult, get_method, register
 from fairtune.models import MLP, ModelConfig, ModelSplit, predict_proba
 from fairtune.training import Phase, run_phase
 
-# Few epochs per method, so that the whole file runs in seconds.
-FAST = {
-    "bias_gd": {"epochs": 2},
-    "bmft": {"impair_epochs": 2, "repair_epochs": 2},
-    "fairprune": {"max_rounds": 2},
-    "fullft": {"epochs": 2},
-    "llft": {"epochs": 2},
-    "random_mask": {"impair_epochs": 2, "repair_epochs": 2},
-    "swift": {"step1_epochs": 2, "step2_epochs": 2},
-    "constrained": {"epochs": 2},
-    "distill": {"epochs": 2},
-}
 BN_BUFFERS = ("1.running_mean", "1.running_var", "1.num_batches_tracked")
 
 

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _helpers import biased_data
+from _helpers import biased_data, compare_argv
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.linear_model import LogisticRegression
 
@@ -83,28 +83,10 @@ def test_reference_uses_the_objectives_constraint(objective, constraint):
     assert after < 0.5 * before
 
 
-def compare_argv(workdir, out, *options: str) -> list[str]:
-    return [
-        "compare",
-        "--model",
-        str(workdir / "model"),
-        "--external",
-        str(workdir / "parts" / "external.csv"),
-        "--test",
-        str(workdir / "parts" / "test.csv"),
-        "--out",
-        str(out),
-        "--methods",
-        "llft",
-        "fairprune",
-        "--n-boot",
-        "10",
-        "--set",
-        "llft.epochs=2",
-        "--set",
-        "fairprune.max_rounds=2",
-        *options,
-    ]
+def objective_argv(workdir, out, *options: str) -> list[str]:
+    """compare with LLFT and FairPrune, cut short."""
+    fast = ["--n-boot", "10", "--set", "llft.epochs=2", "--set", "fairprune.max_rounds=2"]
+    return compare_argv(workdir, out, "--methods", "llft", "fairprune", *fast, *options)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +97,7 @@ def test_compare_leads_with_and_chooses_by_the_objective(
     workdir, capsys, objective, label, constraint
 ):
     out = workdir / f"objective-{objective}"
-    assert main(compare_argv(workdir, out, "--objective", objective)) == 0
+    assert main(objective_argv(workdir, out, "--objective", objective)) == 0
     printed = capsys.readouterr().out
     headers: list[list[list[str]]] = []  # per table printed, its header lines' cells
     for previous, line in itertools.pairwise(["", *printed.splitlines()]):

@@ -4,6 +4,7 @@ verdicts follow the intervals; the run's progress prints one line per candidate.
 import re
 
 import pytest
+from _helpers import compare_argv
 from rich.console import Console
 from test_report import metrics, row
 
@@ -108,33 +109,11 @@ def test_one_table_when_it_fits():
     assert tables.fold(full, 1000) == [full]
 
 
-def compare_argv(workdir, out, *options):
-    return [
-        "compare",
-        "--model",
-        str(workdir / "model"),
-        "--external",
-        str(workdir / "parts" / "external.csv"),
-        "--test",
-        str(workdir / "parts" / "test.csv"),
-        "--out",
-        str(out),
-        "--methods",
-        "llft",
-        "--n-boot",
-        "10",
-        "--grid",
-        "--grid-set",
-        "llft.lr=0.01,0.03",
-        "--grid-set",
-        "llft.beta=0.1",
-        "--grid-set",
-        "llft.min_steps=5",
-        "--seeds",
-        "0",
-        "1",
-        *options,
-    ]
+def grid_argv(workdir, out, *options: str) -> list[str]:
+    """compare with LLFT's two-point grid on two seeds."""
+    grid = ["--grid", "--grid-set", "llft.lr=0.01,0.03", "--grid-set", "llft.beta=0.1"]
+    grid += ["--grid-set", "llft.min_steps=5", "--seeds", "0", "1"]
+    return compare_argv(workdir, out, "--methods", "llft", "--n-boot", "10", *grid, *options)
 
 
 LINE = re.compile(
@@ -149,7 +128,7 @@ def test_compare_to_a_file_prints_a_line_per_candidate(workdir, tmp_path, capsys
     monkey_width = console.width
     console.width = 80  # as a narrow terminal would be: the headline still fits
     try:
-        assert main(compare_argv(workdir, tmp_path / "o", "--jobs", jobs)) == 0
+        assert main(grid_argv(workdir, tmp_path / "o", "--jobs", jobs)) == 0
     finally:
         console.width = monkey_width
     out = capsys.readouterr().out
@@ -162,7 +141,7 @@ def test_compare_to_a_file_prints_a_line_per_candidate(workdir, tmp_path, capsys
 
 
 def test_quiet_prints_no_progress(workdir, tmp_path, capsys):
-    assert main(compare_argv(workdir, tmp_path / "o", "--quiet")) == 0
+    assert main(grid_argv(workdir, tmp_path / "o", "--quiet")) == 0
     out = capsys.readouterr().out
     assert not LINE.search(out) and "/4]" not in out
     assert "llft" in out  # the tables still are
@@ -215,7 +194,7 @@ def test_over_seeds_the_interval_keeps_the_test_sets_uncertainty():
 def test_a_budgeted_search_counts_its_candidates_not_its_plans(workdir, tmp_path, capsys):
     """Halving plans every setting first (a fit at share 0, no candidate): the view counts
     only the rungs' fits, at most the rung sizes summed over the seeds."""
-    argv = compare_argv(workdir, tmp_path / "o", "--search", "halving", "--budget", "50")
+    argv = grid_argv(workdir, tmp_path / "o", "--search", "halving", "--budget", "50")
     grid = ["--grid-set", "llft.lr=0.001,0.003,0.01,0.03"]
     assert main([*argv, *grid]) == 0
     out = capsys.readouterr().out

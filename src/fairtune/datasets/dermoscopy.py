@@ -33,8 +33,8 @@ from fairtune.datasets.medical import (
     require,
     sex_groups,
 )
+from fairtune.datasets.skin import MALIGNANT
 
-MALIGNANT = "malignant"
 ISIC2019_MALIGNANT = ("MEL", "BCC", "AK", "SCC")
 ISIC2019_BENIGN = ("NV", "BKL", "DF", "VASC")
 ISIC2019_LAYOUTS = (
