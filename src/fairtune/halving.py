@@ -71,7 +71,7 @@ def plan_grid(method: str, context: SearchContext) -> GridPlan | None:
     points = grid_points(context.settings.grid_of(method))
     plans = [StepPlan(0.0) for _ in points]
     for point, plan in zip(points, plans, strict=True):
-        context.fit_scored(method, point, plan)  # no candidate: the progress view counts none
+        context.fitted(method, point, plan)  # no candidate: unscored, uncounted
     return GridPlan(points, plans)
 
 

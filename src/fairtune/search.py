@@ -307,26 +307,29 @@ class SearchContext:
         is a :class:`Failure`. The run's progress view (:mod:`fairtune.progress`) hears of
         its start and end."""
         candidate_started(method, self.seed, point)
-        outcome = self.fit_scored(method, point, plan)
+        outcome = self.fitted(method, point, plan)
+        if isinstance(outcome, DebiasResult):
+            scores = predict_proba(outcome.model, self.held)
+            if torch.isfinite(scores).all():
+                rule, rate = self.settings.threshold_rule, self.reference_rate
+                held = held_out_score(scores, self.held, rule, rate)
+                outcome = Candidate(point, outcome, scores, held)
+            else:
+                outcome = Failure(point, "held-out scores are NaN: training diverged")
         report_outcome(method, self.seed, outcome)
         return outcome
 
-    def fit_scored(
-        self, method: str, point: dict[str, Any], plan: StepPlan | None
-    ) -> Candidate | Failure:
-        """:meth:`attempt` without telling the progress view: for a fit that is no candidate
-        (a budgeted search's plan at share 0)."""
+    def fitted(
+        self, method: str, point: dict[str, Any], plan: StepPlan | None = None
+    ) -> DebiasResult | Failure:
+        """``method`` with ``point`` fitted on the fit part, unscored and untold to the progress
+        view: :meth:`attempt`'s fit, and alone a budgeted search's plan at share 0."""
         fitter = get_method(method, **self.settings.method_config(method, point, self.seed))
         shared = FitContext(self.progress, self.importances, self.features, plan)
         try:
-            result = fitter.fit(self.model, self.fit, head=self.head, context=shared)
+            return fitter.fit(self.model, self.fit, head=self.head, context=shared)
         except TrainingDiverged as diverged:
             return Failure(point, str(diverged))
-        scores = predict_proba(result.model, self.held)
-        if not torch.isfinite(scores).all():
-            return Failure(point, "the fitted model's held-out scores are NaN: training diverged")
-        held = held_out_score(scores, self.held, self.settings.threshold_rule, self.reference_rate)
-        return Candidate(point, result, scores, held)
 
 
 def report_outcome(method: str, seed: int, outcome: Candidate | Failure) -> None:
