@@ -7,7 +7,14 @@ import pytest
 from _helpers import biased_data
 
 from fairtune.comparison import compare
-from fairtune.records import BaselineRecord, ChoiceRecord, ReferenceRecord, SearchRecord
+from fairtune.records import (
+    BaselineRecord,
+    ChoiceRecord,
+    ReferenceRecord,
+    SearchCost,
+    SearchRecord,
+)
+from fairtune.report import notes
 from fairtune.results import ResultRow
 from fairtune.search import CompareSettings
 
@@ -37,3 +44,19 @@ def test_every_row_has_the_record_of_its_kind_and_reads_back(start_model, object
     chosen = rows[-1].selection
     assert chosen.best_on_test is not None and chosen.best_on_test.key == key
     assert chosen.to_dict()["best_on_test"][key] == chosen.best_on_test.value
+
+
+def test_the_selected_note_says_what_the_search_cost_against_the_training(start_model):
+    """Every cost a report quotes is a multiple of the original training's rows."""
+    external, test = biased_data(300, seed=3), biased_data(200, seed=4)
+    settings = CompareSettings(
+        methods=["llft"], n_boot=0, overrides={"llft": {"epochs": 1}}, training_rows=600
+    )
+    rows = compare(start_model, external, test, settings)
+    cost = rows[-1].selection.cost
+    assert isinstance(cost, SearchCost) and cost.rows > 0
+    assert cost.cost_vs_training == pytest.approx(cost.rows / 600)
+    said = [line for line in notes(rows) if line.startswith("selected (seed 0)")]
+    assert said and f"{cost.rows:,} rows, {cost.rows / 600:.2f}x the original training's" in said[0]
+    unknown = SearchCost("grid", 10)
+    assert unknown.text() == "the search passed 10 rows (the original training's unknown)"

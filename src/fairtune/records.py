@@ -224,6 +224,13 @@ class SearchCost:
             "cost_vs_training": self.cost_vs_training,
         }
 
+    def text(self) -> str:
+        """The search's cost in words, as a multiple of the original training where known."""
+        spent = f"the search passed {self.rows:,} rows"
+        if self.cost_vs_training is None:
+            return f"{spent} (the original training's unknown)"
+        return f"{spent}, {self.cost_vs_training:.2f}x the original training's"
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SearchCost | None:
         if "search" not in d:

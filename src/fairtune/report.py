@@ -287,7 +287,7 @@ def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str
     for seed in summary["per_seed"]:
         lines.append(
             f"{SELECTED} (seed {seed['seed']}): {seed['reason']}; selection regret on test "
-            f"{fmt(seed['regret'])}"
+            f"{fmt(seed['regret'])}" + (f"; {seed['cost'].text()}" if seed["cost"] else "")
         )
     if len(summary["per_seed"]) > 1:
         lines.append(

@@ -140,6 +140,7 @@ def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:
                 "setting": r.selection.setting,
                 "reason": r.selection.reason,
                 "regret": r.selection.regret,
+                "cost": r.selection.cost,
             }
             for r in rows
             if isinstance(r.selection, ChoiceRecord) and r.method == SELECTED

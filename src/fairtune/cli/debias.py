@@ -30,6 +30,7 @@ from fairtune.evidence import EvidenceRule
 from fairtune.halving import original_training_rows
 from fairtune.inputs import refuse_overwrite
 from fairtune.methods import ALL, REGISTRY, method_class, method_names
+from fairtune.records import ChoiceRecord
 from fairtune.search import CompareSettings
 from fairtune.settings import origin_of
 
@@ -164,14 +165,10 @@ def debias_command(args: argparse.Namespace) -> None:
 
 def _auto_line(info: dict[str, Any]) -> str:
     """What auto chose (or kept) and what its search cost, in one sentence."""
-    selection, cost = info["selection"], info["cost_vs_training"]
-    spent = (
-        f"the search passed {selection['rows']:,} rows, {cost:.2f}x the original training's"
-        if cost is not None
-        else f"the search passed {selection['rows']:,} rows (the original training's unknown)"
-    )
+    record = ChoiceRecord.from_dict(info["selection"])
+    spent = record.cost.text() if record.cost is not None else "no search cost recorded"
     kept = "; the original model is written, marked as kept" if info["kept_original"] else ""
-    return f"{selection['reason']}; {spent}{kept}."
+    return f"{record.reason}; {spent}{kept}."
 
 
 COMMANDS = (
