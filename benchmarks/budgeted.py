@@ -33,9 +33,9 @@ def figures(rows: list[ResultRow], wall_s: float) -> dict[str, Any]:
     """The selected row's figures over seeds, and what the search cost."""
     base = {r.seed: r for r in rows if r.method == BASELINE}
     chosen = sorted((r for r in rows if r.method == SELECTED), key=lambda r: r.seed)
-    base_eodds = np.array([base[r.seed].metrics_tuned["eodds_mean"] for r in chosen])
-    eodds = np.array([r.metrics_tuned["eodds_mean"] for r in chosen])
-    auc = np.array([r.metrics_tuned["auc"] - base[r.seed].metrics_tuned["auc"] for r in chosen])
+    base_eodds = np.array([base[r.seed].metrics_tuned.eodds_mean for r in chosen])
+    eodds = np.array([r.metrics_tuned.eodds_mean for r in chosen])
+    auc = np.array([r.metrics_tuned.auc - base[r.seed].metrics_tuned.auc for r in chosen])
     costs = [r.selection.cost for r in chosen]
     rows_passed = sum(c.rows for c in costs)
     training = sum(c.rows / c.cost_vs_training for c in costs)

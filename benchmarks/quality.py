@@ -192,21 +192,21 @@ def summarise_row(rows: list[ResultRow], method: str) -> dict[str, Any]:
     base = _by_seed(rows, BASELINE)
     mine = _by_seed(rows, method)
     seeds = sorted(mine)
-    eodds = np.array([mine[s].metrics_tuned["eodds_mean"] for s in seeds], dtype=float)
-    base_eodds = np.array([base[s].metrics_tuned["eodds_mean"] for s in seeds], dtype=float)
+    eodds = np.array([mine[s].metrics_tuned.eodds_mean for s in seeds], dtype=float)
+    base_eodds = np.array([base[s].metrics_tuned.eodds_mean for s in seeds], dtype=float)
     cut = base_eodds - eodds
-    aucs = np.array([mine[s].metrics_tuned["auc"] for s in seeds], dtype=float)
-    auc = aucs - np.array([base[s].metrics_tuned["auc"] for s in seeds])
+    aucs = np.array([mine[s].metrics_tuned.auc for s in seeds], dtype=float)
+    auc = aucs - np.array([base[s].metrics_tuned.auc for s in seeds])
     finite = cut[~np.isnan(cut)]
     n = len(finite)
-    degenerate = [s for s in seeds if mine[s].metrics_tuned.get("degenerate")]
+    degenerate = [s for s in seeds if mine[s].metrics_tuned.degenerate]
     failed = [s for s in seeds if mine[s].failed]
     mean = float(finite.mean()) if n else math.nan
     std = float(finite.std(ddof=1)) if n > 1 else math.nan
     return {
         "seeds": seeds,
         "eodds_t": eodds.tolist(),
-        "eodds_05": [mine[s].metrics["eodds_mean"] for s in seeds],
+        "eodds_05": [mine[s].metrics.eodds_mean for s in seeds],
         "cut": cut.tolist(),
         "cut_mean": mean,
         "cut_std": std,

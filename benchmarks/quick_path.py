@@ -56,7 +56,7 @@ def on_test(model: nn.Module, held: Any, test: Any, rate: float) -> dict[str, fl
     compare's default rule (the starting model's positive rate ``rate`` at 0.5)."""
     y = held.labels.numpy().astype(np.int64)
     t = choose_threshold(y, predict_proba(model, held).numpy(), "positive_rate", rate)
-    m = evaluate_scores(test, predict_proba(model, test), t)[0]
+    m = evaluate_scores(test, predict_proba(model, test), t).metrics
     return {"eodds_t": float(m["eodds_mean"]), "auc": float(m["auc"])}
 
 

@@ -10,9 +10,10 @@ Reports, for every module under ``src/fairtune``:
 - the largest modules by line count, flagging those over the size limit;
 - functions with more named parameters than the limit (positional-only, plain
   and keyword-only ones; ``self``/``cls`` and ``*args``/``**kwargs`` excluded);
-- string-keyed access (``row.selection["chosen"]``, ``row.metrics.get("abroca")``)
-  to a result row's typed selection record or metrics outside the JSON/CSV edge
-  (:data:`JSON_EDGE`): a typo there is a ``KeyError`` after a long run;
+- string-keyed access (``row.selection["chosen"]``, ``row.metrics.get("abroca")``, a
+  fixed key in ``row.metrics.value("auc")``) to a result row's typed selection record or
+  metrics outside the JSON/CSV edge (:data:`JSON_EDGE`): a typo there is an error after a
+  long run, where an attribute is checked before it;
 - hand-kept lists a registry holds (:data:`REGISTRIES`, fairtune only): a tuple, list
   or set of strings (at least two), or a text (at least three), that names more than
   half of a registry's entries outside the registry's own module; build it from the
@@ -250,13 +251,14 @@ def _functions(tree: ast.AST) -> dict[ast.AST, str]:
 
 def _keyed_row_field(node: ast.AST) -> str | None:
     """The row field read by string key at ``node`` (``x.selection["k"]``,
-    ``x.metrics.get("k")``), else None."""
+    ``x.metrics.get("k")``, ``x.metrics.value("k")`` where ``x.metrics.k`` says it), else
+    None."""
     if isinstance(node, ast.Subscript):
         target, key = node.value, node.slice
     elif (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "get"
+        and node.func.attr in ("get", "value")
         and node.args
     ):
         target, key = node.func.value, node.args[0]

@@ -41,6 +41,7 @@ from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.images import MAX_PIXELS, Decoding, ImageSource
 from fairtune.io import MARKER
+from fairtune.measurement import Metrics
 from fairtune.methods import DebiasResult
 from fairtune.models import MLP
 from fairtune.results import summarise
@@ -1056,7 +1057,9 @@ def test_set_values_end_where_the_study_kind_begins() -> None:
 def test_a_summary_of_undefined_values_warns_nothing(recwarn) -> None:
     """compare printed numpy's 'Degrees of freedom <= 0 for slice' for a metric undefined in
     every seed: the summary now says NaN without a word from numpy."""
-    rows = [SimpleNamespace(method="llft", metrics={"auc": math.nan}, ci=None) for _ in range(2)]
+    rows = [
+        SimpleNamespace(method="llft", metrics=Metrics.undefined(), ci=None) for _ in range(2)
+    ]
     summary = summarise(rows, "auc")  # type: ignore[arg-type]  # the fields summarise reads
     assert math.isnan(summary["llft"]["mean"]) and math.isnan(summary["llft"]["std"])
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

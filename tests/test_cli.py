@@ -53,11 +53,11 @@ def test_evaluate_json_matches_the_library(workdir, capsys):
         TabularPreprocessor.from_dict(config.preprocessing),
         config.group_names,
     )
-    direct = evaluate_model(model, test)[0]
+    direct = evaluate_model(model, test).metrics
     for key in METRIC_KEYS:
-        assert saved["metrics"][key] == pytest.approx(direct[key], nan_ok=True)
+        assert saved["metrics"][key] == pytest.approx(direct.value(key), nan_ok=True)
     lo, hi = saved["ci"]["auc"]
-    assert lo <= direct["auc"] <= hi
+    assert lo <= direct.auc <= hi
 
 
 def test_debias_writes_model_mask_and_history(workdir):

@@ -4,7 +4,7 @@ end-to-end acceptance check that SWiFT lowers equalized odds on skewed Adult."""
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from fairtune.criterion import Criterion
 from fairtune.data import FairData, holdout_split
 from fairtune.errors import FairtuneError
 from fairtune.evaluation import evaluate_model
+from fairtune.measurement import Intervals, Metrics
 from fairtune.methods import REGISTRY, get_method
 from fairtune.metrics import METRIC_KEYS
 from fairtune.records import SearchRecord
@@ -216,26 +217,26 @@ def test_compare_rows_and_baseline_metrics(start_model):
         assert isinstance(row, ResultRow)
         assert tuple(row.to_dict()) == ROW_KEYS  # results.json's keys, in order
         for part in ("metrics", "metrics_tuned"):
-            assert all(isinstance(getattr(row, part)[k], float) for k in METRIC_KEYS)
+            assert all(isinstance(getattr(row, part).value(k), float) for k in METRIC_KEYS)
         assert row.ci is not None and row.ci_tuned is not None
         assert 0 < row.threshold < 1
         if row.method == "baseline":
             assert row.config == {} and row.wall_time_s == 0.0
             # an independent path: the model evaluated directly on the test set
-            direct = evaluate_model(start_model, test)[0]
-            tuned = evaluate_model(start_model, test, threshold=row.threshold)[0]
+            direct = evaluate_model(start_model, test).metrics
+            tuned = evaluate_model(start_model, test, threshold=row.threshold).metrics
             for k in METRIC_KEYS:
-                assert same(row.metrics[k], direct[k]), k
-                assert same(row.metrics_tuned[k], tuned[k]), k
+                assert same(row.metrics.value(k), direct.value(k)), k
+                assert same(row.metrics_tuned.value(k), tuned.value(k)), k
         else:
             assert row.wall_time_s > 0
             assert row.config["seed"] == row.seed
             for key, value in SETTINGS["overrides"][row.method].items():
                 assert row.config[key] == value
             assert row.selection.chosen == {}
-            assert not same(row.metrics["auc"], rows[0].metrics["auc"])  # it did change
+            assert not same(row.metrics.auc, rows[0].metrics.auc)  # it did change
     # the methods saw the other seed's split: results differ between seeds
-    assert rows[1].metrics["auc"] != rows[4].metrics["auc"]
+    assert rows[1].metrics.auc != rows[4].metrics.auc
 
 
 @pytest.mark.parametrize("rule", ["balanced_accuracy", "positive_rate"])
@@ -248,7 +249,7 @@ def test_compare_thresholds_never_look_at_the_test_set(rule, start_model):
     other = compare(start_model, external, flipped(test), settings)
     assert [r.threshold for r in other] == thresholds
     accuracy = [
-        (r.metrics["accuracy"], o.metrics["accuracy"])
+        (r.metrics.accuracy, o.metrics.accuracy)
         for r, o in zip(rows, other, strict=True)
     ]
     assert all(a != b for a, b in accuracy)  # the labels did change
@@ -289,7 +290,7 @@ def test_compare_settings_are_checked_by_their_declarations(values, message):
 
 
 def result_row(method: str, seed: int, auc: float, tuned_auc: float) -> ResultRow:
-    ci = {"auc": [auc - 0.1, auc + 0.1]}
+    ci = Intervals({"auc": (auc - 0.1, auc + 0.1)})
     return ResultRow(
         method,
         seed,
@@ -297,8 +298,8 @@ def result_row(method: str, seed: int, auc: float, tuned_auc: float) -> ResultRo
         2.0 * seed,
         0.5,
         "0.5",
-        {"auc": auc},
-        {"auc": tuned_auc},
+        replace(Metrics.undefined(), auc=auc),
+        replace(Metrics.undefined(), auc=tuned_auc),
         ci,
         ci,
         SearchRecord("defaults", {}, [], 0.0),
@@ -312,7 +313,7 @@ def test_summarise_gives_per_method_mean_and_spread_over_seeds():
     assert list(at_half) == ["a", "b"]
     assert at_half["a"]["mean"] == pytest.approx(0.7) and at_half["a"]["std"] == pytest.approx(0.1)
     assert at_half["a"]["ci"] is None and at_half["a"]["n_seeds"] == 2
-    assert math.isnan(at_half["b"]["std"]) and at_half["b"]["ci"] == [0.4, 0.6]
+    assert math.isnan(at_half["b"]["std"]) and at_half["b"]["ci"] == (0.4, 0.6)
     assert summarise(rows, "auc", tuned=True)["a"]["mean"] == pytest.approx(0.7)  # NaN skipped
     assert summarise(rows, "wall_time_s")["a"]["mean"] == pytest.approx(3.0)
 
@@ -353,10 +354,11 @@ def test_swift_lowers_equalized_odds_on_skewed_adult():
     )
     result = get_method("swift", step1_lr=1e-3, seed=0).fit(model, ext, head=config.head)
     for data in (ext, tst):
-        before, after = evaluate_model(model, data)[0], evaluate_model(result.model, data)[0]
-        assert before["eodds_mean"] > 0.3  # the skew made the start model clearly biased
-        assert after["eodds_mean"] <= 0.5 * before["eodds_mean"]
-        assert after["auc"] > before["auc"] - 0.02
+        before = evaluate_model(model, data).metrics
+        after = evaluate_model(result.model, data).metrics
+        assert before.eodds_mean > 0.3  # the skew made the start model clearly biased
+        assert after.eodds_mean <= 0.5 * before.eodds_mean
+        assert after.auc > before.auc - 0.02
 
 
 def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):

@@ -124,6 +124,8 @@ def test_string_keyed_reads_of_a_rows_record_are_flagged_outside_the_json_edge(c
             "table.py": (
                 "def cell(row):\n"
                 "    return row.selection['chosen'], row.metrics.get('auc'), row.selection.chosen\n"
+                "def head(row, key):\n"
+                "    return row.metrics_tuned.value('eopp'), row.metrics_tuned.value(key)\n"
                 "def fine(d):\n"
                 "    return d['chosen'], d.get('auc')\n"
             ),
@@ -133,6 +135,7 @@ def test_string_keyed_reads_of_a_rows_record_are_flagged_outside_the_json_edge(c
     assert [(f.line, f.text) for f in found] == [
         (2, ".selection['chosen']"),
         (2, ".metrics['auc']"),
+        (4, ".metrics_tuned['eopp']"),
     ]
 
 

@@ -10,7 +10,7 @@ import fairtune
 from fairtune import report, tables
 from fairtune.comparison import CompareSettings, compare
 from fairtune.criterion import Criterion
-from fairtune.frames import SCALARS
+from fairtune.measurement import VALUE_KEYS
 from fairtune.methods import DebiasResult
 
 
@@ -29,7 +29,7 @@ def test_frame_is_tidy_with_every_metric_at_both_thresholds(compared):
     keys = list(zip(frame.method, frame.seed, frame.test_set, strict=True))
     assert len(set(keys)) == len(keys)  # one row per method, seed and test set
     assert set(frame.test_set) == {"a", "b"}
-    for key in SCALARS:
+    for key in VALUE_KEYS:
         for where in ("0.5", "t"):
             assert {f"{key}@{where}", f"{key}@{where}_low", f"{key}@{where}_high"} <= set(
                 frame.columns
@@ -39,10 +39,10 @@ def test_frame_is_tidy_with_every_metric_at_both_thresholds(compared):
         return a == b or (math.isnan(a) and math.isnan(b))  # the reference row has no AUC
 
     for r, (_, line) in zip(compared, frame.iterrows(), strict=True):
-        assert same(line["eodds_mean@t"], r.metrics_tuned["eodds_mean"])
-        assert same(line["auc@0.5"], r.metrics["auc"])
+        assert same(line["eodds_mean@t"], r.metrics_tuned.eodds_mean)
+        assert same(line["auc@0.5"], r.metrics.auc)
         if r.ci_tuned:
-            low, high = r.ci_tuned["eodds_mean"]
+            low, high = r.ci_tuned.of("eodds_mean")
             assert (line["eodds_mean@t_low"], line["eodds_mean@t_high"]) == (low, high)
             assert low <= line["eodds_mean@t"] <= high or math.isnan(low)
         assert line["threshold"] == r.threshold
@@ -73,8 +73,8 @@ def test_reprs_say_what_is_inside(compared, start_model):
         assert f"{name}: {len(mine)} rows, {float(mine.mean()):.0%} positive" in text
     row = compared[1]
     text = repr(row)
-    assert text.startswith(f"ResultRow({row.method}, seed 0, test a: AUC {row.metrics['auc']:.3f}")
-    assert f"eodds_mean {row.metrics_tuned['eodds_mean']:.3f}" in text
+    assert text.startswith(f"ResultRow({row.method}, seed 0, test a: AUC {row.metrics.auc:.3f}")
+    assert f"eodds_mean {row.metrics_tuned.eodds_mean:.3f}" in text
     result = DebiasResult("swift", start_model, {"beta": 0.1}, [], info={"selection": {}})
     text = repr(result)
     assert text.startswith("DebiasResult(swift, settings {'beta': 0.1}, 0.0 s")

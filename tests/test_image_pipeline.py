@@ -185,7 +185,7 @@ def test_image_demo_rows_on_a_tiny_set():
     rows = image_demo_rows(settings, CompareSettings(methods=["llft"], n_boot=5))
     assert [r.method for r in rows] == ["baseline", "llft", "threshold_optimizer", "selected"]
     assert all(r.arch == "cnn" and r.to_dict()["arch"] == "cnn" for r in rows)
-    assert set(rows[0].metrics["by_group"]) == {"dark", "light"}
+    assert set(rows[0].metrics.by_group) == {"dark", "light"}
 
 
 def test_learning_rate_grids_search_two_learning_rates_and_defaults_elsewhere():

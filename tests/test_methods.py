@@ -72,7 +72,7 @@ def bn_model() -> nn.Module:
 
 
 def eodds(model: nn.Module, data: FairData) -> float:
-    return evaluate_model(model, data)[0]["eodds_mean"]
+    return evaluate_model(model, data).metrics.eodds_mean
 
 
 # ------------------------------------------------------------------ every method
@@ -388,28 +388,28 @@ def test_fairprune_zeros_exactly_the_masked_weights_and_lowers_eodds(start_model
         if p not in result.mask.values:
             assert torch.equal(end[p], start[p]), p
     before, after = (
-        evaluate_model(start_model, external)[0],
-        evaluate_model(result.model, external)[0],
+        evaluate_model(start_model, external).metrics,
+        evaluate_model(result.model, external).metrics,
     )
-    assert after["eodds_mean"] < before["eodds_mean"]
-    assert after["balanced_accuracy"] >= before["balanced_accuracy"] - config.max_drop
+    assert after.eodds_mean < before.eodds_mean
+    assert after.balanced_accuracy >= before.balanced_accuracy - config.max_drop
 
 
 @pytest.mark.parametrize("lr", [1e-2, 1e-1])
 def test_bias_gd_keeps_balanced_accuracy_above_its_floor(lr, start_model, external):
     max_drop = 0.02
-    start = evaluate_model(start_model, external)[0]
+    start = evaluate_model(start_model, external).metrics
     result = get_method("bias_gd", lr=lr, epochs=5, max_drop=max_drop).fit(start_model, external)
-    after = evaluate_model(result.model, external)[0]
-    assert after["balanced_accuracy"] >= start["balanced_accuracy"] - max_drop
-    assert result.info["floor"] == pytest.approx(start["balanced_accuracy"] - max_drop)
+    after = evaluate_model(result.model, external).metrics
+    assert after.balanced_accuracy >= start.balanced_accuracy - max_drop
+    assert result.info["floor"] == pytest.approx(start.balanced_accuracy - max_drop)
     if lr == 1e-1:  # too fast: the floor stops it after the first epoch, on the start model
         assert result.info["stopped_at_epoch"] == 1
         assert_same_state(result.model.state_dict(), start_model.state_dict())
     else:  # gentle: runs all epochs and lowers the bias
         assert result.info["stopped_at_epoch"] is None
         assert len(result.history) == 5
-        assert after["eodds_mean"] < 0.5 * start["eodds_mean"]
+        assert after.eodds_mean < 0.5 * start.eodds_mean
 
 
 def test_python_debias_refuses_an_external_set_of_one_class():

@@ -26,7 +26,8 @@ from sklearn.metrics import (
 
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
-from fairtune.evaluation import VERDICT_KEYS, VerdictSettings, evaluate_model, evaluate_scores
+from fairtune.evaluation import VerdictSettings, evaluate_model, evaluate_scores
+from fairtune.measurement import Metrics
 from fairtune.metrics import (
     METRIC_KEYS,
     Bootstrap,
@@ -432,33 +433,40 @@ def as_fair_data(y, s, g, names):
     return FairData(torch.tensor(s)[:, None], torch.tensor(y), torch.tensor(g), names)
 
 
+VERDICT_KEYS = ("operating_points", "abroca", "degenerate", "degenerate_groups")
+
+
 @pytest.mark.parametrize("n_groups", [2, 4])
 def test_evaluate_scores_adds_the_verdicts_of_the_operating_module(n_groups):
     y, s, g, names = make_data(2000, n_groups, seed=11)
     verdict = VerdictSettings(specificity=0.7, sensitivity=0.9, degenerate_rate=0.02)
     data = as_fair_data(y, s, g, names)
-    metrics, ci = evaluate_scores(data, torch.tensor(s), 0.4, 20, 3, verdict)
+    found = evaluate_scores(data, torch.tensor(s), 0.4, 20, 3, verdict)
+    metrics, ci = found.metrics, found.intervals
 
-    assert set(metrics) == {*METRIC_KEYS, "threshold", "n", "by_group", *VERDICT_KEYS}
-    assert list(ci) == list(METRIC_KEYS)  # the intervals keep today's keys
+    saved = metrics.to_dict()  # results.json's keys
+    assert set(saved) == {*METRIC_KEYS, "threshold", "n", "by_group", *VERDICT_KEYS}
+    assert list(ci.to_dict()) == list(METRIC_KEYS)  # the intervals keep today's keys
+    assert ci.to_dict() == bootstrap_ci(y, s, g, names, 0.4, Bootstrap(20, seed=3))
     levels = (("specificity", 0.7), ("sensitivity", 0.9))
     direct = operating_points(y, s, g, names, levels=levels, low=0.02, high=0.98)
-    assert metrics["operating_points"] == {p.key: p.to_dict() for p in direct}
-    assert list(metrics["operating_points"]) == ["specificity_0.7", "sensitivity_0.9"]
-    assert metrics["abroca"] == abroca(y, s, g, names)
-    assert metrics["abroca"] > 0.01
+    assert metrics.operating_points == {p.key: p for p in direct}
+    assert saved["operating_points"] == {p.key: p.to_dict() for p in direct}
+    assert list(metrics.operating_points) == ["specificity_0.7", "sensitivity_0.9"]
+    assert metrics.abroca == abroca(y, s, g, names)
+    assert metrics.abroca > 0.01
     flag = degenerate(s, g, names, 0.4, low=0.02, high=0.98)
-    assert (metrics["degenerate"], metrics["degenerate_groups"]) == (False, []) == (
+    assert (metrics.degenerate, metrics.degenerate_groups) == (False, ()) == (
         flag.flagged,
-        list(flag.groups),
+        flag.groups,
     )
     # independent: the specificity point's threshold gives at least that specificity
-    spec = metrics["operating_points"]["specificity_0.7"]
-    assert np.mean(s[y == 0] < spec["threshold"]) >= 0.7
-    assert json.loads(json.dumps(metrics))["operating_points"] == metrics["operating_points"]
+    spec = metrics.operating_points["specificity_0.7"]
+    assert np.mean(s[y == 0] < spec.threshold) >= 0.7
+    assert Metrics.from_dict(json.loads(json.dumps(saved))) == metrics
 
-    default = evaluate_scores(data, torch.tensor(s))[0]
-    assert list(default["operating_points"]) == ["specificity_0.8", "sensitivity_0.8"]
+    default = evaluate_scores(data, torch.tensor(s)).metrics
+    assert list(default.operating_points) == ["specificity_0.8", "sensitivity_0.8"]
 
 
 def test_a_model_that_rejects_a_whole_group_is_degenerate():
@@ -474,16 +482,16 @@ def test_a_model_that_rejects_a_whole_group_is_degenerate():
         model.bias.zero_()
     data = FairData(x, torch.tensor(y), torch.tensor(g), ["g0", "g1"])
 
-    metrics = evaluate_model(model, data, threshold=0.5)[0]
-    assert metrics["by_group"]["g1"]["positive_rate"] == 0.0
-    assert metrics["degenerate"] is True
-    assert metrics["degenerate_groups"] == ["g1"]
+    metrics = evaluate_model(model, data, threshold=0.5).metrics
+    assert metrics.by_group["g1"].positive_rate == 0.0
+    assert metrics.degenerate is True
+    assert metrics.degenerate_groups == ("g1",)
     # at specificity 0.8 the threshold lies among g0's scores: g1 is still all negative
-    point = metrics["operating_points"]["specificity_0.8"]
-    assert point["degenerate"]["flagged"] and point["degenerate"]["groups"] == ["g1"]
+    point = metrics.operating_points["specificity_0.8"]
+    assert point.degenerate.flagged and point.degenerate.groups == ("g1",)
     # a looser bound (no group below 0%) clears it
-    loose = evaluate_model(model, data, 0.5, verdict=VerdictSettings(degenerate_rate=0.0))[0]
-    assert loose["degenerate"] is False
+    loose = evaluate_model(model, data, 0.5, verdict=VerdictSettings(degenerate_rate=0.0)).metrics
+    assert loose.degenerate is False
 
 
 def test_an_operating_point_no_threshold_reaches_is_null_with_a_warning():
@@ -491,12 +499,12 @@ def test_an_operating_point_no_threshold_reaches_is_null_with_a_warning():
     data = as_fair_data(np.ones(300, dtype=int), s, g, names)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        metrics = evaluate_scores(data, torch.tensor(s))[0]
+        metrics = evaluate_scores(data, torch.tensor(s)).metrics
     undefined = [str(w.message) for w in caught if "operating point undefined" in str(w.message)]
     assert len(undefined) == 1 and "label 0" in undefined[0]
-    assert metrics["operating_points"]["specificity_0.8"] is None
-    assert metrics["operating_points"]["sensitivity_0.8"]["level"] == 0.8
-    assert math.isnan(metrics["abroca"])
+    assert metrics.operating_points["specificity_0.8"] is None
+    assert metrics.operating_points["sensitivity_0.8"].level == 0.8
+    assert math.isnan(metrics.abroca)
 
 
 @pytest.mark.parametrize(

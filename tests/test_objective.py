@@ -4,6 +4,7 @@ methods' bias loss, the choices, the table's headline, the plot and the referenc
 import itertools
 import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from fairtune.cli import main
 from fairtune.criterion import OBJECTIVES, Criterion, gap_of
 from fairtune.errors import FairtuneError
+from fairtune.measurement import VALUE_KEYS, Metrics
 from fairtune.methods import method_class
 from fairtune.metrics import METRIC_KEYS, METRICS, binary_metrics
 from fairtune.postprocess import LabelledScores, threshold_optimizer_reference
@@ -152,8 +154,7 @@ def test_fairprune_stops_by_the_gap_of_its_bias_loss(start_model):
 
 
 def test_table_headline_follows_the_criterion():
-    metrics = {m.key: 0.1 for m in METRICS if m.overall or m.curve}
-    metrics.update(threshold=0.5, by_group={}, operating_points={}, degenerate=False)
+    metrics = replace(Metrics.undefined(), **dict.fromkeys(VALUE_KEYS, 0.1), threshold=0.5)
     record = SearchRecord("defaults", {}, [], 0.0)
     row = ResultRow("m", 0, {}, 1.0, 0.5, "positive_rate", metrics, metrics, None, None, record)
     for objective, first in (("eodds", "EOdds (mean)"), ("eopp", "EOpp"), ("dp", "DP")):

@@ -1,6 +1,8 @@
 """The fairness plot decides: axes within the possible range, the selected model framed
 around the point it repeats, and the caption saying what was kept and why."""
 
+from dataclasses import replace
+
 import pytest
 from matplotlib.colors import to_rgba
 from test_report import metrics, row
@@ -25,8 +27,7 @@ def edge_rows() -> list:
     1 and below 0; the selection kept bmft."""
     out = []
     for seed, (auc, eodds) in enumerate(((0.99, 0.0), (1.0, 0.02))):
-        tuned = metrics(eodds)
-        tuned["auc"] = auc
+        tuned = replace(metrics(eodds), auc=auc)
         out.append(row("baseline", seed, metrics(0.3), metrics(0.3)))
         out.append(row("bmft", seed, metrics(eodds), tuned))
         chosen = row("selected", seed, metrics(eodds), tuned)

@@ -10,10 +10,9 @@ from rich.console import Console
 
 from fairtune import plot, report
 from fairtune.io import write_csv
+from fairtune.measurement import VALUE_KEYS, Intervals, Metrics
 from fairtune.records import SearchRecord
 from fairtune.results import ResultRow
-
-COLUMN_KEYS = ("auc", "accuracy", "eodds_mean", "eodds_worst", "dp", "worst_group_auc", "abroca")
 
 
 def point(eodds: float, flagged: bool = False) -> dict:
@@ -28,14 +27,16 @@ def point(eodds: float, flagged: bool = False) -> dict:
         "fpr": {"a": 0.2, "b": 0.1},
         "eodds_mean": eodds,
         "eodds_worst": eodds,
+        "eopp": eodds,
+        "dp": eodds,
         "accuracy": 0.8,
         "degenerate": {"flagged": flagged, "groups": groups, "rates": dict.fromkeys(groups, 0.0)},
     }
 
 
-def metrics(base: float, flagged: bool = False, at_point: dict | None = None) -> dict:
-    """A metrics dict whose every value is ``base`` (ABROCA ``base / 10``)."""
-    out = dict.fromkeys(COLUMN_KEYS, base)
+def metrics(base: float, flagged: bool = False, at_point: dict | None = None) -> Metrics:
+    """Metrics whose every value is ``base`` (ABROCA ``base / 10``)."""
+    out = dict.fromkeys(VALUE_KEYS, base)
     out.update(
         abroca=base / 10,
         threshold=0.5,
@@ -45,10 +46,10 @@ def metrics(base: float, flagged: bool = False, at_point: dict | None = None) ->
         degenerate=flagged,
         degenerate_groups=["b"] if flagged else [],
     )
-    return out
+    return Metrics.from_dict(out)
 
 
-def row(method: str, seed: int, half: dict, tuned: dict) -> ResultRow:
+def row(method: str, seed: int, half: Metrics, tuned: Metrics) -> ResultRow:
     return ResultRow(
         method=method,
         seed=seed,
@@ -113,7 +114,7 @@ def test_compare_table_puts_t_first_and_marks_degenerate_cells():
 
 def test_overall_table_shows_the_verdicts_and_warns_of_a_degenerate_model():
     m = metrics(0.1, flagged=True, at_point=point(0.02, True))
-    table = report.overall_table(m, {"eodds_mean": [0.05, 0.15]}, "title")
+    table = report.overall_table(m, Intervals({"eodds_mean": (0.05, 0.15)}), "title")
     values = dict(zip(cells(table, "metric"), cells(table, "value"), strict=True))
     assert values["EOdds (mean)"] == "0.100 [0.050, 0.150]" + report.DEGENERATE
     assert values["AUC"] == "0.100"  # threshold-free: not marked

@@ -69,7 +69,7 @@ def test_two_test_sets_give_rows_for_each_from_one_fit_per_method_and_seed(start
         assert [r.threshold for r in on["id"]][:3] == [r.threshold for r in on["ood"]][:3]
         assert [r.config for r in on["id"]] == [r.config for r in on["ood"]]
         # while the test sets measure differently
-        assert on["id"][0].metrics["auc"] != on["ood"][0].metrics["auc"]
+        assert on["id"][0].metrics.auc != on["ood"][0].metrics.auc
     # each test set's rows are what a comparison on that set alone gives
     for name, data in tests.items():
         alone = compare(start_model, external, data, settings)

@@ -12,10 +12,11 @@ from fairtune import report, tables
 from fairtune.cli import main
 from fairtune.console import console
 from fairtune.criterion import OBJECTIVE_NAMES, OBJECTIVES, Criterion, metric
+from fairtune.measurement import Intervals
 from fairtune.step_plan import rung_sizes
 from fairtune.studies.summary import Interval, interval
 
-WIDE_CI = {"eodds_mean": [-0.303, 0.445], "auc": [0.512, 0.734]}
+WIDE_CI = Intervals({"eodds_mean": (-0.303, 0.445), "auc": (0.512, 0.734)})
 
 
 def long_rows() -> list:
@@ -78,8 +79,8 @@ def test_verdict_needs_the_intervals_apart():
 def test_headlines_compare_with_the_starting_model():
     rows = long_rows()
     for r in rows:
-        r.ci_tuned = {"eodds_mean": [r.metrics_tuned["eodds_mean"] - 0.01] * 2}
-        r.ci_tuned["eodds_mean"][1] += 0.02
+        eodds = r.metrics_tuned.eodds_mean
+        r.ci_tuned = Intervals({"eodds_mean": (eodds - 0.01, eodds + 0.01)})
     by = {h.method: h for h in tables.headlines(rows, Criterion())}
     assert by["baseline"].verdict == "start"
     assert by["bmft"].verdict == tables.FAIRER  # 0.123±0.01 against 0.3±0.01
@@ -178,9 +179,9 @@ def test_over_seeds_the_interval_keeps_the_test_sets_uncertainty():
     rows = []
     for seed, eodds in ((0, 0.28), (1, 0.29)):
         start = row("baseline", seed, metrics(0.3), metrics(0.3))
-        start.ci_tuned = {"eodds_mean": [0.25, 0.35]}  # the same model each seed: no spread
+        start.ci_tuned = Intervals({"eodds_mean": (0.25, 0.35)})  # the same model each seed
         method = row("bmft", seed, metrics(eodds), metrics(eodds))
-        method.ci_tuned = {"eodds_mean": [eodds - 0.005, eodds + 0.005]}
+        method.ci_tuned = Intervals({"eodds_mean": (eodds - 0.005, eodds + 0.005)})
         rows += [start, method]
     by = {h.method: h for h in tables.headlines(rows, Criterion())}
     start = by["baseline"].objective

@@ -205,12 +205,12 @@ def test_reference_row_equals_fairlearn_called_directly(start_model, compared):
         warnings.simplefilter("ignore")
         expected = binary_metrics(test.labels.numpy(), decisions, test.groups.numpy(), names, 0.5)
     for key in ("accuracy", "balanced_accuracy", "eodds_mean", "eodds_worst", "dp", "f1"):
-        assert row.metrics[key] == pytest.approx(expected[key]), key
-        assert row.metrics_tuned[key] == row.metrics[key]
+        assert row.metrics.value(key) == pytest.approx(expected[key]), key
+        assert row.metrics_tuned.value(key) == row.metrics.value(key)
     for group, values in expected["by_group"].items():
-        assert row.metrics["by_group"][group]["tpr"] == pytest.approx(values["tpr"])
+        assert row.metrics.by_group[group].tpr == pytest.approx(values["tpr"])
     for key in ("auc", "worst_group_auc", "auc_gap", "ece"):  # no ranking score: n/a
-        assert math.isnan(row.metrics[key]) and all(math.isnan(v) for v in row.ci[key])
+        assert math.isnan(row.metrics.value(key)) and all(math.isnan(v) for v in row.ci.of(key))
 
 
 def test_selected_row_and_regret_against_an_independent_recomputation(start_model, compared):
@@ -238,9 +238,9 @@ def test_selected_row_and_regret_against_an_independent_recomputation(start_mode
         return all(0.01 <= g["positive_rate"] <= 0.99 for g in m["by_group"].values())
 
     best = min(m["eodds_mean"] for m in measured if m["auc"] >= floor and sound(m))
-    assert record["regret"] == pytest.approx(selected.metrics_tuned["eodds_mean"] - best)
+    assert record["regret"] == pytest.approx(selected.metrics_tuned.eodds_mean - best)
     chosen = 0 if record["kept_original"] else 1 + run.choice.index
-    assert selected.metrics_tuned["eodds_mean"] == pytest.approx(measured[chosen]["eodds_mean"])
+    assert selected.metrics_tuned.eodds_mean == pytest.approx(measured[chosen]["eodds_mean"])
     summary = selection_summary(rows)
     assert summary["per_seed"][0]["regret"] == record["regret"]
     assert summary["regret_mean"] == pytest.approx(record["regret"])
@@ -272,7 +272,7 @@ def test_a_grid_survives_a_diverged_setting(start_model):
     assert fullft.to_dict()["selection"]["failed"] == [
         {"setting": {"lr": 1e4, "beta": 0.0, "min_steps": MIN_STEPS}, "reason": tried[1]["failed"]}
     ]
-    assert not math.isnan(fullft.metrics["auc"])
+    assert not math.isnan(fullft.metrics.auc)
     # the failed setting is no candidate
     assert rows[-1].selection.choice["candidates"]["tried"] == 1
 
@@ -286,10 +286,10 @@ def test_a_method_whose_every_setting_diverges_is_a_failed_row(start_model, tmp_
     fullft, llft = rows[1], rows[2]
     assert fullft.to_dict()["failed"].startswith("every setting tried failed; the first: ")
     assert "loss became" in fullft.failed
-    assert math.isnan(fullft.metrics["auc"]) and math.isnan(fullft.metrics_tuned["eodds_mean"])
+    assert math.isnan(fullft.metrics.auc) and math.isnan(fullft.metrics_tuned.eodds_mean)
     assert fullft.ci is None and fullft.selection.chosen is None
     assert len(fullft.selection.failed) == 2
-    assert llft.failed is None and not math.isnan(llft.metrics["auc"])  # the others still ran
+    assert llft.failed is None and not math.isnan(llft.metrics.auc)  # the others still ran
     # the report still renders and writes a failed row
     from fairtune.report import compare_table, write_comparison
 

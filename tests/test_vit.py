@@ -103,4 +103,4 @@ def test_compare_runs_on_the_vit_with_two_test_sets(vit):
     for method in ("bmft", "llft"):
         assert by["in", method].config == by["out", method].config  # one fit, two measures
         assert not by["in", method].failed
-        assert by["in", method].metrics["auc"] != by["out", method].metrics["auc"]
+        assert by["in", method].metrics.auc != by["out", method].metrics.auc

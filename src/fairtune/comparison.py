@@ -24,12 +24,13 @@ from fairtune.evaluation import evaluate_scores
 from fairtune.front import achievable_front
 from fairtune.halving import halving_text
 from fairtune.handback import SavedModels
+from fairtune.measurement import Metrics
 from fairtune.methods.registry import BASELINE, ORIGINAL
 from fairtune.models import predict_proba
 from fairtune.progress import run_view
 from fairtune.records import BaselineRecord, BestOnTest, Record, SearchRecord, Tried
 from fairtune.references import threshold_optimizer_row
-from fairtune.results import SELECTED, ResultRow, no_metrics
+from fairtune.results import SELECTED, ResultRow
 from fairtune.search import Candidate, CompareSettings, MethodSearch
 from fairtune.selection import ScoreOnTest, selection_regret
 from fairtune.workers import SearchPool
@@ -134,8 +135,8 @@ def _method_row(found: MethodSearch, run: SeedRun, test: FairData) -> ResultRow:
             wall_time_s=found.time_s,
             threshold=math.nan,
             threshold_rule=settings.threshold_rule,
-            metrics=no_metrics(),
-            metrics_tuned=no_metrics(),
+            metrics=Metrics.undefined(),
+            metrics_tuned=Metrics.undefined(),
             ci=None,
             ci_tuned=None,
             selection=selection,
@@ -158,8 +159,8 @@ def _test_score(candidate: Candidate, test: FairData, criterion: Criterion) -> S
     """AUC and the criterion's metric on test, at the threshold chosen for the candidate on
     held-out."""
     scores = predict_proba(candidate.result.model, test)
-    metrics = evaluate_scores(test, scores, candidate.held.threshold)[0]
-    return ScoreOnTest(metrics["auc"], metrics[criterion.key], metrics["degenerate"])
+    metrics = evaluate_scores(test, scores, candidate.held.threshold).metrics
+    return ScoreOnTest(metrics.auc, metrics.value(criterion.key), metrics.degenerate)
 
 
 def _selected_row(run: SeedRun, test: FairData) -> ResultRow:
@@ -196,8 +197,8 @@ def _row(
     """One results row: test metrics at 0.5 and at the chosen threshold, with intervals."""
     scores = predict_proba(chosen.result.model, test)
     threshold = chosen.held.threshold
-    metrics, ci = evaluate_scores(test, scores, 0.5, settings.n_boot, seed)
-    tuned, ci_tuned = evaluate_scores(test, scores, threshold, settings.n_boot, seed)
+    at_half = evaluate_scores(test, scores, 0.5, settings.n_boot, seed)
+    tuned = evaluate_scores(test, scores, threshold, settings.n_boot, seed)
     return ResultRow(
         method=method,
         seed=seed,
@@ -205,9 +206,9 @@ def _row(
         wall_time_s=chosen.result.wall_time_s,
         threshold=threshold,
         threshold_rule=settings.threshold_rule,
-        metrics=metrics,
-        metrics_tuned=tuned,
-        ci=ci,
-        ci_tuned=ci_tuned,
+        metrics=at_half.metrics,
+        metrics_tuned=tuned.metrics,
+        ci=at_half.intervals,
+        ci_tuned=tuned.intervals,
         selection=selection,
     )

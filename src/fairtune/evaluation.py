@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -17,13 +16,11 @@ import torch
 from fairtune import settings
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
+from fairtune.measurement import Evaluation, Intervals, Metrics, Verdicts
 from fairtune.metrics import Bootstrap, FairnessWarning, binary_metrics, bootstrap_ci
 from fairtune.models import predict_proba
-from fairtune.operating import abroca, degenerate, operating_points
+from fairtune.operating import OperatingPoint, abroca, degenerate, operating_points
 from fairtune.settings import setting
-
-VERDICT_KEYS: tuple[str, ...] = ("operating_points", "abroca", "degenerate", "degenerate_groups")
-"""Keys :func:`verdicts` adds to the metrics of every evaluation."""
 
 _LEVEL = {"low": 0.0, "high": 1.0, "open_low": True, "open_high": True}
 
@@ -83,8 +80,8 @@ class ScoredRows:
         return self.labels, self.scores, self.groups, self.group_names
 
 
-def verdicts(rows: ScoredRows, threshold: float, verdict: VerdictSettings) -> dict[str, Any]:
-    """``operating_points``, ``abroca``, ``degenerate`` and ``degenerate_groups`` (JSON-ready).
+def verdicts(rows: ScoredRows, threshold: float, verdict: VerdictSettings) -> Verdicts:
+    """The operating points, ABROCA and the degenerate flag at ``threshold``.
 
     An operating
     point no threshold reaches (one class only, or too many tied extreme
@@ -93,14 +90,14 @@ def verdicts(rows: ScoredRows, threshold: float, verdict: VerdictSettings) -> di
     """
     low, high = verdict.bounds
     args = rows.arrays()
-    points: dict[str, Any] = {}
+    points: dict[str, OperatingPoint | None] = {}
     undefined = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FairnessWarning)
         for criterion, level in verdict.levels:
             try:
                 (point,) = operating_points(*args, levels=((criterion, level),), low=low, high=high)
-                points[point.key] = point.to_dict()
+                points[point.key] = point
             except FairtuneError as err:
                 points[f"{criterion}_{level:g}"] = None
                 undefined.append(str(err))
@@ -108,12 +105,7 @@ def verdicts(rows: ScoredRows, threshold: float, verdict: VerdictSettings) -> di
     for reason in undefined:
         warnings.warn(f"operating point undefined: {reason}", FairnessWarning, stacklevel=3)
     flag = degenerate(rows.scores, rows.groups, rows.group_names, threshold, low=low, high=high)
-    return {
-        "operating_points": points,
-        "abroca": area,
-        "degenerate": flag.flagged,
-        "degenerate_groups": list(flag.groups),
-    }
+    return Verdicts(points, area, flag)
 
 
 def evaluate_scores(
@@ -123,7 +115,7 @@ def evaluate_scores(
     n_boot: int = 0,
     seed: int = 0,
     verdict: VerdictSettings | None = None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> Evaluation:
     """Metrics of given probabilities (and bootstrap intervals when ``n_boot`` > 0).
 
     The metrics are those of :func:`fairtune.metrics.binary_metrics` at
@@ -132,11 +124,13 @@ def evaluate_scores(
     """
     rows = ScoredRows.of(data, scores)
     args = rows.arrays()
-    metrics = binary_metrics(*args, threshold=threshold)
-    metrics.update(verdicts(rows, metrics["threshold"], verdict or VerdictSettings()))
+    at = binary_metrics(*args, threshold=threshold)
+    metrics = Metrics.of(at, verdicts(rows, at["threshold"], verdict or VerdictSettings()))
+    if not n_boot:
+        return Evaluation(metrics, None)
     resampling = Bootstrap(n_boot=n_boot, seed=seed)
-    ci = bootstrap_ci(*args, threshold=threshold, bootstrap=resampling) if n_boot else None
-    return metrics, ci
+    bounds = bootstrap_ci(*args, threshold=threshold, bootstrap=resampling)
+    return Evaluation(metrics, Intervals({k: (low, high) for k, (low, high) in bounds.items()}))
 
 
 def evaluate_model(
@@ -146,6 +140,6 @@ def evaluate_model(
     n_boot: int = 0,
     seed: int = 0,
     verdict: VerdictSettings | None = None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> Evaluation:
     """Metrics of ``model`` on ``data`` at ``threshold`` in eval mode: :func:`evaluate_scores`."""
     return evaluate_scores(data, predict_proba(model, data), threshold, n_boot, seed, verdict)

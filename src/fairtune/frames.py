@@ -17,18 +17,9 @@ from typing import Any
 import pandas as pd
 
 from fairtune.errors import FairtuneError
-from fairtune.metrics import METRICS
+from fairtune.io import number
+from fairtune.measurement import VALUE_KEYS
 from fairtune.results import ResultRow
-
-SCALARS = tuple(m.key for m in METRICS if m.overall or m.curve)
-"""The metrics that have one value per model (not per group): a column each."""
-
-WHERE = (("0.5", "metrics", "ci"), ("t", "metrics_tuned", "ci_tuned"))
-"""Each threshold's column suffix and the row's fields holding its metrics and intervals."""
-
-
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _line(row: ResultRow) -> dict[str, Any]:
@@ -38,19 +29,19 @@ def _line(row: ResultRow) -> dict[str, Any]:
         "method": row.method,
         "seed": row.seed,
         "test_set": row.test_set,
-        "threshold": _number(row.threshold),
-        "wall_time_s": _number(row.wall_time_s),
+        "threshold": number(row.threshold),
+        "wall_time_s": number(row.wall_time_s),
         "chosen": None if chosen is None else json.dumps(chosen, sort_keys=True),
         "failed": row.failed,
     }
-    for suffix, field, ci_field in WHERE:
-        metrics, ci = getattr(row, field), getattr(row, ci_field) or {}
-        for key in SCALARS:
-            low, high = ci.get(key) or (None, None)
-            line[f"{key}@{suffix}"] = _number(metrics.get(key))
-            line[f"{key}@{suffix}_low"] = _number(low)
-            line[f"{key}@{suffix}_high"] = _number(high)
-        line[f"degenerate@{suffix}"] = bool(metrics.get("degenerate"))
+    at = (("0.5", row.metrics, row.ci), ("t", row.metrics_tuned, row.ci_tuned))
+    for suffix, metrics, ci in at:
+        for key in VALUE_KEYS:
+            low, high = (ci.of(key) if ci else None) or (math.nan, math.nan)
+            line[f"{key}@{suffix}"] = metrics.value(key)
+            line[f"{key}@{suffix}_low"] = low
+            line[f"{key}@{suffix}_high"] = high
+        line[f"degenerate@{suffix}"] = metrics.degenerate
     return line
 
 

@@ -132,6 +132,12 @@ def clean(obj: Any) -> Any:
     return obj
 
 
+def number(value: Any) -> float:
+    """A number read back from JSON that :func:`clean` wrote: null (NaN or an infinity
+    there) becomes NaN."""
+    return math.nan if value is None else float(value)
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically, NaN as null."""
     atomic_write_text(path, json.dumps(clean(obj), indent=2) + "\n")

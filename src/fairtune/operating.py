@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fairtune.errors import FairtuneError
+from fairtune.io import number
 from fairtune.metrics import (
     METRICS,
     FairnessWarning,
@@ -62,6 +63,12 @@ class Degeneracy:
         """Plain JSON-ready form."""
         return {"flagged": self.flagged, "groups": list(self.groups), "rates": dict(self.rates)}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Degeneracy:
+        """The flag from its JSON form (:meth:`to_dict`)."""
+        rates = {name: number(rate) for name, rate in d["rates"].items()}
+        return cls(bool(d["flagged"]), tuple(d["groups"]), rates)
+
 
 @dataclass(frozen=True)
 class OperatingPoint:
@@ -99,6 +106,23 @@ class OperatingPoint:
         out["degenerate"] = self.degenerate.to_dict()
         del out["gaps"]
         return {**out, **self.gaps}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OperatingPoint:
+        """The point from its JSON form (:meth:`to_dict`; null read as NaN)."""
+        return cls(
+            criterion=d["criterion"],
+            level=number(d["level"]),
+            threshold=number(d["threshold"]),
+            achieved=number(d["achieved"]),
+            tpr={name: number(v) for name, v in d["tpr"].items()},
+            fpr={name: number(v) for name, v in d["fpr"].items()},
+            eodds_mean=number(d["eodds_mean"]),
+            eodds_worst=number(d["eodds_worst"]),
+            accuracy=number(d["accuracy"]),
+            degenerate=Degeneracy.from_dict(d["degenerate"]),
+            gaps={key: number(d[key]) for key in GAP_KEYS},
+        )
 
 
 def _flag(rates: Mapping[str, float], low: float, high: float) -> Degeneracy:

@@ -15,11 +15,10 @@ accuracy, not comparable with the other rows' AUC.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import warnings
-from typing import Any
+from dataclasses import fields, replace
 
 import torch
 from torch import nn
@@ -27,6 +26,7 @@ from torch import nn
 from fairtune.criterion import Criterion
 from fairtune.data import FairData
 from fairtune.evaluation import evaluate_scores
+from fairtune.measurement import Evaluation, Intervals
 from fairtune.metrics import METRICS, FairnessWarning
 from fairtune.models import predict_proba
 from fairtune.postprocess import LabelledScores, threshold_optimizer_reference
@@ -40,17 +40,21 @@ SCORE_ONLY = tuple(m.key for m in METRICS if not m.threshold_dependent and not m
 """Metrics of a ranking score, undefined for hard decisions."""
 
 
-def _decisions_only(metrics: dict[str, Any], ci: dict[str, Any] | None) -> None:
-    """Set the score-only metrics (and their intervals and per-group values) to NaN, and
-    the operating points (thresholds on a score) to None."""
-    metrics["operating_points"] = dict.fromkeys(metrics.get("operating_points", {}))
-    for key in SCORE_ONLY:
-        metrics[key] = math.nan
-        if ci is not None:
-            ci[key] = [math.nan, math.nan]
-        for group in metrics["by_group"].values():
-            if key in group:
-                group[key] = math.nan
+def _decisions_only(found: Evaluation) -> Evaluation:
+    """The evaluation of 0/1 decisions with the score-only metrics (and their intervals and
+    per-group values) NaN and the operating points (thresholds on a score) None."""
+    metrics, ci = found.metrics, found.intervals
+    by_group = {
+        name: replace(g, **{f.name: math.nan for f in fields(g) if f.name in SCORE_ONLY})
+        for name, g in metrics.by_group.items()
+    }
+    points = dict.fromkeys(metrics.operating_points)
+    metrics = replace(
+        metrics, **dict.fromkeys(SCORE_ONLY, math.nan), by_group=by_group, operating_points=points
+    )
+    if ci is not None:
+        ci = Intervals({**ci.bounds, **dict.fromkeys(SCORE_ONLY, (math.nan, math.nan))})
+    return Evaluation(metrics, ci)
 
 
 def reference_text(criterion: Criterion) -> str:
@@ -88,8 +92,7 @@ def threshold_optimizer_row(
     decisions = torch.as_tensor(reference.decisions, dtype=torch.float32)
     with warnings.catch_warnings():  # operating points of 0/1 decisions are dropped below
         warnings.filterwarnings("ignore", "operating point undefined", FairnessWarning)
-        metrics, ci = evaluate_scores(test, decisions, 0.5, n_boot, seed)
-    _decisions_only(metrics, ci)
+        found = _decisions_only(evaluate_scores(test, decisions, 0.5, n_boot, seed))
     return ResultRow(
         method=REFERENCE,
         seed=seed,
@@ -97,10 +100,10 @@ def threshold_optimizer_row(
         wall_time_s=spent,
         threshold=0.5,
         threshold_rule="group_thresholds",
-        metrics=metrics,
-        metrics_tuned=copy.deepcopy(metrics),
-        ci=ci,
-        ci_tuned=copy.deepcopy(ci),
+        metrics=found.metrics,
+        metrics_tuned=found.metrics,
+        ci=found.intervals,
+        ci_tuned=found.intervals,
         selection=ReferenceRecord(reference_text(criterion)),
         needs_sensitive_attribute_at_prediction=True,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from rich.table import Table
 from fairtune.comparison import CompareSettings
 from fairtune.console import console
 from fairtune.criterion import Criterion
-from fairtune.evaluation import VERDICT_KEYS
 from fairtune.front import front_note
 from fairtune.io import atomic_dir, atomic_write_text, write_csv, write_json
 from fairtune.markdown import (
@@ -24,8 +23,9 @@ from fairtune.markdown import (
     report_markdown,
     settings_lines,
 )
+from fairtune.measurement import Intervals, Metrics
 from fairtune.methods import REGISTRY
-from fairtune.metrics import METRICS
+from fairtune.metrics import METRIC_KEYS, METRICS
 from fairtune.plot import fairness_plot
 from fairtune.records import ChoiceRecord, SearchRecord
 from fairtune.references import REFERENCE
@@ -35,6 +35,7 @@ from fairtune.results import (
     by_test_set,
     degenerate_methods,
     selection_summary,
+    spread,
     summarise,
 )
 from fairtune.tables import (
@@ -62,30 +63,29 @@ def _point_label(key: str) -> str:
     return key.replace("_", " ")
 
 
-def overall_table(metrics: dict[str, Any], ci: dict[str, Any] | None, title: str) -> Table:
+def overall_table(metrics: Metrics, ci: Intervals | None, title: str) -> Table:
     """One row per metric: its value at the threshold, with a bootstrap interval.
 
     Then EOdds (mean) at each operating point. Values taken where the model is
     degenerate carry :data:`DEGENERATE` and the caption names the groups.
     """
-    flagged = bool(metrics.get("degenerate"))
+    flagged = metrics.degenerate
     notes = []
     if flagged:
-        groups = ", ".join(metrics["degenerate_groups"])
+        groups = ", ".join(metrics.degenerate_groups)
         notes.append(
-            f"WARNING: degenerate at threshold {metrics['threshold']:.3f}: group(s) {groups} "
+            f"WARNING: degenerate at threshold {metrics.threshold:.3f}: group(s) {groups} "
             "get (almost) one decision"
         )
-    points = metrics.get("operating_points") or {}
     rows = []
     for key, label in LABELS.items():
         mark = DEGENERATE if flagged and key in AT_THRESHOLD else ""
-        rows.append((label, fmt(metrics.get(key), (ci or {}).get(key)) + mark))
-    for key, point in points.items():
+        rows.append((label, fmt(metrics.value(key), ci.of(key) if ci else None) + mark))
+    for key, point in metrics.operating_points.items():
         text = "n/a"
         if point is not None:
-            mark = DEGENERATE if point["degenerate"]["flagged"] else ""
-            text = f"{fmt(point['eodds_mean'])}{mark} (t {point['threshold']:.3f})"
+            mark = DEGENERATE if point.degenerate.flagged else ""
+            text = f"{fmt(point.eodds_mean)}{mark} (t {point.threshold:.3f})"
             if mark:
                 notes.append(f"WARNING: degenerate at {_point_label(key)}")
         rows.append((f"EOdds (mean) at {_point_label(key)}", text))
@@ -99,14 +99,17 @@ def overall_table(metrics: dict[str, Any], ci: dict[str, Any] | None, title: str
     return table
 
 
-def groups_table(metrics: dict[str, Any], attribute: str) -> Table:
+def groups_table(metrics: Metrics, attribute: str) -> Table:
     """One row per group: size, positives, AUC, accuracy, TPR, FPR, positive rate, ECE."""
-    table = Table(title=f"by group ({attribute}), threshold {metrics['threshold']:.3f}")
+    table = Table(title=f"by group ({attribute}), threshold {metrics.threshold:.3f}")
     table.add_column("group")
     for col in GROUP_COLUMNS:
         table.add_column(col.key.replace("_", " "), justify="right")
-    for name, row in metrics["by_group"].items():
-        cells = [str(row[c.key]) if c.count else fmt(row[c.key]) for c in GROUP_COLUMNS]
+    for name, group in metrics.by_group.items():
+        cells = [
+            str(getattr(group, c.key)) if c.count else fmt(getattr(group, c.key))
+            for c in GROUP_COLUMNS
+        ]
         table.add_row(name, *cells)
     return table
 
@@ -142,12 +145,9 @@ def _at_point(
     metrics; it has no bootstrap interval.
     """
     points = [(r, r.operating_points().get(key)) for r in rows]
-    values = [
-        replace(r, metrics={key: math.nan if p is None else p[metric]}, ci=None)
-        for r, p in points
-    ]
-    flagged = {r.method for r, p in points if p is not None and p["degenerate"]["flagged"]}
-    return summarise(values, key), flagged
+    values = [math.nan if p is None else p.gaps[metric] for _, p in points]
+    flagged = {r.method for r, p in points if p is not None and p.degenerate.flagged}
+    return spread(rows, values), flagged
 
 
 def compare_table(
@@ -219,14 +219,14 @@ def compare_table(
 
 def _verdict_columns(row: ResultRow) -> dict[str, Any]:
     """CSV columns of a row's verdicts: ABROCA, degeneracy at 0.5 and t, each operating point."""
-    out: dict[str, Any] = {"abroca": row.metrics.get("abroca")}
+    out: dict[str, Any] = {"abroca": row.metrics.abroca}
     for where, m in (("0.5", row.metrics), ("t", row.metrics_tuned)):
-        out[f"degenerate@{where}"] = m.get("degenerate")
-        out[f"degenerate_groups@{where}"] = ";".join(m.get("degenerate_groups", []))
-    for key, point in (row.metrics.get("operating_points") or {}).items():
+        out[f"degenerate@{where}"] = m.degenerate
+        out[f"degenerate_groups@{where}"] = ";".join(m.degenerate_groups)
+    for key, point in row.operating_points().items():
         for name in ("threshold", "eodds_mean", "eodds_worst", "accuracy"):
-            out[f"{name}@{key}"] = None if point is None else point[name]
-        out[f"degenerate@{key}"] = None if point is None else point["degenerate"]["flagged"]
+            out[f"{name}@{key}"] = None if point is None else getattr(point, name)
+        out[f"degenerate@{key}"] = None if point is None else point.degenerate.flagged
     return out
 
 
@@ -242,9 +242,9 @@ def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
             "wall_time_s": r.wall_time_s,
             "threshold": r.threshold,
         }
-        skip = ("by_group", *VERDICT_KEYS)
-        line.update({f"{k}@0.5": v for k, v in r.metrics.items() if k not in skip})
-        line.update({f"{k}@t": v for k, v in r.metrics_tuned.items() if k not in skip})
+        for where, m in (("0.5", r.metrics), ("t", r.metrics_tuned)):
+            line.update({f"{k}@{where}": m.value(k) for k in METRIC_KEYS})
+            line.update({f"threshold@{where}": m.threshold, f"n@{where}": m.n})
         line["chosen"] = str(r.selection.chosen)
         line.update(_verdict_columns(r))
         flat.append(line)

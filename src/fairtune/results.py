@@ -11,15 +11,16 @@ naming its ``test_set``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from fairtune.criterion import Criterion
+from fairtune.measurement import Intervals, Metrics
 from fairtune.methods.registry import SELECTED
-from fairtune.metrics import METRICS
+from fairtune.operating import OperatingPoint
 from fairtune.records import ChoiceRecord, Record, record_from_dict
 
 
@@ -33,10 +34,10 @@ class ResultRow:
     wall_time_s: float
     threshold: float
     threshold_rule: str
-    metrics: dict[str, Any]  # on the test set at threshold 0.5
-    metrics_tuned: dict[str, Any]  # on the test set at ``threshold``
-    ci: dict[str, Any] | None
-    ci_tuned: dict[str, Any] | None
+    metrics: Metrics  # on the test set at threshold 0.5
+    metrics_tuned: Metrics  # on the test set at ``threshold``
+    ci: Intervals | None  # of ``metrics``; None where no bootstrap was drawn
+    ci_tuned: Intervals | None
     selection: Record  # how the row was chosen: one record type per kind of row
     arch: str | None = None  # the image model's architecture, where one was named
     failed: str | None = None  # why no setting of the method could be fitted
@@ -47,14 +48,14 @@ class ResultRow:
         """The row in one line: method, seed, AUC and the default objective's metric at t
         and at 0.5."""
         key = Criterion().key
-        ci = (self.ci_tuned or {}).get(key)
-        bounds = "" if not ci or None in ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+        ci = self.ci_tuned.of(key) if self.ci_tuned else None
+        bounds = "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
         where = "" if self.test_set is None else f", test {self.test_set}"
         status = f", failed: {self.failed}" if self.failed else ""
         return (
             f"ResultRow({self.method}, seed {self.seed}{where}: AUC "
-            f"{_number(self.metrics.get('auc'))}, {key} {_number(self.metrics_tuned.get(key))}"
-            f"{bounds} at t={self.threshold:.3f}, {_number(self.metrics.get(key))} at 0.5; "
+            f"{_number(self.metrics.auc)}, {key} {_number(self.metrics_tuned.value(key))}"
+            f"{bounds} at t={self.threshold:.3f}, {_number(self.metrics.value(key))} at 0.5; "
             f"settings {self.config}{status})"
         )
 
@@ -63,20 +64,31 @@ class ResultRow:
         ``needs_sensitive_attribute_at_prediction`` and ``test_set`` only where set)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["selection"] = self.selection.to_dict()
+        for name in ("metrics", "metrics_tuned", "ci", "ci_tuned"):
+            out[name] = None if out[name] is None else out[name].to_dict()
         for key in ("arch", "failed", "needs_sensitive_attribute_at_prediction", "test_set"):
             if not out[key]:
                 del out[key]
         return out
 
-    def operating_points(self) -> dict[str, Any]:
+    def operating_points(self) -> Mapping[str, OperatingPoint | None]:
         """The row's operating points (threshold-free, so read from the metrics at 0.5), by
         key, e.g. ``specificity_0.8``; a point no threshold reaches is None."""
-        return self.metrics.get("operating_points") or {}
+        return self.metrics.operating_points
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRow:
         """A row as results.json holds it (:meth:`to_dict`), read back."""
-        return cls(**{**d, "selection": record_from_dict(d["method"], d["selection"])})
+        return cls(
+            **{
+                **d,
+                "metrics": Metrics.from_dict(d["metrics"]),
+                "metrics_tuned": Metrics.from_dict(d["metrics_tuned"]),
+                "ci": Intervals.from_dict(d["ci"]),
+                "ci_tuned": Intervals.from_dict(d["ci_tuned"]),
+                "selection": record_from_dict(d["method"], d["selection"]),
+            }
+        )
 
 
 def by_test_set(rows: Sequence[ResultRow]) -> dict[str | None, list[ResultRow]]:
@@ -88,32 +100,36 @@ def by_test_set(rows: Sequence[ResultRow]) -> dict[str | None, list[ResultRow]]:
     return out
 
 
-def no_metrics() -> dict[str, Any]:
-    """The metrics of a model that could not be fitted: every one NaN, no groups."""
-    scalars = [m.key for m in METRICS if m.overall or m.curve]
-    return {
-        **dict.fromkeys(scalars, math.nan),
-        "threshold": math.nan,
-        "by_group": {},
-        "operating_points": {},
-        "degenerate": False,
-        "degenerate_groups": [],
-    }
-
-
 def summarise(rows: Sequence[ResultRow], key: str, tuned: bool = False) -> dict[str, Any]:
     """Per method: mean, standard deviation over seeds and (one seed) the bootstrap interval
     of metric ``key`` (or of ``wall_time_s``)."""
+    if key == "wall_time_s":
+        return spread(rows, [r.wall_time_s for r in rows])
+    metrics = [r.metrics_tuned if tuned else r.metrics for r in rows]
+    intervals = [r.ci_tuned if tuned else r.ci for r in rows]
+    return spread(
+        rows,
+        [m.value(key) for m in metrics],
+        [None if ci is None else ci.of(key) for ci in intervals],
+    )
+
+
+def spread(
+    rows: Sequence[ResultRow],
+    values: Sequence[float],
+    intervals: Sequence[tuple[float, float] | None] | None = None,
+) -> dict[str, Any]:
+    """Per method of ``rows``: the mean and standard deviation over seeds of ``values`` (one
+    per row) and, for a method with one seed, its row's interval."""
     out: dict[str, Any] = {}
     for method in dict.fromkeys(r.method for r in rows):
-        mine = [r for r in rows if r.method == method]
-        values = np.array([_value(r, key, tuned) for r in mine], dtype=float)
-        ci = (mine[0].ci_tuned if tuned else mine[0].ci) if len(mine) == 1 else None
-        some = not np.isnan(values).all()  # numpy warns on a mean of no value: none asked
+        mine = [i for i, r in enumerate(rows) if r.method == method]
+        found = np.array([values[i] for i in mine], dtype=float)
+        some = not np.isnan(found).all()  # numpy warns on a mean of no value: none asked
         out[method] = {
-            "mean": float(np.nanmean(values)) if some else math.nan,
-            "std": float(np.nanstd(values)) if len(values) > 1 and some else math.nan,
-            "ci": None if ci is None else ci.get(key),
+            "mean": float(np.nanmean(found)) if some else math.nan,
+            "std": float(np.nanstd(found)) if len(found) > 1 and some else math.nan,
+            "ci": intervals[mine[0]] if intervals is not None and len(mine) == 1 else None,
             "n_seeds": len(mine),
         }
     return out
@@ -121,7 +137,7 @@ def summarise(rows: Sequence[ResultRow], key: str, tuned: bool = False) -> dict[
 
 def degenerate_methods(rows: Sequence[ResultRow], tuned: bool) -> set[str]:
     """The methods degenerate (in some seed) at threshold t (``tuned``) or 0.5."""
-    return {r.method for r in rows if (r.metrics_tuned if tuned else r.metrics).get("degenerate")}
+    return {r.method for r in rows if (r.metrics_tuned if tuned else r.metrics).degenerate}
 
 
 def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:
@@ -150,12 +166,6 @@ def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:
     }
 
 
-def _number(value: Any) -> str:
+def _number(value: float) -> str:
     """A metric's value with three decimals (n/a where undefined)."""
-    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
-
-
-def _value(row: ResultRow, key: str, tuned: bool) -> float:
-    if key == "wall_time_s":
-        return row.wall_time_s
-    return (row.metrics_tuned if tuned else row.metrics)[key]
+    return "n/a" if math.isnan(value) else f"{value:.3f}"

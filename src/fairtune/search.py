@@ -271,10 +271,10 @@ def held_out_score(
     """Threshold chosen by ``rule`` on a model's held-out ``scores``; AUC and every overall
     metric at it, and whether the decisions are degenerate there."""
     threshold = choose_threshold(held.labels.numpy(), scores.numpy(), rule, reference_rate)
-    metrics = evaluate_scores(held, scores, threshold)[0]
+    metrics = evaluate_scores(held, scores, threshold).metrics
     flag = degenerate(scores.numpy(), held.groups.numpy(), held.group_names, threshold)
-    values = {key: metrics[key] for key in METRIC_KEYS}
-    return HeldOutScore(threshold, metrics["auc"], values, flag.flagged)
+    values = {key: metrics.value(key) for key in METRIC_KEYS}
+    return HeldOutScore(threshold, metrics.auc, values, flag.flagged)
 
 
 @dataclass

@@ -88,11 +88,10 @@ def objective_interval(rows: Sequence[ResultRow], key: str) -> Interval:
     a new test set would), so a starting model that no seed changes keeps its test-set
     uncertainty.
     """
-    values = [float(r.metrics_tuned.get(key, math.nan)) for r in rows]
-    boot = rows[0].ci_tuned.get(key) if len(rows) == 1 and rows[0].ci_tuned else None
-    found = interval(values, boot)
-    boots = [(r.ci_tuned or {}).get(key) for r in rows]
-    boots = [b for b in boots if b and not any(v is None or math.isnan(v) for v in b)]
+    values = [r.metrics_tuned.value(key) for r in rows]
+    boots = [r.ci_tuned.of(key) if r.ci_tuned else None for r in rows]
+    found = interval(values, boots[0] if len(rows) == 1 else None)
+    boots = [b for b in boots if b is not None and not any(math.isnan(v) for v in b)]
     if len(rows) == 1 or not boots:
         return found
     low, high = (sum(b[i] for b in boots) / len(boots) for i in (0, 1))
@@ -126,12 +125,12 @@ def headlines(rows: Sequence[ResultRow], criterion: Criterion) -> list[Headline]
     methods = list(dict.fromkeys(r.method for r in rows))
     mine = {m: [r for r in rows if r.method == m] for m in methods}
     start = objective_interval(mine[START], key) if START in mine else None
-    start_auc = _mean([r.metrics.get(guard, math.nan) for r in mine.get(START, [])])
+    start_auc = _mean([r.metrics.value(guard) for r in mine.get(START, [])])
     out = []
     for method in methods:
         objective = objective_interval(mine[method], key)
         flagged = method in flagged_methods
-        auc = _mean([r.metrics.get(guard, math.nan) for r in mine[method]])
+        auc = _mean([r.metrics.value(guard) for r in mine[method]])
         is_start = method == START
         out.append(
             Headline(

@@ -55,12 +55,18 @@ def evaluate_command(args: argparse.Namespace) -> None:
     model, config = load_model_here(args.model)
     data, source = load_data(args, args.data, config, "test")
     threshold = config.threshold if args.threshold is None else args.threshold
-    metrics, ci = evaluate_model(model, data, threshold, args.n_boot, args.seed)
+    found = evaluate_model(model, data, threshold, args.n_boot, args.seed)
+    metrics, ci = found.metrics, found.intervals
     title = f"{args.model} on {source} ({len(data)} rows), threshold {threshold:.3f}"
     out.print(report.overall_table(metrics, ci, title))
     out.print(report.groups_table(metrics, data.attribute))
     out.print(report.EXPLAIN)
-    record = {"model": args.model, "data": source, "metrics": metrics, "ci": ci}
+    record = {
+        "model": args.model,
+        "data": source,
+        "metrics": metrics.to_dict(),
+        "ci": None if ci is None else ci.to_dict(),
+    }
     if to_stdout:
         sys.stdout.write(json.dumps(clean(record), indent=2) + "\n")
     elif args.json:

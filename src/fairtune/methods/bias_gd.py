@@ -51,12 +51,12 @@ class BiasGD(Method[BiasGDConfig]):
     def run_steps(self, split: ModelSplit, external: FairData) -> Fitted:
         c = self.config
         model = split.model
-        floor = evaluate_model(model, external)[0]["balanced_accuracy"] - c.max_drop
+        floor = evaluate_model(model, external).metrics.balanced_accuracy - c.max_drop
         last_good = copy.deepcopy(model.state_dict())
         stopped: dict[str, Any] = {"floor": floor, "stopped_at_epoch": None}
 
         def check(epoch: int) -> bool:
-            if evaluate_model(model, external)[0]["balanced_accuracy"] < floor:
+            if evaluate_model(model, external).metrics.balanced_accuracy < floor:
                 stopped["stopped_at_epoch"] = epoch
                 return True
             last_good.update(copy.deepcopy(model.state_dict()))

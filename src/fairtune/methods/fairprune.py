@@ -99,8 +99,8 @@ class FairPrune(Method[FairPruneConfig]):
         names = [n for n, p in params.items() if p.dim() >= 2]
         keep = {n: torch.ones_like(params[n]) for n in names}
         gap = gap_of(c.bias_kind)
-        start = evaluate_model(split.model, external)[0]
-        best, floor = start[gap], start["balanced_accuracy"] - c.max_drop
+        start = evaluate_model(split.model, external).metrics
+        best, floor = start.value(gap), start.balanced_accuracy - c.max_drop
         history: list[dict[str, Any]] = [{"round": 0, gap: best, "pruned": 0.0}]
         privileged, unprivileged = extreme_groups(split.model, external)
         privileged_rows = external.select_groups([privileged])
@@ -119,13 +119,13 @@ class FairPrune(Method[FairPruneConfig]):
             with torch.no_grad():
                 for n in names:
                     params[n].mul_(trial[n])
-            after = evaluate_model(split.model, external)[0]
-            value = after[gap]
+            after = evaluate_model(split.model, external).metrics
+            value = after.value(gap)
             pruned = 1 - sum(float(t.sum()) for t in trial.values()) / sum(
                 t.numel() for t in trial.values()
             )
             history.append({"round": round_, gap: value, "pruned": pruned})
-            if not (value < best and after["balanced_accuracy"] >= floor):
+            if not (value < best and after.balanced_accuracy >= floor):
                 with torch.no_grad():
                     for n in names:
                         params[n].copy_(before[n])

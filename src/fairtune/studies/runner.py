@@ -79,11 +79,12 @@ def measure(
     tests = {}
     for name, test in parts.tests.items():
         test_scores = predict_proba(model, test)
-        at_t, ci = evaluate_scores(test, test_scores, held.threshold, settings.n_boot, parts.seed)
+        at_t = evaluate_scores(test, test_scores, held.threshold, settings.n_boot, parts.seed)
+        ci = at_t.intervals
         tests[name] = {
-            "at_0.5": evaluate_scores(test, test_scores, 0.5)[0],
-            "at_t": at_t,
-            "ci_at_t": {key: ci[key] for key in headline(criterion)} if ci else None,
+            "at_0.5": evaluate_scores(test, test_scores, 0.5).metrics.to_dict(),
+            "at_t": at_t.metrics.to_dict(),
+            "ci_at_t": {key: list(ci.bounds[key]) for key in headline(criterion)} if ci else None,
         }
     return {
         "threshold": held.threshold,
