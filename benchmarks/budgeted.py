@@ -23,8 +23,8 @@ import numpy as np
 from _common import RESULTS, console, environment, set_threads, table, write_json
 from quality import BASELINE, PROTOCOLS
 
-from fairtune.comparison import CompareSettings
-from fairtune.results import SELECTED, ResultRow
+from fairtune.selection.comparison import CompareSettings
+from fairtune.selection.results import SELECTED, ResultRow
 
 SEARCHES = ("grid", "halving")
 

@@ -40,11 +40,11 @@ from torch import nn
 from fairtune.architectures import build_model
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
-from fairtune.importance import fisher_diagonal
-from fairtune.losses import Objective
-from fairtune.masks import hard_mask, relative_importance, soft_mask
+from fairtune.finetune.importance import fisher_diagonal
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.masks import hard_mask, relative_importance, soft_mask
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.models import ModelSplit
-from fairtune.training import Phase, run_phase
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_GPU = "gpu-check: no CUDA GPU here (torch {}); nothing to check, skipped."

@@ -28,15 +28,15 @@ from dataclasses import dataclass, replace
 
 from _common import console, environment, parser, set_threads, table, write_json
 
-import fairtune.auto as auto
+import fairtune.finetune.training as training
 import fairtune.methods.base as base
-import fairtune.training as training
-from fairtune.comparison import CompareSettings
+import fairtune.selection.auto as auto
 from fairtune.demo import DemoSettings, demo_rows
 from fairtune.io import clean
-from fairtune.records import SearchRecord
-from fairtune.results import SELECTED
-from fairtune.search import SearchContext
+from fairtune.selection.comparison import CompareSettings
+from fairtune.selection.records import SearchRecord
+from fairtune.selection.results import SELECTED
+from fairtune.selection.search import SearchContext
 
 
 @dataclass

@@ -45,13 +45,13 @@ from fairtune.backbones import (
 from fairtune.columns import Columns
 from fairtune.data import FairData
 from fairtune.datasets.synthetic import SyntheticSpec, make_skin_tone_images
+from fairtune.finetune.importance import fisher_diagonal
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.masks import relative_importance, soft_mask
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
-from fairtune.importance import fisher_diagonal
-from fairtune.losses import Objective
-from fairtune.masks import relative_importance, soft_mask
 from fairtune.models import ModelSplit
-from fairtune.training import Phase, run_phase
 
 ARCHS = ("cnn", "efficientnet_lite0")
 LABELS = {

@@ -31,9 +31,9 @@ from torch import Tensor, nn
 
 from fairtune.data import FairData
 from fairtune.erm import TrainConfig
-from fairtune.importance import fisher_diagonal
-from fairtune.losses import Objective
-from fairtune.masks import hard_mask, random_mask, relative_importance
+from fairtune.finetune.importance import fisher_diagonal
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.masks import hard_mask, random_mask, relative_importance
 from fairtune.models import ModelSplit, evaluating, logits
 
 Importance = dict[str, dict[str, Tensor]]

@@ -31,7 +31,7 @@ Protocols (all from bundled data; external and test parts representative):
 
 The sensitive attribute is a model input in every tabular protocol but
 ``adult_no_sex``, as in the demo. Under each table: the achievable front on the
-held-out part (``fairtune.front``) and the selected model's distance from it.
+held-out part (``fairtune.selection.front``) and the selected model's distance from it.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ from rich.console import Console
 
 from fairtune.binarize import apply_binarize
 from fairtune.columns import Columns
-from fairtune.comparison import CompareSettings, compare
 from fairtune.datasets import load_adult, load_german, skew_groups
 from fairtune.demo import (
     DemoSettings,
@@ -63,10 +62,11 @@ from fairtune.demo import (
     with_training,
 )
 from fairtune.erm import TrainConfig, train_tabular
-from fairtune.losses import BIAS_KINDS
+from fairtune.finetune.losses import BIAS_KINDS
 from fairtune.methods import REGISTRY
-from fairtune.references import REFERENCE
-from fairtune.results import SELECTED, ResultRow
+from fairtune.selection.comparison import CompareSettings, compare
+from fairtune.selection.references import REFERENCE
+from fairtune.selection.results import SELECTED, ResultRow
 from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
@@ -389,7 +389,8 @@ def print_protocol(caption: str, rows: list[ResultRow]) -> dict[str, Any]:
 
 
 def front_summary(rows: list[ResultRow]) -> dict[str, Any]:
-    """The held-out achievable front of each seed (``fairtune.front``), in lists over seeds."""
+    """The held-out achievable front of each seed (``fairtune.selection.front``), in lists over
+    seeds."""
     chosen = sorted((r for r in rows if r.method == SELECTED), key=lambda r: r.seed)
     fronts = [r.selection.front for r in chosen if r.selection.front is not None]
     if not fronts:

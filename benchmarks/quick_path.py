@@ -26,12 +26,12 @@ from torch import nn
 import fairtune
 from fairtune.datasets import load_adult, skew_groups
 from fairtune.erm import TrainConfig, fit_erm
-from fairtune.evaluation import evaluate_scores
-from fairtune.evidence import WorseModelWarning
+from fairtune.evaluation.evaluate import evaluate_scores
+from fairtune.evaluation.evidence import WorseModelWarning
+from fairtune.evaluation.thresholds import choose_threshold
 from fairtune.models import predict_proba
 from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
-from fairtune.thresholds import choose_threshold
 
 LABEL, ATTRIBUTE, GROUP = "income", "sex", "Female"
 

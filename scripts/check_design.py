@@ -14,13 +14,16 @@ Reports, for every module under ``src/fairtune``:
   fixed key in ``row.metrics.value("auc")``) to a result row's typed selection record or
   metrics outside the JSON/CSV edge (:data:`JSON_EDGE`): a typo there is an error after a
   long run, where an attribute is checked before it;
+- imports against the stage order (:data:`STAGES`, fairtune only): a module may import
+  from its own stage and the stages before it, except the pairs :data:`UPWARD` names (each
+  said in ARCHITECTURE.md); a module the table does not place is reported too;
 - hand-kept lists a registry holds (:data:`REGISTRIES`, fairtune only): a tuple, list
   or set of strings (at least two), or a text (at least three), that names more than
   half of a registry's entries outside the registry's own module; build it from the
   registry instead (a list of its own says so with :data:`OWN_LIST`).
 
-Exits 1 when there is any cycle, oversized module, long signature, keyed access or
-hand-kept list, else 0.
+Exits 1 when there is any cycle, oversized module, long signature, keyed access, upward
+import or hand-kept list, else 0.
 Run from the repository root: ``python scripts/check_design.py``.
 """
 
@@ -41,11 +44,38 @@ TOP_MODULES = 5
 ROW_FIELDS = ("selection", "metrics", "metrics_tuned", "ci", "ci_tuned")
 """The typed or JSON-bound fields of a result row that no code should read by string key."""
 JSON_EDGE: dict[str, tuple[str, ...] | None] = {
-    "fairtune/records.py": None,
-    "fairtune/results.py": None,
-    "fairtune/report.py": ("flat_rows", "_verdict_columns"),
+    "fairtune/selection/records.py": None,
+    "fairtune/selection/results.py": None,
+    "fairtune/reporting/report.py": ("flat_rows", "_verdict_columns"),
 }
 """Where rows become JSON or CSV: whole modules (None) or the named functions of one."""
+
+
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("foundations", ("errors", "settings", "console", "distributed", "io")),
+    (
+        "data",
+        (
+            *("columns", "data", "splits", "tabular", "binarize", "augment", "images"),
+            *("image_csv", "datasets", "inputs"),
+        ),
+    ),
+    ("models", ("models", "checkpoints", "backbones", "architectures", "loading")),
+    ("evaluation", ("evaluation",)),
+    ("fine-tuning", ("finetune",)),
+    ("starting model", ("erm",)),
+    ("methods", ("methods",)),
+    ("selection", ("selection",)),
+    ("report", ("reporting",)),
+    ("studies", ("studies",)),
+    ("entry points", ("api", "demo", "cli", "__main__", "")),
+)
+"""ARCHITECTURE.md's stage table, in import order: each stage with the top-level modules and
+subpackages of fairtune in it ("" is the package's ``__init__``)."""
+UPWARD: tuple[tuple[str, str], ...] = (
+    ("fairtune.reporting.tables", "fairtune.studies.summary"),
+)
+"""Imports of a later stage that ARCHITECTURE.md names: (importing module, imported)."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +91,8 @@ class Registry:
 REGISTRIES: tuple[Registry, ...] = (
     Registry("methods", "fairtune.methods.registry", "REGISTRY"),
     Registry("architectures", "fairtune.architectures", "ARCHITECTURES"),
-    Registry("objectives", "fairtune.criterion", "OBJECTIVES"),
-    Registry("optimizers", "fairtune.training", "OPTIMIZERS"),
+    Registry("objectives", "fairtune.evaluation.criterion", "OBJECTIVES"),
+    Registry("optimizers", "fairtune.finetune.training", "OPTIMIZERS"),
     Registry("split parts", "fairtune.splits", "PART_NAMES"),
     Registry("study kinds", "fairtune.studies.points", "KIND_HELP"),
     Registry("built-in data sets", "fairtune.datasets", "BUILTIN"),
@@ -344,10 +374,43 @@ def hand_kept_lists(modules: dict[str, Module], names: dict) -> list[Finding]:
     return sorted(found, key=lambda f: (f.module, f.line))
 
 
+def stage_of(name: str, stages: tuple[tuple[str, tuple[str, ...]], ...] = STAGES) -> int | None:
+    """The place in ``stages`` of module ``name`` (by its first part below the package)."""
+    first = name.split(".")[1] if "." in name else ""
+    for i, (_, members) in enumerate(stages):
+        if first in members:
+            return i
+    return None
+
+
+def upward_imports(
+    modules: dict[str, Module],
+    edges: list[ImportEdge],
+    stages: tuple[tuple[str, tuple[str, ...]], ...] = STAGES,
+    allowed: tuple[tuple[str, str], ...] = UPWARD,
+) -> list[Finding]:
+    """Imports of a module of a later stage than the importer's (but the ``allowed`` pairs),
+    and modules the stage table does not place."""
+    found = [
+        Finding(m.shown, 1, "not in the stage table")
+        for m in modules.values()
+        if stage_of(m.name, stages) is None
+    ]
+    for e in edges:
+        source, target = stage_of(e.source, stages), stage_of(e.target, stages)
+        if None in (source, target) or target <= source or (e.source, e.target) in allowed:
+            continue
+        text = f"{stages[source][0]} imports {stages[target][0]}: {e.text}"
+        found.append(Finding(modules[e.source].shown, e.line, text))
+    return sorted(found, key=lambda f: (f.module, f.line))
+
+
 def report(src: Path, package: str) -> int:
     """Print the three checks and a one-line summary; return the exit status."""
     modules = find_modules(src, package)
-    cycles = import_cycles(modules, import_edges(modules))
+    edges = import_edges(modules)
+    cycles = import_cycles(modules, edges)
+    upward = upward_imports(modules, edges) if package == "fairtune" else []
     sizes = module_sizes(modules)
     signatures = long_signatures(modules)
     oversized = [(m, n) for m, n in sizes if n > MAX_LINES]
@@ -371,6 +434,9 @@ def report(src: Path, package: str) -> int:
     print(f"string-keyed reads of a row's selection or metrics outside the JSON edge: {len(keyed)}")
     for f in keyed:
         print(f"  {f.module}:{f.line}: {f.text}")
+    print(f"imports against the stage order: {len(upward)}")
+    for f in upward:
+        print(f"  {f.module}:{f.line}: {f.text}")
     print(f"hand-kept lists a registry holds: {len(listed)}")
     for f in listed:
         print(f"  {f.module}:{f.line}: {f.text}")
@@ -379,9 +445,9 @@ def report(src: Path, package: str) -> int:
     print(
         f"design check: {len(cycles)} import cycles, largest module {largest}, "
         f"{len(signatures)} functions over {MAX_PARAMS} parameters, {len(keyed)} keyed row "
-        f"reads, {len(listed)} hand-kept lists"
+        f"reads, {len(upward)} upward imports, {len(listed)} hand-kept lists"
     )
-    return 1 if cycles or oversized or signatures or keyed or listed else 0
+    return 1 if cycles or oversized or signatures or keyed or upward or listed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fairtune.data import FairData
-from fairtune.masks import Mask
+from fairtune.finetune.masks import Mask
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 """Marks a test that needs a CUDA GPU (skipped without one)."""

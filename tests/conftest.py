@@ -10,9 +10,9 @@ from _helpers import biased_data, toy_table
 from torch import nn
 
 from fairtune.cli import main
-from fairtune.losses import Objective
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.models import MLP
-from fairtune.training import Phase, run_phase
 
 
 @pytest.fixture(scope="module")

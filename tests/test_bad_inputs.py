@@ -39,12 +39,12 @@ from fairtune.cli import build_parser, main
 from fairtune.cli.options import one_value_per_set
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
+from fairtune.evaluation.measurement import Metrics
 from fairtune.images import MAX_PIXELS, Decoding, ImageSource
 from fairtune.io import MARKER
-from fairtune.measurement import Metrics
 from fairtune.methods import DebiasResult
 from fairtune.models import MLP
-from fairtune.results import summarise
+from fairtune.selection.results import summarise
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -830,7 +830,7 @@ def _safetensors_full(*_args, **_kwargs):
     [
         ("fairtune.models.save_file", _enospc),
         ("fairtune.models.save_file", _safetensors_full),
-        ("fairtune.masks.save_file", _safetensors_full),
+        ("fairtune.finetune.masks.save_file", _safetensors_full),
         ("fairtune.io.atomic_write_text", _enospc),
     ],
     ids=["model-oserror", "model-safetensors", "mask-safetensors", "text"],

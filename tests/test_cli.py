@@ -9,10 +9,10 @@ from _helpers import compare_argv
 
 from fairtune.architectures import load_model
 from fairtune.cli import main
-from fairtune.evaluation import evaluate_model
+from fairtune.evaluation.evaluate import evaluate_model
+from fairtune.evaluation.metrics import METRIC_KEYS
 from fairtune.io import MARKER
 from fairtune.methods import REGISTRY
-from fairtune.metrics import METRIC_KEYS
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 

@@ -11,18 +11,18 @@ import pytest
 import torch
 from _helpers import biased_data
 
-from fairtune.comparison import compare
-from fairtune.criterion import Criterion
 from fairtune.data import FairData, holdout_split
 from fairtune.errors import FairtuneError
-from fairtune.evaluation import evaluate_model
-from fairtune.measurement import Intervals, Metrics
+from fairtune.evaluation.criterion import Criterion
+from fairtune.evaluation.evaluate import evaluate_model
+from fairtune.evaluation.measurement import Intervals, Metrics
+from fairtune.evaluation.metrics import METRIC_KEYS
 from fairtune.methods import REGISTRY, get_method
-from fairtune.metrics import METRIC_KEYS
-from fairtune.records import SearchRecord
-from fairtune.results import ResultRow, summarise
-from fairtune.search import CompareSettings, grid_points
-from fairtune.selection import HeldOutScore, SelectionRule
+from fairtune.selection.comparison import compare
+from fairtune.selection.records import SearchRecord
+from fairtune.selection.results import ResultRow, summarise
+from fairtune.selection.rules import HeldOutScore, SelectionRule
+from fairtune.selection.search import CompareSettings, grid_points
 
 ROW_KEYS = (
     "method",
@@ -365,7 +365,7 @@ def test_optuna_tuner_searches_the_grid_ranges_reproducibly(start_model):
     pytest.importorskip("optuna")
     import optuna
 
-    from fairtune.search import suggest
+    from fairtune.selection.search import suggest
 
     trial = optuna.trial.FixedTrial({"lr": 3e-3, "beta": 0.5})
     llft = REGISTRY["llft"].config_class
@@ -414,7 +414,7 @@ def test_compare_searches_the_narrowed_grid(start_model, tuner):
 
 def test_optuna_keeps_integer_settings_integers_and_reads_the_log_scale_from_declarations():
     optuna = pytest.importorskip("optuna")
-    from fairtune.search import suggest
+    from fairtune.selection.search import suggest
     from fairtune.settings import learning_rate, setting
 
     @dataclass

@@ -7,10 +7,10 @@ import torch
 from _helpers import biased_data
 
 from fairtune.data import holdout_split
+from fairtune.evaluation.metrics import binary_metrics
+from fairtune.evaluation.thresholds import choose_threshold
 from fairtune.methods import get_method
-from fairtune.metrics import binary_metrics
 from fairtune.models import ModelSplit, predict_proba
-from fairtune.thresholds import choose_threshold
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -54,7 +54,7 @@ def test_clean_package_passes(check, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == (
         "design check: 0 import cycles, largest module pkg/top.py (9 lines), "
-        "0 functions over 7 parameters, 0 keyed row reads, 0 hand-kept lists"
+        "0 functions over 7 parameters, 0 keyed row reads, 0 upward imports, 0 hand-kept lists"
     )
 
 
@@ -136,6 +136,32 @@ def test_string_keyed_reads_of_a_rows_record_are_flagged_outside_the_json_edge(c
         (2, ".selection['chosen']"),
         (2, ".metrics['auc']"),
         (4, ".metrics_tuned['eopp']"),
+    ]
+
+
+def test_an_import_of_a_later_stage_is_flagged_unless_named(check, tmp_path):
+    src = write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "low.py": "from pkg.high import x\n",
+            "high.py": "def f():\n    from pkg.low import y\n    import pkg.top\n",
+            "top.py": "import pkg.low\n",
+            "stray.py": "",
+        },
+    )
+    modules = check.find_modules(src, "pkg")
+    edges = check.import_edges(modules)
+    stages = (("one", ("low", "")), ("two", ("high",)), ("three", ("top",)))
+    found = check.upward_imports(modules, edges, stages, allowed=())
+    assert [(f.module, f.line, f.text) for f in found] == [
+        ("pkg/high.py", 3, "two imports three: import pkg.top"),
+        ("pkg/low.py", 1, "one imports two: from pkg.high import x"),
+        ("pkg/stray.py", 1, "not in the stage table"),
+    ]
+    allowed = (("pkg.high", "pkg.top"), ("pkg.low", "pkg.high"))
+    assert [f.text for f in check.upward_imports(modules, edges, stages, allowed)] == [
+        "not in the stage table"
     ]
 
 

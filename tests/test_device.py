@@ -24,13 +24,13 @@ from fairtune.augment import Augment
 from fairtune.backbones import SmallCNN
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
+from fairtune.finetune.importance import fisher_diagonal
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.masks import random_mask
+from fairtune.finetune.precision import Precision
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.images import Decoding, ImageSource
-from fairtune.importance import fisher_diagonal
-from fairtune.losses import Objective
-from fairtune.masks import random_mask
 from fairtune.models import MLP, ModelSplit, channels_last, model_device, predict_proba
-from fairtune.precision import Precision
-from fairtune.training import Phase, run_phase
 
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 N_IMAGES, SIZE = 16, 8

@@ -9,16 +9,16 @@ from _helpers import biased_data
 from fairlearn.postprocessing import ThresholdOptimizer
 
 from fairtune.data import FairData
-from fairtune.losses import Objective
-from fairtune.methods import get_method
-from fairtune.models import MLP, predict_proba
-from fairtune.postprocess import (
+from fairtune.evaluation.postprocess import (
     LabelledScores,
     _ScoreColumn,
     decision_probabilities,
     threshold_optimizer_reference,
 )
-from fairtune.training import Phase, run_phase
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.training import Phase, run_phase
+from fairtune.methods import get_method
+from fairtune.models import MLP, predict_proba
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

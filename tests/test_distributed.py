@@ -23,11 +23,11 @@ from fairtune.distributed import (
     whole_batch,
     world,
 )
-from fairtune.importance import fisher_diagonal
-from fairtune.losses import Objective
-from fairtune.masks import random_mask
+from fairtune.finetune.importance import fisher_diagonal
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.masks import random_mask
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.models import MLP, logits
-from fairtune.training import Phase, run_phase
 
 WORLD = 2
 BATCH = 10  # 61 rows: the last batch has one row, so one process gets none of it

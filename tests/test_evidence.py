@@ -10,8 +10,8 @@ from sklearn.metrics import roc_auc_score
 
 import fairtune
 from fairtune.data import holdout_split
-from fairtune.evidence import WorseModelWarning
-from fairtune.metrics import FairnessWarning
+from fairtune.evaluation.evidence import WorseModelWarning
+from fairtune.evaluation.metrics import FairnessWarning
 from fairtune.models import predict_proba
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,14 +9,14 @@ import pytest
 import torch
 from _helpers import biased_data, calls_counted
 
-import fairtune.training as training
-from fairtune.comparison import CompareSettings
+import fairtune.finetune.training as training
 from fairtune.data import FairData, holdout_split
-from fairtune.feature_cache import FeatureCache, data_key
+from fairtune.finetune.feature_cache import FeatureCache, data_key
+from fairtune.finetune.precision import Precision
 from fairtune.images import Decoding, ImageSource
 from fairtune.models import MLP, ModelSplit
-from fairtune.precision import Precision
-from fairtune.search import Candidate, SearchContext, search
+from fairtune.selection.comparison import CompareSettings
+from fairtune.selection.search import Candidate, SearchContext, search
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

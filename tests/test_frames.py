@@ -7,11 +7,11 @@ import pytest
 from _helpers import biased_data
 
 import fairtune
-from fairtune import report, tables
-from fairtune.comparison import CompareSettings, compare
-from fairtune.criterion import Criterion
-from fairtune.measurement import VALUE_KEYS
+from fairtune.evaluation.criterion import Criterion
+from fairtune.evaluation.measurement import VALUE_KEYS
 from fairtune.methods import DebiasResult
+from fairtune.reporting import report, tables
+from fairtune.selection.comparison import CompareSettings, compare
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import pytest
 from _helpers import biased_data
 from fairlearn.postprocessing import ThresholdOptimizer
 
-from fairtune.comparison import CompareSettings, compare
 from fairtune.data import holdout_split
+from fairtune.evaluation.postprocess import _ScoreColumn
 from fairtune.models import predict_proba
-from fairtune.postprocess import _ScoreColumn
-from fairtune.report import notes
-from fairtune.results import SELECTED
+from fairtune.reporting.report import notes
+from fairtune.selection.comparison import CompareSettings, compare
+from fairtune.selection.results import SELECTED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -33,8 +33,8 @@ def test_the_mask_check_passes_on_the_cpu_and_names_a_mask_that_leaks(monkeypatc
 
     from fairtune.backbones import SmallCNN
     from fairtune.data import FairData
-    from fairtune.importance import fisher_diagonal
-    from fairtune.losses import Objective
+    from fairtune.finetune.importance import fisher_diagonal
+    from fairtune.finetune.losses import Objective
 
     torch.manual_seed(0)
     model, n = SmallCNN(width=4, blocks=2), 32

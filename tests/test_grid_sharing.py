@@ -8,7 +8,7 @@ from _helpers import biased_data, calls_counted
 import fairtune.methods.base as base
 from fairtune.data import holdout_split
 from fairtune.models import MLP
-from fairtune.search import Candidate, CompareSettings, SearchContext, search
+from fairtune.selection.search import Candidate, CompareSettings, SearchContext, search
 
 GRIDS = {
     "bmft": {"impair_lr": [1e-3, 1e-2], "keep": [0.25, 0.5], "min_steps": [0]},

@@ -8,10 +8,10 @@ import torch
 from _helpers import biased_data
 
 from fairtune.data import holdout_split
-from fairtune.halving import halving_search, prepare
+from fairtune.finetune.step_plan import ETA, StepPlan, rung_sizes, scaled
 from fairtune.models import MLP
-from fairtune.search import CompareSettings, SearchContext
-from fairtune.step_plan import ETA, StepPlan, rung_sizes, scaled
+from fairtune.selection.halving import halving_search, prepare
+from fairtune.selection.search import CompareSettings, SearchContext
 
 GRID = {"fullft": {"lr": [1e-4, 1e-3, 1e-2, 3e-2, 1e-1], "beta": [0.5], "min_steps": [0]}}
 

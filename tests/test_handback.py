@@ -12,9 +12,9 @@ from _helpers import biased_data
 import fairtune
 from fairtune.architectures import load_model
 from fairtune.cli import main
-from fairtune.handback import SavedModels
 from fairtune.loading import load_for_model
 from fairtune.models import predict_proba
+from fairtune.selection.handback import SavedModels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

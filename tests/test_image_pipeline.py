@@ -176,8 +176,8 @@ def test_unknown_architecture_is_named_and_mlp_still_builds():
 
 
 def test_image_demo_rows_on_a_tiny_set():
-    from fairtune.comparison import CompareSettings
     from fairtune.demo import ImageDemoSettings, image_demo_rows
+    from fairtune.selection.comparison import CompareSettings
 
     settings = ImageDemoSettings(
         n_train=48, n_external=40, n_test=32, image_size=16, arch="cnn", train_epochs=1
@@ -189,9 +189,9 @@ def test_image_demo_rows_on_a_tiny_set():
 
 
 def test_learning_rate_grids_search_two_learning_rates_and_defaults_elsewhere():
-    from fairtune.comparison import CompareSettings
     from fairtune.demo import how_chosen, learning_rate_grids
-    from fairtune.search import grid_points
+    from fairtune.selection.comparison import CompareSettings
+    from fairtune.selection.search import grid_points
 
     backbone_tuners = {
         *("bias_gd", "bmft", "constrained", "distill", "fullft", "random_mask", "swift"),

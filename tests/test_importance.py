@@ -9,8 +9,8 @@ from _helpers import random_data
 from torch import nn
 
 from fairtune.errors import FairtuneError
-from fairtune.importance import FISHER_MODES, fisher_diagonal, per_sample_gradients
-from fairtune.losses import Objective
+from fairtune.finetune.importance import FISHER_MODES, fisher_diagonal, per_sample_gradients
+from fairtune.finetune.losses import Objective
 from fairtune.models import MLP, logits
 
 OBJECTIVES = {"pred": Objective.pred(), "bias": Objective.bias()}

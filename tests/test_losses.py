@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fairtune.errors import FairtuneError
-from fairtune.losses import BIAS_KINDS, Objective, bce_loss, bias_loss, pred_loss
+from fairtune.finetune.losses import BIAS_KINDS, Objective, bce_loss, bias_loss, pred_loss
 
 # Probabilities chosen by hand; logits are their inverse sigmoid.
 #   row:    0    1    2    3    4    5    6    7

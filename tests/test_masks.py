@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fairtune.errors import FairtuneError
-from fairtune.masks import (
+from fairtune.finetune.masks import (
     Mask,
     hard_mask,
     random_mask,

@@ -12,11 +12,11 @@ import torch
 
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
-from fairtune.evaluation import evaluate_scores
+from fairtune.evaluation.evaluate import evaluate_scores
+from fairtune.evaluation.measurement import VALUE_KEYS, GroupMetrics, Intervals, Metrics
+from fairtune.evaluation.metrics import METRIC_KEYS, METRICS, FairnessWarning, binary_metrics
+from fairtune.evaluation.operating import abroca, degenerate, operating_points
 from fairtune.io import clean
-from fairtune.measurement import VALUE_KEYS, GroupMetrics, Intervals, Metrics
-from fairtune.metrics import METRIC_KEYS, METRICS, FairnessWarning, binary_metrics
-from fairtune.operating import abroca, degenerate, operating_points
 
 STRUCTURE = {"threshold", "n", "by_group", "operating_points", "degenerate", "degenerate_groups"}
 

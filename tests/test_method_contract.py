@@ -14,13 +14,13 @@ import torch
 from _helpers import FAST, biased_data, snapshot
 from torch import nn
 
-from fairtune.criterion import OBJECTIVES
 from fairtune.errors import FairtuneError
-from fairtune.losses import Objective
+from fairtune.evaluation.criterion import OBJECTIVES
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.methods import REGISTRY, RESERVED, get_method, register
 from fairtune.models import MLP, ModelSplit, predict_proba
 from fairtune.settings import LEARNING_RATE, of_kind
-from fairtune.training import Phase, run_phase
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,12 +9,12 @@ import torch
 from _helpers import biased_data, snapshot
 
 from fairtune.cli import main
-from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
 from fairtune.data import FairData, balance
 from fairtune.methods import REGISTRY, get_method
 from fairtune.models import MLP
-from fairtune.report import notes
+from fairtune.reporting.report import notes
+from fairtune.selection.comparison import CompareSettings, compare
 from fairtune.settings import origin_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -16,13 +16,13 @@ from torch import nn
 from fairtune.architectures import load_model
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
-from fairtune.evaluation import evaluate_model
+from fairtune.evaluation.evaluate import evaluate_model
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.masks import Mask
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.io import MARKER
-from fairtune.losses import Objective
-from fairtune.masks import Mask
 from fairtune.methods import REGISTRY, DebiasResult, get_method, register
 from fairtune.models import MLP, ModelConfig, ModelSplit, predict_proba
-from fairtune.training import Phase, run_phase
 
 BN_BUFFERS = ("1.running_mean", "1.running_var", "1.num_batches_tracked")
 

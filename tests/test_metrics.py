@@ -26,17 +26,17 @@ from sklearn.metrics import (
 
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
-from fairtune.evaluation import VerdictSettings, evaluate_model, evaluate_scores
-from fairtune.measurement import Metrics
-from fairtune.metrics import (
+from fairtune.evaluation.evaluate import VerdictSettings, evaluate_model, evaluate_scores
+from fairtune.evaluation.measurement import Metrics
+from fairtune.evaluation.metrics import (
     METRIC_KEYS,
     Bootstrap,
     FairnessWarning,
     binary_metrics,
     bootstrap_ci,
 )
-from fairtune.operating import abroca, degenerate, operating_points
-from fairtune.thresholds import THRESHOLD_RULES, choose_threshold
+from fairtune.evaluation.operating import abroca, degenerate, operating_points
+from fairtune.evaluation.thresholds import THRESHOLD_RULES, choose_threshold
 
 GROUP_KEYS = {"n", "positives", "auc", "accuracy", "tpr", "fpr", "positive_rate", "ece"}
 
@@ -235,7 +235,7 @@ def test_bootstrap_reproducible_and_covers_point():
 
 
 def test_bootstrap_weights_equal_repeated_rows():
-    from fairtune.metrics import _sort_by_score, weighted_metrics
+    from fairtune.evaluation.metrics import _sort_by_score, weighted_metrics
 
     y, s, g, names = make_data(200, 3, seed=9, decimals=2)
     rng = np.random.default_rng(0)
@@ -404,9 +404,9 @@ def test_metric_properties(case, threshold, rnd):
 
 
 def test_metric_declarations_give_the_keys_and_the_report_columns():
-    from fairtune import report
-    from fairtune.metrics import GROUP_KEYS as DECLARED_GROUP_KEYS
-    from fairtune.metrics import METRICS
+    from fairtune.evaluation.metrics import GROUP_KEYS as DECLARED_GROUP_KEYS
+    from fairtune.evaluation.metrics import METRICS
+    from fairtune.reporting import report
 
     assert len({m.key for m in METRICS}) == len(METRICS)
     assert set(DECLARED_GROUP_KEYS) == GROUP_KEYS

@@ -13,16 +13,16 @@ from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.linear_model import LogisticRegression
 
 from fairtune.cli import main
-from fairtune.criterion import OBJECTIVES, Criterion, gap_of
 from fairtune.errors import FairtuneError
-from fairtune.measurement import VALUE_KEYS, Metrics
+from fairtune.evaluation.criterion import OBJECTIVES, Criterion, gap_of
+from fairtune.evaluation.measurement import VALUE_KEYS, Metrics
+from fairtune.evaluation.metrics import METRIC_KEYS, METRICS, binary_metrics
+from fairtune.evaluation.postprocess import LabelledScores, threshold_optimizer_reference
 from fairtune.methods import method_class
-from fairtune.metrics import METRIC_KEYS, METRICS, binary_metrics
-from fairtune.postprocess import LabelledScores, threshold_optimizer_reference
-from fairtune.records import SearchRecord
-from fairtune.report import compare_table
-from fairtune.results import ResultRow
-from fairtune.search import CompareSettings
+from fairtune.reporting.report import compare_table
+from fairtune.selection.records import SearchRecord
+from fairtune.selection.results import ResultRow
+from fairtune.selection.search import CompareSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from fairtune.errors import FairtuneError
-from fairtune.metrics import FairnessWarning
-from fairtune.operating import abroca, degenerate, operating_points
+from fairtune.evaluation.metrics import FairnessWarning
+from fairtune.evaluation.operating import abroca, degenerate, operating_points
 
 
 def make_data(n: int, n_groups: int, seed: int = 0, decimals: int | None = None):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fairtune.errors import FairtuneError
-from fairtune.metrics import Bootstrap, binary_metrics
-from fairtune.paired import ScoredModel, paired_bootstrap_improvement, resample_weights
+from fairtune.evaluation.metrics import Bootstrap, binary_metrics
+from fairtune.evaluation.paired import ScoredModel, paired_bootstrap_improvement, resample_weights
 
 NAMES = ["a", "b"]
 

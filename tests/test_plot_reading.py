@@ -7,8 +7,8 @@ import pytest
 from matplotlib.colors import to_rgba
 from test_report import metrics, row
 
-from fairtune import plot
-from fairtune.records import ChoiceRecord, HeldOut
+from fairtune.reporting import plot
+from fairtune.selection.records import ChoiceRecord, HeldOut
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.linear_model import LogisticRegression
 
-from fairtune.metrics import binary_metrics
-from fairtune.postprocess import LabelledScores, threshold_optimizer_reference
+from fairtune.evaluation.metrics import binary_metrics
+from fairtune.evaluation.postprocess import LabelledScores, threshold_optimizer_reference
 
 NAMES = ["a", "b"]
 

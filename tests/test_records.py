@@ -6,17 +6,17 @@ import json
 import pytest
 from _helpers import biased_data
 
-from fairtune.comparison import compare
-from fairtune.records import (
+from fairtune.reporting.report import notes
+from fairtune.selection.comparison import compare
+from fairtune.selection.records import (
     BaselineRecord,
     ChoiceRecord,
     ReferenceRecord,
     SearchCost,
     SearchRecord,
 )
-from fairtune.report import notes
-from fairtune.results import ResultRow
-from fairtune.search import CompareSettings
+from fairtune.selection.results import ResultRow
+from fairtune.selection.search import CompareSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

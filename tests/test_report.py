@@ -8,11 +8,11 @@ import pytest
 from matplotlib.colors import to_rgba
 from rich.console import Console
 
-from fairtune import plot, report
+from fairtune.evaluation.measurement import VALUE_KEYS, Intervals, Metrics
 from fairtune.io import write_csv
-from fairtune.measurement import VALUE_KEYS, Intervals, Metrics
-from fairtune.records import SearchRecord
-from fairtune.results import ResultRow
+from fairtune.reporting import plot, report
+from fairtune.selection.records import SearchRecord
+from fairtune.selection.results import ResultRow
 
 
 def point(eodds: float, flagged: bool = False) -> dict:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 import pytest
 
 from fairtune.errors import FairtuneError
-from fairtune.search import CompareSettings
+from fairtune.selection.search import CompareSettings
 from fairtune.settings import check, range_text, setting
 from fairtune.studies import StudySettings
 

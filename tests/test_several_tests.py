@@ -10,12 +10,12 @@ import test_comparison
 from _helpers import biased_data
 
 from fairtune.cli import main
-from fairtune.comparison import compare
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.methods.base import Method
-from fairtune.report import plot_files
-from fairtune.search import CompareSettings
+from fairtune.reporting.report import plot_files
+from fairtune.selection.comparison import compare
+from fairtune.selection.search import CompareSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,9 +13,9 @@ from torch import nn
 
 from fairtune.cli import main
 from fairtune.data import holdout_split
-from fairtune.metrics import Bootstrap, bootstrap_ci
+from fairtune.evaluation.metrics import Bootstrap, bootstrap_ci
 from fairtune.models import predict_proba
-from fairtune.report import DEGENERATE
+from fairtune.reporting.report import DEGENERATE
 from fairtune.studies import StudySettings, run_study, study_points
 from fairtune.studies.runner import START, stratified_share
 from fairtune.studies.summary import BOOTSTRAP, NO_INTERVAL, T_OVER_SEEDS, interval

@@ -8,12 +8,12 @@ from _helpers import compare_argv
 from rich.console import Console
 from test_report import metrics, row
 
-from fairtune import report, tables
 from fairtune.cli import main
 from fairtune.console import console
-from fairtune.criterion import OBJECTIVE_NAMES, OBJECTIVES, Criterion, metric
-from fairtune.measurement import Intervals
-from fairtune.step_plan import rung_sizes
+from fairtune.evaluation.criterion import OBJECTIVE_NAMES, OBJECTIVES, Criterion, metric
+from fairtune.evaluation.measurement import Intervals
+from fairtune.finetune.step_plan import rung_sizes
+from fairtune.reporting import report, tables
 from fairtune.studies.summary import Interval, interval
 
 WIDE_CI = Intervals({"eodds_mean": (-0.303, 0.445), "auc": (0.512, 0.734)})
@@ -156,7 +156,7 @@ def test_the_terminal_view_names_the_candidate_and_puts_phase_bars_under_it(
     from _helpers import biased_data
 
     from fairtune import console as terminal
-    from fairtune.comparison import CompareSettings, compare
+    from fairtune.selection.comparison import CompareSettings, compare
 
     screen = io.StringIO()
     fake = Console(file=screen, force_terminal=True, width=120)

@@ -9,12 +9,12 @@ import torch
 from _helpers import biased_data
 
 from fairtune.errors import FairtuneError
-from fairtune.losses import MovingThreshold, Objective, bias_loss, soft_decisions
+from fairtune.evaluation.metrics import binary_metrics
+from fairtune.evaluation.thresholds import choose_threshold
+from fairtune.finetune.losses import MovingThreshold, Objective, bias_loss, soft_decisions
+from fairtune.finetune.tracking import ThresholdTracker
 from fairtune.methods import get_method
-from fairtune.metrics import binary_metrics
 from fairtune.models import predict_proba
-from fairtune.thresholds import choose_threshold
-from fairtune.tracking import ThresholdTracker
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,9 +14,9 @@ from torch import nn
 
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
-from fairtune.masks import Mask, random_mask
+from fairtune.finetune.masks import Mask, random_mask
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.models import MLP, ModelSplit
-from fairtune.training import Phase, run_phase
 
 
 def bce(z, y, a):

@@ -12,18 +12,18 @@ from _helpers import biased_data
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from fairtune.auto import run_seed
-from fairtune.comparison import compare
-from fairtune.criterion import Criterion
 from fairtune.data import holdout_split
 from fairtune.errors import FairtuneError
+from fairtune.evaluation.criterion import Criterion
+from fairtune.evaluation.metrics import METRIC_KEYS, binary_metrics
+from fairtune.evaluation.paired import ScoredModel
+from fairtune.finetune.training import TrainingDiverged
 from fairtune.methods.base import MIN_STEPS
-from fairtune.metrics import METRIC_KEYS, binary_metrics
 from fairtune.models import predict_proba
-from fairtune.paired import ScoredModel
-from fairtune.results import selection_summary
-from fairtune.search import CompareSettings
-from fairtune.selection import (
+from fairtune.selection.auto import run_seed
+from fairtune.selection.comparison import compare
+from fairtune.selection.results import selection_summary
+from fairtune.selection.rules import (
     Contender,
     CrossMethodRule,
     HeldOutRows,
@@ -32,7 +32,7 @@ from fairtune.selection import (
     kept_text,
     selection_regret,
 )
-from fairtune.training import TrainingDiverged
+from fairtune.selection.search import CompareSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -291,7 +291,7 @@ def test_a_method_whose_every_setting_diverges_is_a_failed_row(start_model, tmp_
     assert len(fullft.selection.failed) == 2
     assert llft.failed is None and not math.isnan(llft.metrics.auc)  # the others still ran
     # the report still renders and writes a failed row
-    from fairtune.report import compare_table, write_comparison
+    from fairtune.reporting.report import compare_table, write_comparison
 
     assert compare_table(rows, "t").row_count == len(methods)
     settings = diverging(grids, ["fullft", "llft"])
@@ -300,7 +300,7 @@ def test_a_method_whose_every_setting_diverges_is_a_failed_row(start_model, tmp_
 
 
 def test_only_divergence_is_recorded_other_errors_stop_the_run(start_model, monkeypatch):
-    import fairtune.search
+    import fairtune.selection.search
 
     class Raises:
         def __init__(self, error):
@@ -312,12 +312,14 @@ def test_only_divergence_is_recorded_other_errors_stop_the_run(start_model, monk
     external, test = biased_data(300, seed=2), biased_data(200, seed=3)
     settings = CompareSettings(methods=["llft"])
     diverged = TrainingDiverged("phase 'x': the loss became nan in epoch 1")
-    monkeypatch.setattr(fairtune.search, "get_method", lambda name, **config: Raises(diverged))
+    raising = lambda name, **config: Raises(diverged)  # noqa: E731
+    monkeypatch.setattr(fairtune.selection.search, "get_method", raising)
     rows = compare(start_model, external, test, settings)
     assert rows[1].failed == f"every setting tried failed; the first: {diverged}"
     assert [r.method for r in rows] == ["baseline", "llft", "threshold_optimizer"]  # none to select
     for error in (FairtuneError("bad input"), RuntimeError("shape mismatch")):
-        monkeypatch.setattr(fairtune.search, "get_method", lambda name, e=error, **c: Raises(e))
+        raising = lambda name, e=error, **c: Raises(e)  # noqa: E731
+        monkeypatch.setattr(fairtune.selection.search, "get_method", raising)
         with pytest.raises(type(error), match=str(error)):
             compare(start_model, external, test, settings)
 

@@ -8,10 +8,10 @@ import torch
 
 from fairtune.architectures import build_model
 from fairtune.backbones import SmallViT
-from fairtune.comparison import CompareSettings, compare
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.methods import REGISTRY, get_method
+from fairtune.selection.comparison import CompareSettings, compare
 from fairtune.studies import StudySettings, run_study
 
 TINY = {"name": "vit", "in_channels": 3, "patch": 4, "dim": 16, "depth": 2, "heads": 2}

@@ -22,17 +22,17 @@ from _helpers import biased_data
 from PIL import Image
 from torch import nn
 
-import fairtune.search
+import fairtune.selection.search
 from fairtune.backbones import SmallCNN
 from fairtune.cli import main
-from fairtune.comparison import CompareSettings, compare
 from fairtune.data import FairData, holdout_split
 from fairtune.errors import FairtuneError
 from fairtune.images import Decoding, ImageSource
 from fairtune.io import clean
 from fairtune.models import MLP
-from fairtune.search import SearchContext
-from fairtune.workers import WATCH_THREAD, SearchPool, SearchTask, longest_first
+from fairtune.selection.comparison import CompareSettings, compare
+from fairtune.selection.search import SearchContext
+from fairtune.selection.workers import WATCH_THREAD, SearchPool, SearchTask, longest_first
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -154,7 +154,7 @@ def test_a_workers_error_is_one_line_naming_its_task(pool, error, expected):
 
 
 def test_several_jobs_are_refused_under_torchrun(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(fairtune.search, "world", lambda: (0, 2))
+    monkeypatch.setattr(fairtune.selection.search, "world", lambda: (0, 2))
     CompareSettings(jobs=1)  # one job is what torchrun's processes run
     code = main(["demo", "--jobs", "2", "--out", str(tmp_path / "d")])
     err = capsys.readouterr().err.strip()

@@ -10,10 +10,10 @@ from fairtune.api import compare, debias
 from fairtune.architectures import load_model
 from fairtune.data import FairData, balance
 from fairtune.datasets import skew_groups
-from fairtune.evaluation import evaluate_model
-from fairtune.frames import load_results, results_frame
+from fairtune.evaluation.evaluate import evaluate_model
 from fairtune.methods import REGISTRY as METHODS
 from fairtune.models import ModelSplit, save_model
+from fairtune.reporting.frames import load_results, results_frame
 from fairtune.splits import split_frame
 
 __version__ = "0.1.0"

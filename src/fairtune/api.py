@@ -8,16 +8,16 @@ from typing import Any
 
 from torch import nn
 
-from fairtune.auto import AUTO, AUTO_SEARCH, evidence_rule, select_across_methods
-from fairtune.comparison import CompareSettings
-from fairtune.comparison import compare as _compare
-from fairtune.criterion import DEFAULT_OBJECTIVE
 from fairtune.data import FairData, check_classes, check_groups
-from fairtune.evidence import EvidenceRule, measure, warn_if_worse
-from fairtune.handback import SavedModels
+from fairtune.evaluation.criterion import DEFAULT_OBJECTIVE
+from fairtune.evaluation.evidence import EvidenceRule, measure, warn_if_worse
 from fairtune.methods import DebiasResult, get_method, method_class, method_names
-from fairtune.results import ResultRow
-from fairtune.search import fit_and_held
+from fairtune.selection.auto import AUTO, AUTO_SEARCH, evidence_rule, select_across_methods
+from fairtune.selection.comparison import CompareSettings
+from fairtune.selection.comparison import compare as _compare
+from fairtune.selection.handback import SavedModels
+from fairtune.selection.results import ResultRow
+from fairtune.selection.search import fit_and_held
 
 
 def debias(
@@ -38,12 +38,12 @@ def debias(
     ``head`` names the classification head when it cannot be found. A method is
     fitted on part of the external set; the rest, held out as ``evidence`` says
     (default: compare's held-out share and criterion for ``objective``), gives
-    the result's :class:`~fairtune.evidence.Evidence`, and a
-    :class:`~fairtune.evidence.WorseModelWarning` when the model got worse there. With
+    the result's :class:`~fairtune.evaluation.evidence.Evidence`, and a
+    :class:`~fairtune.evaluation.evidence.WorseModelWarning` when the model got worse there. With
     ``method="auto"`` every method is tried and one model is kept on held-out
-    external data, possibly the original (:func:`~fairtune.auto.select_across_methods`),
+    external data, possibly the original (:func:`~fairtune.selection.auto.select_across_methods`),
     by successive halving unless ``search="grid"``; ``config`` then holds
-    :class:`~fairtune.search.CompareSettings` fields (``methods``, ``search``,
+    :class:`~fairtune.selection.search.CompareSettings` fields (``methods``, ``search``,
     ``budget``, ``training_rows``, ``holdout``, ``auc_tolerance``, ...).
     """
     if method == AUTO:
@@ -74,11 +74,11 @@ def compare(
     """Run ``methods`` from ``model`` on the same data; one row per (method, seed) and,
     where ``test`` names several test sets, per test set.
 
-    ``settings`` are further :class:`~fairtune.comparison.CompareSettings`
+    ``settings`` are further :class:`~fairtune.selection.comparison.CompareSettings`
     fields (``objective``, ``seeds``, ``grid``, ``threshold_rule``, ``holdout``,
     ``auc_tolerance``, ``n_boot``, ``overrides``, ``search``, ``budget``,
     ``training_rows``); ``seeds`` may be any sequence. ``save_models`` (a folder, or a
-    :class:`~fairtune.handback.SavedModels` for every method's choice too) receives each
+    :class:`~fairtune.selection.handback.SavedModels` for every method's choice too) receives each
     seed's selected model as ``FOLDER/SEED/selected/``.
     """
     names = method_names(methods)

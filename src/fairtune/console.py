@@ -14,7 +14,8 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 _shared: Progress | None = None
-"""The run's progress view (:mod:`fairtune.progress`): the phases' bars go there while open."""
+"""The run's progress view (:mod:`fairtune.selection.progress`): the phases' bars go there
+while open."""
 
 
 @contextmanager

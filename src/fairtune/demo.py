@@ -19,19 +19,19 @@ from typing import Any
 
 import torch
 
-from fairtune import report
 from fairtune.architectures import build_model, image_arch
 from fairtune.columns import Columns
-from fairtune.comparison import CompareSettings, candidates, compare
 from fairtune.console import console
 from fairtune.datasets import SyntheticSpec, load_adult, make_skin_tone_images, skew_groups
 from fairtune.erm import TrainConfig, fit_erm, train_tabular
-from fairtune.halving import original_training_rows
 from fairtune.image_csv import ImageOptions, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY
-from fairtune.progress import run_view
-from fairtune.results import ResultRow
+from fairtune.reporting import report
+from fairtune.selection.comparison import CompareSettings, candidates, compare
+from fairtune.selection.halving import original_training_rows
+from fairtune.selection.progress import run_view
+from fairtune.selection.results import ResultRow
 from fairtune.settings import LEARNING_RATE, of_kind
 from fairtune.splits import PARTS, split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data

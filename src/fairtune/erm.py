@@ -15,12 +15,12 @@ from fairtune.checkpoints import Checkpoint, load_checkpoint
 from fairtune.columns import Columns
 from fairtune.data import FairData, check_classes, check_groups
 from fairtune.distributed import process_device
+from fairtune.finetune.losses import PRED_KINDS, Objective
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.image_csv import ImageOptions
-from fairtune.losses import PRED_KINDS, Objective
 from fairtune.models import ModelConfig, ModelSplit
 from fairtune.settings import check, setting
 from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
-from fairtune.training import Phase, run_phase
 
 
 @dataclass

@@ -40,7 +40,7 @@ def setting(
     ``bounds``: ``low``/``high`` bound a number (or every number of a tuple)
     inclusively, or exclusively with ``open_low``/``open_high`` (:data:`BOUNDS`);
     ``choices`` lists the allowed values (a shared tuple, such as
-    :data:`fairtune.training.OPTIMIZERS`; :func:`distinct`: a list's values may not
+    :data:`fairtune.finetune.training.OPTIMIZERS`; :func:`distinct`: a list's values may not
     repeat). ``kind`` says what the setting is (:data:`LEARNING_RATE`,
     :data:`OPTIMIZER`) for code that treats such settings alike; ``log``: a search
     samples it on a log scale. A list or dict default is copied per instance.

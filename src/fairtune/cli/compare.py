@@ -10,13 +10,11 @@ from typing import Any
 
 import torch
 
-from fairtune import report
 from fairtune.architectures import (
     architectures_text,
     costly_architectures,
     resolve_architecture,
 )
-from fairtune.auto import AUTO_SEARCH
 from fairtune.cli.options import (
     Command,
     add_comparison_inputs,
@@ -29,7 +27,6 @@ from fairtune.cli.options import (
     parse_settings,
 )
 from fairtune.cli.study import test_names
-from fairtune.comparison import CompareSettings, compare
 from fairtune.console import console
 from fairtune.data import FairData, check_external
 from fairtune.demo import (
@@ -41,10 +38,13 @@ from fairtune.demo import (
     run_image_demo,
 )
 from fairtune.errors import FairtuneError
-from fairtune.halving import original_training_rows
-from fairtune.handback import SavedModels
 from fairtune.inputs import refuse_overwrite
 from fairtune.methods import ALL, method_names
+from fairtune.reporting import report
+from fairtune.selection.auto import AUTO_SEARCH
+from fairtune.selection.comparison import CompareSettings, compare
+from fairtune.selection.halving import original_training_rows
+from fairtune.selection.handback import SavedModels
 
 
 def _compare_args(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 from rich.table import Table
 
 from fairtune.api import debias
-from fairtune.auto import AUTO, AUTO_SEARCH
 from fairtune.cli.options import (
     Command,
     add_data_options,
@@ -23,15 +22,16 @@ from fairtune.cli.options import (
     parse_settings,
 )
 from fairtune.console import console
-from fairtune.criterion import Criterion
 from fairtune.data import check_external
 from fairtune.errors import FairtuneError
-from fairtune.evidence import EvidenceRule
-from fairtune.halving import original_training_rows
+from fairtune.evaluation.criterion import Criterion
+from fairtune.evaluation.evidence import EvidenceRule
 from fairtune.inputs import refuse_overwrite
 from fairtune.methods import ALL, REGISTRY, method_class, method_names
-from fairtune.records import ChoiceRecord
-from fairtune.search import CompareSettings
+from fairtune.selection.auto import AUTO, AUTO_SEARCH
+from fairtune.selection.halving import original_training_rows
+from fairtune.selection.records import ChoiceRecord
+from fairtune.selection.search import CompareSettings
 from fairtune.settings import origin_of
 
 

@@ -8,7 +8,6 @@ import sys
 
 from rich.console import Console
 
-from fairtune import report
 from fairtune.cli.options import (
     DATA_HELP,
     Command,
@@ -20,9 +19,10 @@ from fairtune.cli.options import (
 )
 from fairtune.console import console
 from fairtune.errors import FairtuneError
-from fairtune.evaluation import evaluate_model
+from fairtune.evaluation.evaluate import evaluate_model
 from fairtune.inputs import refuse_overwrite
 from fairtune.io import clean, write_json
+from fairtune.reporting import report
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from fairtune.architectures import load_model
-from fairtune.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES
 from fairtune.datasets import BUILTIN
 from fairtune.datasets.layouts import ImageRoots
 from fairtune.datasets.presets import formats_help
 from fairtune.distributed import process_device
 from fairtune.errors import FairtuneError
+from fairtune.evaluation.criterion import DEFAULT_OBJECTIVE, OBJECTIVE_HELP, OBJECTIVE_NAMES
 from fairtune.image_csv import ImageReading
 from fairtune.images import MAX_PIXELS
 from fairtune.loading import IMAGE_ROOT, MedicalReading, Split, load_for_model, preset_of
@@ -85,7 +85,8 @@ def add_dataclass_options(
 
 
 def add_objective_option(p: argparse.ArgumentParser, note: str = "") -> None:
-    """``--objective``: the fairness objective (:data:`fairtune.criterion.OBJECTIVES`)."""
+    """``--objective``: the fairness objective
+    (:data:`fairtune.evaluation.criterion.OBJECTIVES`)."""
     p.add_argument(
         "--objective",
         default=DEFAULT_OBJECTIVE,

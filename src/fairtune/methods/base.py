@@ -15,20 +15,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from fairtune.criterion import objective as declared_objective
 from fairtune.data import FairData, balance, check_classes, check_groups
 from fairtune.errors import FairtuneError
-from fairtune.feature_cache import data_key
-from fairtune.importance import fisher_diagonal
-from fairtune.losses import BIAS_KINDS, Objective
-from fairtune.masks import Mask, relative_importance
+from fairtune.evaluation.criterion import objective as declared_objective
+from fairtune.evaluation.metrics import binary_metrics
+from fairtune.finetune.feature_cache import data_key
+from fairtune.finetune.importance import fisher_diagonal
+from fairtune.finetune.losses import BIAS_KINDS, Objective
+from fairtune.finetune.masks import Mask, relative_importance
+from fairtune.finetune.tracking import RULE_SETTING, TAU_SETTING, ThresholdTracker
+from fairtune.finetune.training import Phase, run_phase
 from fairtune.methods.context import FitContext
 from fairtune.methods.result import DebiasResult
-from fairtune.metrics import binary_metrics
 from fairtune.models import ModelSplit, predict_proba
 from fairtune.settings import check, setting, with_origin
-from fairtune.tracking import RULE_SETTING, TAU_SETTING, ThresholdTracker
-from fairtune.training import Phase, run_phase
 
 MIN_STEPS = 300
 """The fewest optimiser steps per phase that the grids ask for: about what the authors'

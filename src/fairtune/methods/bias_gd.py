@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.evaluation import evaluate_model
+from fairtune.evaluation.evaluate import evaluate_model
 from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
 from fairtune.methods.registry import register
 from fairtune.models import ModelSplit

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fairtune.data import FairData
-from fairtune.masks import Mask, hard_mask
+from fairtune.finetune.masks import Mask, hard_mask
 from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method
 from fairtune.methods.registry import register
 from fairtune.models import ModelSplit

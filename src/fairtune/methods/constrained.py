@@ -18,16 +18,16 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from fairtune.criterion import gap_of
-from fairtune.criterion import objective as declared_objective
 from fairtune.data import FairData, holdout_split
-from fairtune.losses import AT_THRESHOLD_KINDS, MovingThreshold, bias_loss, pred_loss
+from fairtune.evaluation.criterion import gap_of
+from fairtune.evaluation.criterion import objective as declared_objective
+from fairtune.evaluation.metrics import binary_metrics
+from fairtune.finetune.losses import AT_THRESHOLD_KINDS, MovingThreshold, bias_loss, pred_loss
+from fairtune.finetune.tracking import ThresholdTracker
 from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
 from fairtune.methods.registry import register
-from fairtune.metrics import binary_metrics
 from fairtune.models import ModelSplit, predict_proba
 from fairtune.settings import learning_rate, setting, with_origin
-from fairtune.tracking import ThresholdTracker
 
 """The metric of decisions that each at-threshold loss stands in for."""
 

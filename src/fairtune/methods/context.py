@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from fairtune.feature_cache import FeatureCache
-from fairtune.step_plan import StepPlan
+from fairtune.finetune.feature_cache import FeatureCache
+from fairtune.finetune.step_plan import StepPlan
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,8 @@ class FitContext:
     computed on the starting model, shared by the settings a search tries (see
     :meth:`~fairtune.methods.base.Method.relative_importance`); None: always compute.
     ``features``: backbone features shared by the head-only phases of those settings
-    (:class:`~fairtune.feature_cache.FeatureCache`); None: each phase computes its own.
-    ``plan``: set by a budgeted search (:mod:`fairtune.halving`), scales every phase's
+    (:class:`~fairtune.finetune.feature_cache.FeatureCache`); None: each phase computes its own.
+    ``plan``: set by a budgeted search (:mod:`fairtune.selection.halving`), scales every phase's
     epochs; None: full epochs.
     """
 

@@ -23,17 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fairtune.criterion import objective_of
 from fairtune.data import FairData
-from fairtune.losses import pred_loss
-from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
-from fairtune.methods.registry import register
-from fairtune.models import ModelSplit, predict_proba
-from fairtune.postprocess import (
+from fairtune.evaluation.criterion import objective_of
+from fairtune.evaluation.postprocess import (
     LabelledScores,
     decision_probabilities,
     threshold_optimizer_reference,
 )
+from fairtune.finetune.losses import pred_loss
+from fairtune.methods.base import MIN_STEPS, Fitted, Method, MethodConfig
+from fairtune.methods.registry import register
+from fairtune.models import ModelSplit, predict_proba
 from fairtune.settings import learning_rate, setting, with_origin
 
 

@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from fairtune.criterion import gap_of
 from fairtune.data import FairData
-from fairtune.evaluation import evaluate_model
-from fairtune.importance import fisher_diagonal
-from fairtune.losses import Objective
-from fairtune.masks import Mask
+from fairtune.evaluation.criterion import gap_of
+from fairtune.evaluation.evaluate import evaluate_model
+from fairtune.finetune.importance import fisher_diagonal
+from fairtune.finetune.losses import Objective
+from fairtune.finetune.masks import Mask
 from fairtune.methods.base import Fitted, MaskedConfig, Method, extreme_groups
 from fairtune.methods.registry import register
 from fairtune.models import ModelSplit

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fairtune.data import FairData
-from fairtune.masks import Mask, random_mask
+from fairtune.finetune.masks import Mask, random_mask
 from fairtune.methods.bmft import BMFT
 from fairtune.methods.registry import register
 from fairtune.models import ModelSplit

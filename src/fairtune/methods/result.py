@@ -12,9 +12,9 @@ from torch import nn
 
 from fairtune.architectures import load_model
 from fairtune.errors import FairtuneError
-from fairtune.evidence import Evidence, describe
+from fairtune.evaluation.evidence import Evidence, describe
+from fairtune.finetune.masks import Mask
 from fairtune.io import atomic_dir, write_json
-from fairtune.masks import Mask
 from fairtune.models import ModelConfig, write_model_files
 
 MASK_FILE = "mask.safetensors"

@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 import torch
 
 from fairtune.data import FairData
-from fairtune.masks import Mask, soft_mask
+from fairtune.finetune.masks import Mask, soft_mask
+from fairtune.finetune.training import OPTIMIZERS
 from fairtune.methods.base import MIN_STEPS, Fitted, MaskedConfig, Method, extreme_groups
 from fairtune.methods.registry import register
 from fairtune.models import ModelSplit
 from fairtune.settings import OPTIMIZER, learning_rate, setting, with_origin
-from fairtune.training import OPTIMIZERS
 
 
 @dataclass

@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from fairtune.data import FairData
-from fairtune.masks import Mask
+from fairtune.finetune.masks import Mask
 from fairtune.methods import get_method
 from fairtune.methods.bmft import BMFT
 from fairtune.methods.swift import SWiFT

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from fairtune.criterion import Criterion
+from fairtune.evaluation.criterion import Criterion
 from fairtune.io import save_figure
 from fairtune.studies.runner import START
 from fairtune.studies.summary import (

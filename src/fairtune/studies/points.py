@@ -10,17 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from fairtune.criterion import Criterion
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
-from fairtune.masks import Mask
+from fairtune.evaluation.criterion import Criterion
+from fairtune.finetune.masks import Mask
+from fairtune.finetune.training import OPTIMIZERS
 from fairtune.methods import REGISTRY, Method, get_method, method_class, method_names
 from fairtune.methods.bmft import BMFT
 from fairtune.methods.swift import SWiFT
 from fairtune.models import ModelSplit
-from fairtune.search import CompareSettings
+from fairtune.selection.search import CompareSettings
 from fairtune.settings import LEARNING_RATE, check, distinct, of_kind, same_as, setting
-from fairtune.training import OPTIMIZERS
 
 KIND_HELP: dict[str, str] = {
     "keep": "BMFT and the random mask over K",

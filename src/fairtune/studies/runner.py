@@ -19,12 +19,12 @@ from torch import nn
 
 from fairtune.data import FairData, holdout_split
 from fairtune.errors import FairtuneError
-from fairtune.evaluation import evaluate_scores
+from fairtune.evaluation.evaluate import evaluate_scores
+from fairtune.finetune.training import TrainingDiverged
 from fairtune.models import predict_proba
-from fairtune.search import fit_and_held, held_out_score
+from fairtune.selection.search import fit_and_held, held_out_score
 from fairtune.studies.points import StudyPoint, StudySettings
 from fairtune.studies.summary import headline
-from fairtune.training import TrainingDiverged
 
 START = "start"
 """The series of the unchanged starting model, measured once per seed."""

@@ -3,8 +3,8 @@
 
 With two seeds or more the interval is Student's t-interval of the mean over
 the seeds; with one seed it is that seed's percentile bootstrap interval on the
-test set (:func:`fairtune.metrics.bootstrap_ci`, through
-:func:`fairtune.evaluation.evaluate_scores`, in each record's ``ci_at_t``).
+test set (:func:`fairtune.evaluation.metrics.bootstrap_ci`, through
+:func:`fairtune.evaluation.evaluate.evaluate_scores`, in each record's ``ci_at_t``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import t as student_t
 
-from fairtune.criterion import Criterion
-from fairtune.metrics import Bootstrap
+from fairtune.evaluation.criterion import Criterion
+from fairtune.evaluation.metrics import Bootstrap
 
 
 def headline(criterion: Criterion) -> tuple[str, str]:
@@ -74,7 +74,7 @@ class PointSummary:
     interval: Interval
     degenerate: int = 0
     """Seeds whose model is degenerate at t on this test set (some group's positive rate
-    below 1% or above 99%, :mod:`fairtune.operating`): its small gap is no fairness."""
+    below 1% or above 99%, :mod:`fairtune.evaluation.operating`): its small gap is no fairness."""
     unmoved: bool = False
     """Every seed's fitted model is the starting model: no weight moved by more than
     :data:`UNMOVED`."""

@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
-from fairtune.criterion import metric
-from fairtune.report import DEGENERATE, degenerate_note
+from fairtune.evaluation.criterion import metric
+from fairtune.reporting.report import DEGENERATE, degenerate_note
 from fairtune.studies.summary import LEVEL, UNMOVED, Interval, PointSummary, interval
 
 
