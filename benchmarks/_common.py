@@ -22,7 +22,7 @@ from fairtune.columns import Columns
 from fairtune.data import FairData
 from fairtune.datasets import load_adult, skew_groups
 from fairtune.erm import TrainConfig, train_tabular
-from fairtune.models import ModelConfig
+from fairtune.modelio import ModelConfig
 from fairtune.splits import split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 

@@ -40,11 +40,10 @@ from _common import (
     write_json,
 )
 
-from fairtune.architectures import load_model
 from fairtune.data import FairData
 from fairtune.erm import TrainConfig
 from fairtune.methods import get_method
-from fairtune.models import save_model
+from fairtune.modelio import load_model, save_model
 
 # name shown -> (registered method, settings, its epoch settings)
 VARIANTS: dict[str, tuple[str, dict, tuple[str, ...]]] = {

@@ -60,7 +60,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
             *("image_csv", "datasets", "inputs"),
         ),
     ),
-    ("models", ("models", "checkpoints", "backbones", "architectures", "loading")),
+    ("models", ("models", "checkpoints", "backbones", "architectures", "modelio", "loading")),
     ("evaluation", ("evaluation",)),
     ("fine-tuning", ("finetune",)),
     ("starting model", ("erm",)),

@@ -828,8 +828,8 @@ def _safetensors_full(*_args, **_kwargs):
 @pytest.mark.parametrize(
     ("target", "writer"),
     [
-        ("fairtune.models.save_file", _enospc),
-        ("fairtune.models.save_file", _safetensors_full),
+        ("fairtune.modelio.save_file", _enospc),
+        ("fairtune.modelio.save_file", _safetensors_full),
         ("fairtune.finetune.masks.save_file", _safetensors_full),
         ("fairtune.io.atomic_write_text", _enospc),
     ],

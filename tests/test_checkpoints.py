@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from fairtune.architectures import load_model
 from fairtune.checkpoints import Checkpoint, load_checkpoint, strip_prefixes
 from fairtune.cli import main
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
 from fairtune.errors import FairtuneError
+from fairtune.modelio import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from _helpers import compare_argv
 
-from fairtune.architectures import load_model
 from fairtune.cli import main
 from fairtune.evaluation.evaluate import evaluate_model
 from fairtune.evaluation.metrics import METRIC_KEYS
 from fairtune.io import MARKER
 from fairtune.methods import REGISTRY
+from fairtune.modelio import load_model
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 
 

@@ -10,9 +10,9 @@ import torch
 from _helpers import biased_data
 
 import fairtune
-from fairtune.architectures import load_model
 from fairtune.cli import main
 from fairtune.loading import load_for_model
+from fairtune.modelio import load_model
 from fairtune.models import predict_proba
 from fairtune.selection.handback import SavedModels
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from fairtune.architectures import build_model, load_model
+from fairtune.architectures import build_model
 from fairtune.augment import Augment
 from fairtune.cli import main
 from fairtune.columns import Columns
@@ -14,6 +14,7 @@ from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.images import Decoding, in_memory
 from fairtune.methods import REGISTRY, get_method
+from fairtune.modelio import load_model
 from fairtune.models import MLP
 
 SMALL = {"name": "cnn", "width": 4, "blocks": 2}

@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from fairtune.architectures import load_model
 from fairtune.cli import main
 from fairtune.columns import Columns
 from fairtune.datasets import (
@@ -27,6 +26,7 @@ from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
 from fairtune.images import Decoding
 from fairtune.loading import read_preset_images, read_table
+from fairtune.modelio import load_model
 from fairtune.splits import split_frame
 
 # ---------------------------------------------------------------- published layouts

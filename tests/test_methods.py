@@ -13,7 +13,6 @@ from _helpers import FAST, biased_data, masked_entries_held, snapshot
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from fairtune.architectures import load_model
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.evaluation.evaluate import evaluate_model
@@ -22,7 +21,8 @@ from fairtune.finetune.masks import Mask
 from fairtune.finetune.training import Phase, run_phase
 from fairtune.io import MARKER
 from fairtune.methods import REGISTRY, DebiasResult, get_method, register
-from fairtune.models import MLP, ModelConfig, ModelSplit, predict_proba
+from fairtune.modelio import ModelConfig, load_model
+from fairtune.models import MLP, ModelSplit, predict_proba
 
 BN_BUFFERS = ("1.running_mean", "1.running_var", "1.num_batches_tracked")
 

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 import fairtune
-from fairtune.architectures import load_model
 from fairtune.data import FairData
 from fairtune.errors import FairtuneError
 from fairtune.methods import DebiasResult
-from fairtune.models import CONFIG_FILE, predict_proba
+from fairtune.modelio import CONFIG_FILE, load_model
+from fairtune.models import predict_proba
 
 
 class OwnNet(nn.Module):

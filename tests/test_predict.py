@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairtune.architectures import load_model
 from fairtune.cli import main
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
 from fairtune.image_csv import ImageReading
 from fairtune.loading import data_for_model, load_for_model, read_table
-from fairtune.models import current_versions, predict_proba
+from fairtune.modelio import current_versions, load_model
+from fairtune.models import predict_proba
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fairtune.architectures import image_arch, load_model
+from fairtune.architectures import image_arch
 from fairtune.cli import main
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
+from fairtune.modelio import load_model
 from fairtune.models import ModelSplit
 
 pytestmark = [pytest.mark.vision, pytest.mark.usefixtures("one_thread")]

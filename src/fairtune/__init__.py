@@ -7,12 +7,12 @@
 """
 
 from fairtune.api import compare, debias
-from fairtune.architectures import load_model
 from fairtune.data import FairData, balance
 from fairtune.datasets import skew_groups
 from fairtune.evaluation.evaluate import evaluate_model
 from fairtune.methods import REGISTRY as METHODS
-from fairtune.models import ModelSplit, save_model
+from fairtune.modelio import load_model, save_model
+from fairtune.models import ModelSplit
 from fairtune.reporting.frames import load_results, results_frame
 from fairtune.splits import split_frame
 

@@ -1,4 +1,4 @@
-"""Architectures by name: the one registry, building a model from its description, loading one.
+"""Architectures by name: the one registry, and building a model from its description.
 
 An architecture description is the JSON dict ``{"name": ..., **options}``
 saved in a model directory's ``config.json``; :func:`build_model` turns it
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, NamedTuple
 
-from safetensors.torch import load_file
 from torch import nn
 
 from fairtune.backbones import (
@@ -31,9 +28,7 @@ from fairtune.backbones import (
     timm_normalisation,
 )
 from fairtune.errors import FairtuneError
-from fairtune.models import CONFIG_FILE, MLP, WEIGHTS_FILE, ModelConfig, load_weights
-from fairtune.settings import check
-from fairtune.tabular import TabularPreprocessor
+from fairtune.models import MLP
 
 
 @dataclass(frozen=True)
@@ -179,71 +174,3 @@ def image_arch(name: str, channels: int = 3, image_size: int | None = None) -> I
     mean = None if entry.mean is None else entry.mean[:channels]
     std = None if entry.std is None else entry.std[:channels]
     return ImageArch(arch, mean, std)
-
-
-def load_model(
-    directory: str | Path, model: nn.Module | None = None
-) -> tuple[nn.Module, ModelConfig]:
-    """Load a model directory written by :func:`fairtune.models.save_model` or
-    :meth:`~fairtune.methods.result.DebiasResult.save`.
-
-    Without ``model`` the architecture is built from ``config.json``; with it the
-    weights load into your own module (a fresh instance of the architecture that
-    was saved, e.g. one not in the registry), checked key by key; a mismatch is one
-    line naming the missing, unexpected and mis-shaped keys.
-
-    The model comes back in eval mode, as ``from_pretrained`` returns one: a first
-    forward pass does not change a BatchNorm layer's running statistics. Call
-    ``model.train()`` to train it further.
-    """
-    directory = Path(directory)
-    cfg_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not cfg_path.is_file() or not weights.is_file():
-        raise FairtuneError(
-            f"'{directory}' is not a fairtune model directory (needs {CONFIG_FILE} and "
-            f"{WEIGHTS_FILE}); create one with 'fairtune train'"
-        )
-    damaged = f"{cfg_path} is damaged: restore it or write the model again"
-    try:
-        config = ModelConfig.from_dict(json.loads(cfg_path.read_text()))
-    except (json.JSONDecodeError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise FairtuneError(f"cannot read {cfg_path} ({exc}); {damaged}") from None
-    check(config, str(cfg_path))
-    if model is None:
-        try:
-            model = build_model(config.arch)
-        except FairtuneError as exc:
-            raise FairtuneError(
-                f"{exc}. A model of your own loads with load_model(directory, model=YourModel())"
-            ) from None
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise FairtuneError(
-                f"'arch' {config.arch} cannot be built ({exc}); {damaged}"
-            ) from None
-        hint = damaged
-    else:
-        hint = f"Pass a fresh instance of the architecture that was saved ({config.arch})"
-    try:
-        state = load_file(str(weights))
-    except Exception as exc:  # safetensors raises its own error types
-        raise FairtuneError(f"cannot read weights {weights}: {exc}") from None
-    load_weights(model, state, str(weights), hint=hint)
-    _check_inputs(config, model, damaged)
-    return model.eval(), config
-
-
-def _check_inputs(config: ModelConfig, model: nn.Module, damaged: str) -> None:
-    """Fail unless a tabular model's saved preprocessing makes as many inputs as the weights
-    take (a config.json edited by hand, or one that lost a column)."""
-    if config.preprocessing is None or not isinstance(model, MLP):
-        return
-    first = next(m for m in model.modules() if isinstance(m, nn.Linear))
-    try:
-        made = TabularPreprocessor.from_dict(config.preprocessing).n_features
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-        raise FairtuneError(f"its 'preprocessing' cannot be read; {damaged}") from None
-    if made != first.in_features:
-        raise FairtuneError(
-            f"its 'preprocessing' encodes {made} input(s) but the weights take "
-            f"{first.in_features}; {damaged}"
-        )

@@ -18,7 +18,8 @@ from fairtune.distributed import process_device
 from fairtune.finetune.losses import PRED_KINDS, Objective
 from fairtune.finetune.training import Phase, run_phase
 from fairtune.image_csv import ImageOptions
-from fairtune.models import ModelConfig, ModelSplit
+from fairtune.modelio import ModelConfig
+from fairtune.models import ModelSplit
 from fairtune.settings import check, setting
 from fairtune.tabular import TabularPreprocessor, feature_columns, frame_to_data
 

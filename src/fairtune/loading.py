@@ -17,7 +17,7 @@ from fairtune.datasets.medical import MedicalTable
 from fairtune.datasets.presets import PRESETS, PresetSpec, parse_preset
 from fairtune.errors import FairtuneError
 from fairtune.image_csv import ImageOptions, ImageReading, read_image_csv
-from fairtune.models import ModelConfig
+from fairtune.modelio import ModelConfig
 from fairtune.splits import PART_NAMES, PARTS, WHOLE, split_frame
 from fairtune.tabular import TabularPreprocessor, frame_to_data
 

@@ -1,30 +1,19 @@
-"""Models: the tabular MLP, the backbone/head split, weight loading, the model directory.
+"""Models: the tabular MLP, the backbone/head split, inference, and loading weights strictly.
 
-A model directory holds ``config.json`` (architecture, preprocessing, label,
-sensitive columns, group names, threshold) and ``model.safetensors``.
+The model directory (``config.json`` and ``model.safetensors``) is :mod:`fairtune.modelio`'s.
 """
 
 from __future__ import annotations
 
-import json
-import platform
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from importlib import metadata
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from fairtune.errors import FairtuneError
-from fairtune.io import atomic_dir, atomic_write_text
-from fairtune.settings import setting
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 class MLP(nn.Module):
@@ -266,66 +255,7 @@ def batch_proba(model: nn.Module, batches: Iterable[torch.Tensor]) -> torch.Tens
     return torch.cat(out) if out else torch.empty(0)
 
 
-# ---------------------------------------------------------------- model directory
-
-
-@dataclass
-class ModelConfig:
-    """Everything besides the weights that a saved model needs to be applied again."""
-
-    arch: dict[str, Any]
-    label: str
-    sensitive: list[str]
-    group_names: list[str]
-    head: str | None = None
-    features: list[str] = field(default_factory=list)
-    preprocessing: dict[str, Any] | None = None
-    images: dict[str, Any] | None = None
-    positive: str | None = None
-    threshold: float = setting(
-        0.5, "decision threshold on the score", low=0, high=1, open_low=True, open_high=True
-    )
-    sensitive_as_feature: bool = False
-    data: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)
-    """fairtune, torch and Python versions the directory was written with."""
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise FairtuneError(f"{CONFIG_FILE} has unknown keys {sorted(unknown)}")
-        return cls(**d)
-
-
-def write_model_files(directory: Path, model: nn.Module, config: ModelConfig) -> None:
-    """Write ``config.json`` (with the versions it is written with) and ``model.safetensors``
-    into an existing directory."""
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_FILE))
-    config = replace(config, versions=current_versions())
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(asdict(config), indent=2))
-
-
-def current_versions() -> dict[str, str]:
-    """The fairtune, torch and Python versions running now."""
-    try:
-        fairtune = metadata.version("fairtune")
-    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
-        fairtune = "unknown"
-    return {"fairtune": fairtune, "torch": torch.__version__, "python": platform.python_version()}
-
-
-def save_model(directory: str | Path, model: nn.Module, config: ModelConfig) -> Path:
-    """Write a model directory; it appears whole or not at all.
-
-    :func:`fairtune.architectures.load_model` reads it back.
-    """
-    with atomic_dir(directory) as tmp:
-        write_model_files(tmp, model, config)
-    return Path(directory)
+# ---------------------------------------------------------------- weights
 
 
 def load_weights(

@@ -23,7 +23,7 @@ from fairtune.console import console
 from fairtune.datasets.presets import formats_help
 from fairtune.distributed import Processes, torchrun_group
 from fairtune.errors import FairtuneError
-from fairtune.models import current_versions
+from fairtune.modelio import current_versions
 
 COMMANDS = (
     *train.COMMANDS,

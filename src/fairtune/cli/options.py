@@ -9,7 +9,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from fairtune.architectures import load_model
 from fairtune.datasets import BUILTIN
 from fairtune.datasets.layouts import ImageRoots
 from fairtune.datasets.presets import formats_help
@@ -20,7 +19,7 @@ from fairtune.image_csv import ImageReading
 from fairtune.images import MAX_PIXELS
 from fairtune.loading import IMAGE_ROOT, MedicalReading, Split, load_for_model, preset_of
 from fairtune.methods import method_class
-from fairtune.models import ModelConfig
+from fairtune.modelio import ModelConfig, load_model
 from fairtune.settings import check_value, default_of, range_text
 from fairtune.splits import PART_NAMES
 

@@ -30,7 +30,8 @@ from fairtune.images import ImageSource
 from fairtune.inputs import refuse_overwrite
 from fairtune.io import atomic_write_text
 from fairtune.loading import IMAGE_ROOT, Table, preset_of, read_table
-from fairtune.models import ModelConfig, batch_proba
+from fairtune.modelio import ModelConfig
+from fairtune.models import batch_proba
 from fairtune.tabular import TabularPreprocessor
 
 SCORE, DECISION = "score", "decision"

@@ -40,7 +40,7 @@ from fairtune.loading import (
     resolve_columns,
     warn_shared_patients,
 )
-from fairtune.models import save_model
+from fairtune.modelio import save_model
 from fairtune.splits import PARTS, split_frame
 
 

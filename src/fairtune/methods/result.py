@@ -10,12 +10,11 @@ from typing import Any
 
 from torch import nn
 
-from fairtune.architectures import load_model
 from fairtune.errors import FairtuneError
 from fairtune.evaluation.evidence import Evidence, describe
 from fairtune.finetune.masks import Mask
 from fairtune.io import atomic_dir, write_json
-from fairtune.models import ModelConfig, write_model_files
+from fairtune.modelio import ModelConfig, load_model, write_model_files
 
 MASK_FILE = "mask.safetensors"
 RECORD_FILE = "debias.json"
@@ -80,7 +79,7 @@ class DebiasResult:
     @classmethod
     def load(cls, directory: str | Path, model: nn.Module | None = None) -> DebiasResult:
         """A result saved by :meth:`save`: weights (into ``model`` if given, see
-        :func:`~fairtune.architectures.load_model`), mask, settings and history."""
+        :func:`~fairtune.modelio.load_model`), mask, settings and history."""
         model, _ = load_model(directory, model)
         record_path, mask_path = Path(directory) / RECORD_FILE, Path(directory) / MASK_FILE
         if not record_path.is_file():

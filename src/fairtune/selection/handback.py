@@ -2,7 +2,7 @@
 each method's chosen setting, written under ``FOLDER/SEED/METHOD/`` in one atomic step.
 
 Each is a model folder (``config.json``, weights, ``debias.json`` with its held-out
-evidence) that :func:`~fairtune.architectures.load_model` reads and ``fairtune
+evidence) that :func:`~fairtune.modelio.load_model` reads and ``fairtune
 predict`` uses; ``selected`` is the cross-method choice (the starting model, marked
 as kept, when nothing was better on held-out data).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from fairtune.evaluation.evidence import measure
 from fairtune.io import atomic_dir, refuse_inputs
 from fairtune.methods import DebiasResult
-from fairtune.models import ModelConfig
+from fairtune.modelio import ModelConfig
 from fairtune.selection.auto import SeedRun, evidence_rule, selected_result
 from fairtune.selection.results import SELECTED
 
