@@ -845,8 +845,8 @@ def test_a_failing_writer_leaves_the_earlier_output(
     capsys.readouterr()
     argv = ["debias", "--data", "german", "--model", str(work / "m"), "--out", str(out), *MASKED]
     code = main(argv)
-    lines = _stderr_lines(capsys)
-    assert code == 2 and len(lines) == 1, lines
+    lines = [line for line in _stderr_lines(capsys) if ": warning: " not in line]
+    assert code == 2 and len(lines) == 1, lines  # one error line, besides the fit's warnings
     assert "No space left on device" in lines[0] and "out" in lines[0], lines
     assert {p.name: _digest(p) for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -39,7 +39,9 @@ def debias(
     fitted on part of the external set; the rest, held out as ``evidence`` says
     (default: compare's held-out share and criterion for ``objective``), gives
     the result's :class:`~fairtune.evaluation.evidence.Evidence`, and a
-    :class:`~fairtune.evaluation.evidence.WorseModelWarning` when the model got worse there. With
+    :class:`~fairtune.evaluation.evidence.WorseModelWarning` when the model got worse there (a
+    :class:`~fairtune.evaluation.evidence.WeakEvidenceWarning` when those rows are too few to
+    rule out an AUC fall beyond the tolerance). With
     ``method="auto"`` every method is tried and one model is kept on held-out
     external data, possibly the original (:func:`~fairtune.selection.auto.select_across_methods`),
     by successive halving unless ``search="grid"``; ``config`` then holds

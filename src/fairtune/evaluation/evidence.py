@@ -6,7 +6,9 @@ and the returned model on a part of the external set the fine-tuning never
 saw, each change with a paired percentile bootstrap interval (both models are
 scored on the same resample, so the noise they share cancels). When the
 held-out AUC falls by more than the tolerance, or the objective gets worse,
-:func:`warn_if_worse` says so with a :class:`WorseModelWarning`.
+:func:`warn_if_worse` says so with a :class:`WorseModelWarning`; when the held-out rows are
+too few to rule out such a fall (the AUC change's interval reaches below minus the
+tolerance), it says that with a :class:`WeakEvidenceWarning`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ EVIDENCE_BOOT = 1000
 
 class WorseModelWarning(FairnessWarning):
     """The returned model is worse than the starting one on held-out external rows."""
+
+
+class WeakEvidenceWarning(FairnessWarning):
+    """The held-out external rows are too few to rule out that the returned model's AUC fell
+    by more than the tolerance."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,18 @@ class Evidence:
             found.append(f"held-out {self.objective.metric} at t got worse")
         return found
 
+    def blind_spot(self) -> str | None:
+        """What these rows cannot rule out, in words: an AUC fall larger than the tolerance
+        inside the change's interval; None when they can (or when the model changed
+        nothing)."""
+        if not self.auc.low < -self.tolerance:
+            return None
+        return (
+            f"{self.rows} held-out rows cannot rule out an AUC fall of more than "
+            f"{self.tolerance:g}: the AUC change's {CONFIDENCE:.0%} interval reaches "
+            f"{self.auc.low:+.3f}"
+        )
+
     def text(self) -> str:
         """The evidence in one sentence."""
         chosen = "; these rows also chose the model" if self.chosen_on_rows else ""
@@ -107,8 +126,8 @@ class Evidence:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form, the problems included."""
-        return {**asdict(self), "problems": self.problems()}
+        """Plain JSON-ready form, the problems and the blind spot included."""
+        return {**asdict(self), "problems": self.problems(), "blind_spot": self.blind_spot()}
 
 
 def describe(evidence: Evidence | None) -> str:
@@ -155,13 +174,21 @@ def measure(
 
 
 def warn_if_worse(evidence: Evidence, what: str) -> None:
-    """Warn (:class:`WorseModelWarning`) when ``what`` made the model worse on held-out rows."""
+    """Warn (:class:`WorseModelWarning`) when ``what`` made the model worse on held-out rows,
+    else (:class:`WeakEvidenceWarning`) when those rows are too few to say it did not."""
     problems = evidence.problems()
     if problems:
         warnings.warn(
             f"{what} made the model worse on held-out external data: {'; '.join(problems)} "
             f"({evidence.text()}); keep the original model, or try method='auto'",
             WorseModelWarning,
+            stacklevel=3,
+        )
+    elif blind := evidence.blind_spot():
+        warnings.warn(
+            f"{what}: {blind}; check the model on data of your own before using it, or give "
+            "more external rows",
+            WeakEvidenceWarning,
             stacklevel=3,
         )
 

@@ -185,7 +185,8 @@ def select_across_methods(
     Every method of ``settings`` is fitted with its defaults (or its grid, optuna's
     trials, or successive halving over its grid) on the fit part of ``external``; the
     held-out part chooses, and gives the result's evidence (a
-    :class:`~fairtune.evaluation.evidence.WorseModelWarning` if the model got worse there).
+    :class:`~fairtune.evaluation.evidence.WorseModelWarning` if the model got worse there, a
+    :class:`~fairtune.evaluation.evidence.WeakEvidenceWarning` if those rows are too few to say).
     The result's config names the method and setting kept (``original``: an
     unchanged copy of ``model``); its info holds the choice with its reason.
     """
