@@ -35,7 +35,8 @@ from PIL import Image
 
 from fairtune.cli import main as fairtune
 from fairtune.datasets import SyntheticSpec, make_skin_tone_images
-from fairtune.studies.summary import HEADLINE
+from fairtune.evaluation.criterion import Criterion
+from fairtune.studies.summary import headline
 
 SEEDS = ["--seeds", "0", "1", "2"]
 IMAGE_SPEC = SyntheticSpec(image_size=32)
@@ -80,7 +81,7 @@ def _brief(record: dict[str, Any]) -> dict[str, Any]:
         return kept
     tests = {
         name: {
-            **{m: measured["at_t"][m] for m in (*HEADLINE, "degenerate")},
+            **{m: measured["at_t"][m] for m in (*headline(Criterion()), "degenerate")},
             "ci_at_t": measured["ci_at_t"],
         }
         for name, measured in record["test"].items()

@@ -86,3 +86,18 @@ def test_undefined_metrics_are_nan_and_read_back():
     assert Intervals.from_dict(None) is None
     assert set(Intervals.from_dict({"auc": [0.1, None]}).to_dict()) == {"auc"}
     assert set(METRIC_KEYS) < set(VALUE_KEYS)
+
+
+def test_results_written_before_a_metric_or_the_verdicts_existed_still_read():
+    data, _, s, *_ = scored(2)
+    saved = json.loads(json.dumps(clean(evaluate_scores(data, torch.tensor(s)).metrics.to_dict())))
+    for point in saved["operating_points"].values():
+        del point["eopp"], point["dp"]  # operating points before they listed every gap
+    read = Metrics.from_dict(saved)
+    point = read.operating_points["specificity_0.8"]
+    assert math.isnan(point.gaps["eopp"]) and point.gaps["eodds_mean"] == point.eodds_mean
+    for key in ("operating_points", "abroca", "degenerate", "degenerate_groups", "eopp"):
+        del saved[key]  # metrics before the verdicts, and before EOpp
+    read = Metrics.from_dict(saved)
+    assert math.isnan(read.abroca) and math.isnan(read.eopp) and not read.operating_points
+    assert read.auc == saved["auc"] and not read.degenerate

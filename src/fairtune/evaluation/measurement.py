@@ -127,18 +127,20 @@ class Metrics:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Metrics:
         """Metrics from their JSON form (:meth:`to_dict`, or ``binary_metrics`` with the
-        verdicts of :func:`fairtune.evaluation.evaluate.verdicts`)."""
+        verdicts of :func:`fairtune.evaluation.evaluate.verdicts`). A file written before a
+        metric or the verdicts were reported reads them as NaN, none and not degenerate; the
+        rows of a model no setting could fit lack ``n``."""
         return cls(
-            **{key: number(d[key]) for key in VALUE_KEYS},
+            **{key: number(d.get(key)) for key in VALUE_KEYS},
             threshold=number(d["threshold"]),
-            n=int(d.get("n", 0)),  # the rows of a model no setting could fit lack it
+            n=int(d.get("n", 0)),
             by_group={name: GroupMetrics.from_dict(g) for name, g in d["by_group"].items()},
             operating_points={
                 key: None if p is None else OperatingPoint.from_dict(p)
-                for key, p in d["operating_points"].items()
+                for key, p in d.get("operating_points", {}).items()
             },
-            degenerate=bool(d["degenerate"]),
-            degenerate_groups=tuple(d["degenerate_groups"]),
+            degenerate=bool(d.get("degenerate", False)),
+            degenerate_groups=tuple(d.get("degenerate_groups", ())),
         )
 
     @classmethod

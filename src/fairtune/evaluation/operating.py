@@ -109,7 +109,8 @@ class OperatingPoint:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OperatingPoint:
-        """The point from its JSON form (:meth:`to_dict`; null read as NaN)."""
+        """The point from its JSON form (:meth:`to_dict`; null read as NaN, and NaN for a
+        gap a file written before it was reported lacks)."""
         return cls(
             criterion=d["criterion"],
             level=number(d["level"]),
@@ -121,7 +122,7 @@ class OperatingPoint:
             eodds_worst=number(d["eodds_worst"]),
             accuracy=number(d["accuracy"]),
             degenerate=Degeneracy.from_dict(d["degenerate"]),
-            gaps={key: number(d[key]) for key in GAP_KEYS},
+            gaps={key: number(d.get(key)) for key in GAP_KEYS},
         )
 
 

@@ -60,5 +60,5 @@ def load_results(path: str | Path) -> list[ResultRow]:
     try:
         records = json.loads(path.read_text())
         return [ResultRow.from_dict(record) for record in records]
-    except (OSError, json.JSONDecodeError, TypeError, KeyError) as error:
+    except (OSError, json.JSONDecodeError, TypeError, KeyError, ValueError) as error:
         raise FairtuneError(f"{path} is not a results.json that compare wrote: {error}") from None

@@ -20,6 +20,7 @@ import numpy as np
 from fairtune.evaluation.criterion import Criterion
 from fairtune.evaluation.measurement import Intervals, Metrics
 from fairtune.evaluation.operating import OperatingPoint
+from fairtune.io import number
 from fairtune.methods.registry import SELECTED
 from fairtune.selection.records import ChoiceRecord, Record, record_from_dict
 
@@ -49,7 +50,8 @@ class ResultRow:
         and at 0.5."""
         key = Criterion().key
         ci = self.ci_tuned.of(key) if self.ci_tuned else None
-        bounds = "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+        drawn = ci is not None and not any(math.isnan(v) for v in ci)
+        bounds = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if drawn else ""
         where = "" if self.test_set is None else f", test {self.test_set}"
         status = f", failed: {self.failed}" if self.failed else ""
         return (
@@ -82,6 +84,8 @@ class ResultRow:
         return cls(
             **{
                 **d,
+                "threshold": number(d["threshold"]),
+                "wall_time_s": number(d["wall_time_s"]),
                 "metrics": Metrics.from_dict(d["metrics"]),
                 "metrics_tuned": Metrics.from_dict(d["metrics_tuned"]),
                 "ci": Intervals.from_dict(d["ci"]),
