@@ -18,7 +18,6 @@ import pandas as pd
 
 from fairtune.errors import FairtuneError
 from fairtune.evaluation.measurement import VALUE_KEYS
-from fairtune.io import number
 from fairtune.selection.results import ResultRow
 
 
@@ -29,8 +28,8 @@ def _line(row: ResultRow) -> dict[str, Any]:
         "method": row.method,
         "seed": row.seed,
         "test_set": row.test_set,
-        "threshold": number(row.threshold),
-        "wall_time_s": number(row.wall_time_s),
+        "threshold": row.threshold,
+        "wall_time_s": row.wall_time_s,
         "chosen": None if chosen is None else json.dumps(chosen, sort_keys=True),
         "failed": row.failed,
     }

@@ -29,8 +29,9 @@ from fairtune.evaluation.criterion import (
     OBJECTIVE_NAMES,
     Criterion,
 )
-from fairtune.evaluation.evaluate import evaluate_scores
-from fairtune.evaluation.metrics import METRIC_KEYS
+from fairtune.evaluation.evaluate import ScoredRows
+from fairtune.evaluation.metrics import METRIC_KEYS, binary_metrics
+from fairtune.evaluation.operating import degenerate
 from fairtune.evaluation.thresholds import THRESHOLD_RULES, THRESHOLD_WORDS, choose_threshold
 from fairtune.finetune.feature_cache import FeatureCache
 from fairtune.finetune.step_plan import StepPlan, rung_sizes
@@ -268,11 +269,12 @@ def held_out_score(
     scores: torch.Tensor, held: FairData, rule: str, reference_rate: float
 ) -> HeldOutScore:
     """Threshold chosen by ``rule`` on a model's held-out ``scores``; AUC and every overall
-    metric at it, and whether the decisions are degenerate there."""
-    threshold = choose_threshold(held.labels.numpy(), scores.numpy(), rule, reference_rate)
-    metrics = evaluate_scores(held, scores, threshold).metrics
-    values = {key: metrics.value(key) for key in METRIC_KEYS}
-    return HeldOutScore(threshold, metrics.auc, values, metrics.degenerate)
+    metric at it, and whether the decisions are degenerate there (no operating points)."""
+    y, s, g, names = ScoredRows.of(held, scores).arrays()
+    threshold = choose_threshold(y, s, rule, reference_rate)
+    at = binary_metrics(y, s, g, names, threshold)
+    values = {key: float(at[key]) for key in METRIC_KEYS}
+    return HeldOutScore(threshold, at["auc"], values, degenerate(s, g, names, threshold).flagged)
 
 
 @dataclass
