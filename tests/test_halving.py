@@ -2,6 +2,7 @@
 and a budget bounds the rows every rung passes together."""
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,7 +11,14 @@ from _helpers import biased_data
 from fairtune.data import holdout_split
 from fairtune.finetune.step_plan import ETA, StepPlan, rung_sizes, scaled
 from fairtune.models import MLP
-from fairtune.selection.halving import halving_search, prepare
+from fairtune.selection.halving import (
+    FINAL_PART,
+    PROMISE_SLACK,
+    final_rung,
+    halving_search,
+    least_part,
+    prepare,
+)
 from fairtune.selection.search import CompareSettings, SearchContext
 
 GRID = {"fullft": {"lr": [1e-4, 1e-3, 1e-2, 3e-2, 1e-1], "beta": [0.5], "min_steps": [0]}}
@@ -34,14 +42,14 @@ def test_a_share_scales_epochs_and_plans_rows():
     assert scaled(10, 0.0) == 0 and scaled(1, 0.01) == 1
 
 
-def context(training_rows: int, budget: float) -> SearchContext:
+def context(training_rows: int, budget: float, epochs: int = 3) -> SearchContext:
     torch.manual_seed(0)
     fit, held = holdout_split(biased_data(300, seed=1), 0.3, seed=0)
     settings = CompareSettings(
         methods=["fullft"],
         grid=True,
         grids=GRID,
-        overrides={"fullft": {"epochs": 3}},
+        overrides={"fullft": {"epochs": epochs}},
         n_boot=0,
         search="halving",
         budget=budget,
@@ -71,3 +79,41 @@ def test_no_budget_trains_the_last_rung_in_full():
     found = halving_search("fullft", here, 0.5, None)
     assert found.rungs[-1]["share"] == 1.0 and found.rungs[-1]["part"] == 1
     assert len(found.rungs) == len(rung_sizes(5))
+
+
+def test_the_budget_keeps_a_part_for_the_final_rung():
+    here = context(training_rows=6000, budget=1.0, epochs=9)
+    ready = prepare(here)
+    plan = ready.plans["fullft"]
+    need = plan.first_rung() * least_part(len(here.fit))
+    assert ready.budgets["fullft"] == pytest.approx(need + (6000 - need) * (1 - FINAL_PART))
+    assert (6000 - need) * FINAL_PART >= plan.cheapest()
+    # a part too small to train one setting in full is not kept: the methods share it
+    here = context(training_rows=5000, budget=1.0, epochs=9)
+    ready = prepare(here)
+    assert (5000 - need) * FINAL_PART < ready.plans["fullft"].cheapest()
+    assert ready.budgets["fullft"] == pytest.approx(5000)
+
+
+def test_the_final_rung_trains_the_most_promising_short_setting_in_full():
+    here = context(training_rows=6000, budget=1.0, epochs=9)
+    ready = prepare(here)
+    found = halving_search("fullft", here, 0.5, ready.budgets["fullft"], ready.plans["fullft"])
+    assert found.rungs[-1]["share"] < 1  # the budget cut the last rung short
+    start_auc = 0.5
+    floor = start_auc - PROMISE_SLACK * here.settings.criterion.tolerance
+    short = [c for c in found.candidates if not c.held.degenerate and c.held.auc >= floor]
+    offer = min(short, key=lambda c: here.settings.selection_rule().score(c.held, start_auc))
+
+    [after] = final_rung(here, ready, [found], start_auc)
+    final = after.rungs[-1]
+    assert final["final"] and final["share"] == 1.0 and final["part"] == 1.0
+    assert final["settings"] == [offer.point]
+    assert after.outcomes[: len(found.outcomes)] == found.outcomes  # the short fits stay
+    [full] = after.outcomes[len(found.outcomes) :]
+    assert full.point == offer.point
+    assert [r["epoch"] for r in full.result.history] == list(range(1, 10))  # all 9 epochs
+    assert after.rows == found.rows + final["rows"] <= 6000  # within the whole budget
+
+    spent = replace(found, rows=6000 - final["rows"] + 1)  # one row short of paying for it
+    assert final_rung(here, ready, [spent], start_auc) == [spent]

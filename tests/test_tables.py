@@ -194,13 +194,13 @@ def test_over_seeds_the_interval_keeps_the_test_sets_uncertainty():
 
 def test_a_budgeted_search_counts_its_candidates_not_its_plans(workdir, tmp_path, capsys):
     """Halving plans every setting first (a fit at share 0, no candidate): the view counts
-    only the rungs' fits, at most the rung sizes summed over the seeds."""
+    only the rungs' fits, at most the rung sizes and the final rung's one, over the seeds."""
     argv = grid_argv(workdir, tmp_path / "o", "--search", "halving", "--budget", "50")
     grid = ["--grid-set", "llft.lr=0.001,0.003,0.01,0.03"]
     assert main([*argv, *grid]) == 0
     out = capsys.readouterr().out
     counted = re.findall(r"^\[(\d+)/(\d+)\] llft seed (\d)", out, re.MULTILINE)
-    total = 2 * sum(rung_sizes(4))  # two seeds, rungs of 4 then 2 settings
+    total = 2 * (sum(rung_sizes(4)) + 1)  # two seeds, rungs of 4 then 2 settings, a final one
     assert counted and {int(n) for _, n, _ in counted} == {total}
     assert [int(k) for k, _, _ in counted] == list(range(1, len(counted) + 1))
     assert len(counted) <= total

@@ -21,7 +21,7 @@ from fairtune.evaluation.paired import ScoredModel
 from fairtune.methods import DebiasResult
 from fairtune.methods.registry import AUTO, BASELINE, ORIGINAL
 from fairtune.models import predict_proba
-from fairtune.selection.halving import Prepared, halving_text, prepare
+from fairtune.selection.halving import Prepared, final_rung, halving_text, prepare
 from fairtune.selection.progress import run_view
 from fairtune.selection.records import ChoiceRecord, HeldOut, SearchCost
 from fairtune.selection.rules import Contender, CrossChoice, HeldOutRows
@@ -93,6 +93,8 @@ def run_seed(
     ]
     with nullcontext(workers) if workers else SearchPool(settings.jobs) as fitting:
         searches = fitting.run(tasks, progress)
+    if settings.search == "halving":
+        searches = final_rung(context, ready, searches, start.held.auc)
     pool = [(s.method, c) for s in searches for c in s.candidates]
     rows = HeldOutRows(held.labels.numpy(), held.groups.numpy(), held.group_names)
     choice = settings.cross_rule().choose(

@@ -9,6 +9,12 @@ the survivors in full. With a budget, each rung gets an equal part of the rows
 left and its share is cut to fit; a rung that could train no more than the one
 before ends the search. The last rung's settings are the method's candidates.
 
+A budget rarely lets a method's last rung train in full, and a setting cut short
+may not have recovered the AUC its bias loss costs at first. So a part of the
+budget (:data:`FINAL_PART`) is kept for a final rung across methods
+(:func:`final_rung`): each method's most promising short setting, in order of
+promise, trained in full while the rows left pay for it, beside its short fit.
+
 Why not optuna's pruners (METHODS.md, "Budgeted search"): they stop a running
 trial at a reported step, but a setting's model is only a candidate after all
 of its phases (SWiFT's head is reset between its steps; BMFT's is
@@ -41,6 +47,14 @@ from fairtune.selection.search import (
 SMALLEST = 1e-9
 """A share that trains one epoch of every phase."""
 
+FINAL_PART = 1 / 3
+"""The part of the budget left after every method's first rung that is kept for the final
+rung across methods (when it pays for one setting in full); the methods share the rest."""
+
+PROMISE_SLACK = 3
+"""A short setting is promising when its held-out AUC is within this many times the AUC
+tolerance of the starting model's: trained in full it may recover the rest."""
+
 MIN_ROWS = 200
 """The fewest fit rows a rung trains on: below one epoch of every phase a rung trains one
 epoch on a stratified part of the fit rows, never fewer than this (or 10% of them)."""
@@ -60,6 +74,14 @@ class GridPlan:
     def in_full(self) -> int:
         """Rows of every setting trained in full (the grid's cost)."""
         return sum(plan.rows_at(1.0) for plan in self.plans)
+
+    def cheapest(self) -> int:
+        """Rows of the cheapest setting trained in full."""
+        return min(plan.rows_at(1.0) for plan in self.plans)
+
+    def plan_of(self, point: dict[str, Any]) -> StepPlan:
+        """The planned phases of the setting ``point``."""
+        return self.plans[self.points.index(point)]
 
 
 def plan_grid(method: str, context: SearchContext) -> GridPlan | None:
@@ -84,7 +106,8 @@ def allocate(
     settings: CompareSettings, plans: dict[str, GridPlan | None], fit_rows: int
 ) -> dict[str, float]:
     """Each method's rows out of the budget: its smallest first rung, then the rest in
-    proportion to its grid's cost. Raises when the budget cannot pay the first rungs."""
+    proportion to its grid's cost, less :data:`FINAL_PART` of it when that part pays for
+    the cheapest setting in full. Raises when the budget cannot pay the first rungs."""
     total = settings.budget * settings.training_rows
     least = least_part(fit_rows)
     need = {m: p.first_rung() * least for m, p in plans.items() if p is not None}
@@ -98,6 +121,9 @@ def allocate(
         )
     full = {m: p.in_full() for m, p in plans.items() if p is not None}
     spare = total - sum(need.values())
+    cheapest = min((p.cheapest() for p in plans.values() if p is not None), default=0)
+    if cheapest <= spare * FINAL_PART:  # else the final rung could not train one setting
+        spare *= 1 - FINAL_PART
     return {m: need[m] + spare * full[m] / max(1, sum(full.values())) for m in need}
 
 
@@ -146,11 +172,72 @@ def halving_search(
         final = list(tried.values())
         failed += [o for o in final if isinstance(o, Failure)]
         alive = sorted(alive, key=lambda i: _rank(context, tried[i], start_auc))
-        rungs.append(
-            {"share": share, "part": part, "settings": [points[i] for i in tried], "rows": rows}
-        )
+        rungs.append(_rung(share, part, [points[i] for i in tried], rows))
     outcomes = [o for o in final if isinstance(o, Candidate)] + failed
     return MethodSearch(method, outcomes, time.perf_counter() - begin, spent, rungs)
+
+
+def _rung(
+    share: float, part: float, settings: list[dict[str, Any]], rows: int, final: bool = False
+) -> dict[str, Any]:
+    """A rung as reports and debias.json hold it (``final``: the final rung across methods)."""
+    return {"share": share, "part": part, "settings": settings, "rows": rows, "final": final}
+
+
+def _in_full(rung: dict[str, Any]) -> bool:
+    return rung["share"] >= 1 and rung["part"] >= 1
+
+
+def final_rung(
+    context: SearchContext, prepared: Prepared, searches: list[MethodSearch], start_auc: float
+) -> list[MethodSearch]:
+    """``searches`` after the final rung across methods.
+
+    A method whose last rung was cut short offers its most promising setting there: the
+    best by the per-method rule's score (held-out AUC within the tolerance first, then the
+    lower value of the criterion's metric) among its sound settings whose held-out AUC is
+    within :data:`PROMISE_SLACK` tolerances of the starting model's. Best first, each
+    offer is trained in full on every fit row while the budget's rows left pay for it (an
+    offer that does not fit is passed over) and joins its method's candidates beside its
+    short fit. Without a budget every last rung already trains in full.
+    """
+    settings = context.settings
+    if not settings.training_rows:
+        return searches
+    left = settings.budget * settings.training_rows - sum(s.rows for s in searches)
+    floor = start_auc - PROMISE_SLACK * settings.criterion.tolerance
+    rule = settings.selection_rule()
+
+    def promise(candidate: Candidate) -> float:
+        return rule.score(candidate.held, start_auc)
+
+    offers = []
+    for found in searches:
+        plan = prepared.plans.get(found.method)
+        if plan is None or not found.rungs or _in_full(found.rungs[-1]):
+            continue
+        short = [
+            c for c in found.candidates if not c.held.degenerate and c.held.auc >= floor
+        ]
+        if short:
+            offers.append((found, min(short, key=promise), plan))
+    after = {}
+    for found, offer, plan in sorted(offers, key=lambda o: promise(o[1])):
+        planned = plan.plan_of(offer.point)
+        if planned.rows_at(1.0) > left:
+            continue
+        begin = time.perf_counter()
+        outcome = context.attempt(found.method, offer.point, StepPlan(1.0))
+        rows = _rows(outcome, planned, 1.0)
+        left -= rows
+        after[found.method] = replace(
+            found,
+            outcomes=[*found.outcomes, outcome],
+            time_s=found.time_s + time.perf_counter() - begin,
+            rows=found.rows + rows,
+            rungs=[*found.rungs, _rung(1.0, 1.0, [offer.point], rows, final=True)],
+        )
+    return [after.get(s.method, s) for s in searches]
 
 
 def _as_grid(settings: CompareSettings) -> CompareSettings:
@@ -244,5 +331,6 @@ def halving_text(settings: CompareSettings) -> str:
         f"successive halving over each method's grid {budget}: every setting trained at a "
         f"share of its epochs and scored by the per-method rule on the held-out "
         f"{settings.holdout:.0%}, the best 1/{ETA} going on at {ETA} times the share, the last "
-        "rung in full unless the budget cuts it"
+        "rung in full unless the budget cuts it; then, with the rows kept for it, each "
+        "method's most promising setting cut short trained in full, best first"
     )

@@ -155,11 +155,11 @@ class CompareSettings:
 
     def tries(self, method: str) -> int:
         """How many settings the search of ``method`` fits: its grid's points, optuna's
-        trials, its defaults alone, or, halving, the grid's points over every rung (at
-        most: a budget may end the rungs sooner)."""
+        trials, its defaults alone, or, halving, the grid's points over every rung and the
+        final rung's one (at most: a budget may end the rungs sooner)."""
         if self.search == "halving":
             points = len(grid_points(self.grid_of(method)))
-            return sum(rung_sizes(points)) if method_class(method).fine_tunes else points
+            return sum(rung_sizes(points)) + 1 if method_class(method).fine_tunes else points
         if not self.grid:
             return 1
         return self.trials if self.tuner == "optuna" else len(grid_points(self.grid_of(method)))
