@@ -48,11 +48,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from _common import RESULTS, console, environment, set_threads, table, write_json
 from rich.console import Console
 
 from fairtune.binarize import apply_binarize
 from fairtune.columns import Columns
+from fairtune.data import FairData
 from fairtune.datasets import load_adult, load_german, skew_groups
 from fairtune.demo import (
     DemoSettings,
@@ -64,6 +66,7 @@ from fairtune.demo import (
 from fairtune.erm import TrainConfig, train_tabular
 from fairtune.finetune.losses import BIAS_KINDS
 from fairtune.methods import REGISTRY
+from fairtune.modelio import ModelConfig
 from fairtune.selection.comparison import CompareSettings, compare
 from fairtune.selection.references import REFERENCE
 from fairtune.selection.results import SELECTED, ResultRow
@@ -112,32 +115,47 @@ GERMAN_AGE = TabularProtocol(
 )
 
 
+@dataclass
+class TabularParts:
+    """One seed of a tabular protocol: the starting model, its config, external and test."""
+
+    model: torch.nn.Module
+    config: ModelConfig
+    external: FairData
+    test: FairData
+
+
+def tabular_parts(protocol: TabularProtocol, frame: pd.DataFrame, seed: int) -> TabularParts:
+    """Split, skew and train the starting MLP for one seed (as the demo does)."""
+    train, external, test = split_frame(
+        frame, protocol.label, [protocol.attribute], (0.6, 0.2, 0.2), seed
+    )
+    if protocol.keep < 1:
+        train = skew_groups(
+            train, protocol.label, protocol.attribute, protocol.group, protocol.keep, seed
+        )
+    model, config = train_tabular(
+        train,
+        Columns(protocol.label, [protocol.attribute]),
+        replace(protocol.train, seed=seed),
+        sensitive_as_feature=protocol.attribute_as_input,
+    )
+    prep = TabularPreprocessor.from_dict(config.preprocessing)
+    ext, tst = (
+        frame_to_data(part, protocol.label, [protocol.attribute], prep, config.group_names)
+        for part in (external, test)
+    )
+    return TabularParts(model, config, ext, tst)
+
+
 def tabular_rows(protocol: TabularProtocol, settings: CompareSettings) -> list[ResultRow]:
-    """Split, skew, train the starting MLP and compare, once per seed (as the demo does)."""
+    """The protocol's parts and a comparison from them, once per seed."""
     frame = protocol.load()
-    columns = Columns(protocol.label, [protocol.attribute])
     rows: list[ResultRow] = []
     for seed in settings.seeds:
-        train, external, test = split_frame(
-            frame, protocol.label, [protocol.attribute], (0.6, 0.2, 0.2), seed
-        )
-        if protocol.keep < 1:
-            train = skew_groups(
-                train, protocol.label, protocol.attribute, protocol.group, protocol.keep, seed
-            )
-        model, config = train_tabular(
-            train,
-            columns,
-            replace(protocol.train, seed=seed),
-            sensitive_as_feature=protocol.attribute_as_input,
-        )
-        prep = TabularPreprocessor.from_dict(config.preprocessing)
-        ext, tst = (
-            frame_to_data(part, protocol.label, [protocol.attribute], prep, config.group_names)
-            for part in (external, test)
-        )
-        one_seed = with_training(replace(settings, seeds=[seed]), config.history)
-        rows += compare(model, ext, tst, one_seed)
+        parts = tabular_parts(protocol, frame, seed)
+        one_seed = with_training(replace(settings, seeds=[seed]), parts.config.history)
+        rows += compare(parts.model, parts.external, parts.test, one_seed)
     return rows
 
 
