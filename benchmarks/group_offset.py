@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--reach", type=float, default=4.0, help="largest |offset| tried, in logits")
+    p.add_argument("--reach", type=float, default=8.0, help="largest |offset| tried, in logits")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=str(RESULTS / "group_offset.json"))
     args = p.parse_args(argv)
