@@ -88,6 +88,20 @@ def test_two_jobs_give_the_rows_of_one(start_model, monkeypatch):
     ]
 
 
+def test_two_jobs_give_the_rows_of_one_with_halving_and_its_final_rung(start_model):
+    """The final rung fits in the parent process, with a worker's threads."""
+    external, test = biased_data(300, seed=2), biased_data(200, seed=3)
+    overrides = {**SETTINGS["overrides"], "llft": {"epochs": 9}}
+    settings = {**SETTINGS, "search": "halving", "training_rows": 8000, "overrides": overrides}
+    one = compare(start_model, external, test, CompareSettings(**settings))
+    two = compare(start_model, external, test, CompareSettings(**settings, jobs=2))
+    assert untimed(two) == untimed(one)
+    llft = [r.selection.tried for r in one if r.method == "llft"]
+    # two settings cut short, then the better one trained in full by the final rung
+    assert [len(tried) for tried in llft] == [3, 3]
+    assert all(tried[2].setting in (tried[0].setting, tried[1].setting) for tried in llft)
+
+
 def _context(model: nn.Module, data: FairData, settings: CompareSettings) -> SearchContext:
     fit, held = holdout_split(data, settings.holdout, seed=0)
     return SearchContext(model, fit, held, settings, 0, 0.5, None, False)

@@ -93,8 +93,9 @@ def run_seed(
     ]
     with nullcontext(workers) if workers else SearchPool(settings.jobs) as fitting:
         searches = fitting.run(tasks, progress)
-    if settings.search == "halving":
-        searches = final_rung(context, ready, searches, start.held.auc)
+        if settings.search == "halving":
+            with fitting.as_a_worker():
+                searches = final_rung(context, ready, searches, start.held.auc)
     pool = [(s.method, c) for s in searches for c in s.candidates]
     rows = HeldOutRows(held.labels.numpy(), held.groups.numpy(), held.group_names)
     choice = settings.cross_rule().choose(

@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -131,12 +132,26 @@ class SearchPool:
                 raise
         return [found[i] for i in range(len(tasks))]
 
+    def worker_threads(self) -> int:
+        """The torch threads each worker computes with: its share of this process's."""
+        return max(1, torch.get_num_threads() // self.jobs)
+
+    @contextlib.contextmanager
+    def as_a_worker(self) -> Iterator[None]:
+        """Fits made here, in this process, computing with a worker's threads (the final
+        rung of a halving search), so their results equal those of one job."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.worker_threads())
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            threads = max(1, torch.get_num_threads() // self.jobs)
             self._executor = ProcessPoolExecutor(
                 self.jobs, get_context("spawn"), initializer=_start_worker,
-                initargs=(threads, os.getpid()),
+                initargs=(self.worker_threads(), os.getpid()),
             )
         return self._executor
 
