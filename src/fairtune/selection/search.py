@@ -95,9 +95,9 @@ class CompareSettings:
     )
     search: str = setting(
         "grid",
-        "grid: fit every setting in full (or optuna's trials); halving: successive halving over "
-        "every method's grid within --budget, each setting trained at a share of its epochs, "
-        "only the best third going on to three times the share (debias --method auto's default)",
+        "grid: fit every setting in full (or optuna's trials); halving: within --budget, every "
+        "setting at a share of its epochs, the best third going on at 3x the share, then each "
+        "method's best short setting retrained in full (debias --method auto's default)",
         choices=("grid", "halving"),
     )
     budget: float = setting(
