@@ -5,7 +5,9 @@ For the skewed tabular protocols of ``quality.py`` (and each seed), on the same 
 the same held-out split as ``compare``: the logits of the protected group are shifted by an
 offset d (a grid over [-``--reach``, ``--reach``]); at each d the threshold t is chosen on
 the held-out part by the comparison's rule (``positive_rate``: the starting model's
-positive rate at 0.5 there), and the d with the lowest held-out EOdds (mean) at t is kept.
+positive rate at 0.5 there), and the d with the lowest held-out EOdds (mean) at t is kept
+(among the offsets that leave every group more than one decision there; "degen. t" counts
+the seeds whose kept offset gives a group (almost) one decision on test).
 That shifted model is what a model with the attribute among its inputs could become by
 learning one weight: deterministic group thresholds at the start's positive rate. Its test
 EOdds (mean) at t is printed beside the start's and beside ``ThresholdOptimizer``'s (fitted
@@ -19,7 +21,7 @@ threshold that needs it at prediction: a bound, not something the model can lear
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from quality import ADULT_NO_SEX, ADULT_RACE, TabularProtocol, tabular_parts
 from fairtune.data import FairData
 from fairtune.evaluation.criterion import Criterion
 from fairtune.evaluation.metrics import binary_metrics
+from fairtune.evaluation.operating import degenerate
 from fairtune.evaluation.thresholds import choose_threshold
 from fairtune.models import predict_proba
 from fairtune.selection.references import threshold_optimizer_row
@@ -42,17 +45,31 @@ PROTOCOLS: dict[str, TabularProtocol] = {
 }
 
 
-def eodds_at(data: FairData, logits: np.ndarray, rate: float) -> tuple[float, float]:
-    """EOdds (mean) of ``logits`` on ``data`` at the threshold the positive-rate rule chooses
-    there for ``rate``, and that threshold (a probability)."""
+@dataclass(frozen=True)
+class AtRate:
+    """Scores judged at the threshold the positive-rate rule chooses: EOdds (mean), AUC,
+    the threshold (a probability) and whether some group gets (almost) one decision."""
+
+    eodds: float
+    auc: float
+    threshold: float
+    degenerate: bool
+
+
+def at_rate(data: FairData, logits: np.ndarray, rate: float, t: float | None = None) -> AtRate:
+    """``logits`` on ``data`` at ``t``, or at the threshold the positive-rate rule chooses
+    there for ``rate``."""
     scores = 1 / (1 + np.exp(-logits))
-    y, g = data.labels.numpy(), data.groups.numpy()
-    t = choose_threshold(y, scores, "positive_rate", rate)
-    return float(binary_metrics(y, scores, g, data.group_names, t)["eodds_mean"]), t
+    y, g, names = data.labels.numpy(), data.groups.numpy(), data.group_names
+    t = choose_threshold(y, scores, "positive_rate", rate) if t is None else t
+    m = binary_metrics(y, scores, g, names, t)
+    flat = degenerate(scores, g, names, t).flagged
+    return AtRate(float(m["eodds_mean"]), float(m["auc"]), t, flat)
 
 
 def one_seed(protocol: TabularProtocol, frame: Any, seed: int, offsets: np.ndarray) -> dict:
-    """The start, the best group offset chosen on held-out, and the group thresholds, on test."""
+    """The start, the best group offset chosen on held-out (among those that leave no group
+    with one decision), and the group thresholds, on test."""
     parts = tabular_parts(protocol, frame, seed)
     holdout = CompareSettings().holdout
     fit, held = fit_and_held(parts.external, holdout, seed)
@@ -64,25 +81,28 @@ def one_seed(protocol: TabularProtocol, frame: Any, seed: int, offsets: np.ndarr
 
     held_logits, test_logits = logits(held), logits(parts.test)
     rate = float((held_logits >= 0).mean())  # the start's positive rate at 0.5 on held-out
-    shifted = held.groups.numpy() == protected
-    on_held = [eodds_at(held, held_logits + d * shifted, rate)[0] for d in offsets]
-    best = int(np.argmin(on_held))
+    on_held = [
+        at_rate(held, held_logits + d * (held.groups.numpy() == protected), rate)
+        for d in offsets
+    ]
+    sound = [i for i, r in enumerate(on_held) if not r.degenerate]
+    best = min(sound, key=lambda i: on_held[i].eodds)
     d = float(offsets[best])
-    _, t = eodds_at(held, held_logits + d * shifted, rate)
-    _, t_start = eodds_at(held, held_logits, rate)
-    y, g, names = parts.test.labels.numpy(), parts.test.groups.numpy(), parts.test.group_names
-    moved = test_logits + d * (g == protected)
-    test_offset = binary_metrics(y, 1 / (1 + np.exp(-moved)), g, names, t)
-    test_start = binary_metrics(y, 1 / (1 + np.exp(-test_logits)), g, names, t_start)
+    start = at_rate(held, held_logits, rate)
+    moved = test_logits + d * (parts.test.groups.numpy() == protected)
+    test_offset = at_rate(parts.test, moved, rate, on_held[best].threshold)
+    test_start = at_rate(parts.test, test_logits, rate, start.threshold)
     reference = threshold_optimizer_row(parts.model, fit, parts.test, seed, 0, Criterion())
     return {
         "seed": seed,
         "offset": d,
-        "held_offset": on_held[best],
-        "start": float(test_start["eodds_mean"]),
-        "group_offset": float(test_offset["eodds_mean"]),
-        "auc_start": float(test_start["auc"]),
-        "auc_offset": float(test_offset["auc"]),
+        "held_offset": on_held[best].eodds,
+        "degenerate_offsets": len(offsets) - len(sound),
+        "start": test_start.eodds,
+        "group_offset": test_offset.eodds,
+        "group_offset_degenerate_on_test": test_offset.degenerate,
+        "auc_start": test_start.auc,
+        "auc_offset": test_offset.auc,
         "group_thresholds": reference.metrics_tuned.eodds_mean,
     }
 
@@ -112,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 name,
                 f"{mean['start']:.3f}",
                 f"{mean['group_offset']:.3f} ({chosen})",
+                f"{sum(s['group_offset_degenerate_on_test'] for s in seeds)}/{len(seeds)}",
                 f"{mean['auc_offset'] - mean['auc_start']:+.3f}",
                 f"{mean['group_thresholds']:.3f}",
                 f"{ratio:.1f}x",
@@ -121,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "protocol",
         "start",
         "best group offset (d per seed)",
+        "degen. t",
         "ΔAUC",
         "group thresholds",
         "offset / thresholds",
