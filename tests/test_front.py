@@ -9,7 +9,7 @@ from fairlearn.postprocessing import ThresholdOptimizer
 from fairtune.data import holdout_split
 from fairtune.evaluation.postprocess import _ScoreColumn
 from fairtune.models import predict_proba
-from fairtune.reporting.report import notes
+from fairtune.reporting.notes import notes
 from fairtune.selection.comparison import CompareSettings, compare
 from fairtune.selection.results import SELECTED
 

@@ -13,7 +13,7 @@ from fairtune.console import console
 from fairtune.data import FairData, balance
 from fairtune.methods import REGISTRY, get_method
 from fairtune.models import MLP
-from fairtune.reporting.report import notes
+from fairtune.reporting.notes import notes
 from fairtune.selection.comparison import CompareSettings, compare
 from fairtune.settings import origin_of
 

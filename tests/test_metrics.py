@@ -12,6 +12,7 @@ from fairlearn.metrics import (
     demographic_parity_difference,
     equalized_odds_difference,
     false_positive_rate,
+    selection_rate,
     true_positive_rate,
 )
 from hypothesis import given, settings
@@ -65,6 +66,7 @@ def test_matches_fairlearn_and_sklearn(n_groups, threshold, decimals):
     assert m["accuracy"] == pytest.approx(accuracy_score(y, pred), abs=1e-12)
     assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
     assert m["f1"] == pytest.approx(f1_score(y, pred), abs=1e-12)
+    assert m["positive_rate"] == pytest.approx(selection_rate(y, pred), abs=1e-12)
 
     kw = {"sensitive_features": g, "method": "between_groups"}
     assert m["eodds_worst"] == pytest.approx(
@@ -414,9 +416,18 @@ def test_metric_declarations_give_the_keys_and_the_report_columns():
     assert list(report.LABELS) == [*METRIC_KEYS, "abroca"]
     assert report.LABELS["balanced_accuracy"] == "balanced acc."
     assert report.COMPARE_KEYS == (
-        "auc", "accuracy", "eodds_mean", "eodds_worst", "dp", "worst_group_auc", "abroca"
+        "auc",
+        "accuracy",
+        "positive_rate",
+        "eodds_mean",
+        "eodds_worst",
+        "dp",
+        "worst_group_auc",
+        "abroca",
     )
-    assert report.BOTH_THRESHOLDS == ("accuracy", "eodds_mean", "eodds_worst", "dp")
+    assert report.BOTH_THRESHOLDS == (
+        "accuracy", "positive_rate", "eodds_mean", "eodds_worst", "dp"
+    )
     # a threshold-independent metric does not move with the threshold
     y, s, g, names = make_data(300, 2, seed=4)
     low, high = binary_metrics(y, s, g, names, 0.3), binary_metrics(y, s, g, names, 0.7)

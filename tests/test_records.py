@@ -6,7 +6,7 @@ import json
 import pytest
 from _helpers import biased_data
 
-from fairtune.reporting.report import notes
+from fairtune.reporting.notes import notes
 from fairtune.selection.comparison import compare
 from fairtune.selection.records import (
     BaselineRecord,

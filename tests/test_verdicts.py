@@ -20,6 +20,7 @@ from fairtune.evaluation.paired import ScoredModel
 from fairtune.finetune.training import TrainingDiverged
 from fairtune.methods.base import MIN_STEPS
 from fairtune.models import predict_proba
+from fairtune.reporting.notes import notes
 from fairtune.selection.auto import run_seed
 from fairtune.selection.comparison import compare
 from fairtune.selection.results import selection_summary
@@ -204,6 +205,7 @@ def test_reference_row_equals_fairlearn_called_directly(start_model, compared):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = binary_metrics(test.labels.numpy(), decisions, test.groups.numpy(), names, 0.5)
+    assert row.metrics.positive_rate == pytest.approx(decisions.mean())
     for key in ("accuracy", "balanced_accuracy", "eodds_mean", "eodds_worst", "dp", "f1"):
         assert row.metrics.value(key) == pytest.approx(expected[key]), key
         assert row.metrics_tuned.value(key) == row.metrics.value(key)
@@ -211,6 +213,19 @@ def test_reference_row_equals_fairlearn_called_directly(start_model, compared):
         assert row.metrics.by_group[group].tpr == pytest.approx(values["tpr"])
     for key in ("auc", "worst_group_auc", "auc_gap", "ece"):  # no ranking score: n/a
         assert math.isnan(row.metrics.value(key)) and all(math.isnan(v) for v in row.ci.of(key))
+
+
+def test_the_reference_note_gives_its_own_positive_rate_beside_the_start_at_t(
+    start_model, compared
+):
+    _, test, _, rows = compared
+    row = next(r for r in rows if r.method == "threshold_optimizer")
+    baseline = next(r for r in rows if r.method == "baseline")
+    start = (predict_proba(start_model, test).numpy() >= baseline.threshold).mean()
+    note = next(line for line in notes(rows) if line.startswith("threshold_optimizer:"))
+    own = row.metrics_tuned.positive_rate  # equals fairlearn's decisions (the test above)
+    said = f"its own positive rate ({own:.3f} on test, the starting model's at t {start:.3f})"
+    assert said in note
 
 
 def test_selected_row_and_regret_against_an_independent_recomputation(start_model, compared):

@@ -77,6 +77,7 @@ class Metrics:
     accuracy: float
     balanced_accuracy: float
     f1: float
+    positive_rate: float
     eodds_mean: float
     eodds_worst: float
     eopp: float

@@ -54,7 +54,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("f1", "F1", False, True),
     Metric("tpr", "TPR", False, True, overall=False, per_group=True),
     Metric("fpr", "FPR", True, True, overall=False, per_group=True),
-    Metric("positive_rate", "positive rate", None, True, overall=False, per_group=True),
+    Metric("positive_rate", "positive rate", None, True, per_group=True, compared=True),
     Metric("eodds_mean", "EOdds (mean)", True, True, compared=True),
     Metric("eodds_worst", "EOdds (worst-case)", True, True, compared=True),
     Metric("eopp", "EOpp", True, True),
@@ -230,7 +230,8 @@ def _summarise(c: dict[str, np.ndarray], overall_auc: np.ndarray) -> dict[str, n
         "positive_rate": _ratio(c["predicted"], n_g),
         "ece": _ratio(np.abs(c["calib"]).sum(axis=2), n_g),
     }
-    total = {k: c[k].sum(axis=1) for k in ("n", "positives", "negatives", "tp", "fp", "correct")}
+    summed = ("n", "positives", "negatives", "tp", "fp", "correct", "predicted")
+    total = {k: c[k].sum(axis=1) for k in summed}
     tpr = _ratio(total["tp"], total["positives"])
     tnr = _ratio(total["negatives"] - total["fp"], total["negatives"])
     fn = total["positives"] - total["tp"]
@@ -241,6 +242,7 @@ def _summarise(c: dict[str, np.ndarray], overall_auc: np.ndarray) -> dict[str, n
         "accuracy": _ratio(total["correct"], total["n"]),
         "balanced_accuracy": 0.5 * (tpr + tnr),
         "f1": _ratio(2 * total["tp"], 2 * total["tp"] + total["fp"] + fn),
+        "positive_rate": _ratio(total["predicted"], total["n"]),
         "eodds_mean": 0.5 * (d_tpr + d_fpr),
         "eodds_worst": np.maximum(d_tpr, d_fpr),
         "eopp": d_tpr,

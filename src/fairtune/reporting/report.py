@@ -16,7 +16,6 @@ from fairtune.evaluation.criterion import Criterion
 from fairtune.evaluation.measurement import Intervals, Metrics
 from fairtune.evaluation.metrics import METRIC_KEYS, METRICS
 from fairtune.io import atomic_dir, atomic_write_text, write_csv, write_json
-from fairtune.methods import REGISTRY
 from fairtune.reporting.markdown import (
     REPORT_FILE,
     ReportPart,
@@ -24,6 +23,7 @@ from fairtune.reporting.markdown import (
     report_markdown,
     settings_lines,
 )
+from fairtune.reporting.notes import notes
 from fairtune.reporting.plot import fairness_plot
 from fairtune.reporting.tables import (
     DEGENERATE,
@@ -34,15 +34,10 @@ from fairtune.reporting.tables import (
     print_whole,
 )
 from fairtune.selection.comparison import CompareSettings
-from fairtune.selection.front import front_note
-from fairtune.selection.records import ChoiceRecord, SearchRecord
-from fairtune.selection.references import REFERENCE
 from fairtune.selection.results import (
-    SELECTED,
     ResultRow,
     by_test_set,
     degenerate_methods,
-    selection_summary,
     spread,
     summarise,
 )
@@ -249,53 +244,6 @@ def flat_rows(rows: list[ResultRow]) -> list[dict[str, Any]]:
         line.update(_verdict_columns(r))
         flat.append(line)
     return flat
-
-
-def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str]:
-    """What the table cannot show: failed settings and methods, a pruning that pruned
-    nothing, what the reference row needs, and what the cross-method selection kept, with
-    its regret (by ``criterion``, default equalized odds)."""
-    criterion = criterion or Criterion()
-    lines = []
-    for r in rows:
-        searched = r.selection if isinstance(r.selection, SearchRecord) else None
-        if searched and r.method in REGISTRY:
-            said = REGISTRY[r.method].notes(searched.info)
-            lines += [f"{r.method} (seed {r.seed}) {note}" for note in said]
-        if r.failed:
-            lines.append(f"{r.method} (seed {r.seed}) failed: {r.failed}")
-        elif searched and searched.failed:
-            first = searched.failed[0]
-            lines.append(
-                f"{r.method} (seed {r.seed}): {len(searched.failed)} setting(s) failed and "
-                f"were skipped, e.g. {first.setting}: {first.failed}"
-            )
-    if any(r.needs_sensitive_attribute_at_prediction for r in rows):
-        lines.append(
-            f"{REFERENCE}: fairlearn's ThresholdOptimizer "
-            f"({criterion.declared.constraint.replace('_', ' ')}) on the starting "
-            "model's scores, fitted on the same external rows the methods fine-tune on; a "
-            "reference, not a fine-tuned model: it NEEDS THE SENSITIVE ATTRIBUTE AT PREDICTION "
-            "TIME, and its decisions have no AUC (n/a)."
-        )
-    lines += [
-        front_note(r.seed, r.selection.front, criterion)
-        for r in rows
-        if isinstance(r.selection, ChoiceRecord) and r.selection.front is not None
-    ]
-    summary = selection_summary(rows)
-    for seed in summary["per_seed"]:
-        lines.append(
-            f"{SELECTED} (seed {seed['seed']}): {seed['reason']}; selection regret on test "
-            f"{fmt(seed['regret'])}" + (f"; {seed['cost'].text()}" if seed["cost"] else "")
-        )
-    if len(summary["per_seed"]) > 1:
-        lines.append(
-            f"selection regret over seeds: {fmt(summary['regret_mean'])}"
-            f"±{fmt(summary['regret_std'])} (test {criterion.word} of the choice minus the best "
-            f"test {criterion.word} within the AUC tolerance; reported only, never used to choose)"
-        )
-    return lines
 
 
 def show_tables(
