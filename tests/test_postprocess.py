@@ -40,15 +40,22 @@ def eodds(y, s, g):
         return binary_metrics(y, s, g, NAMES, 0.5)["eodds_mean"]
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_decisions_equal_fairlearn_on_the_model_itself(seed):
+@pytest.mark.parametrize(
+    ("seed", "objective"),
+    [(0, "accuracy_score"), (3, "accuracy_score"), (0, "balanced_accuracy_score")],
+)
+def test_decisions_equal_fairlearn_on_the_model_itself(seed, objective):
     lr, X, half, (s_fit, y_fit, g_fit), (s_test, _, g_test) = fitted(seed=seed)
     fit = LabelledScores(s_fit, y_fit, g_fit)
-    result = threshold_optimizer_reference(fit, s_test, g_test, NAMES, seed)
+    result = threshold_optimizer_reference(fit, s_test, g_test, NAMES, seed, objective=objective)
 
     names = np.array(NAMES, dtype=object)
     direct = ThresholdOptimizer(
-        estimator=lr, constraints="equalized_odds", prefit=True, predict_method="predict_proba"
+        estimator=lr,
+        constraints="equalized_odds",
+        objective=objective,
+        prefit=True,
+        predict_method="predict_proba",
     ).fit(X[:half], y_fit, sensitive_features=names[g_fit])
     expected = direct.predict(X[half:], sensitive_features=names[g_test], random_state=seed)
     np.testing.assert_array_equal(result.decisions, expected)

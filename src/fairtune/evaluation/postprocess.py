@@ -105,11 +105,13 @@ def threshold_optimizer_reference(
     group_names: Sequence[str],
     seed: int = 0,
     constraints: str = "equalized_odds",
+    objective: str = "accuracy_score",
 ) -> ThresholdOptimizerResult:
     """Fit group thresholds under ``constraints`` on one set's scores and decide on another's.
 
     The scores are the only feature: ``ThresholdOptimizer(constraints=
-    constraints, prefit=True, predict_method="predict_proba")`` fits on
+    constraints, objective=objective, prefit=True, predict_method="predict_proba")``
+    (fairlearn's default objective, accuracy, unless named) fits on
     ``fit`` (labels, group names as the sensitive feature) and predicts the
     test rows with ``random_state=seed``, which fixes its coin flips.
     """
@@ -121,6 +123,7 @@ def threshold_optimizer_reference(
     optimizer = ThresholdOptimizer(
         estimator=_ScoreColumn(),
         constraints=constraints,
+        objective=objective,
         prefit=True,
         predict_method="predict_proba",
     )
