@@ -117,6 +117,22 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     return t
 
 
+def recorded_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line as a results file records it: a path inside the repository relative
+    to it, any other path by its name alone (no machine's folders in a committed file)."""
+    root = RESULTS.parents[1]
+
+    def public(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [public(v) for v in value]
+        if not isinstance(value, (str, Path)) or not Path(value).is_absolute():
+            return value
+        path = Path(value).resolve()
+        return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+
+    return {key: public(value) for key, value in vars(args).items()}
+
+
 def write_json(path: Path | None, payload: dict[str, Any]) -> None:
     if path is None:
         return

@@ -20,6 +20,7 @@ from _common import (
     median,
     n_params,
     parser,
+    recorded_args,
     set_threads,
     skewed_adult,
     table,
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     payload = {
         "benchmark": "cost",
         "environment": environment(threads),
-        "args": {k: str(v) if k == "json" else v for k, v in vars(args).items()},
+        "args": recorded_args(args),
         "train_rows": setup.train_rows,
         "external_rows": len(setup.external),
         "train_seconds": train_times,

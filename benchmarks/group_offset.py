@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, console, environment, set_threads, table, write_json
+from _common import RESULTS, console, environment, recorded_args, set_threads, table, write_json
 from quality import ADULT_NO_SEX, ADULT_RACE, TabularProtocol, tabular_parts
 
 from fairtune.data import FairData
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     title = f"test EOdds (mean) at t, mean of seeds {args.seeds}"
     console.print(table(title, columns, lines))
-    payload = {"environment": environment(threads), "args": vars(args), "results": results}
+    payload = {"environment": environment(threads), "args": recorded_args(args), "results": results}
     write_json(Path(args.json), payload)
     return payload
 

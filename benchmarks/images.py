@@ -34,7 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import console, environment, median, n_params, parser, set_threads, table, write_json
+from _common import (
+    console,
+    environment,
+    median,
+    n_params,
+    parser,
+    recorded_args,
+    set_threads,
+    table,
+    write_json,
+)
 from torch import nn
 
 from fairtune.architectures import image_arch
@@ -300,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
     payload = {
         "benchmark": "images",
         "environment": environment(threads),
-        "args": {k: str(v) if k == "json" else v for k, v in vars(args).items()},
+        "args": recorded_args(args),
         "make_images_s": make_s,
         "results": results,
     }

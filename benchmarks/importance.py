@@ -21,6 +21,7 @@ from _common import (
     median,
     n_params,
     parser,
+    recorded_args,
     set_threads,
     skewed_adult,
     table,
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     payload = {
         "benchmark": "importance",
         "environment": environment(threads),
-        "args": {k: str(v) if k == "json" else v for k, v in vars(args).items()},
+        "args": recorded_args(args),
         "results": results,
     }
     write_json(args.json, payload)

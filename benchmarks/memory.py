@@ -34,6 +34,7 @@ from _common import (
     environment,
     n_params,
     parser,
+    recorded_args,
     set_threads,
     skewed_adult,
     table,
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     payload = {
         "benchmark": "memory",
         "environment": environment(threads),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": recorded_args(args),
         "params": n_params(setup.model),
         "external_rows": len(d),
         "results": results,

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from _common import RESULTS, console, environment, set_threads, table, write_json
+from _common import RESULTS, console, environment, recorded_args, set_threads, table, write_json
 from rich.console import Console
 
 from fairtune.binarize import apply_binarize
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
     payload = {
         "benchmark": "quality",
         "environment": environment(threads),
-        "args": {k: str(v) if k in ("json", "tables_from") else v for k, v in vars(args).items()},
+        "args": recorded_args(args),
         "protocols": {},
     }
     for name in args.protocols:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import RESULTS, console, environment, set_threads, table, write_json
+from _common import RESULTS, console, environment, recorded_args, set_threads, table, write_json
 from torch import nn
 
 import fairtune
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     title = f"a user's BatchNorm MLP, {args.external_rows} external rows"
     console.print(table(title, list(columns), [list(line) for line in lines]))
-    payload = {"environment": environment(args.threads), "args": vars(args), "runs": out}
+    payload = {"environment": environment(args.threads), "args": recorded_args(args), "runs": out}
     write_json(Path(args.json), payload)
     return {"runs": out}
 

@@ -1,6 +1,7 @@
 """The benchmark scripts import against the package as it is, and the result files they keep
 (written by earlier versions) still read back into result rows and print their tables."""
 
+import argparse
 import importlib
 import sys
 from pathlib import Path
@@ -32,3 +33,22 @@ def test_kept_quality_results_print_their_tables(kept, benchmarks_on_path, capsy
     payload = quality.main(["--tables-from", str(BENCHMARKS / "results" / kept)])
     shown = capsys.readouterr().out
     assert payload["protocols"] and "selected" in shown and "baseline" in shown
+
+
+def test_results_files_record_no_machine_folders(benchmarks_on_path, tmp_path):
+    common = importlib.import_module("_common")
+    args = argparse.Namespace(
+        json=str(BENCHMARKS / "results" / "x.json"),
+        tables_from=tmp_path / "elsewhere" / "y.json",
+        seeds=[0, 1],
+        inputs=[str(tmp_path / "a.csv"), "relative/b.csv"],
+    )
+    assert common.recorded_args(args) == {
+        "json": "benchmarks/results/x.json",
+        "tables_from": "y.json",
+        "seeds": [0, 1],
+        "inputs": ["a.csv", "relative/b.csv"],
+    }
+    for path in (BENCHMARKS / "results").glob("*.json"):
+        text = path.read_text()
+        assert str(BENCHMARKS.parent) not in text and "/tmp/" not in text, path.name
