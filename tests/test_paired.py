@@ -8,7 +8,12 @@ import pytest
 
 from fairtune.errors import FairtuneError
 from fairtune.evaluation.metrics import Bootstrap, binary_metrics
-from fairtune.evaluation.paired import ScoredModel, paired_bootstrap_improvement, resample_weights
+from fairtune.evaluation.paired import (
+    ScoredModel,
+    paired_bootstrap_improvement,
+    regret_from_noise,
+    resample_weights,
+)
 
 NAMES = ["a", "b"]
 
@@ -101,3 +106,38 @@ def test_refuses_bad_input():
         paired_bootstrap_improvement(y, g, NAMES, good, ScoredModel(biased, 0.0))
     with pytest.raises(FairtuneError, match="differ in length"):
         paired_bootstrap_improvement(y, g, NAMES, good, ScoredModel(biased[:-1], 0.5))
+
+
+# ------------------------------------------------------- the regret the test's noise shows
+
+
+def test_regret_from_noise_equals_an_explicit_resampling():
+    """The same draws, each model's EOdds from binary_metrics on the drawn rows, the first
+    model's minus the lowest, averaged."""
+    y, g, biased, fair = make_data(300, seed=6)
+    rng = np.random.default_rng(1)
+    other = np.clip(fair + 0.05 * rng.standard_normal(len(y)), 0.0, 1.0)
+    models = [(fair, 0.45), (other, 0.5), (biased, 0.5)]
+    n_boot, seed = 30, 7
+    result = regret_from_noise(
+        y, g, NAMES, [ScoredModel(s, t) for s, t in models], Bootstrap(n_boot, seed=seed)
+    )
+    draw = np.random.default_rng(seed)
+    strata = [np.flatnonzero(2 * g + y == c) for c in range(4)]
+    picks = [rows[draw.integers(len(rows), size=(n_boot, len(rows)))] for rows in strata]
+    regrets = []
+    for i in range(n_boot):
+        idx = np.concatenate([p[i] for p in picks])
+        gaps = [eodds(y[idx], s[idx], g[idx], t) for s, t in models]
+        regrets.append(gaps[0] - min(gaps))
+    assert result == pytest.approx(np.mean(regrets), abs=1e-12)
+    assert result > 0  # the two fair models trade places in some draws
+
+
+def test_regret_from_noise_is_zero_alone_or_far_ahead():
+    y, g, biased, fair = make_data(2000, seed=8)
+    alone = regret_from_noise(y, g, NAMES, [ScoredModel(biased, 0.5)])
+    ahead = regret_from_noise(y, g, NAMES, [ScoredModel(fair, 0.55), ScoredModel(biased, 0.5)])
+    assert alone == 0.0 and ahead == 0.0
+    with pytest.raises(FairtuneError, match="at least one model"):
+        regret_from_noise(y, g, NAMES, [])

@@ -2,6 +2,7 @@
 form alone, and reads back to the same records."""
 
 import json
+import math
 
 import pytest
 from _helpers import biased_data
@@ -44,6 +45,13 @@ def test_every_row_has_the_record_of_its_kind_and_reads_back(start_model, object
     chosen = rows[-1].selection
     assert chosen.best_on_test is not None and chosen.best_on_test.key == key
     assert chosen.to_dict()["best_on_test"][key] == chosen.best_on_test.value
+    assert chosen.best_on_test.noise >= 0.0
+    # a file written before the noise was measured reads it as not measured
+    older = rows[-1].to_dict()
+    del older["selection"]["best_on_test"]["regret_from_noise"]
+    read = ResultRow.from_dict(json.loads(json.dumps(older))).selection.best_on_test
+    assert (read.key, read.value) == (key, chosen.best_on_test.value)
+    assert math.isnan(read.noise)
 
 
 def test_the_selected_note_says_what_the_search_cost_against_the_training(start_model):

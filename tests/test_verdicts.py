@@ -16,13 +16,13 @@ from fairtune.data import holdout_split
 from fairtune.errors import FairtuneError
 from fairtune.evaluation.criterion import Criterion
 from fairtune.evaluation.metrics import METRIC_KEYS, binary_metrics
-from fairtune.evaluation.paired import ScoredModel
+from fairtune.evaluation.paired import ScoredModel, regret_from_noise
 from fairtune.finetune.training import TrainingDiverged
 from fairtune.methods.base import MIN_STEPS
 from fairtune.models import predict_proba
 from fairtune.reporting.notes import notes
 from fairtune.selection.auto import run_seed
-from fairtune.selection.comparison import compare
+from fairtune.selection.comparison import NOISE_POOL, compare
 from fairtune.selection.results import selection_summary
 from fairtune.selection.rules import (
     Contender,
@@ -252,13 +252,26 @@ def test_selected_row_and_regret_against_an_independent_recomputation(start_mode
     def sound(m):  # no group decided almost all one way
         return all(0.01 <= g["positive_rate"] <= 0.99 for g in m["by_group"].values())
 
-    best = min(m["eodds_mean"] for m in measured if m["auc"] >= floor and sound(m))
+    comparable = [i for i, m in enumerate(measured) if m["auc"] >= floor and sound(m)]
+    best = min(measured[i]["eodds_mean"] for i in comparable)
     assert record["regret"] == pytest.approx(selected.metrics_tuned.eodds_mean - best)
     chosen = 0 if record["kept_original"] else 1 + run.choice.index
     assert selected.metrics_tuned.eodds_mean == pytest.approx(measured[chosen]["eodds_mean"])
     summary = selection_summary(rows)
     assert summary["per_seed"][0]["regret"] == record["regret"]
     assert summary["regret_mean"] == pytest.approx(record["regret"])
+    # the noise: the comparable models (at most NOISE_POOL), the best on test first
+    ranked = sorted(comparable, key=lambda i: measured[i]["eodds_mean"])[:NOISE_POOL]
+    models = [
+        ScoredModel(predict_proba(pool[i][1].result.model, test).numpy(), pool[i][1].held.threshold)
+        for i in ranked
+    ]
+    y, g = test.labels.numpy(), test.groups.numpy()
+    noise = regret_from_noise(y, g, test.group_names, models)
+    assert record["best_on_test"]["regret_from_noise"] == pytest.approx(noise, abs=1e-12)
+    assert summary["per_seed"][0]["regret_from_noise"] == pytest.approx(noise, abs=1e-12)
+    said = next(line for line in notes(rows) if line.startswith("selected (seed 0)"))
+    assert f"noise alone would show about {noise:.3f} even for the best model" in said
 
 
 # ------------------------------------------------------------------ diverged settings

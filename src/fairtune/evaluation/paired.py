@@ -31,6 +31,9 @@ from fairtune.evaluation.metrics import (
 PAIRED = Bootstrap(n_boot=1000)
 """The default resampling of the paired bootstrap."""
 
+NOISE = Bootstrap(n_boot=100)
+"""The resampling of :func:`regret_from_noise`: a mean, so fewer draws than an interval."""
+
 CONFIDENCE = 1 - Bootstrap.alpha
 """Coverage of the percentile interval by default."""
 
@@ -96,6 +99,51 @@ def _gap(
     return m[key]
 
 
+def _strata(y: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
+    """The rows of each group x label cell: resampling within them keeps every group's
+    positives and negatives, so its TPR and FPR stay defined."""
+    cells = g * 2 + y.astype(np.int64)
+    return [np.flatnonzero(cells == c) for c in np.unique(cells)]
+
+
+def regret_from_noise(
+    y_true: Any,
+    groups: Any,
+    group_names: Sequence[str],
+    models: Sequence[ScoredModel],
+    resampling: Bootstrap = NOISE,
+    key: str = "eodds_mean",
+) -> float:
+    """The selection regret that the test rows' own noise shows for the first of ``models``
+    (the best on these rows): the mean, over resamples of the rows as
+    :func:`paired_bootstrap_improvement` draws them, of its ``key`` minus the lowest ``key``
+    among ``models`` in the same resample (0 for a single model; NaN where undefined in
+    every draw). A regret about this large cannot be told from the test set's noise: even
+    a choice of the right model would show it on a new test set of this size."""
+    names = check_group_names(group_names)
+    checked = [check_inputs(y_true, m.scores, groups, len(names)) for m in models]
+    if not checked:
+        raise FairtuneError("regret_from_noise needs at least one model")
+    y, _, g = checked[0]
+    scored = [
+        ScoredModel(s, check_threshold(m.threshold))
+        for (_, s, _), m in zip(checked, models, strict=True)
+    ]
+    strata = _strata(y, g)
+    rng = np.random.default_rng(resampling.seed)
+    chunk = max(1, MAX_CELLS // len(y))
+    regrets = []
+    for start in range(0, resampling.n_boot, chunk):
+        w = resample_weights(strata, len(y), min(chunk, resampling.n_boot - start), rng)
+        gaps = np.stack([_gap(w, y, g, len(names), m, key) for m in scored])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN draws stay NaN
+            regrets.append(gaps[0] - np.nanmin(gaps, axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(np.concatenate(regrets)))
+
+
 def paired_bootstrap_improvement(
     y_true: Any,
     groups: Any,
@@ -131,8 +179,7 @@ def paired_bootstrap_improvement(
     def difference(w: np.ndarray) -> np.ndarray:
         return _gap(w, y, g, len(names), a, key) - _gap(w, y, g, len(names), b, key)
 
-    cells = g * 2 + y.astype(np.int64)
-    strata = [np.flatnonzero(cells == c) for c in np.unique(cells)]
+    strata = _strata(y, g)
     rng = np.random.default_rng(resampling.seed)
     chunk = max(1, MAX_CELLS // len(y))
     draws = [

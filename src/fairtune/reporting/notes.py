@@ -33,6 +33,13 @@ def _own_rate(references: list[ResultRow], rows: Sequence[ResultRow]) -> str:
     )
 
 
+def _noise(value: float) -> str:
+    """The regret the test rows' noise alone shows, in words (nothing where not measured)."""
+    if math.isnan(value):
+        return ""
+    return f" (the test rows' noise alone would show about {fmt(value)} even for the best model)"
+
+
 def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str]:
     """What the table cannot show: failed settings and methods, a pruning that pruned
     nothing, what the reference row needs, and what the cross-method selection kept, with
@@ -70,12 +77,14 @@ def notes(rows: list[ResultRow], criterion: Criterion | None = None) -> list[str
     for seed in summary["per_seed"]:
         lines.append(
             f"{SELECTED} (seed {seed['seed']}): {seed['reason']}; selection regret on test "
-            f"{fmt(seed['regret'])}" + (f"; {seed['cost'].text()}" if seed["cost"] else "")
+            f"{fmt(seed['regret'])}{_noise(seed['regret_from_noise'])}"
+            + (f"; {seed['cost'].text()}" if seed["cost"] else "")
         )
     if len(summary["per_seed"]) > 1:
         lines.append(
             f"selection regret over seeds: {fmt(summary['regret_mean'])}"
             f"±{fmt(summary['regret_std'])} (test {criterion.word} of the choice minus the best "
-            f"test {criterion.word} within the AUC tolerance; reported only, never used to choose)"
+            f"test {criterion.word} within the AUC tolerance; reported only, never used to "
+            f"choose){_noise(summary['regret_from_noise_mean'])}"
         )
     return lines

@@ -126,6 +126,10 @@ class ReferenceRecord:
         return {"chosen": {}, "reference": self.reference}
 
 
+NOISE_KEY = "regret_from_noise"
+"""The key of the regret the test rows' noise alone shows, beside the best model on test."""
+
+
 @dataclass(frozen=True)
 class BestOnTest:
     """The model with the lowest test value of the criterion's metric ``key`` within the AUC
@@ -135,9 +139,22 @@ class BestOnTest:
     setting: dict[str, Any]
     key: str
     value: float
+    noise: float = math.nan  # the regret the test rows' noise alone shows (regret_from_noise)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "setting": self.setting, self.key: self.value}
+        return {
+            "method": self.method,
+            "setting": self.setting,
+            self.key: self.value,
+            NOISE_KEY: self.noise,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BestOnTest:
+        """From :meth:`to_dict`'s form; a file written before the noise was measured reads
+        it as NaN."""
+        key = next(k for k in d if k not in ("method", "setting", NOISE_KEY))
+        return cls(d["method"], d["setting"], key, d[key], d.get(NOISE_KEY, math.nan))
 
 
 @dataclass(frozen=True)
@@ -300,10 +317,7 @@ class ChoiceRecord:
         held = HeldOut.from_dict(d)
         assert held is not None
         best = d.get("best_on_test")
-        on_test = None
-        if best is not None:
-            key = next(k for k in best if k not in ("method", "setting"))
-            on_test = BestOnTest(best["method"], best["setting"], key, best[key])
+        on_test = None if best is None else BestOnTest.from_dict(best)
         degenerate = d[f"{HELD_OUT}degenerate"]
         regret = d.get("regret", math.nan)
         cost = SearchCost.from_dict(d)

@@ -145,27 +145,31 @@ def degenerate_methods(rows: Sequence[ResultRow], tuned: bool) -> set[str]:
 
 
 def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:
-    """The ``selected`` rows in brief: per seed what was kept, why, and the selection
-    regret (test EOdds of the choice minus the best within the AUC tolerance on test);
-    with the regret's mean and standard deviation over seeds."""
-    chosen = [r.selection for r in rows if r.method == SELECTED]
+    """The ``selected`` rows in brief: per seed what was kept, why, the selection regret
+    (test EOdds of the choice minus the best within the AUC tolerance on test) and the
+    regret the test rows' noise alone shows; with the regret's mean and standard deviation
+    over seeds and the noise's mean."""
+    selected = [r for r in rows if r.method == SELECTED]
+    chosen = [r.selection for r in selected]
     assert all(isinstance(c, ChoiceRecord) for c in chosen)
     regret = np.array([c.regret for c in chosen], dtype=float)
     defined = regret[~np.isnan(regret)]
+    noise = np.array([c.best_on_test.noise if c.best_on_test else math.nan for c in chosen])
     return {
         "per_seed": [
             {
                 "seed": r.seed,
-                "method": r.selection.method,
-                "setting": r.selection.setting,
-                "reason": r.selection.reason,
-                "regret": r.selection.regret,
-                "cost": r.selection.cost,
+                "method": c.method,
+                "setting": c.setting,
+                "reason": c.reason,
+                "regret": c.regret,
+                "regret_from_noise": float(n),
+                "cost": c.cost,
             }
-            for r in rows
-            if isinstance(r.selection, ChoiceRecord) and r.method == SELECTED
+            for r, c, n in zip(selected, chosen, noise, strict=True)
         ],
         "regret_mean": float(defined.mean()) if len(defined) else math.nan,
+        "regret_from_noise_mean": math.nan if np.isnan(noise).all() else float(np.nanmean(noise)),
         "regret_std": float(defined.std()) if len(defined) > 1 else math.nan,
     }
 

@@ -233,15 +233,26 @@ def selection_regret(
     original). Reported only: test data never chooses.
     """
     pool = [original, *candidates]
+    ok = comparable_on_test(original, candidates, tolerance)
+    if not ok or math.isnan(selected.value):
+        return math.nan, None
+    best = ok[0]
+    return selected.value - pool[best].value, None if best == 0 else best - 1
+
+
+def comparable_on_test(
+    original: ScoreOnTest, candidates: Sequence[ScoreOnTest], tolerance: float
+) -> list[int]:
+    """The models the regret compares with, as indices into ``[original, *candidates]``,
+    lowest test value first: test AUC at least the original's minus ``tolerance``, the
+    criterion's metric defined, and not degenerate on test."""
+    pool = [original, *candidates]
     ok = [
         i
         for i, c in enumerate(pool)
         if c.auc >= original.auc - tolerance and not math.isnan(c.value) and not c.degenerate
     ]
-    if not ok or math.isnan(selected.value):
-        return math.nan, None
-    best = min(ok, key=lambda i: pool[i].value)
-    return selected.value - pool[best].value, None if best == 0 else best - 1
+    return sorted(ok, key=lambda i: pool[i].value)
 
 
 def _nan_high(x: float) -> float:
