@@ -24,14 +24,13 @@ from fairtune.models import predict_proba
 from fairtune.selection.halving import Prepared, final_rung, halving_text, prepare
 from fairtune.selection.progress import run_view
 from fairtune.selection.records import ChoiceRecord, HeldOut, SearchCost
-from fairtune.selection.rules import Contender, CrossChoice, HeldOutRows
+from fairtune.selection.rules import Contender, CrossChoice, HeldOutRows, held_out_score
 from fairtune.selection.search import (
     Candidate,
     CompareSettings,
     MethodSearch,
     SearchContext,
     fit_and_held,
-    held_out_score,
 )
 from fairtune.selection.workers import SearchPool, SearchTask
 

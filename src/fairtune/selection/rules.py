@@ -16,9 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
+from fairtune.data import FairData
 from fairtune.evaluation.criterion import Criterion
-from fairtune.evaluation.metrics import Bootstrap
+from fairtune.evaluation.evaluate import ScoredRows
+from fairtune.evaluation.metrics import METRIC_KEYS, Bootstrap, binary_metrics
+from fairtune.evaluation.operating import degenerate
 from fairtune.evaluation.paired import Improvement, ScoredModel, paired_bootstrap_improvement
+from fairtune.evaluation.thresholds import choose_threshold
 
 SELECTION_BOOT = 1000
 """Paired bootstrap resamples behind the decision to leave the original model."""
@@ -43,6 +49,18 @@ class HeldOutScore:
     def of(self, criterion: Criterion) -> float:
         """The value of the metric ``criterion`` lowers."""
         return self.values[criterion.key]
+
+
+def held_out_score(
+    scores: torch.Tensor, held: FairData, rule: str, reference_rate: float
+) -> HeldOutScore:
+    """Threshold chosen by ``rule`` on a model's held-out ``scores``; AUC and every overall
+    metric at it, and whether the decisions are degenerate there (no operating points)."""
+    y, s, g, names = ScoredRows.of(held, scores).arrays()
+    threshold = choose_threshold(y, s, rule, reference_rate)
+    at = binary_metrics(y, s, g, names, threshold)
+    values = {key: float(at[key]) for key in METRIC_KEYS}
+    return HeldOutScore(threshold, at["auc"], values, degenerate(s, g, names, threshold).flagged)
 
 
 @dataclass(frozen=True)

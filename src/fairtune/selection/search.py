@@ -29,10 +29,7 @@ from fairtune.evaluation.criterion import (
     OBJECTIVE_NAMES,
     Criterion,
 )
-from fairtune.evaluation.evaluate import ScoredRows
-from fairtune.evaluation.metrics import METRIC_KEYS, binary_metrics
-from fairtune.evaluation.operating import degenerate
-from fairtune.evaluation.thresholds import THRESHOLD_RULES, THRESHOLD_WORDS, choose_threshold
+from fairtune.evaluation.thresholds import THRESHOLD_RULES, THRESHOLD_WORDS
 from fairtune.finetune.feature_cache import FeatureCache
 from fairtune.finetune.step_plan import StepPlan, rung_sizes
 from fairtune.finetune.training import TrainingDiverged
@@ -41,7 +38,7 @@ from fairtune.methods.context import FitContext
 from fairtune.models import predict_proba
 from fairtune.selection.progress import candidate_finished, candidate_started
 from fairtune.selection.records import HeldOut, Tried
-from fairtune.selection.rules import CrossMethodRule, HeldOutScore, SelectionRule
+from fairtune.selection.rules import CrossMethodRule, HeldOutScore, SelectionRule, held_out_score
 from fairtune.settings import check as check_settings
 from fairtune.settings import declared, distinct, setting
 
@@ -263,18 +260,6 @@ class MethodSearch:
             else Tried(o.point, HeldOut(o.held.auc, criterion.key, o.held.of(criterion)))
             for o in self.outcomes
         ]
-
-
-def held_out_score(
-    scores: torch.Tensor, held: FairData, rule: str, reference_rate: float
-) -> HeldOutScore:
-    """Threshold chosen by ``rule`` on a model's held-out ``scores``; AUC and every overall
-    metric at it, and whether the decisions are degenerate there (no operating points)."""
-    y, s, g, names = ScoredRows.of(held, scores).arrays()
-    threshold = choose_threshold(y, s, rule, reference_rate)
-    at = binary_metrics(y, s, g, names, threshold)
-    values = {key: float(at[key]) for key in METRIC_KEYS}
-    return HeldOutScore(threshold, at["auc"], values, degenerate(s, g, names, threshold).flagged)
 
 
 @dataclass

@@ -22,7 +22,8 @@ from fairtune.errors import FairtuneError
 from fairtune.evaluation.evaluate import evaluate_scores
 from fairtune.finetune.training import TrainingDiverged
 from fairtune.models import predict_proba
-from fairtune.selection.search import fit_and_held, held_out_score
+from fairtune.selection.rules import held_out_score
+from fairtune.selection.search import fit_and_held
 from fairtune.studies.points import StudyPoint, StudySettings
 from fairtune.studies.summary import headline
 
