@@ -77,7 +77,10 @@ def test_it_reproduces_the_group_thresholds_decisions_where_the_attribute_is_an_
     g, names = test.groups.numpy(), test.group_names
     fit_scores = predict_proba(model, external).numpy()
     fitted_on = LabelledScores(fit_scores, external.labels.numpy(), external.groups.numpy())
-    decisions = threshold_optimizer_reference(fitted_on, start, g, names).decisions
+    objective = result.info["targets_at"]
+    decisions = threshold_optimizer_reference(
+        fitted_on, start, g, names, objective=objective
+    ).decisions
     own = predict_proba(result.model, test).numpy() >= t
     flipped = decisions != (start >= t)  # where the group thresholds overrule the start
     assert flipped.sum() > 100
@@ -89,3 +92,32 @@ def test_it_reproduces_the_group_thresholds_decisions_where_the_attribute_is_an_
         assert reproduced > 0.6
         assert np.mean(own == decisions) > 0.95
         assert result.info["agreement"] > result.info["agreement_start"] + 0.05
+
+
+def test_the_targets_come_from_the_objective_whose_rate_lies_nearest_the_start_at_t():
+    model = biased_model(drop_attribute=False)
+    rows = biased_data(1200, seed=0)
+    y = rows.labels.numpy()
+    kept = np.flatnonzero((y == 0) | (np.arange(len(y)) % 4 == 0))  # a quarter of positives
+    external = rows.subset(kept)  # unbalanced classes: the two objectives part
+    nearest = get_method("distill", epochs=0).fit(model, external).info
+    s = predict_proba(model, external).numpy()
+    y, g, names = external.labels.numpy(), external.groups.numpy(), external.group_names
+    rate = float(np.mean(s >= nearest["threshold"]))
+    rates = {}
+    for objective in ("accuracy_score", "balanced_accuracy_score"):
+        optimizer = ThresholdOptimizer(
+            estimator=_ScoreColumn(), constraints="equalized_odds", objective=objective,
+            prefit=True, predict_method="predict_proba",
+        )  # fmt: skip
+        optimizer.fit(s[:, None], y.astype(int), sensitive_features=np.asarray(names)[g])
+        pmf = optimizer._pmf_predict(s[:, None], sensitive_features=np.asarray(names)[g])
+        rates[objective] = float(pmf[:, 1].mean())
+    assert nearest["positive_rate_at_t"] == pytest.approx(rate)
+    assert nearest["targets_positive_rate"] == pytest.approx(rates)
+    assert abs(rates["accuracy_score"] - rates["balanced_accuracy_score"]) > 0.02
+    assert nearest["targets_at"] == min(rates, key=lambda o: abs(rates[o] - rate))
+    for objective in rates:
+        fixed = get_method("distill", epochs=0, targets_at=objective).fit(model, external).info
+        assert fixed["targets_at"] == objective
+        assert list(fixed["targets_positive_rate"]) == [objective]

@@ -36,6 +36,12 @@ from fairtune.methods.registry import register
 from fairtune.models import ModelSplit, predict_proba
 from fairtune.settings import learning_rate, setting, with_origin
 
+TARGET_OBJECTIVES = ("accuracy_score", "balanced_accuracy_score")
+"""What fairlearn's group thresholds may maximise when they make the targets."""
+
+NEAREST = "nearest_rate"
+"""Of :data:`TARGET_OBJECTIVES`, the one whose positive rate lies nearest the start's at t."""
+
 
 @dataclass
 class DistillConfig(MethodConfig):
@@ -59,6 +65,18 @@ class DistillConfig(MethodConfig):
     w_pred: float = with_origin(
         "ours: keeps the ranking (AUC) while the decisions move",
         setting(0.5, "weight of L_pred on the true labels beside the distillation loss", low=0),
+    )
+    targets_at: str = with_origin(
+        "ours: the verdict judges decisions at the starting model's positive rate, and "
+        "fairlearn's default objective (accuracy) can pick a rate far from it",
+        setting(
+            NEAREST,
+            "what the group thresholds maximise under the constraint: accuracy_score "
+            "(fairlearn's default; on unbalanced classes a positive rate far below the "
+            "start's), balanced_accuracy_score, or nearest_rate: of those two, the one whose "
+            "positive rate on the training rows lies nearest the starting model's at t",
+            choices=(NEAREST, *TARGET_OBJECTIVES),
+        ),
     )
     train: str = with_origin(
         "ours: every weight, like full fine-tuning; the head alone cannot reach an "
@@ -108,10 +126,23 @@ class Distill(Method[DistillConfig]):
         labels, groups = data.labels.numpy(), data.groups.numpy()
         names = data.group_names
         constraint = objective_of(c.bias_kind).constraint
-        rules = threshold_optimizer_reference(
-            LabelledScores(scores, labels, groups), scores, groups, names, c.seed, constraint
-        ).rules
-        q = decision_probabilities(rules, scores, groups, names)
+        rate = float((scores >= t).mean())
+        options = TARGET_OBJECTIVES if c.targets_at == NEAREST else (c.targets_at,)
+        made = {
+            objective: threshold_optimizer_reference(
+                LabelledScores(scores, labels, groups),
+                scores,
+                groups,
+                names,
+                c.seed,
+                constraint,
+                objective=objective,
+            ).rules
+            for objective in options
+        }
+        expected = {o: decision_probabilities(r, scores, groups, names) for o, r in made.items()}
+        objective = min(options, key=lambda o: abs(float(expected[o].mean()) - rate))
+        rules, q = made[objective], expected[objective]
         levels, ids = np.unique(q, return_inverse=True)
         carrier = data.replace(
             groups=torch.as_tensor(ids, dtype=torch.long),
@@ -126,6 +157,9 @@ class Distill(Method[DistillConfig]):
         decided = predict_proba(split.model, data).numpy() >= t
         info = {
             "threshold": t,
+            "targets_at": objective,
+            "positive_rate_at_t": rate,
+            "targets_positive_rate": {o: float(v.mean()) for o, v in expected.items()},
             "rules": {k: vars(r).copy() for k, r in rules.items()},
             "agreement": float(np.mean(np.where(decided, q, 1 - q))),
             "agreement_start": float(np.mean(np.where(scores >= t, q, 1 - q))),
