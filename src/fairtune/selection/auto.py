@@ -21,7 +21,6 @@ from fairtune.evaluation.paired import ScoredModel
 from fairtune.methods import DebiasResult
 from fairtune.methods.registry import AUTO, BASELINE, ORIGINAL
 from fairtune.models import predict_proba
-from fairtune.selection.crossfit import cross_fitted_choice
 from fairtune.selection.halving import Prepared, final_rung, halving_text, prepare
 from fairtune.selection.progress import run_view
 from fairtune.selection.records import ChoiceRecord, HeldOut, SearchCost
@@ -98,10 +97,9 @@ def run_seed(
                 searches = final_rung(context, ready, searches, start.held.auc)
     pool = [(s.method, c) for s in searches for c in s.candidates]
     rows = HeldOutRows(held.labels.numpy(), held.groups.numpy(), held.group_names)
-    contenders = [_contender(m, c) for m, c in pool]
-    choice = settings.cross_rule().choose(rows, _contender(ORIGINAL, start), contenders, seed)
-    if settings.crossfit:
-        choice = cross_fitted_choice(context, external, choice, contenders)
+    choice = settings.cross_rule().choose(
+        rows, _contender(ORIGINAL, start), [_contender(m, c) for m, c in pool], seed
+    )
     return SeedRun(context, start, searches, choice)
 
 

@@ -110,14 +110,6 @@ class CompareSettings:
         "for a model of your own, whose halving then runs without a budget)",
         low=0,
     )
-    crossfit: int = setting(
-        0,
-        "where the held-out rows cannot show the best setting's gain (a small external set), "
-        "fit that setting this many more times, each on all external rows but one fold, and "
-        "keep it if the paired bootstrap on every row, each scored by a fit that never saw "
-        "it, shows the gain (0: off; else at least 2 folds)",
-        low=0,
-    )
     jobs: int = setting(
         1,
         "worker processes that fit the methods side by side (one method's settings on one "
@@ -146,8 +138,6 @@ class CompareSettings:
                     )
                 if not values:
                     raise FairtuneError(f"the grid of {method}.{key} has no values")
-        if self.crossfit == 1:
-            raise FairtuneError("crossfit needs at least 2 folds (0: off)")
         if self.tuner == "optuna" and self.trials < 1:
             raise FairtuneError(f"optuna needs at least one trial, not {self.trials}")
         if self.jobs > 1 and world()[1] > 1:
