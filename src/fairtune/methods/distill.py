@@ -115,6 +115,7 @@ class Distill(Method[DistillConfig]):
     grid: ClassVar[dict[str, list[Any]]] = {
         "lr": [1e-3, 1e-2],
         "w_pred": [0.1, 0.5],
+        "targets_at": list(TARGET_OBJECTIVES),
         "min_steps": [MIN_STEPS],
     }
 
