@@ -43,20 +43,24 @@ class HeldOut:
 
 @dataclass(frozen=True)
 class Tried:
-    """One setting a search tried: its held-out values, or why its fit failed."""
+    """One setting a search tried: its held-out values, or why its fit failed; ``share``:
+    of its epochs it trained, below 1 where a halving rung cut it short (a setting the
+    final rung retrains in full is listed twice, its short fit first)."""
 
     setting: dict[str, Any]
     held: HeldOut | None = None
     failed: str | None = None
+    share: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         if self.held is None:
             return {"setting": self.setting, "failed": self.failed}
-        return {"setting": self.setting, **self.held.to_dict()}
+        cut = {"share": self.share} if self.share < 1 else {}
+        return {"setting": self.setting, **self.held.to_dict(), **cut}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Tried:
-        return cls(d["setting"], HeldOut.from_dict(d), d.get("failed"))
+        return cls(d["setting"], HeldOut.from_dict(d), d.get("failed"), d.get("share", 1.0))
 
 
 @dataclass(frozen=True)

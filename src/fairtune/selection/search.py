@@ -219,6 +219,7 @@ class Candidate:
     result: DebiasResult
     scores: torch.Tensor  # on the held-out part
     held: HeldOutScore
+    share: float = 1.0  # of its epochs the setting trained (below 1: a halving rung's)
 
 
 @dataclass
@@ -252,12 +253,14 @@ class MethodSearch:
         return [f for f in self.outcomes if isinstance(f, Failure)]
 
     def tried(self, criterion: Criterion) -> list[Tried]:
-        """Each setting tried with its held-out AUC and value of the criterion's metric, or
-        with why it failed."""
+        """Each setting tried with its held-out AUC and value of the criterion's metric (and
+        the share of its epochs where a halving rung cut it short), or with why it failed."""
         return [
             Tried(o.point, failed=o.reason)
             if isinstance(o, Failure)
-            else Tried(o.point, HeldOut(o.held.auc, criterion.key, o.held.of(criterion)))
+            else Tried(
+                o.point, HeldOut(o.held.auc, criterion.key, o.held.of(criterion)), share=o.share
+            )
             for o in self.outcomes
         ]
 
@@ -298,7 +301,7 @@ class SearchContext:
             if torch.isfinite(scores).all():
                 rule, rate = self.settings.threshold_rule, self.reference_rate
                 held = held_out_score(scores, self.held, rule, rate)
-                outcome = Candidate(point, outcome, scores, held)
+                outcome = Candidate(point, outcome, scores, held, plan.share if plan else 1.0)
             else:
                 outcome = Failure(point, "held-out scores are NaN: training diverged")
         report_outcome(method, self.seed, outcome)
