@@ -121,3 +121,28 @@ def test_the_targets_come_from_the_objective_whose_rate_lies_nearest_the_start_a
         fixed = get_method("distill", epochs=0, targets_at=objective).fit(model, external).info
         assert fixed["targets_at"] == objective
         assert list(fixed["targets_positive_rate"]) == [objective]
+
+
+def test_a_search_fits_the_group_thresholds_once_for_every_learning_rate(monkeypatch):
+    import fairtune.methods.distill as distill
+    from fairtune.methods.context import FitContext
+
+    model = biased_model(drop_attribute=False)
+    external = biased_data(600, seed=0)
+    calls = []
+    real = distill.threshold_optimizer_reference
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["objective"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distill, "threshold_optimizer_reference", counted)
+    shared = FitContext(targets={})
+    infos = [
+        get_method("distill", epochs=0, lr=lr).fit(model, external, context=shared).info
+        for lr in (1e-3, 1e-2)
+    ]
+    assert sorted(calls) == ["accuracy_score", "balanced_accuracy_score"]  # once each
+    assert infos[0]["rules"] == infos[1]["rules"]
+    alone = get_method("distill", epochs=0).fit(model, external).info  # no cache: its own
+    assert alone["rules"] == infos[0]["rules"] and len(calls) == 4

@@ -21,10 +21,13 @@ class FitContext:
     ``features``: backbone features shared by the head-only phases of those settings
     (:class:`~fairtune.finetune.feature_cache.FeatureCache`); None: each phase computes its own.
     ``plan``: set by a budgeted search (:mod:`fairtune.selection.halving`), scales every phase's
-    epochs; None: full epochs.
+    epochs; None: full epochs. ``targets``: what a method derives from the starting model's
+    scores alone whatever its learning rates (``distill``'s group thresholds), shared by
+    those settings; None: always compute.
     """
 
     progress: bool = False
     importances: dict[tuple[Any, ...], dict[str, torch.Tensor]] | None = None
     features: FeatureCache | None = None
     plan: StepPlan | None = None
+    targets: dict[tuple[Any, ...], Any] | None = None

@@ -14,6 +14,7 @@ or a proxy of it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -129,18 +130,22 @@ class Distill(Method[DistillConfig]):
         constraint = objective_of(c.bias_kind).constraint
         rate = float((scores >= t).mean())
         options = TARGET_OBJECTIVES if c.targets_at == NEAREST else (c.targets_at,)
-        made = {
-            objective: threshold_optimizer_reference(
-                LabelledScores(scores, labels, groups),
-                scores,
-                groups,
-                names,
-                c.seed,
-                constraint,
-                objective=objective,
-            ).rules
-            for objective in options
-        }
+        cache = {} if self.context.targets is None else self.context.targets
+        fitted_on = hashlib.sha256(b"".join(a.tobytes() for a in (scores, labels, groups)))
+        made = {}
+        for objective in options:  # the same for every lr and w_pred: fitted once per search
+            key = ("distill", fitted_on.hexdigest(), constraint, objective, c.seed)
+            if key not in cache:
+                cache[key] = threshold_optimizer_reference(
+                    LabelledScores(scores, labels, groups),
+                    scores,
+                    groups,
+                    names,
+                    c.seed,
+                    constraint,
+                    objective=objective,
+                ).rules
+            made[objective] = cache[key]
         expected = {o: decision_probabilities(r, scores, groups, names) for o, r in made.items()}
         objective = min(options, key=lambda o: abs(float(expected[o].mean()) - rate))
         rules, q = made[objective], expected[objective]

@@ -286,6 +286,8 @@ class SearchContext:
     """None: every setting computes its own (as before sharing)."""
     features: FeatureCache | None = field(default_factory=FeatureCache)
     """None: every head-only phase computes its own backbone features."""
+    targets: dict[tuple[Any, ...], Any] | None = field(default_factory=dict)
+    """None: every setting derives its own targets from the starting model's scores."""
 
     def attempt(
         self, method: str, point: dict[str, Any], plan: StepPlan | None = None
@@ -313,7 +315,7 @@ class SearchContext:
         """``method`` with ``point`` fitted on the fit part, unscored and untold to the progress
         view: :meth:`attempt`'s fit, and alone a budgeted search's plan at share 0."""
         fitter = get_method(method, **self.settings.method_config(method, point, self.seed))
-        shared = FitContext(self.progress, self.importances, self.features, plan)
+        shared = FitContext(self.progress, self.importances, self.features, plan, self.targets)
         try:
             return fitter.fit(self.model, self.fit, head=self.head, context=shared)
         except TrainingDiverged as diverged:
