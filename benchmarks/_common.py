@@ -125,8 +125,10 @@ def recorded_args(args: argparse.Namespace) -> dict[str, Any]:
     def public(value: Any) -> Any:
         if isinstance(value, (list, tuple)):
             return [public(v) for v in value]
-        if not isinstance(value, (str, Path)) or not Path(value).is_absolute():
+        if not isinstance(value, (str, Path)):
             return value
+        if not Path(value).is_absolute():
+            return str(value)
         path = Path(value).resolve()
         return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
 

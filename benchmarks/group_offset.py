@@ -173,6 +173,11 @@ def one_seed(protocol: TabularProtocol, frame: Any, seed: int, offsets: np.ndarr
     }
 
 
+def ratio(value: float, reference: float) -> str:
+    """``value`` as a multiple of ``reference`` (n/a where the reference is 0)."""
+    return f"{value / reference:.1f}x" if reference else "n/a"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS))
@@ -205,8 +210,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{mean['rate_group_thresholds_held']:.3f}",
                 f"{mean['group_offset_at_own_rate']:.3f} ({flat_own}/{len(seeds)})",
                 f"{mean['group_thresholds']:.3f} ({mean['rate_group_thresholds_test']:.3f})",
-                f"{mean['group_offset'] / mean['group_thresholds']:.1f}x",
-                f"{mean['group_offset_at_own_rate'] / mean['group_thresholds']:.1f}x",
+                ratio(mean["group_offset"], mean["group_thresholds"]),
+                ratio(mean["group_offset_at_own_rate"], mean["group_thresholds"]),
             ]
         )
     columns = [

@@ -3,6 +3,7 @@
 
 import argparse
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -42,13 +43,16 @@ def test_results_files_record_no_machine_folders(benchmarks_on_path, tmp_path):
         tables_from=tmp_path / "elsewhere" / "y.json",
         seeds=[0, 1],
         inputs=[str(tmp_path / "a.csv"), "relative/b.csv"],
+        out=Path("benchmarks/results/z.json"),  # a relative Path, as quality.py's default
     )
     assert common.recorded_args(args) == {
         "json": "benchmarks/results/x.json",
         "tables_from": "y.json",
         "seeds": [0, 1],
         "inputs": ["a.csv", "relative/b.csv"],
+        "out": "benchmarks/results/z.json",
     }
+    json.dumps(common.recorded_args(args))  # every value JSON can write
     for path in (BENCHMARKS / "results").glob("*.json"):
         text = path.read_text()
         assert str(BENCHMARKS.parent) not in text and "/tmp/" not in text, path.name

@@ -115,12 +115,12 @@ def test_the_final_rung_trains_the_most_promising_short_setting_in_full():
     assert full.point == offer.point
     assert [r["epoch"] for r in full.result.history] == list(range(1, 10))  # all 9 epochs
     assert after.rows == found.rows + final["rows"] <= 6000  # within the whole budget
-    # the tried list tells the short fit from the full one by its share of the epochs
+    # the tried list tells the short fit from the full one
     listed = [t.to_dict() for t in after.tried(here.settings.criterion)]
     again = [t for t in listed if t["setting"] == offer.point]
-    assert [t.get("share", 1.0) for t in again] == [found.rungs[-1]["share"], 1.0]
-    assert "share" not in again[1]
-    assert [Tried.from_dict(t).share for t in again] == [found.rungs[-1]["share"], 1.0]
+    assert [t.get("cut_short", False) for t in again] == [True, False]
+    assert [Tried.from_dict(t).cut_short for t in again] == [True, False]
+    assert all(t.get("cut_short") for t in listed[: len(found.outcomes)])  # every short fit
 
     spent = replace(found, rows=6000 - final["rows"] + 1)  # one row short of paying for it
     assert final_rung(here, ready, [spent], start_auc) == [spent]

@@ -141,3 +141,8 @@ def test_regret_from_noise_is_zero_alone_or_far_ahead():
     assert alone == 0.0 and ahead == 0.0
     with pytest.raises(FairtuneError, match="at least one model"):
         regret_from_noise(y, g, NAMES, [])
+    one = [ScoredModel(biased, 0.5)]
+    with pytest.raises(FairtuneError, match="n_boot must be at least 1"):
+        regret_from_noise(y, g, NAMES, one, Bootstrap(n_boot=0))
+    with pytest.raises(FairtuneError, match="unknown metric 'auroc'"):
+        regret_from_noise(y, g, NAMES, one, key="auroc")

@@ -7,10 +7,12 @@ import math
 import pytest
 from _helpers import biased_data
 
+from fairtune.io import write_json
 from fairtune.reporting.notes import notes
 from fairtune.selection.comparison import compare
 from fairtune.selection.records import (
     BaselineRecord,
+    BestOnTest,
     ChoiceRecord,
     ReferenceRecord,
     SearchCost,
@@ -68,3 +70,11 @@ def test_the_selected_note_says_what_the_search_cost_against_the_training(start_
     assert said and f"{cost.rows:,} rows, {cost.rows / 600:.2f}x the original training's" in said[0]
     unknown = SearchCost("grid", 10)
     assert unknown.text() == "the search passed 10 rows (the original training's unknown)"
+
+
+def test_an_unmeasured_noise_and_value_read_back_as_nan_through_the_json_writer(tmp_path):
+    """NaN is written as null (fairtune.io.write_json) and must come back as NaN."""
+    best = BestOnTest("original", {}, "eodds_mean", math.nan, math.nan)
+    write_json(tmp_path / "best.json", best.to_dict())
+    read = BestOnTest.from_dict(json.loads((tmp_path / "best.json").read_text()))
+    assert read.key == "eodds_mean" and math.isnan(read.value) and math.isnan(read.noise)

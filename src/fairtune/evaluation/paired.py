@@ -11,7 +11,7 @@ come from the weighted core of :mod:`fairtune.evaluation.metrics`, as its bootst
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,11 +99,32 @@ def _gap(
     return m[key]
 
 
-def _strata(y: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
-    """The rows of each group x label cell: resampling within them keeps every group's
-    positives and negatives, so its TPR and FPR stay defined."""
+def _draws(
+    y: np.ndarray,
+    g: np.ndarray,
+    resampling: Bootstrap,
+    key: str,
+    measure: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``measure`` of the weights of each of ``resampling.n_boot`` resamples of the rows,
+    drawn with replacement within each group x label cell (so every group keeps its
+    positives and negatives, and its TPR and FPR stay defined) from the stream of
+    ``resampling.seed``, in chunks that keep the weights within :data:`MAX_CELLS`."""
+    if resampling.n_boot < 1:
+        raise FairtuneError(f"n_boot must be at least 1, got {resampling.n_boot}")
+    if key not in METRIC_KEYS:
+        raise FairtuneError(f"unknown metric '{key}'; choose from {list(METRIC_KEYS)}")
     cells = g * 2 + y.astype(np.int64)
-    return [np.flatnonzero(cells == c) for c in np.unique(cells)]
+    strata = [np.flatnonzero(cells == c) for c in np.unique(cells)]
+    rng = np.random.default_rng(resampling.seed)
+    chunk = max(1, MAX_CELLS // len(y))
+    n_boot = resampling.n_boot
+    return np.concatenate(
+        [
+            measure(resample_weights(strata, len(y), min(chunk, n_boot - start), rng))
+            for start in range(0, n_boot, chunk)
+        ]
+    )
 
 
 def regret_from_noise(
@@ -129,19 +150,14 @@ def regret_from_noise(
         ScoredModel(s, check_threshold(m.threshold))
         for (_, s, _), m in zip(checked, models, strict=True)
     ]
-    strata = _strata(y, g)
-    rng = np.random.default_rng(resampling.seed)
-    chunk = max(1, MAX_CELLS // len(y))
-    regrets = []
-    for start in range(0, resampling.n_boot, chunk):
-        w = resample_weights(strata, len(y), min(chunk, resampling.n_boot - start), rng)
+
+    def regret(w: np.ndarray) -> np.ndarray:
         gaps = np.stack([_gap(w, y, g, len(names), m, key) for m in scored])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN draws stay NaN
-            regrets.append(gaps[0] - np.nanmin(gaps, axis=0))
+        return gaps[0] - np.nanmin(gaps, axis=0)
+
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.nanmean(np.concatenate(regrets)))
+        warnings.simplefilter("ignore", RuntimeWarning)  # undefined in every draw -> NaN
+        return float(np.nanmean(_draws(y, g, resampling, key, regret)))
 
 
 def paired_bootstrap_improvement(
@@ -165,31 +181,20 @@ def paired_bootstrap_improvement(
     mean b is fairer; see :attr:`Improvement.improves`. The same seed gives the same
     interval.
     """
-    n_boot = resampling.n_boot
     names = check_group_names(group_names)
     y, s_a, g = check_inputs(y_true, a.scores, groups, len(names))
     _, s_b, _ = check_inputs(y_true, b.scores, groups, len(names))
     a = ScoredModel(s_a, check_threshold(a.threshold))
     b = ScoredModel(s_b, check_threshold(b.threshold))
-    if n_boot < 1:
-        raise FairtuneError(f"n_boot must be at least 1, got {n_boot}")
-    if key not in METRIC_KEYS:
-        raise FairtuneError(f"unknown metric '{key}'; choose from {list(METRIC_KEYS)}")
 
     def difference(w: np.ndarray) -> np.ndarray:
         return _gap(w, y, g, len(names), a, key) - _gap(w, y, g, len(names), b, key)
 
-    strata = _strata(y, g)
-    rng = np.random.default_rng(resampling.seed)
-    chunk = max(1, MAX_CELLS // len(y))
-    draws = [
-        difference(resample_weights(strata, len(y), min(chunk, n_boot - start), rng))
-        for start in range(0, n_boot, chunk)
-    ]
+    draws = _draws(y, g, resampling, key, difference)
     coverage = 1 - resampling.alpha
     tail = 100 * (1 - coverage) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # undefined in every draw -> NaN
-        low, high = np.nanpercentile(np.concatenate(draws), [tail, 100 - tail])
+        low, high = np.nanpercentile(draws, [tail, 100 - tail])
     estimate = difference(np.ones((1, len(y))))[0]
-    return Improvement(float(estimate), float(low), float(high), n_boot)
+    return Improvement(float(estimate), float(low), float(high), resampling.n_boot)

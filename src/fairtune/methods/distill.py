@@ -134,7 +134,7 @@ class Distill(Method[DistillConfig]):
         fitted_on = hashlib.sha256(b"".join(a.tobytes() for a in (scores, labels, groups)))
         made = {}
         for objective in options:  # the same for every lr and w_pred: fitted once per search
-            key = ("distill", fitted_on.hexdigest(), constraint, objective, c.seed)
+            key = ("distill", fitted_on.hexdigest(), tuple(names), constraint, objective, c.seed)
             if key not in cache:
                 cache[key] = threshold_optimizer_reference(
                     LabelledScores(scores, labels, groups),

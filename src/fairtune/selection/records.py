@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from fairtune.io import number
 from fairtune.methods.registry import BASELINE, SELECTED
 
 HELD_OUT = "held_out_"
@@ -43,24 +44,25 @@ class HeldOut:
 
 @dataclass(frozen=True)
 class Tried:
-    """One setting a search tried: its held-out values, or why its fit failed; ``share``:
-    of its epochs it trained, below 1 where a halving rung cut it short (a setting the
-    final rung retrains in full is listed twice, its short fit first)."""
+    """One setting a search tried: its held-out values, or why its fit failed;
+    ``cut_short``: a halving rung trained it on fewer epochs (or rows) than its settings ask
+    (a setting the final rung retrains in full is listed twice, its short fit first)."""
 
     setting: dict[str, Any]
     held: HeldOut | None = None
     failed: str | None = None
-    share: float = 1.0
+    cut_short: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         if self.held is None:
             return {"setting": self.setting, "failed": self.failed}
-        cut = {"share": self.share} if self.share < 1 else {}
+        cut = {"cut_short": True} if self.cut_short else {}
         return {"setting": self.setting, **self.held.to_dict(), **cut}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Tried:
-        return cls(d["setting"], HeldOut.from_dict(d), d.get("failed"), d.get("share", 1.0))
+        short = d.get("cut_short", False)
+        return cls(d["setting"], HeldOut.from_dict(d), d.get("failed"), short)
 
 
 @dataclass(frozen=True)
@@ -155,10 +157,10 @@ class BestOnTest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BestOnTest:
-        """From :meth:`to_dict`'s form; a file written before the noise was measured reads
-        it as NaN."""
+        """From :meth:`to_dict`'s form (NaN written as null); a file written before the
+        noise was measured reads it as NaN."""
         key = next(k for k in d if k not in ("method", "setting", NOISE_KEY))
-        return cls(d["method"], d["setting"], key, d[key], d.get(NOISE_KEY, math.nan))
+        return cls(d["method"], d["setting"], key, number(d[key]), number(d.get(NOISE_KEY)))
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,9 @@ def selection_summary(rows: Sequence[ResultRow]) -> dict[str, Any]:
     assert all(isinstance(c, ChoiceRecord) for c in chosen)
     regret = np.array([c.regret for c in chosen], dtype=float)
     defined = regret[~np.isnan(regret)]
-    noise = np.array([c.best_on_test.noise if c.best_on_test else math.nan for c in chosen])
+    noise = np.array(
+        [c.best_on_test.noise if c.best_on_test else math.nan for c in chosen], dtype=float
+    )
     return {
         "per_seed": [
             {

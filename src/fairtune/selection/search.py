@@ -219,7 +219,7 @@ class Candidate:
     result: DebiasResult
     scores: torch.Tensor  # on the held-out part
     held: HeldOutScore
-    share: float = 1.0  # of its epochs the setting trained (below 1: a halving rung's)
+    cut_short: bool = False  # a halving rung trained it on less than its settings ask
 
 
 @dataclass
@@ -254,12 +254,14 @@ class MethodSearch:
 
     def tried(self, criterion: Criterion) -> list[Tried]:
         """Each setting tried with its held-out AUC and value of the criterion's metric (and
-        the share of its epochs where a halving rung cut it short), or with why it failed."""
+        whether a halving rung cut it short), or with why it failed."""
         return [
             Tried(o.point, failed=o.reason)
             if isinstance(o, Failure)
             else Tried(
-                o.point, HeldOut(o.held.auc, criterion.key, o.held.of(criterion)), share=o.share
+                o.point,
+                HeldOut(o.held.auc, criterion.key, o.held.of(criterion)),
+                cut_short=o.cut_short,
             )
             for o in self.outcomes
         ]
@@ -303,7 +305,8 @@ class SearchContext:
             if torch.isfinite(scores).all():
                 rule, rate = self.settings.threshold_rule, self.reference_rate
                 held = held_out_score(scores, self.held, rule, rate)
-                outcome = Candidate(point, outcome, scores, held, plan.share if plan else 1.0)
+                short = plan is not None and plan.share < 1
+                outcome = Candidate(point, outcome, scores, held, short)
             else:
                 outcome = Failure(point, "held-out scores are NaN: training diverged")
         report_outcome(method, self.seed, outcome)
