@@ -23,8 +23,8 @@ from torch import nn
 
 from fairtune.data import FairData
 from fairtune.evaluation.criterion import Criterion
-from fairtune.evaluation.metrics import MAX_CELLS, FairnessWarning, weighted_metrics
-from fairtune.evaluation.paired import CONFIDENCE, resample_weights
+from fairtune.evaluation.metrics import Bootstrap, FairnessWarning, weighted_metrics
+from fairtune.evaluation.paired import CONFIDENCE, stratified_draws
 from fairtune.evaluation.thresholds import choose_threshold
 from fairtune.models import predict_proba
 
@@ -150,22 +150,18 @@ def measure(
     t_before, t_after = (
         choose_threshold(y, s, rule.criterion.threshold_rule, rate) for s in (s_before, s_after)
     )
-    cells = g * 2 + y
-    strata = [np.flatnonzero(cells == c) for c in np.unique(cells)]
-    rng = np.random.default_rng(seed)
-    chunk = max(1, MAX_CELLS // len(y))
-    weights = [np.ones((1, len(y)))] + [
-        resample_weights(strata, len(y), min(chunk, rule.n_boot - start), rng)
-        for start in range(0, rule.n_boot, chunk)
-    ]
     key = rule.criterion.key
-    before_after = [
-        [_metrics(w, y, s, g, held.n_groups, t, key) for w in weights]
-        for s, t in ((s_before, t_before), (s_after, t_after))
-    ]
+
+    def both(w: np.ndarray) -> np.ndarray:
+        """(draws, 4): the metric and AUC of the starting model, then of the returned one."""
+        pairs = ((s_before, t_before), (s_after, t_after))
+        measured = [_metrics(w, y, s, g, held.n_groups, t, key) for s, t in pairs]
+        return np.column_stack([m[name] for m in measured for name in (key, "auc")])
+
+    resampled = stratified_draws(y, g, Bootstrap(rule.n_boot, seed=seed), key, both)
+    draws = np.vstack([both(np.ones((1, len(y)))), resampled])  # row 0: every row once
     changes = [
-        _change(name, *(np.concatenate([m[name] for m in model]) for model in before_after))
-        for name in (key, "auc")
+        _change(name, draws[:, i], draws[:, i + 2]) for i, name in enumerate((key, "auc"))
     ]
     criterion = rule.criterion
     return Evidence(

@@ -99,7 +99,7 @@ def _gap(
     return m[key]
 
 
-def _draws(
+def stratified_draws(
     y: np.ndarray,
     g: np.ndarray,
     resampling: Bootstrap,
@@ -109,7 +109,10 @@ def _draws(
     """``measure`` of the weights of each of ``resampling.n_boot`` resamples of the rows,
     drawn with replacement within each group x label cell (so every group keeps its
     positives and negatives, and its TPR and FPR stay defined) from the stream of
-    ``resampling.seed``, in chunks that keep the weights within :data:`MAX_CELLS`."""
+    ``resampling.seed``, in chunks that keep the weights within :data:`MAX_CELLS`; the
+    draws of every caller (the paired improvement, the regret's noise, the held-out
+    evidence). Refuses ``n_boot`` below 1 and a ``key`` (the metric the caller measures)
+    that is not a top-level metric."""
     if resampling.n_boot < 1:
         raise FairtuneError(f"n_boot must be at least 1, got {resampling.n_boot}")
     if key not in METRIC_KEYS:
@@ -157,7 +160,7 @@ def regret_from_noise(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # undefined in every draw -> NaN
-        return float(np.nanmean(_draws(y, g, resampling, key, regret)))
+        return float(np.nanmean(stratified_draws(y, g, resampling, key, regret)))
 
 
 def paired_bootstrap_improvement(
@@ -190,7 +193,7 @@ def paired_bootstrap_improvement(
     def difference(w: np.ndarray) -> np.ndarray:
         return _gap(w, y, g, len(names), a, key) - _gap(w, y, g, len(names), b, key)
 
-    draws = _draws(y, g, resampling, key, difference)
+    draws = stratified_draws(y, g, resampling, key, difference)
     coverage = 1 - resampling.alpha
     tail = 100 * (1 - coverage) / 2
     with warnings.catch_warnings():
